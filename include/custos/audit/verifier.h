@@ -1,0 +1,44 @@
+#pragma once
+// Verifier checks a flight log's hash chain: every entry's hash recomputes from its canonical
+// bytes and its predecessor's hash, sequence numbers run 1..n without gaps, and each entry's
+// prev_hash and seq inside the canonical bytes agree with its position. It says which entry is the
+// first bad one and how: changed (kLogCorrupt), removed / reordered / inserted (kLogGap).
+// Never reports success on data it could not fully check.
+//
+// Thread-compatible.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "custos/core/result.h"
+#include "custos/store/store.h"
+
+namespace custos::audit {
+
+struct VerifyReport {
+  int64_t entries = 0;       // entries checked
+  int64_t first_bad_seq = 0; // 0 if ok
+  Status status;             // ok, or kLogCorrupt / kLogGap with the explanation
+  std::string head_hash;     // hash of the last good entry
+};
+
+// Verifies rows incrementally, in order; call Add() for each row then Finish().
+class ChainVerifier {
+ public:
+  // Returns false once an error is found (further rows are ignored).
+  bool Add(const store::LogRow& row);
+  VerifyReport Finish() const;
+
+ private:
+  VerifyReport report_;
+  std::string prev_hash_ = "0000000000000000000000000000000000000000000000000000000000000000";
+  int64_t expect_seq_ = 1;
+};
+
+// Reads the whole log from the store in pages and verifies it.
+VerifyReport VerifyStore(store::Store& store);
+// Verifies a JSONL export (one ToJsonLine() per line).
+VerifyReport VerifyJsonl(std::string_view text);
+
+}  // namespace custos::audit

@@ -1,0 +1,156 @@
+#pragma once
+// Store is the kernel's one persistence interface (DESIGN.md "Store"): flight-log rows, handles
+// and their sealed payloads, heap objects, approvals, mailboxes and spawned agents. The embedded
+// backend is SQLite in WAL mode (sqlite_store.h); a PostgreSQL backend will implement the same
+// interface. Every write a decision depends on is one transaction; nothing assumes one process
+// (two processes may open one SQLite store: approvals answered by `custos approvals` reach a
+// waiting `custos run`).
+//
+// Errors are kStoreError (I/O, busy past the timeout), kNotFound, kAlreadyExists,
+// kVersionConflict; messages never contain payload bytes.
+//
+// Thread-safe: one connection per calling thread inside the implementation, or a mutex.
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "custos/core/json.h"
+#include "custos/core/result.h"
+
+namespace custos::store {
+
+// How AppendLog makes rows durable.
+enum class Sync : uint8_t {
+  kNone = 0,  // handed to the OS (survives a process crash, not power loss)
+  kFull = 1,  // fsync'd before AppendLog returns
+};
+
+// One flight-log row. `canonical` is the entry's canonical JSON (what `hash` covers); the other
+// fields are copies for indexing and must agree with it.
+struct LogRow {
+  int64_t seq = 0;
+  std::string hash;  // hex
+  std::string canonical;
+  int64_t time_ms = 0;
+  std::string agent, run, type, verdict, reason;
+};
+
+struct LogQuery {
+  int64_t from_seq = 1;   // inclusive
+  int64_t limit = 1000;   // max rows
+  std::string agent, run, verdict;  // "" = any
+};
+
+// A value the kernel holds for a handle.
+struct HandleRecord {
+  std::string id;            // "h_" + 26 base32
+  std::string owner_agent;
+  std::string run;
+  std::string content_hash;  // SHA-256 hex of the plaintext
+  Json labels;               // LabelSet::ToJson()
+  std::string kind;          // "file" | "http" | "tool" | "model" | "secret" | "message" | ...
+  std::string sealed;        // AEAD-sealed content (binary); empty for secret handles
+  std::string meta;          // JSON text, e.g. {"secret":"github_token"} (never secret bytes)
+  int64_t created_ms = 0;
+  int64_t expires_ms = 0;    // 0 = never
+};
+
+struct HeapObject {
+  std::string id;
+  std::string type;
+  int64_t version = 0;
+  Json value;
+  Json labels;
+  std::string owner_run;
+  int64_t updated_ms = 0;
+};
+
+// One operation of an atomic heap batch.
+struct HeapOp {
+  enum class Kind { kPut, kDelete } kind = Kind::kPut;
+  HeapObject object;              // for kPut: id/type/value/labels; version is ignored
+  int64_t expected_version = -1;  // -1: no check; 0: must not exist; N: must be at version N
+};
+
+struct Approval {
+  std::string id;
+  std::string agent, run;
+  std::string syscall, target;
+  std::string rule;
+  std::string question;
+  std::string state;  // "pending" | "approved" | "denied" | "expired"
+  std::string answered_by;
+  std::string note;
+  int64_t created_ms = 0, deadline_ms = 0, answered_ms = 0;
+};
+
+struct MailMessage {
+  int64_t id = 0;
+  std::string run, from_agent, to_agent;
+  std::string handle;  // the message content is a handle, so labels travel with it
+  int64_t sent_ms = 0;
+};
+
+struct AgentRecord {
+  std::string name, run, parent;
+  Json syscalls;  // array of syscall names
+  Json budget;    // carved limits
+  int64_t created_ms = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Flight log. Appends rows in one transaction; rows must continue the sequence (seq = last+1).
+  virtual Status AppendLog(const std::vector<LogRow>& rows, Sync sync) = 0;
+  virtual Result<std::vector<LogRow>> ReadLog(const LogQuery& q) = 0;
+  virtual Result<std::optional<LogRow>> LastLog() = 0;
+  virtual Result<int64_t> LogCount() = 0;
+
+  // Handles.
+  virtual Status PutHandle(const HandleRecord& h) = 0;
+  virtual Result<HandleRecord> GetHandle(const std::string& id) = 0;
+
+  // Typed heap (memory.*). Put with expected_version implements compare-and-swap.
+  virtual Result<HeapObject> HeapGet(const std::string& run, const std::string& id) = 0;
+  // Applies every op or none; returns the objects as written (with new versions).
+  virtual Result<std::vector<HeapObject>> HeapApply(const std::string& run,
+                                                    const std::vector<HeapOp>& ops,
+                                                    int64_t now_ms) = 0;
+  virtual Result<std::vector<HeapObject>> HeapQuery(const std::string& run,
+                                                    const std::string& type, int64_t limit) = 0;
+
+  // Approvals.
+  virtual Status PutApproval(const Approval& a) = 0;
+  virtual Result<Approval> GetApproval(const std::string& id) = 0;
+  virtual Result<std::vector<Approval>> ListApprovals(const std::string& state) = 0;
+  // Moves a pending approval to approved/denied. kFailedPrecondition... is kNotFound if missing,
+  // kAlreadyExists if it was already answered or expired.
+  virtual Status AnswerApproval(const std::string& id, bool approve, const std::string& by,
+                                const std::string& note, int64_t now_ms) = 0;
+
+  // Mailboxes between agents of one run (FIFO per recipient).
+  virtual Status SendMail(const MailMessage& m) = 0;
+  virtual Result<std::optional<MailMessage>> RecvMail(const std::string& run,
+                                                      const std::string& to_agent) = 0;
+
+  // Spawned agents.
+  virtual Status PutAgent(const AgentRecord& a) = 0;
+  virtual Result<std::optional<AgentRecord>> GetAgent(const std::string& run,
+                                                      const std::string& name) = 0;
+
+  // Small key/value metadata (e.g. "log.genesis").
+  virtual Status PutMeta(const std::string& key, const std::string& value) = 0;
+  virtual Result<std::optional<std::string>> GetMeta(const std::string& key) = 0;
+};
+
+// Opens (creating if needed) the SQLite store at `path` (WAL, busy timeout 5 s). ":memory:" is
+// accepted for tests.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::filesystem::path& path);
+
+}  // namespace custos::store
