@@ -44,6 +44,10 @@ struct LogEntry {
   std::string policy_hash;
   Json usage = Json::object();     // integers only
   Json extra = Json::object();     // event details, integers and strings only
+
+  // Not encoded: sealed request/result bytes that ToRow() moves into LogRow::payload, stored in
+  // the same transaction as the row.
+  std::string payload;
 };
 
 // The canonical encoding (without `hash`). kInvalidArgument if `usage`/`extra` hold floats.

@@ -29,6 +29,9 @@ enum class Resource : uint8_t {
   kSpendMicros,
 };
 inline constexpr int kResourceCount = 6;
+// A limit that never binds (a resource the policy does not budget). Arithmetic never overflows:
+// used + reserved <= limit holds for every account.
+inline constexpr int64_t kUnlimited = INT64_MAX;
 std::string_view ResourceName(Resource r);  // "model_tokens_in", ...
 
 struct Amounts {
@@ -59,14 +62,22 @@ class Ledger {
   // Creates the account if missing with `limit`; returns OK if it exists (limit unchanged).
   Status Open(const AccountKey& key, const Amounts& limit);
   // Reserves `max` atomically against every resource. kNotFound if the account does not exist.
+  // Negative amounts (here, in limits, carves and actuals) are kInvalidArgument.
   Result<ReservationId> Reserve(const AccountKey& key, const Amounts& max);
   // Settles `actual` (clamped to the reservation: an effect that used more than it reserved is
   // charged the reservation and the status says so with kBudgetExhausted) and refunds the rest.
   Status Settle(ReservationId id, const Amounts& actual);
   // Releases a reservation without charging (the effect did not run).
   Status Cancel(ReservationId id);
-  // Carves `carve` out of parent for a new child account whose limit is `carve`.
+  // Carves `carve` out of parent for a new child account whose limit is `carve`. The carve stays
+  // reserved on the parent until CloseChild. kBudgetExhausted if the parent cannot cover it,
+  // kNotFound if the parent does not exist, kAlreadyExists if the child does.
   Status OpenChild(const AccountKey& parent, const AccountKey& child, const Amounts& carve);
+  // Ends a child account: the parent is charged what the child used plus what the child still
+  // has reserved (an open reservation may yet be spent), and the rest of the carve is refunded.
+  // Later Reserve()s on the child fail with kNotFound; its open reservations may still be settled
+  // or cancelled. kInvalidArgument if `child` was not made by OpenChild.
+  Status CloseChild(const AccountKey& child);
   Result<AccountStatus> Get(const AccountKey& key) const;
 
  private:

@@ -1,7 +1,9 @@
 #pragma once
 // Byte encodings used in ids, keys and the log: lowercase hex, RFC 4648 base32 (lowercase, no
 // padding; used for handle ids), and standard base64 with padding (signed notes, payloads).
-// Decoders reject any character outside the alphabet and any non-canonical padding.
+// Decoders reject any character outside the alphabet (so hex and base32 decoding reject
+// uppercase), any non-canonical padding and non-zero trailing bits: each byte string has exactly
+// one accepted encoding. Decode errors are kInvalidArgument.
 //
 // Thread-safe: free functions.
 

@@ -9,7 +9,12 @@
 //   than it reads.
 // The separator is '/' for paths and '.' for tool and host names.
 //
-// Compile errors are kPolicyBadPattern with the reason in the message. Match() never allocates.
+// Only a `**` with a separator on both sides collapses: `/a/**` matches `/a/` and below but not
+// `/a`, and `**.example.com` does not match `example.com`. An empty pattern and runs of three or
+// more `*` are rejected too.
+//
+// Compile errors are kPolicyBadPattern with the reason in the message. Matches() never allocates
+// and runs in O(|pattern| * |text|) at worst (no exponential backtracking).
 //
 // Thread-compatible: a compiled Glob is immutable.
 

@@ -4,8 +4,18 @@
 //    "kdf":"argon2id13","opslimit":N,"memlimit":N,"salt":"<hex>",     (encrypted form)
 //    "sealed":"<base64 XChaCha20-Poly1305 of the seed>"}
 //   or "seed":"<hex>" with "encrypted":false when the caller asked explicitly for no passphrase.
-// Files are written 0600 through a temp file + rename; loading refuses a file readable by group or
-// others (kKeyError naming the mode), an all-zero seed, and a public key that does not match.
+//   Keys are lowercase hex/base64 as in core/encoding.h; the file is canonical JSON plus "\n".
+//   "sealed" is nonce(24) || ciphertext || tag(16) under the 32-byte key
+//   Argon2id(passphrase, salt, opslimit, memlimit), with the 32 public-key bytes as associated data
+//   (a sealed seed cannot be moved under another public key). New files use libsodium's MODERATE
+//   limits; Load accepts limits within [MIN, SENSITIVE] only, so a crafted file cannot demand
+//   minutes or gigabytes. (Tests lower the cost via src/crypto/key_store_internal.h.)
+// Files are written 0600 through a temp file + fsync + rename + directory fsync; loading refuses a
+// file accessible to group or others in any way (kKeyError naming the octal mode), a symlink, an
+// all-zero seed, unknown fields, a kid or public key that does not match the seed, and a
+// passphrase given for an unencrypted file (so whoever can write the file cannot swap in a key).
+// Errors: kKeyError for a missing file or anything wrong with its content or mode (including a
+// wrong passphrase); kIoError when the filesystem fails. Seeds read or written are wiped.
 //
 // Thread-safe: static functions only.
 
@@ -26,7 +36,8 @@ class KeyStore {
   static Result<SigningKey> Load(const std::filesystem::path& path,
                                  const std::optional<std::string>& passphrase);
   // Loads `path`, or if it does not exist generates a key, saves it unencrypted with 0600 and sets
-  // *created. Used for the kernel's first run (it says so on stderr).
+  // *created (if non-null). Used for the kernel's first run (it says so on stderr). Two processes
+  // racing here end up with the same key: creation never replaces an existing file.
   static Result<SigningKey> LoadOrCreate(const std::filesystem::path& path, bool* created);
 
   // For tests: a key from a fixed seed.

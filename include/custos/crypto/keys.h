@@ -1,13 +1,15 @@
 #pragma once
-// Typed keys (Tink-style): secret bytes live in sodium_malloc'd, mlock'd, wiped memory and leave
+// Typed keys (Tink-style): secret bytes live in sodium_malloc'd (guard pages, mlock'd, read-only
+// after construction via sodium_mprotect_readonly, wiped by sodium_free) memory and leave
 // only through ExportSecret(SecretAccess), whose token only crypto::KeyStore can make, so grep for
 // SecretAccess lists every raw access.
 //
 // Every signature is domain-separated by a SignContext: the signed message is
 // "custos/v1/<context>\0" || msg, so a signature made for one purpose never verifies for another.
 //
-// Failure modes: all-zero or short keys are rejected on load (kKeyError); Verify() returns
-// kTokenInvalid on a bad signature. Keys print only their KeyId.
+// Failure modes: all-zero or short keys are rejected on load (kKeyError), and so are public keys
+// that are not canonical prime-order Ed25519 points; Verify() returns kTokenInvalid on a bad
+// signature; Sign() on a moved-from key is kKeyError. Keys print only their KeyId.
 //
 // Thread-safe: keys are immutable after construction; Sign/Verify may run concurrently.
 
@@ -23,8 +25,8 @@
 namespace custos::crypto {
 
 enum class SignContext : uint8_t {
-  kCheckpoint = 1,     // flight-log checkpoints
-  kReceipt = 2,        // per-syscall receipts
+  kCheckpoint = 1,  // flight-log checkpoints
+  kReceipt = 2,     // per-syscall receipts
   kCapabilityToken = 3,
   kKeyRotation = 4,
   kTest = 100,
@@ -89,7 +91,9 @@ class SigningKey {
 class AeadKey {
  public:
   static AeadKey Generate();
-  // Derives a subkey with BLAKE2b keyed by the signing key's seed, for one named purpose.
+  // Derives a subkey with BLAKE2b keyed by the signing key's seed, for one named purpose:
+  // BLAKE2b-256(key = seed, message = purpose). Deterministic; distinct purposes give
+  // independent keys. REQUIRES: `key` is not moved-from.
   static AeadKey DeriveFrom(const SigningKey& key, std::string_view purpose);
   AeadKey(AeadKey&&) noexcept;
   AeadKey& operator=(AeadKey&&) noexcept;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace custos::crypto {
 
@@ -13,7 +14,7 @@ void EnsureSodium();
 
 void RandomBytes(std::span<uint8_t> out);
 
-// "h_" + 26 lowercase base32 characters = 128 random bits. Used for handles and ids.
+// `prefix` + 26 lowercase base32 characters = 128 random bits, e.g. RandomId("h_") for handles.
 std::string RandomId(std::string_view prefix);
 
 }  // namespace custos::crypto

@@ -1,6 +1,8 @@
 #pragma once
 // SHA-256 (FIPS 180-4) via OpenSSL EVP (uses the CPU's SHA extensions where present; ~4x
-// faster than libsodium's portable code here, and log verification is hash-bound). Digest is a value type; Hex() for display and the log.
+// faster than libsodium's portable code here, and log verification is hash-bound). The EVP_MD is
+// fetched once; Sha256() reuses one context per thread (about 0.2 us for 300 bytes here).
+// Digest is a value type; Hex() for display and the log. OpenSSL failures (never expected) abort.
 //
 // Thread-safe: Sha256Hasher instances are confined to one thread; the free function is pure.
 
@@ -9,7 +11,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-
 
 namespace custos::crypto {
 
@@ -30,6 +31,7 @@ class Sha256Hasher {
   Sha256Hasher& operator=(const Sha256Hasher&) = delete;
   void Update(std::span<const uint8_t> data);
   void Update(std::string_view data);
+  // Returns the digest of everything Update()d and resets the hasher for a new message.
   Digest Finish();
 
  private:

@@ -9,7 +9,12 @@
 //
 // The names users write (`trusted`, `untrusted`, `poisoned-suspect`, `public`, `private`,
 // `secret`, and any tag) parse with Parse(); unknown names are tags, except that tags must match
-// [a-z0-9:._/-]{1,128} (kInvalidArgument otherwise).
+// [a-z0-9:._/-]{1,128} (kInvalidArgument otherwise, with `at` = "/<index>"). Several level names
+// in one list join (["trusted","untrusted"] is untrusted). The constructor and AddTag() take
+// strings from code that may not control them (host names): they never fail, but lowercase ASCII,
+// turn other bytes outside the tag alphabet into '_', cut to 128 bytes, and treat a level name
+// ("secret") as raising that level, so tags() only ever holds valid, non-level tags and Names()
+// re-parses to an equal set.
 //
 // Thread-compatible.
 
@@ -39,7 +44,8 @@ class LabelSet {
 
   // Parses a list of label names, e.g. ["untrusted", "external", "source:example.com"].
   static Result<LabelSet> Parse(const std::vector<std::string>& names);
-  static Result<LabelSet> FromJson(const Json& j);  // array of names
+  // An array of names. kSchemaViolation if `j` is not an array of strings.
+  static Result<LabelSet> FromJson(const Json& j);
 
   Integrity integrity() const { return integrity_; }
   Confidentiality confidentiality() const { return confidentiality_; }
@@ -53,7 +59,8 @@ class LabelSet {
   void JoinWith(const LabelSet& other);
 
   // True if every part of *this is at least `other` (this ⊒ other): integrity no better,
-  // confidentiality no lower, tags a superset. A flow rule `from = X` matches when labels Reaches X.
+  // confidentiality no lower, tags a superset. A flow rule `from = X` matches when labels Reaches
+  // X.
   bool Reaches(const LabelSet& other) const;
 
   // Names, in a stable order: integrity, confidentiality, then tags. Bottom parts are included

@@ -37,6 +37,9 @@ struct LogRow {
   std::string canonical;
   int64_t time_ms = 0;
   std::string agent, run, type, verdict, reason;
+  // Sealed (AEAD) request or result bytes kept beside the row in the same transaction; not part of
+  // `canonical` (the entry carries only their hash). "" if none.
+  std::string payload;
 };
 
 struct LogQuery {
@@ -106,26 +109,38 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Flight log. Appends rows in one transaction; rows must continue the sequence (seq = last+1).
+  // Flight log. Appends rows in one transaction, all or none; rows must continue the sequence
+  // (the first row's seq = last + 1, then consecutive), else kLogGap and nothing is written.
   virtual Status AppendLog(const std::vector<LogRow>& rows, Sync sync) = 0;
+  // Makes every row appended so far durable, as if each had been appended with Sync::kFull.
+  virtual Status SyncLog() = 0;
+  // Rows in seq order, filtered by the non-empty fields of `q`. `payload` is left empty: read it
+  // with ReadPayload(). kInvalidArgument if q.limit <= 0.
   virtual Result<std::vector<LogRow>> ReadLog(const LogQuery& q) = 0;
   virtual Result<std::optional<LogRow>> LastLog() = 0;
   virtual Result<int64_t> LogCount() = 0;
+  // The sealed payload stored with row `seq` (kNotFound if none).
+  virtual Result<std::string> ReadPayload(int64_t seq) = 0;
 
-  // Handles.
+  // Handles. PutHandle is kAlreadyExists if the id exists; GetHandle kNotFound if missing.
   virtual Status PutHandle(const HandleRecord& h) = 0;
   virtual Result<HandleRecord> GetHandle(const std::string& id) = 0;
 
   // Typed heap (memory.*). Put with expected_version implements compare-and-swap.
   virtual Result<HeapObject> HeapGet(const std::string& run, const std::string& id) = 0;
-  // Applies every op or none; returns the objects as written (with new versions).
+  // Applies every op or none, in order (a later op sees the earlier ones); returns the objects as
+  // written. A put's version is the previous version + 1 (the first is 1); a deleted object is
+  // returned with version 0 and a null value. kVersionConflict names the id, the expected and the
+  // actual version (0 = absent); deleting a missing object is kNotFound.
   virtual Result<std::vector<HeapObject>> HeapApply(const std::string& run,
                                                     const std::vector<HeapOp>& ops,
                                                     int64_t now_ms) = 0;
+  // Objects of `type` ("" = any) in id order.
   virtual Result<std::vector<HeapObject>> HeapQuery(const std::string& run,
                                                     const std::string& type, int64_t limit) = 0;
 
-  // Approvals.
+  // Approvals. PutApproval creates one (kAlreadyExists if the id is taken; kInvalidArgument
+  // unless state is one of the four names). ListApprovals("") lists every state, oldest first.
   virtual Status PutApproval(const Approval& a) = 0;
   virtual Result<Approval> GetApproval(const std::string& id) = 0;
   virtual Result<std::vector<Approval>> ListApprovals(const std::string& state) = 0;
@@ -134,12 +149,13 @@ class Store {
   virtual Status AnswerApproval(const std::string& id, bool approve, const std::string& by,
                                 const std::string& note, int64_t now_ms) = 0;
 
-  // Mailboxes between agents of one run (FIFO per recipient).
+  // Mailboxes between agents of one run (FIFO per (run, recipient)). SendMail assigns the id
+  // (m.id is ignored); RecvMail removes and returns the oldest message, nullopt if none.
   virtual Status SendMail(const MailMessage& m) = 0;
   virtual Result<std::optional<MailMessage>> RecvMail(const std::string& run,
                                                       const std::string& to_agent) = 0;
 
-  // Spawned agents.
+  // Spawned agents. PutAgent is kAlreadyExists if (run, name) exists.
   virtual Status PutAgent(const AgentRecord& a) = 0;
   virtual Result<std::optional<AgentRecord>> GetAgent(const std::string& run,
                                                       const std::string& name) = 0;

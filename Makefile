@@ -1,0 +1,49 @@
+# Custos — top-level entry points. `make demo` and `make test` work on a fresh Debian 12 machine.
+BUILD ?= build
+TSAN_BUILD ?= build-tsan
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps configure build test test-unit test-sanitize demo bench format check-format clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# Every test: unit, invariants, canary, integration, conformance vectors (ctest), the layering
+# check, and the ThreadSanitizer run of the concurrency tests.
+test: build
+	@scripts/check_layering.sh
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+	@$(MAKE) --no-print-directory test-sanitize
+
+test-unit: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# ThreadSanitizer build of the tests that exercise concurrency (kernel, budget, audit).
+test-sanitize: deps
+	@cmake -S . -B $(TSAN_BUILD) -G Ninja -DCUSTOS_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target custos_budget_test custos_audit_test custos_kernel_test
+	@cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  ctest --output-on-failure -j $(JOBS) --timeout 600 -L 'budget|audit|kernel' -E 'Crash|Kill'
+
+demo: build
+	@$(BUILD)/custos demo
+
+bench: build
+	@scripts/bench.sh $(BUILD)
+
+format:
+	@find include src tests bench -name '*.h' -o -name '*.cc' | xargs clang-format -i
+
+check-format:
+	@find include src tests bench -name '*.h' -o -name '*.cc' | xargs clang-format --dry-run --Werror
+
+clean:
+	rm -rf $(BUILD) $(TSAN_BUILD)

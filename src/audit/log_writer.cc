@@ -1,0 +1,327 @@
+// The flight-log writer.
+//
+// Work is split so the single writer thread does only store I/O:
+//   caller thread, no lock:  fill time_ms, encode the entry canonically with placeholder seq and
+//                            prev_hash (the expensive part, run in parallel by all callers), and
+//                            find where those two values sit (ScanEntry);
+//   caller thread, `mu_`:    take the next seq, patch seq and prev_hash into the text, hash it,
+//                            advance the chain head, enqueue the row; seq order = chain order =
+//                            queue order, because all three happen under one lock;
+//   writer thread:           swap the whole queue out and append it in one store transaction
+//                            (group commit), then release the callers whose rows it holds.
+// Because the chain is computed at enqueue, kNone can return the seq and hash immediately.
+
+#include "custos/audit/log_writer.h"
+
+#include <charconv>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "audit/entry_scan_internal.h"
+#include "custos/crypto/sha256.h"
+
+namespace custos::audit {
+namespace {
+
+// Callers block (even in kNone) once this many rows wait for the writer, so memory stays bounded
+// when appends outpace the store.
+constexpr size_t kMaxQueuedRows = 16384;
+
+Status AsStoreError(const Status& s) {
+  if (s.reason() == Reason::kStoreError) {
+    return s;
+  }
+  return Status(Reason::kStoreError, "flight log append failed: " + s.ToString());
+}
+
+}  // namespace
+
+std::string_view DurabilityName(Durability d) {
+  switch (d) {
+    case Durability::kNone:
+      return "none";
+    case Durability::kGroup:
+      return "group";
+    case Durability::kFsync:
+      return "fsync";
+  }
+  return "unknown";
+}
+
+Result<Durability> ParseDurability(std::string_view name) {
+  if (name == "none") {
+    return Durability::kNone;
+  }
+  if (name == "group") {
+    return Durability::kGroup;
+  }
+  if (name == "fsync") {
+    return Durability::kFsync;
+  }
+  return Status(Reason::kInvalidArgument,
+                "unknown durability '" + std::string(name.substr(0, 32)) +
+                    "' (expected none, group or fsync)");
+}
+
+struct LogWriter::Impl {
+  Impl(store::Store* s, Durability d, const Clock* c) : store(s), durability(d), clock(c) {}
+
+  // Patches seq and prev_hash into a pre-encoded entry, hashes it and enqueues it.
+  // REQUIRES: mu held, no failure, not stopping.
+  Appended ChainAndEnqueue(store::LogRow row, const internal::EntryLayout& layout) {
+    const int64_t seq = ++last_seq;
+    std::string& text = row.canonical;
+    std::memcpy(text.data() + layout.prev_hash_pos, head_hex, internal::kHashHexLen);
+    char digits[24];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, seq);
+    text.replace(layout.seq_pos, layout.seq_len, digits, end - digits);
+
+    hasher.Update(std::span<const uint8_t>(head_bytes, sizeof head_bytes));
+    hasher.Update(text);
+    crypto::Digest d = hasher.Finish();
+    std::memcpy(head_bytes, d.bytes.data(), sizeof head_bytes);
+    internal::EncodeHashHex(head_bytes, head_hex);
+
+    row.seq = seq;
+    row.hash.assign(head_hex, internal::kHashHexLen);
+    Appended out{seq, row.hash};
+    queue.push_back(std::move(row));
+    if (writer_idle) {
+      work_cv.notify_one();
+    }
+    return out;
+  }
+
+  // REQUIRES: mu held.
+  Status FailureFor(int64_t seq) const {
+    if (seq >= failed_from) {
+      return failure;
+    }
+    return Status::Ok();
+  }
+
+  // REQUIRES: mu held.
+  Status Unavailable() const {
+    return Status(Reason::kUnavailable,
+                  stopping ? "the flight log writer is shutting down"
+                           : "the flight log writer stopped after a store error: " +
+                                 std::string(failure.message()));
+  }
+
+  // REQUIRES: mu held (released while the store is written).
+  void Fail(std::unique_lock<std::mutex>& lock, const Status& s, int64_t from_seq) {
+    (void)lock;
+    failure = AsStoreError(s);
+    failed_from = from_seq;
+    done_cv.notify_all();
+    space_cv.notify_all();
+  }
+
+  void Run() {
+    std::unique_lock lock(mu);
+    std::vector<store::LogRow> batch;
+    while (true) {
+      writer_idle = true;
+      work_cv.wait(lock, [&] {
+        return !queue.empty() || stopping || flush_target > durable_seq;
+      });
+      writer_idle = false;
+      if (failed_from != INT64_MAX) {
+        return;
+      }
+      if (!queue.empty()) {
+        batch.swap(queue);
+        space_cv.notify_all();
+        int64_t committed = written_seq;
+        lock.unlock();
+        Status s;
+        if (durability == Durability::kFsync) {
+          // One fsync'd transaction per entry, each caller released as soon as its own is done.
+          std::vector<store::LogRow> one(1);
+          for (store::LogRow& row : batch) {
+            one[0] = std::move(row);
+            s = store->AppendLog(one, store::Sync::kFull);
+            if (!s.ok()) {
+              break;
+            }
+            lock.lock();
+            committed = written_seq = durable_seq = one[0].seq;
+            done_cv.notify_all();
+            lock.unlock();
+          }
+        } else {
+          s = store->AppendLog(batch, durability == Durability::kGroup ? store::Sync::kFull
+                                                                        : store::Sync::kNone);
+        }
+        const int64_t first = batch.front().seq, last = batch.back().seq;
+        batch.clear();
+        lock.lock();
+        if (!s.ok()) {
+          Fail(lock, s, durability == Durability::kFsync ? committed + 1 : first);
+          return;
+        }
+        written_seq = last;
+        if (durability != Durability::kNone) {
+          durable_seq = last;
+        }
+        done_cv.notify_all();
+        continue;  // take whatever queued meanwhile before syncing or stopping
+      }
+      if (flush_target > durable_seq || (stopping && durable_seq < written_seq)) {
+        const int64_t target = written_seq;
+        lock.unlock();
+        Status s = store->SyncLog();
+        lock.lock();
+        if (!s.ok()) {
+          Fail(lock, s, durable_seq + 1);
+          return;
+        }
+        durable_seq = std::max(durable_seq, target);
+        done_cv.notify_all();
+        continue;
+      }
+      if (stopping) {
+        return;
+      }
+    }
+  }
+
+  store::Store* const store;
+  const Durability durability;
+  const Clock* const clock;
+
+  mutable std::mutex mu;
+  std::condition_variable work_cv;   // the writer waits for rows, a flush or stop
+  std::condition_variable done_cv;   // callers wait for written/durable progress or failure
+  std::condition_variable space_cv;  // callers wait for room in the queue
+  std::vector<store::LogRow> queue;  // guarded by mu
+  bool writer_idle = false;          // guarded by mu
+  bool stopping = false;             // guarded by mu
+  int64_t last_seq = 0;              // guarded by mu; last seq handed out
+  uint8_t head_bytes[32] = {};       // guarded by mu; hash of last_seq
+  char head_hex[internal::kHashHexLen] = {};  // guarded by mu
+  crypto::Sha256Hasher hasher;       // guarded by mu
+  int64_t written_seq = 0;           // guarded by mu; committed to the store
+  int64_t durable_seq = 0;           // guarded by mu; committed and fsync'd
+  int64_t flush_target = 0;          // guarded by mu; Flush() wants durable_seq >= this
+  Status failure;                    // guarded by mu
+  int64_t failed_from = INT64_MAX;   // guarded by mu; first seq that was not written
+  std::thread thread;
+};
+
+Result<std::unique_ptr<LogWriter>> LogWriter::Open(store::Store* store, Durability durability,
+                                                   const Clock* clock) {
+  if (store == nullptr || clock == nullptr) {
+    return Status(Reason::kInvalidArgument, "LogWriter needs a store and a clock");
+  }
+  auto impl = std::make_unique<Impl>(store, durability, clock);
+  CUSTOS_ASSIGN_OR_RETURN(std::optional<store::LogRow> last, store->LastLog());
+  std::string head = kGenesisHash;
+  if (last.has_value()) {
+    // Check the row the chain continues from, so a damaged tail is not silently extended.
+    Result<internal::EntryLayout> l =
+        internal::ScanEntry(last->canonical, internal::ScanMode::kCanonical);
+    if (!l.ok()) {
+      return Status(Reason::kLogCorrupt, "last log entry " + std::to_string(last->seq) + ": " +
+                                             std::string(l.status().message()));
+    }
+    std::string_view prev(last->canonical.data() + l->prev_hash_pos, internal::kHashHexLen);
+    if (l->seq != last->seq || ChainHash(prev, last->canonical) != last->hash) {
+      return Status(Reason::kLogCorrupt, "last log entry " + std::to_string(last->seq) +
+                                             " does not match its hash; refusing to extend it");
+    }
+    head = last->hash;
+    impl->last_seq = impl->written_seq = impl->durable_seq = last->seq;
+  }
+  std::memcpy(impl->head_hex, head.data(), internal::kHashHexLen);
+  internal::DecodeHashHex(head, impl->head_bytes);
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->Run(); });
+  return std::unique_ptr<LogWriter>(new LogWriter(std::move(impl)));
+}
+
+LogWriter::LogWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+LogWriter::~LogWriter() {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->work_cv.notify_one();
+  impl_->thread.join();
+  // Wake anyone still waiting (a caller racing the destructor is a bug, but must not hang).
+  impl_->done_cv.notify_all();
+  impl_->space_cv.notify_all();
+}
+
+Result<Appended> LogWriter::Append(LogEntry entry) {
+  Impl& w = *impl_;
+  if (entry.time_ms == 0) {
+    entry.time_ms = w.clock->NowMillis();
+  }
+  // Encode with placeholders; ChainAndEnqueue patches the real values in under the lock.
+  entry.seq = 0;
+  entry.prev_hash = kGenesisHash;
+  CUSTOS_ASSIGN_OR_RETURN(std::string canonical, EncodeCanonical(entry));
+  Result<internal::EntryLayout> layout =
+      internal::ScanEntry(canonical, internal::ScanMode::kCanonical);
+  if (!layout.ok()) {
+    return Status(Reason::kInternal,
+                  "encoded log entry does not scan: " + std::string(layout.status().message()));
+  }
+  store::LogRow row;
+  row.canonical = std::move(canonical);
+  row.time_ms = entry.time_ms;
+  row.agent = std::move(entry.agent);
+  row.run = std::move(entry.run);
+  row.type = std::move(entry.type);
+  row.verdict = std::move(entry.verdict);
+  row.reason = std::move(entry.reason);
+  row.payload = std::move(entry.payload);
+
+  std::unique_lock lock(w.mu);
+  w.space_cv.wait(lock, [&] {
+    return w.queue.size() < kMaxQueuedRows || w.failed_from != INT64_MAX || w.stopping;
+  });
+  if (w.failed_from != INT64_MAX || w.stopping) {
+    return w.Unavailable();
+  }
+  Appended a = w.ChainAndEnqueue(std::move(row), *layout);
+  if (w.durability == Durability::kNone) {
+    return a;
+  }
+  w.done_cv.wait(lock, [&] { return w.durable_seq >= a.seq || w.failed_from <= a.seq; });
+  CUSTOS_RETURN_IF_ERROR(w.FailureFor(a.seq));
+  return a;
+}
+
+Result<Appended> LogWriter::Flush() {
+  Impl& w = *impl_;
+  std::unique_lock lock(w.mu);
+  Appended a{w.last_seq, std::string(w.head_hex, internal::kHashHexLen)};
+  CUSTOS_RETURN_IF_ERROR(w.FailureFor(a.seq));
+  if (w.durable_seq >= a.seq) {
+    return a;
+  }
+  if (w.stopping) {
+    return w.Unavailable();
+  }
+  w.flush_target = std::max(w.flush_target, a.seq);
+  if (w.writer_idle) {
+    w.work_cv.notify_one();
+  }
+  w.done_cv.wait(lock, [&] { return w.durable_seq >= a.seq || w.failed_from <= a.seq; });
+  CUSTOS_RETURN_IF_ERROR(w.FailureFor(a.seq));
+  return a;
+}
+
+int64_t LogWriter::last_seq() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->last_seq;
+}
+
+}  // namespace custos::audit

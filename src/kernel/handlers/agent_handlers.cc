@@ -1,0 +1,139 @@
+// agent.spawn / agent.send / agent.recv. A child's capabilities are a subset of its parent's and
+// its budget is carved out of the parent's account; messages travel as handles, so their labels
+// travel with them.
+
+#include "kernel/handlers/handlers.h"
+
+namespace custos::kernel {
+namespace {
+
+class AgentSpawnHandler final : public EffectHandler {
+ public:
+  Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const override {
+    const std::string& child = ctx.target;
+    if (s.FindAgent(*ctx.policy, ctx.call.run, child).ok()) {
+      return Status(Reason::kAlreadyExists, "agent '" + child + "' already exists in this run",
+                    "/target");
+    }
+    AgentState state{child, ctx.principal, {}, ctx.call.agent};
+    const Json& names = ctx.call.args.at("syscalls");
+    for (size_t i = 0; i < names.size(); ++i) {
+      const std::string at = "/args/syscalls/" + std::to_string(i);
+      if (!names[i].is_string()) return Status(Reason::kSchemaViolation, "syscall names are strings", at);
+      std::optional<SyscallKind> k = SyscallFromName(names[i].get<std::string>());
+      if (!k) return Status(Reason::kUnknownSyscall, "unknown syscall in spawn", at);
+      // Attenuation only: a child never holds what its parent does not.
+      if (!ctx.syscalls.Contains(*k)) {
+        return Status(Reason::kCapabilityMissing,
+                      "parent '" + ctx.call.agent + "' cannot grant " + names[i].get<std::string>() +
+                          " (it does not hold it)",
+                      at);
+      }
+      state.syscalls.Add(*k);
+    }
+    budget::Amounts carve;
+    Json carved = Json::object();
+    if (ctx.call.args.contains("budget")) {
+      const Json& b = ctx.call.args.at("budget");
+      for (auto it = b.begin(); it != b.end(); ++it) {
+        const std::string at = "/args/budget/" + JsonPointerToken(it.key());
+        int r = -1;
+        for (int i = 0; i < budget::kResourceCount; ++i) {
+          if (budget::ResourceName(static_cast<budget::Resource>(i)) == it.key()) r = i;
+        }
+        if (r < 0) return Status(Reason::kUnknownField, "unknown budget resource '" + it.key() + "'", at);
+        if (!it->is_number_integer() || it->get<int64_t>() < 0) {
+          return Status(Reason::kSchemaViolation, "budget amounts are non-negative integers", at);
+        }
+        carve.v[r] = it->get<int64_t>();
+        carved[it.key()] = carve.v[r];
+      }
+    }
+    // The child's wall clock cannot outlive the parent's remaining time.
+    if (carve[budget::Resource::kWallMs] == 0) {
+      CUSTOS_ASSIGN_OR_RETURN(budget::AccountStatus parent, s.ledger().Get(ctx.account));
+      carve[budget::Resource::kWallMs] =
+          std::max<int64_t>(0, parent.limit[budget::Resource::kWallMs] - s.AccountAgeMs(ctx.account));
+      carved["wall_ms"] = carve[budget::Resource::kWallMs];
+    }
+    budget::AccountKey child_key{child, ctx.call.run};
+    CUSTOS_RETURN_IF_ERROR(s.ledger().OpenChild(ctx.account, child_key, carve));
+    CUSTOS_RETURN_IF_ERROR(s.RegisterChild(ctx.call.run, state, carved));
+    EffectOutput out;
+    Json granted = Json::array();
+    for (SyscallKind k : AllSyscalls()) {
+      if (state.syscalls.Contains(k)) granted.push_back(SyscallName(k));
+    }
+    out.frame = {{"agent", child}, {"parent", ctx.call.agent}, {"syscalls", granted},
+                 {"budget", carved}};
+    return out;
+  }
+};
+
+class AgentSendHandler final : public EffectHandler {
+ public:
+  bool CarriesRawData(const SyscallContext& ctx) const override {
+    return ctx.call.args.contains("message");
+  }
+
+  Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const override {
+    if (!s.FindAgent(*ctx.policy, ctx.call.run, ctx.target).ok()) {
+      return Status(Reason::kUnknownAgent, "no agent '" + ctx.target + "' in run " + ctx.call.run,
+                    "/target");
+    }
+    std::string content;
+    if (ctx.call.args.contains("message")) {
+      content = ctx.call.args.at("message").get<std::string>();
+    } else if (ctx.input_handles.size() == 1) {
+      CUSTOS_ASSIGN_OR_RETURN(content, s.Unseal(ctx.input_handles[0]));
+    } else {
+      return Status(Reason::kSchemaViolation,
+                    "agent.send needs 'message' or exactly one input handle", "/args/message");
+    }
+    if (content.size() > s.options().max_effect_bytes) {
+      return Status(Reason::kPayloadTooLarge, "message exceeds the effect size cap", "/args/message");
+    }
+    // The recipient gets its own handle with the same content and (at least) the same labels.
+    CUSTOS_ASSIGN_OR_RETURN(store::HandleRecord h,
+                            s.MintHandle(ctx.target, ctx.call.run, "message", content,
+                                         ctx.input_labels, Json{{"from", ctx.call.agent}}));
+    store::MailMessage m;
+    m.run = ctx.call.run;
+    m.from_agent = ctx.call.agent;
+    m.to_agent = ctx.target;
+    m.handle = h.id;
+    m.sent_ms = ctx.now_ms;
+    CUSTOS_RETURN_IF_ERROR(s.store().SendMail(m));
+    EffectOutput out;
+    out.frame = {{"to", ctx.target}, {"size", content.size()}};
+    return out;
+  }
+};
+
+class AgentRecvHandler final : public EffectHandler {
+ public:
+  Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const override {
+    CUSTOS_ASSIGN_OR_RETURN(std::optional<store::MailMessage> m,
+                            s.store().RecvMail(ctx.call.run, ctx.call.agent));
+    if (!m) return Status(Reason::kMailboxEmpty, "no message is waiting for " + ctx.call.agent);
+    CUSTOS_ASSIGN_OR_RETURN(store::HandleRecord h,
+                            s.LoadHandle(m->handle, ctx.call.agent, ctx.call.run));
+    CUSTOS_ASSIGN_OR_RETURN(std::string content, s.Unseal(h));
+    CUSTOS_ASSIGN_OR_RETURN(labels::LabelSet l, labels::LabelSet::FromJson(h.labels));
+    EffectOutput out;
+    out.handle = h;
+    out.frame = {{"from", m->from_agent}, {"handle", h.id}, {"labels", l.ToJson()}};
+    if (l.confidentiality() != labels::Confidentiality::kSecret) {
+      out.frame["message"] = TextFrame(content, s.options().max_frame_bytes);
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<EffectHandler> MakeAgentSpawnHandler() { return std::make_unique<AgentSpawnHandler>(); }
+std::unique_ptr<EffectHandler> MakeAgentSendHandler() { return std::make_unique<AgentSendHandler>(); }
+std::unique_ptr<EffectHandler> MakeAgentRecvHandler() { return std::make_unique<AgentRecvHandler>(); }
+
+}  // namespace custos::kernel

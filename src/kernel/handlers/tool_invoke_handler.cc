@@ -1,0 +1,88 @@
+// tool.invoke: runs the tool's configured command with an empty environment, the call's arguments
+// as JSON on standard input, a timeout and output caps. Its output is labeled as the tool's
+// configuration says (untrusted + external by default) and names its source.
+
+#include "custos/effects/command.h"
+#include "kernel/handlers/handlers.h"
+
+namespace custos::kernel {
+namespace {
+
+constexpr size_t kMaxStderrExcerpt = 512;
+
+labels::LabelSet ToolLabels(const policy::ToolSpec& tool) {
+  labels::LabelSet l = labels::LabelSet::Untrusted();
+  l.AddTag("external");
+  if (!tool.labels.empty()) {
+    Result<labels::LabelSet> configured = labels::LabelSet::Parse(tool.labels);
+    if (configured.ok()) l = *configured;  // validated at policy load
+  }
+  l.AddTag("source:tool:" + tool.name);
+  return l;
+}
+
+class ToolInvokeHandler final : public EffectHandler {
+ public:
+  bool CarriesRawData(const SyscallContext& ctx) const override {
+    return ctx.call.args.contains("arguments");
+  }
+
+  void Egress(const SyscallContext& ctx, Services& s, std::string* out) const override {
+    if (ctx.call.args.contains("arguments")) *out += ctx.call.args["arguments"].dump();
+    for (const store::HandleRecord& h : ctx.input_handles) {
+      Result<std::string> c = s.Unseal(h);
+      if (c.ok()) *out += *c;
+    }
+  }
+
+  budget::Amounts MaxCost(const SyscallContext&, Services&) const override {
+    budget::Amounts a;
+    a[budget::Resource::kToolCalls] = 1;
+    return a;
+  }
+
+  Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const override {
+    const policy::ToolSpec* tool = ctx.policy->FindTool(ctx.target);
+    if (tool == nullptr || tool->command.empty()) {
+      return Status(Reason::kToolNotAllowed, "tool '" + ctx.target + "' has no registered command");
+    }
+    Json input = {{"tool", tool->name},
+                  {"arguments", ctx.call.args.value("arguments", Json::object())}};
+    Json inputs = Json::array();
+    for (const store::HandleRecord& h : ctx.input_handles) {
+      CUSTOS_ASSIGN_OR_RETURN(std::string c, s.Unseal(h));
+      inputs.push_back({{"handle", h.id}, {"content", c}});
+    }
+    if (!inputs.empty()) input["inputs"] = inputs;
+    effects::CommandOptions opt;
+    opt.timeout = std::chrono::milliseconds(tool->timeout_ms);
+    opt.max_stdout_bytes = s.options().max_effect_bytes;
+    opt.max_stderr_bytes = 64 * 1024;
+    opt.inherit_env = {"PATH", "LANG"};
+    CUSTOS_ASSIGN_OR_RETURN(effects::CommandResult r,
+                            effects::RunCommand(tool->command, input.dump(), opt));
+    if (r.signaled || r.exit_code != 0) {
+      std::string why = r.signaled ? "killed by signal " + std::to_string(r.signal)
+                                   : "exited with status " + std::to_string(r.exit_code);
+      const std::string excerpt = r.stderr_data.substr(0, kMaxStderrExcerpt);
+      return Status(Reason::kEffectFailed, "tool '" + tool->name + "' " + why +
+                                               (excerpt.empty() ? "" : ": " + excerpt));
+    }
+    EffectOutput out;
+    out.kind = "tool";
+    out.labels = ToolLabels(*tool);
+    out.usage[budget::Resource::kToolCalls] = 1;
+    out.meta = {{"tool", tool->name}, {"duration_ms", r.duration.count()}};
+    out.frame = TextFrame(r.stdout_data, s.options().max_frame_bytes);
+    out.frame["tool"] = tool->name;
+    out.frame["exit_code"] = r.exit_code;
+    out.content = std::move(r.stdout_data);
+    return out;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<EffectHandler> MakeToolInvokeHandler() { return std::make_unique<ToolInvokeHandler>(); }
+
+}  // namespace custos::kernel

@@ -1,0 +1,125 @@
+#include "custos/kernel/kernel.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "custos/crypto/key_store.h"
+#include "custos/crypto/random.h"
+#include "kernel/pipeline.h"
+#include "kernel/services.h"
+
+namespace custos::kernel {
+
+struct Kernel::Impl {
+  std::unique_ptr<Services> services;
+  Pipeline pipeline;
+};
+
+namespace {
+
+Status EnsurePrivateDir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status(Reason::kIoError, "cannot create data directory: " + ec.message(), dir.string());
+  struct stat st{};
+  if (::stat(dir.c_str(), &st) != 0) return Status(Reason::kIoError, "cannot stat data directory", dir.string());
+  if ((st.st_mode & 077) != 0) {
+    // Tighten rather than refuse: the directory is ours (created by init or by this call).
+    if (::chmod(dir.c_str(), 0700) != 0) {
+      return Status(Reason::kKeyError, "data directory is accessible to group/others and cannot be made 0700",
+                    dir.string());
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Kernel>> Kernel::Open(KernelOptions options) {
+  if (!options.policy) return Status(Reason::kInvalidArgument, "a kernel needs a policy");
+  if (options.clock == nullptr) options.clock = &SystemClock();
+  if (!options.notice) {
+    options.notice = [](const std::string& m) { std::fprintf(stderr, "custos: %s\n", m.c_str()); };
+  }
+  CUSTOS_RETURN_IF_ERROR(EnsurePrivateDir(options.data_dir));
+  const std::filesystem::path key_path = options.data_dir / "identity.key";
+  bool created = false;
+  CUSTOS_ASSIGN_OR_RETURN(crypto::SigningKey key,
+                          std::filesystem::exists(key_path)
+                              ? crypto::KeyStore::Load(key_path, options.passphrase)
+                              : crypto::KeyStore::LoadOrCreate(key_path, &created));
+  if (created) {
+    options.notice("no identity configured: created a new Ed25519 identity " + key.id().hex + " in " +
+                   (options.data_dir / "identity.key").string());
+  }
+  CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> st,
+                          store::OpenSqliteStore(options.data_dir / "custos.db"));
+  auto impl = std::make_unique<Impl>();
+  impl->services = std::make_unique<Services>(std::move(options), std::move(st),
+                                              std::make_unique<crypto::SigningKey>(std::move(key)));
+  CUSTOS_RETURN_IF_ERROR(impl->services->Start());
+  Services& s = *impl->services;
+  audit::LogEntry start;
+  start.type = "event";
+  start.syscall = "kernel.start";
+  start.policy_hash = std::string(s.policy()->hash());
+  start.extra = {{"identity", s.identity().id().hex},
+                 {"policy", std::string(s.policy()->name())},
+                 {"durability", std::string(audit::DurabilityName(s.options().durability))}};
+  CUSTOS_RETURN_IF_ERROR(s.log().Append(std::move(start)));
+  return std::unique_ptr<Kernel>(new Kernel(std::move(impl)));
+}
+
+Kernel::Kernel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Kernel::~Kernel() = default;
+
+SyscallResult Kernel::Execute(const Syscall& call) {
+  return impl_->pipeline.Execute(call, *impl_->services);
+}
+
+SyscallResult Kernel::ExecuteJson(std::string_view text) {
+  Result<Json> j = ParseUntrustedJson(text);
+  if (!j.ok()) return impl_->pipeline.RecordParseFailure(j.status(), nullptr, "", *impl_->services);
+  std::string kind_name;
+  Result<Syscall> call = ParseSyscall(*j, &kind_name);
+  if (!call.ok()) {
+    return impl_->pipeline.RecordParseFailure(call.status(), &*j, kind_name, *impl_->services);
+  }
+  return Execute(*call);
+}
+
+Decision Kernel::Explain(const Syscall& call) {
+  return impl_->pipeline.Explain(call, *impl_->services);
+}
+
+Status Kernel::ReloadPolicy(std::shared_ptr<const policy::Policy> policy) {
+  if (!policy) return Status(Reason::kInvalidArgument, "no policy");
+  Services& s = *impl_->services;
+  const std::string old_hash(s.policy()->hash());
+  audit::LogEntry e;
+  e.type = "event";
+  e.syscall = "policy.reload";
+  e.policy_hash = std::string(policy->hash());
+  e.extra = {{"old_policy_hash", old_hash}, {"policy", std::string(policy->name())}};
+  s.SetPolicy(std::move(policy));
+  return s.log().Append(std::move(e)).status();
+}
+
+std::shared_ptr<const policy::Policy> Kernel::policy() const { return impl_->services->policy(); }
+
+Status Kernel::AnswerApproval(const std::string& id, bool approve, const std::string& by,
+                              const std::string& note) {
+  Services& s = *impl_->services;
+  return s.store().AnswerApproval(id, approve, by, note, s.clock().NowMillis());
+}
+
+Result<audit::Appended> Kernel::Commit() { return impl_->services->log().Flush(); }
+
+store::Store& Kernel::store() { return impl_->services->store(); }
+
+const crypto::VerifyingKey& Kernel::identity() const {
+  return impl_->services->identity().verifying_key();
+}
+
+}  // namespace custos::kernel

@@ -1,0 +1,283 @@
+// The syscall pipeline (DESIGN.md "One request, end to end"):
+//
+//   capability → resolve → inputs → policy → labels → budget → [approval]
+//     → record(decision) → effect → record(outcome)
+//
+// Parse and schema run before (ParseSyscall). The decision entry is appended before the effect
+// starts (INV-4); a refusal is recorded the same way and the effect never runs (INV-1). Any
+// failure on the way is a recorded deny (INV-7).
+
+#include "kernel/pipeline.h"
+
+#include <thread>
+
+#include "custos/core/json.h"
+#include "custos/crypto/random.h"
+#include "custos/crypto/sha256.h"
+#include "kernel/approval.h"
+#include "kernel/effect_handler.h"
+#include "kernel/stages/stages.h"
+
+namespace custos::kernel {
+namespace {
+
+std::vector<std::string> LabelNames(const labels::LabelSet& l) { return l.Names(); }
+
+// Everything that reaches a log entry or the caller goes through the vault's redaction first, so
+// a secret that appears in a target or an explanation is never written out (INV-6).
+std::string Redact(const Services& s, std::string_view text) {
+  return s.vault()->scanner().Redact(text);
+}
+
+void RedactDecision(const Services& s, Decision* d) {
+  d->explanation = Redact(s, d->explanation);
+  d->suggestion = Redact(s, d->suggestion);
+}
+
+audit::LogEntry DecisionEntry(const SyscallContext& ctx, const std::string& id, Services& s) {
+  audit::LogEntry e;
+  e.time_ms = ctx.now_ms;
+  e.type = "decision";
+  e.agent = ctx.call.agent;
+  e.run = ctx.call.run;
+  e.syscall_id = id;
+  e.syscall = std::string(SyscallName(ctx.call.kind));
+  e.target = Redact(s, ctx.target.empty() ? ctx.call.target : ctx.target);
+  e.verdict = std::string(VerdictName(ctx.decision.verdict));
+  e.stage = ctx.decision.stage;
+  e.rule = ctx.decision.rule;
+  e.reason = std::string(ReasonName(ctx.decision.reason));
+  e.explanation = ctx.decision.explanation;  // already redacted
+  e.labels = LabelNames(ctx.input_labels);
+  e.policy_hash = std::string(ctx.policy->hash());
+  // The request itself is sealed beside the entry; the entry holds only its hash.
+  Result<std::string> canonical = CanonicalJson(ctx.call.ToJson());
+  const std::string req = canonical.ok() ? *canonical : ctx.call.ToJson().dump();
+  e.req_hash = crypto::Sha256(req).Hex();
+  e.payload = s.SealPayload(req, e.req_hash);
+  return e;
+}
+
+// Appends and fills the receipt; a log failure turns the result into a deny (fail closed).
+bool Record(audit::LogEntry entry, Services& s, SyscallResult* out, bool decision) {
+  Result<audit::Appended> a = s.log().Append(std::move(entry));
+  if (!a.ok()) {
+    out->decision = Decision::Deny("record", a.status());
+    return false;
+  }
+  if (decision) {
+    out->receipt.decision_seq = a->seq;
+    out->receipt.decision_hash = a->hash;
+  } else {
+    out->receipt.outcome_seq = a->seq;
+    out->receipt.outcome_hash = a->hash;
+  }
+  return true;
+}
+
+}  // namespace
+
+Pipeline::Pipeline() {
+  stages_.push_back(std::make_unique<CapabilityStage>());
+  stages_.push_back(std::make_unique<ResolveStage>());
+  stages_.push_back(std::make_unique<InputsStage>());
+  stages_.push_back(std::make_unique<PolicyStage>());
+  stages_.push_back(std::make_unique<LabelsStage>());
+  stages_.push_back(std::make_unique<BudgetStage>());
+}
+
+Pipeline::~Pipeline() = default;
+
+SyscallResult Pipeline::RecordParseFailure(const Status& st, const Json* raw,
+                                           const std::string& kind_name, Services& s) const {
+  SyscallResult out;
+  out.id = crypto::RandomId("s_");
+  out.decision = Decision::Deny("schema", st);
+  RedactDecision(s, &out.decision);
+  audit::LogEntry e;
+  e.time_ms = s.clock().NowMillis();
+  e.type = "decision";
+  e.syscall_id = out.id;
+  e.syscall = kind_name;
+  e.verdict = "deny";
+  e.stage = "schema";
+  e.reason = std::string(ReasonName(st.reason()));
+  e.explanation = out.decision.explanation;
+  e.policy_hash = std::string(s.policy()->hash());
+  e.extra = {{"at", std::string(st.at())}};
+  if (raw != nullptr) {
+    // Identify the caller if the envelope said who it was (bounded, identifiers only).
+    auto str = [&](const char* k) -> std::string {
+      auto it = raw->find(k);
+      return (it != raw->end() && it->is_string()) ? it->get<std::string>().substr(0, 128) : "";
+    };
+    e.agent = Redact(s, str("agent"));
+    e.run = Redact(s, str("run"));
+    const std::string bytes = raw->dump();
+    e.req_hash = crypto::Sha256(bytes).Hex();
+    e.payload = s.SealPayload(bytes, e.req_hash);
+  }
+  Record(std::move(e), s, &out, /*decision=*/true);
+  return out;
+}
+
+void Pipeline::Decide(SyscallContext& ctx, Services& s) const {
+  ctx.policy = s.policy();
+  ctx.now_ms = s.clock().NowMillis();
+  StageVerdict verdict = StageVerdict::kContinue;
+  bool needs_approval = false;
+  for (const auto& stage : stages_) {
+    verdict = stage->Run(ctx, s);
+    if (verdict == StageVerdict::kDeny) break;
+    if (verdict == StageVerdict::kNeedsApproval) needs_approval = true;
+  }
+  if (verdict != StageVerdict::kDeny && !needs_approval) {
+    ctx.decision.verdict = Verdict::kAllow;
+    ctx.decision.reason = Reason::kOk;
+  }
+  // Observe mode (rollout): a would-be deny from policy or labels is allowed but recorded with
+  // its reason, so `audit inspect` shows what enforcement would refuse.
+  if (ctx.decision.verdict == Verdict::kDeny && ctx.policy->observe_mode() &&
+      (ctx.decision.stage == "policy" || ctx.decision.stage == "labels")) {
+    ctx.decision.verdict = Verdict::kAllow;
+    ctx.decision.explanation = "observe mode, would deny: " + ctx.decision.explanation;
+  }
+  RedactDecision(s, &ctx.decision);
+}
+
+Decision Pipeline::Explain(const Syscall& call, Services& s) const {
+  SyscallContext ctx(call);
+  Decide(ctx, s);
+  if (ctx.reservation) s.ledger().Cancel(*ctx.reservation).IgnoreError();
+  return ctx.decision;
+}
+
+SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
+  SyscallContext ctx(call);
+  SyscallResult out;
+  out.id = call.id.empty() ? crypto::RandomId("s_") : call.id;
+
+  Decide(ctx, s);
+
+  if (ctx.decision.verdict == Verdict::kRequireApproval) {
+    // Record that a person was asked, then wait for the answer; the final verdict is a second
+    // decision entry that points at this one.
+    Result<std::string> approval = [&]() -> Result<std::string> {
+      store::Approval a;
+      a.id = crypto::RandomId("a_");
+      a.agent = call.agent;
+      a.run = call.run;
+      a.syscall = std::string(SyscallName(call.kind));
+      a.target = Redact(s, ctx.target);
+      a.rule = ctx.decision.rule;
+      a.question = call.intent.empty() ? ctx.decision.explanation : Redact(s, call.intent);
+      a.state = "pending";
+      a.created_ms = ctx.now_ms;
+      a.deadline_ms = ctx.now_ms + ctx.policy->ApprovalTimeoutMs(ctx.decision.rule);
+      CUSTOS_RETURN_IF_ERROR(s.store().PutApproval(a));
+      return a.id;
+    }();
+    if (!approval.ok()) {
+      ctx.decision = Decision::Deny("approval", approval.status());
+    } else {
+      ctx.approval_id = *approval;
+      out.approval_id = *approval;
+      audit::LogEntry pending = DecisionEntry(ctx, out.id, s);
+      pending.extra = {{"approval_id", *approval}};
+      if (!Record(std::move(pending), s, &out, true)) {
+        if (ctx.reservation) s.ledger().Cancel(*ctx.reservation).IgnoreError();
+        return out;
+      }
+      const int64_t first_seq = out.receipt.decision_seq;
+      ctx.decision = WaitForApproval(ctx, s);
+      ctx.decision_entry.seq = first_seq;
+    }
+  }
+
+  audit::LogEntry entry = DecisionEntry(ctx, out.id, s);
+  if (!ctx.approval_id.empty()) {
+    entry.decision_seq = ctx.decision_entry.seq;
+    entry.extra = {{"approval_id", ctx.approval_id}};
+  }
+  out.decision = ctx.decision;
+  if (!Record(std::move(entry), s, &out, true)) {
+    if (ctx.reservation) s.ledger().Cancel(*ctx.reservation).IgnoreError();
+    return out;
+  }
+  if (!ctx.decision.allowed()) {
+    if (ctx.reservation) s.ledger().Cancel(*ctx.reservation).IgnoreError();
+    return out;
+  }
+
+  // The effect. Its failure is recorded as the outcome and reported as a deny at stage "effect".
+  const int64_t started = s.clock().MonotonicNanos();
+  Result<EffectOutput> effect = HandlerFor(call.kind).Perform(ctx, s);
+  audit::LogEntry outcome;
+  outcome.time_ms = s.clock().NowMillis();
+  outcome.type = "outcome";
+  outcome.agent = call.agent;
+  outcome.run = call.run;
+  outcome.syscall_id = out.id;
+  outcome.syscall = std::string(SyscallName(call.kind));
+  outcome.target = Redact(s, ctx.target);
+  outcome.decision_seq = out.receipt.decision_seq;
+  outcome.policy_hash = std::string(ctx.policy->hash());
+  outcome.stage = "effect";
+
+  budget::Amounts used;
+  if (effect.ok()) {
+    EffectOutput& o = *effect;
+    used = o.usage;
+    // INV-5: the output carries the join of everything it was derived from.
+    labels::LabelSet out_labels = ctx.input_labels.Join(o.labels);
+    if (o.handle) {
+      out.handle = HandleInfo{o.handle->id, labels::LabelSet::FromJson(o.handle->labels).value(),
+                              o.handle->content_hash, o.handle->kind, 0};
+    } else if (o.content) {
+      Result<store::HandleRecord> h =
+          s.MintHandle(call.agent, call.run, o.kind, *o.content, out_labels, o.meta);
+      if (!h.ok()) {
+        effect = h.status();
+      } else {
+        out.handle = HandleInfo{h->id, out_labels, h->content_hash, o.kind,
+                                static_cast<int64_t>(o.content->size())};
+      }
+    }
+    if (effect.ok()) out.frame = std::move(o.frame);
+  }
+  if (ctx.reservation) {
+    Status settle = s.ledger().Settle(*ctx.reservation, used);
+    if (!settle.ok() && effect.ok()) effect = settle;  // over-use is reported, never hidden
+  }
+  out.usage = used;
+  outcome.usage = Json::object();
+  for (int i = 0; i < budget::kResourceCount; ++i) {
+    if (used.v[i] != 0) {
+      outcome.usage[std::string(budget::ResourceName(static_cast<budget::Resource>(i)))] =
+          used.v[i];
+    }
+  }
+  outcome.extra = {{"duration_us", (s.clock().MonotonicNanos() - started) / 1000}};
+  if (effect.ok()) {
+    outcome.verdict = "allow";
+    outcome.reason = "ok";
+    if (out.handle) {
+      outcome.blob = out.handle->id;
+      outcome.res_hash = out.handle->content_hash;
+      outcome.labels = LabelNames(out.handle->labels);
+    }
+  } else {
+    Decision failed = Decision::Deny("effect", effect.status(), ctx.decision.rule);
+    RedactDecision(s, &failed);
+    outcome.verdict = "deny";
+    outcome.reason = std::string(ReasonName(failed.reason));
+    outcome.explanation = failed.explanation;
+    out.decision = failed;
+    out.frame = nullptr;
+    out.handle.reset();
+  }
+  Record(std::move(outcome), s, &out, /*decision=*/false);
+  return out;
+}
+
+}  // namespace custos::kernel

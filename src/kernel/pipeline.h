@@ -1,0 +1,37 @@
+#pragma once
+// Pipeline runs one syscall end to end. The order of the stages is written once, here and in
+// pipeline.cc; record runs for refusals too.
+//
+// Thread-safe: immutable; per-call state lives in SyscallContext.
+
+#include <memory>
+#include <vector>
+
+#include "custos/kernel/stage.h"
+#include "custos/kernel/syscall.h"
+#include "kernel/services.h"
+
+namespace custos::kernel {
+
+class Pipeline {
+ public:
+  Pipeline();
+  ~Pipeline();
+
+  SyscallResult Execute(const Syscall& call, Services& s) const;
+  // The decision alone: no record, no effect, reservations released.
+  Decision Explain(const Syscall& call, Services& s) const;
+  // Records a syscall that failed to parse (so malformed input leaves a trace) and returns the
+  // deny. `kind_name` is the raw kind if the request had one.
+  SyscallResult RecordParseFailure(const Status& st, const Json* raw, const std::string& kind_name,
+                                   Services& s) const;
+
+ private:
+  // Runs the stages and settles the verdict (allow unless a stage said otherwise, observe mode,
+  // redaction). Sets *needs_approval when a stage asked for a person.
+  void Decide(SyscallContext& ctx, Services& s) const;
+
+  std::vector<std::unique_ptr<Stage>> stages_;
+};
+
+}  // namespace custos::kernel

@@ -1,0 +1,240 @@
+#include "kernel/services.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "custos/crypto/random.h"
+#include "custos/crypto/sha256.h"
+
+namespace custos::kernel {
+namespace {
+
+std::string Key2(std::string_view a, std::string_view b) {
+  std::string k(a);
+  k += '\n';
+  k += b;
+  return k;
+}
+
+budget::Amounts ToAmounts(const policy::BudgetLimits& l) {
+  budget::Amounts a;
+  a[budget::Resource::kModelTokensIn] = l.model_tokens_in;
+  a[budget::Resource::kModelTokensOut] = l.model_tokens_out;
+  a[budget::Resource::kToolCalls] = l.tool_calls;
+  a[budget::Resource::kWallMs] = l.wall_ms;
+  a[budget::Resource::kNetBytesOut] = l.net_bytes_out;
+  a[budget::Resource::kSpendMicros] = l.spend_micros;
+  return a;
+}
+
+Result<std::string> ReadSecretSource(const std::string& source) {
+  if (source.rfind("env:", 0) == 0) {
+    const char* v = std::getenv(source.substr(4).c_str());
+    if (v == nullptr) return Status(Reason::kNotFound, "environment variable is not set");
+    return std::string(v);
+  }
+  if (source.rfind("file:", 0) == 0) {
+    std::ifstream in(source.substr(5), std::ios::binary);
+    if (!in) return Status(Reason::kNotFound, "secret file cannot be read");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    std::string v = ss.str();
+    while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+    return v;
+  }
+  return Status(Reason::kInvalidArgument, "unknown secret source");
+}
+
+}  // namespace
+
+std::shared_ptr<const SecretVault> SecretVault::Load(const policy::Policy& policy,
+                                                     std::vector<std::string>* missing) {
+  auto vault = std::make_shared<SecretVault>();
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (const policy::SecretSpec& spec : policy.secrets()) {
+    Result<std::string> v = ReadSecretSource(spec.source);
+    if (!v.ok() || v->size() < effects::kMinSecretBytes) {
+      if (missing != nullptr) missing->push_back(spec.name);
+      continue;
+    }
+    pairs.emplace_back(spec.name, *v);
+    vault->values_.emplace(spec.name, std::move(v).value());
+  }
+  Result<effects::SecretScanner> scanner = effects::SecretScanner::Create(pairs);
+  // Every value was length-checked above, so Create cannot fail; an empty scanner otherwise.
+  vault->scanner_ = std::make_unique<effects::SecretScanner>(
+      scanner.ok() ? std::move(scanner).value() : effects::SecretScanner::Create({}).value());
+  return vault;
+}
+
+const std::string* SecretVault::Find(std::string_view name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? nullptr : &it->second;
+}
+
+Services::Services(KernelOptions options, std::unique_ptr<store::Store> store,
+                   std::unique_ptr<crypto::SigningKey> identity)
+    : options_(std::move(options)), store_(std::move(store)), identity_(std::move(identity)) {
+  handle_key_ = std::make_unique<crypto::AeadKey>(crypto::AeadKey::DeriveFrom(*identity_, "handles"));
+  payload_key_ =
+      std::make_unique<crypto::AeadKey>(crypto::AeadKey::DeriveFrom(*identity_, "payloads"));
+}
+
+Services::~Services() {
+  writer_.reset();  // drain the log before the store goes
+}
+
+Status Services::Start() {
+  CUSTOS_ASSIGN_OR_RETURN(writer_, audit::LogWriter::Open(store_.get(), options_.durability,
+                                                          options_.clock));
+  SetPolicy(options_.policy);
+  return Status::Ok();
+}
+
+std::shared_ptr<const policy::Policy> Services::policy() const {
+  std::lock_guard<std::mutex> lock(policy_mu_);
+  return policy_;
+}
+
+std::shared_ptr<const SecretVault> Services::vault() const {
+  std::lock_guard<std::mutex> lock(policy_mu_);
+  return vault_;
+}
+
+void Services::SetPolicy(std::shared_ptr<const policy::Policy> p) {
+  std::vector<std::string> missing;
+  std::shared_ptr<const SecretVault> v = SecretVault::Load(*p, &missing);
+  for (const std::string& name : missing) {
+    if (options_.notice) options_.notice("secret '" + name + "' has no readable value; secret.open of it will fail");
+  }
+  std::lock_guard<std::mutex> lock(policy_mu_);
+  policy_ = std::move(p);
+  vault_ = std::move(v);
+}
+
+Result<AgentState> Services::FindAgent(const policy::Policy& p, const std::string& run,
+                                       const std::string& name) {
+  if (const policy::AgentSpec* spec = p.FindAgent(name)) {
+    return AgentState{spec->name, spec->name, spec->syscalls, ""};
+  }
+  const std::string key = Key2(run, name);
+  {
+    std::shared_lock<std::shared_mutex> lock(agents_mu_);
+    auto it = children_.find(key);
+    if (it != children_.end()) return it->second;
+  }
+  // A child spawned by another process sharing this store.
+  CUSTOS_ASSIGN_OR_RETURN(std::optional<store::AgentRecord> rec, store_->GetAgent(run, name));
+  if (rec) {
+    AgentState st{rec->name, "", {}, rec->parent};
+    Result<AgentState> parent = FindAgent(p, run, rec->parent);
+    if (parent.ok()) {
+      st.principal = parent->principal;
+      for (const Json& n : rec->syscalls) {
+        if (!n.is_string()) continue;
+        if (auto k = SyscallFromName(n.get<std::string>())) st.syscalls.Add(*k);
+      }
+      st.syscalls = st.syscalls.Intersect(parent->syscalls);
+      std::unique_lock<std::shared_mutex> lock(agents_mu_);
+      children_.emplace(key, st);
+      return st;
+    }
+  }
+  return Status(Reason::kUnknownAgent, "agent '" + name + "' is not defined in the policy (" +
+                                           std::string(p.name()) + ") nor spawned in run '" + run +
+                                           "'");
+}
+
+Status Services::RegisterChild(const std::string& run, const AgentState& child,
+                               const Json& budget_json) {
+  store::AgentRecord rec;
+  rec.name = child.name;
+  rec.run = run;
+  rec.parent = child.parent;
+  rec.syscalls = Json::array();
+  for (SyscallKind k : AllSyscalls()) {
+    if (child.syscalls.Contains(k)) rec.syscalls.push_back(SyscallName(k));
+  }
+  rec.budget = budget_json;
+  rec.created_ms = clock().NowMillis();
+  CUSTOS_RETURN_IF_ERROR(store_->PutAgent(rec));
+  std::unique_lock<std::shared_mutex> lock(agents_mu_);
+  children_[Key2(run, child.name)] = child;
+  account_opened_ms_.emplace(Key2(child.name, run), clock().NowMillis());
+  return Status::Ok();
+}
+
+Result<budget::AccountKey> Services::Account(const policy::Policy& p, const AgentState& agent,
+                                             const std::string& run) {
+  budget::AccountKey key{agent.name, run};
+  const std::string k = Key2(agent.name, run);
+  {
+    std::shared_lock<std::shared_mutex> lock(agents_mu_);
+    if (account_opened_ms_.count(k) != 0) return key;
+  }
+  if (!agent.parent.empty()) {
+    // A child's account is carved at spawn; one spawned by another process is not in this
+    // ledger, so it gets nothing rather than something unaccounted (fail closed).
+    CUSTOS_RETURN_IF_ERROR(ledger_.Open(key, budget::Amounts{}));
+  } else {
+    const policy::AgentSpec* spec = p.FindAgent(agent.name);
+    if (spec == nullptr) return Status(Reason::kUnknownAgent, "agent '" + agent.name + "' is gone");
+    CUSTOS_RETURN_IF_ERROR(ledger_.Open(key, ToAmounts(spec->budget)));
+  }
+  std::unique_lock<std::shared_mutex> lock(agents_mu_);
+  account_opened_ms_.emplace(k, clock().NowMillis());
+  return key;
+}
+
+int64_t Services::AccountAgeMs(const budget::AccountKey& key) const {
+  std::shared_lock<std::shared_mutex> lock(agents_mu_);
+  auto it = account_opened_ms_.find(Key2(key.agent, key.run));
+  return it == account_opened_ms_.end() ? 0 : clock().NowMillis() - it->second;
+}
+
+Result<store::HandleRecord> Services::MintHandle(const std::string& agent, const std::string& run,
+                                                 const std::string& kind, std::string_view content,
+                                                 const labels::LabelSet& labels, const Json& meta) {
+  store::HandleRecord h;
+  h.id = crypto::RandomId("h_");
+  h.owner_agent = agent;
+  h.run = run;
+  h.content_hash = crypto::Sha256(content).Hex();
+  h.labels = labels.ToJson();
+  h.kind = kind;
+  h.sealed = handle_key_->Seal(content, h.id);  // bound to its id: no swapping sealed blobs
+  h.meta = meta.dump();
+  h.created_ms = clock().NowMillis();
+  h.expires_ms = options_.handle_ttl_ms > 0 ? h.created_ms + options_.handle_ttl_ms : 0;
+  CUSTOS_RETURN_IF_ERROR(store_->PutHandle(h));
+  return h;
+}
+
+Result<store::HandleRecord> Services::LoadHandle(const std::string& id, const std::string& agent,
+                                                 const std::string& run) {
+  Result<store::HandleRecord> h = store_->GetHandle(id);
+  if (!h.ok()) {
+    if (h.status().reason() == Reason::kNotFound) {
+      return Status(Reason::kUnknownHandle, "no value has handle '" + id.substr(0, 40) + "'");
+    }
+    return h.status();
+  }
+  if (h->run != run || h->owner_agent != agent) {
+    return Status(Reason::kForeignHandle, "handle " + id + " belongs to another agent or run");
+  }
+  if (h->expires_ms != 0 && clock().NowMillis() >= h->expires_ms) {
+    return Status(Reason::kHandleExpired, "handle " + id + " expired");
+  }
+  return h;
+}
+
+Result<std::string> Services::Unseal(const store::HandleRecord& h) {
+  return handle_key_->Open(h.sealed, h.id);
+}
+
+std::string Services::SealPayload(std::string_view bytes, std::string_view ad) const {
+  return payload_key_->Seal(bytes, ad);
+}
+
+}  // namespace custos::kernel

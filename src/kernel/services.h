@@ -1,0 +1,112 @@
+#pragma once
+// Services is what stages and effect handlers may use: the store, the budget ledger, the log
+// writer, handle minting and unsealing, secrets, and the registry of spawned agents. It is the
+// only path from a handler to persistent state, which keeps INV-1 auditable: grep for Services.
+//
+// Thread-safe: every member is thread-safe or guarded here.
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "custos/audit/log_writer.h"
+#include "custos/budget/ledger.h"
+#include "custos/core/clock.h"
+#include "custos/crypto/keys.h"
+#include "custos/effects/secret_scanner.h"
+#include "custos/kernel/kernel.h"
+#include "custos/labels/label_set.h"
+#include "custos/policy/policy.h"
+#include "custos/store/store.h"
+
+namespace custos::kernel {
+
+// An agent as the capability stage sees it: a policy agent, or a child spawned in one run.
+struct AgentState {
+  std::string name;
+  std::string principal;  // the policy agent at the root of its spawn tree
+  SyscallSet syscalls;
+  std::string parent;  // "" for policy agents
+};
+
+// The values of the policy's secrets, loaded from their sources, plus the egress scanner built
+// over them. Rebuilt on policy reload. Secret bytes live only here and inside sealed handles.
+class SecretVault {
+ public:
+  // Loads every secret it can; a secret whose source is missing is skipped (secret.open of it
+  // then fails with kNotFound), and its name is reported in *missing.
+  static std::shared_ptr<const SecretVault> Load(const policy::Policy& policy,
+                                                 std::vector<std::string>* missing);
+  const std::string* Find(std::string_view name) const;
+  const effects::SecretScanner& scanner() const { return *scanner_; }
+
+ private:
+  std::map<std::string, std::string, std::less<>> values_;
+  std::unique_ptr<effects::SecretScanner> scanner_;
+};
+
+class Services {
+ public:
+  Services(KernelOptions options, std::unique_ptr<store::Store> store,
+           std::unique_ptr<crypto::SigningKey> identity);
+  ~Services();
+
+  Status Start();  // opens the log writer and loads secrets
+
+  const KernelOptions& options() const { return options_; }
+  const Clock& clock() const { return *options_.clock; }
+  store::Store& store() { return *store_; }
+  budget::Ledger& ledger() { return ledger_; }
+  audit::LogWriter& log() { return *writer_; }
+  const crypto::SigningKey& identity() const { return *identity_; }
+
+  std::shared_ptr<const policy::Policy> policy() const;
+  std::shared_ptr<const SecretVault> vault() const;
+  void SetPolicy(std::shared_ptr<const policy::Policy> p);
+
+  // Resolves an agent in a run. kUnknownAgent if neither the policy nor a spawn knows it.
+  Result<AgentState> FindAgent(const policy::Policy& p, const std::string& run,
+                               const std::string& name);
+  Status RegisterChild(const std::string& run, const AgentState& child, const Json& budget);
+
+  // Opens the budget account of (agent, run) with the principal's limits, once.
+  Result<budget::AccountKey> Account(const policy::Policy& p, const AgentState& agent,
+                                     const std::string& run);
+  // Milliseconds since the account was opened (the run's wall clock for this agent).
+  int64_t AccountAgeMs(const budget::AccountKey& key) const;
+
+  // Seals `content` and stores a new handle owned by (agent, run).
+  Result<store::HandleRecord> MintHandle(const std::string& agent, const std::string& run,
+                                         const std::string& kind, std::string_view content,
+                                         const labels::LabelSet& labels, const Json& meta);
+  // Loads a handle for use by (agent, run): kUnknownHandle, kHandleExpired, kForeignHandle.
+  Result<store::HandleRecord> LoadHandle(const std::string& id, const std::string& agent,
+                                         const std::string& run);
+  Result<std::string> Unseal(const store::HandleRecord& h);
+  std::string SealPayload(std::string_view bytes, std::string_view ad) const;
+
+ private:
+  KernelOptions options_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<crypto::SigningKey> identity_;
+  std::unique_ptr<crypto::AeadKey> handle_key_;
+  std::unique_ptr<crypto::AeadKey> payload_key_;
+  budget::Ledger ledger_;
+  std::unique_ptr<audit::LogWriter> writer_;
+
+  mutable std::mutex policy_mu_;  // guards the two snapshots (swapped, never mutated)
+  std::shared_ptr<const policy::Policy> policy_;
+  std::shared_ptr<const SecretVault> vault_;
+
+  mutable std::shared_mutex agents_mu_;
+  std::unordered_map<std::string, AgentState> children_;  // key: run + '\n' + name
+  std::unordered_map<std::string, int64_t> account_opened_ms_;  // key: agent + '\n' + run
+};
+
+}  // namespace custos::kernel
