@@ -461,8 +461,6 @@ Result<SigningKey> KeyStore::LoadOrCreate(const std::filesystem::path& path, boo
     return Load(path, std::nullopt);  // another process created it first: use theirs
   }
   CUSTOS_RETURN_IF_ERROR(saved);
-  std::fprintf(stderr, "custos: created signing key %s at %s (unencrypted, mode 0600)\n",
-               key.id().hex.c_str(), path.c_str());
   if (created != nullptr)
     *created = true;
   return key;

@@ -143,7 +143,13 @@ DirAndName Split(const std::string& canonical) {
 Result<UniqueFd> OpenVerifiedDir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
-    return OpenError("open directory", errno);
+    int err = errno;
+    struct stat st;
+    if ((err == ENOTDIR || err == ELOOP) && ::lstat(dir.c_str(), &st) == 0 &&
+        S_ISLNK(st.st_mode)) {
+      return Status(Reason::kPathEscape, "the directory was replaced by a symbolic link");
+    }
+    return OpenError("open directory", err);
   }
   UniqueFd dirfd(fd);
   CUSTOS_RETURN_IF_ERROR(VerifyFd(dirfd.get(), dir));
