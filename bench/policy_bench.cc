@@ -53,7 +53,7 @@ allow = ["gpt-4o*", "claude-*"]
         when = "syscall = [\"tool.invoke\"], target = \"mcp" + n + ".*\", agent = [\"reviewer\"]";
         break;
       case 3:
-        when = "syscall = [\"network.send\"], target = \"api" + n + ".example.com:443\"";
+        when = "syscall = [\"network.send\"], target = \"https://api" + n + ".example.com/**\"";
         break;
       default:
         when = "syscall = [\"file.read\"], target = \"/data/lab" + n +
@@ -115,9 +115,9 @@ void BM_PolicyEval_1000Rules_GlobRuleHit(benchmark::State& state) {
 }
 BENCHMARK(BM_PolicyEval_1000Rules_GlobRuleHit);
 
-// An exact-target rule (rule 996) found in the hash map.
+// An exact-target rule (rule 991) found in the hash map.
 void BM_PolicyEval_1000Rules_ExactRuleHit(benchmark::State& state) {
-  Run(state, Base(SyscallKind::kFileRead, "/data/exact/996.txt"), Verdict::kAllow);
+  Run(state, Base(SyscallKind::kFileRead, "/data/exact/991.txt"), Verdict::kAllow);
 }
 BENCHMARK(BM_PolicyEval_1000Rules_ExactRuleHit);
 
@@ -127,7 +127,7 @@ void BM_PolicyEval_1000Rules_ToolAllow(benchmark::State& state) {
 BENCHMARK(BM_PolicyEval_1000Rules_ToolAllow);
 
 void BM_PolicyEval_1000Rules_NetAllowResolved(benchmark::State& state) {
-  Request r = Base(SyscallKind::kNetworkSend, "raw.githubusercontent.com:443");
+  Request r = Base(SyscallKind::kNetworkSend, "https://raw.githubusercontent.com/acme/app/main/x");
   r.host = "raw.githubusercontent.com";
   r.port = 443;
   r.address = "185.199.108.133";

@@ -1,6 +1,10 @@
 #include <cstring>
 #include <string>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "audit/entry_scan_internal.h"
 
 namespace custos::audit::internal {
@@ -15,18 +19,30 @@ struct Key {
 
 // The entry's keys in canonical (byte) order. "hash" appears only in JSONL lines.
 constexpr Key kKeys[] = {
-    {"\"agent\":", Kind::kString},      {"\"blob\":", Kind::kString},
-    {"\"decision_seq\":", Kind::kInt},  {"\"explanation\":", Kind::kString},
-    {"\"extra\":", Kind::kObject},      {"\"hash\":", Kind::kHash},
-    {"\"labels\":", Kind::kArray},      {"\"policy_hash\":", Kind::kString},
-    {"\"prev_hash\":", Kind::kPrevHash}, {"\"reason\":", Kind::kString},
-    {"\"req_hash\":", Kind::kString},   {"\"res_hash\":", Kind::kString},
-    {"\"rule\":", Kind::kString},       {"\"run\":", Kind::kString},
-    {"\"seq\":", Kind::kSeq},           {"\"stage\":", Kind::kString},
-    {"\"syscall\":", Kind::kString},    {"\"syscall_id\":", Kind::kString},
-    {"\"target\":", Kind::kString},     {"\"time_ms\":", Kind::kInt},
-    {"\"type\":", Kind::kString},       {"\"usage\":", Kind::kObject},
-    {"\"v\":", Kind::kInt},             {"\"verdict\":", Kind::kString},
+    {"\"agent\":", Kind::kString},
+    {"\"blob\":", Kind::kString},
+    {"\"decision_seq\":", Kind::kInt},
+    {"\"explanation\":", Kind::kString},
+    {"\"extra\":", Kind::kObject},
+    {"\"hash\":", Kind::kHash},
+    {"\"labels\":", Kind::kArray},
+    {"\"policy_hash\":", Kind::kString},
+    {"\"prev_hash\":", Kind::kPrevHash},
+    {"\"reason\":", Kind::kString},
+    {"\"req_hash\":", Kind::kString},
+    {"\"res_hash\":", Kind::kString},
+    {"\"rule\":", Kind::kString},
+    {"\"run\":", Kind::kString},
+    {"\"seq\":", Kind::kSeq},
+    {"\"stage\":", Kind::kString},
+    {"\"syscall\":", Kind::kString},
+    {"\"syscall_id\":", Kind::kString},
+    {"\"target\":", Kind::kString},
+    {"\"time_ms\":", Kind::kInt},
+    {"\"type\":", Kind::kString},
+    {"\"usage\":", Kind::kObject},
+    {"\"v\":", Kind::kInt},
+    {"\"verdict\":", Kind::kString},
 };
 
 constexpr int kMaxDepth = 64;
@@ -36,15 +52,26 @@ Status Corrupt(std::string what, size_t at) {
                 "entry is not in canonical form: " + what + " at byte " + std::to_string(at));
 }
 
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
+// Byte classes, by table: verification is bound by these per-byte loops and the hash.
+struct Tables {
+  int8_t hex[256];  // value of a lowercase hex digit, else -1
+  bool plain[256];  // a string byte that needs no attention (not '"', '\\', or < 0x20)
+  constexpr Tables() : hex(), plain() {
+    for (int c = 0; c < 256; ++c) {
+      hex[c] = -1;
+      plain[c] = c >= 0x20 && c != '"' && c != '\\';
+    }
+    for (int c = '0'; c <= '9'; ++c) {
+      hex[c] = static_cast<int8_t>(c - '0');
+    }
+    for (int c = 'a'; c <= 'f'; ++c) {
+      hex[c] = static_cast<int8_t>(c - 'a' + 10);
+    }
   }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  return -1;
-}
+};
+constexpr Tables kTables;
+
+int HexDigit(char c) { return kTables.hex[static_cast<uint8_t>(c)]; }
 
 class Scanner {
  public:
@@ -73,6 +100,10 @@ class Scanner {
       return Corrupt("expected a string", i_);
     }
     while (i_ < t_.size()) {
+      SkipPlainBytes();
+      if (i_ >= t_.size()) {
+        break;
+      }
       const auto c = static_cast<uint8_t>(t_[i_]);
       if (c == '"') {
         ++i_;
@@ -115,7 +146,8 @@ class Scanner {
       ++i_;
     }
     const size_t n = i_ - digits;
-    if (n == 0 || n > 19 || (n > 1 && t_[digits] == '0') || (negative && n == 1 && t_[digits] == '0')) {
+    if (n == 0 || n > 19 || (n > 1 && t_[digits] == '0') ||
+        (negative && n == 1 && t_[digits] == '0')) {
       return Corrupt("expected a canonical integer", start);
     }
     if (value != nullptr) {
@@ -167,13 +199,39 @@ class Scanner {
   }
 
   Status HashHex(size_t* pos) {
-    if (!Eat('"') || t_.size() - i_ < kHashHexLen + 1 ||
-        !IsHashHex(t_.substr(i_, kHashHexLen)) || t_[i_ + kHashHexLen] != '"') {
+    if (!Eat('"') || t_.size() - i_ < kHashHexLen + 1 || !IsHashHex(t_.substr(i_, kHashHexLen)) ||
+        t_[i_ + kHashHexLen] != '"') {
       return Corrupt("expected 64 lowercase hex digits", i_);
     }
     *pos = i_;
     i_ += kHashHexLen + 1;
     return Status::Ok();
+  }
+
+  // Advances over bytes that need no attention inside a string (not '"', '\\' or a control
+  // character): 16 at a time where SSE2 exists, then one table lookup per byte.
+  void SkipPlainBytes() {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    const __m128i max_control = _mm_set1_epi8(0x1f);
+    while (t_.size() - i_ >= 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t_.data() + i_));
+      // Unsigned v <= 0x1f  <=>  min(v, 0x1f) == v.
+      const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(v, max_control), v);
+      const __m128i special = _mm_or_si128(
+          _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)), control);
+      const int mask = _mm_movemask_epi8(special);
+      if (mask != 0) {
+        i_ += static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+        return;
+      }
+      i_ += 16;
+    }
+#endif
+    while (i_ < t_.size() && kTables.plain[static_cast<uint8_t>(t_[i_])]) {
+      ++i_;
+    }
   }
 
   size_t pos() const { return i_; }
@@ -190,12 +248,11 @@ bool IsHashHex(std::string_view s) {
   if (s.size() != kHashHexLen) {
     return false;
   }
+  int8_t any_bad = 0;  // -1 has the sign bit set; OR-ing keeps the loop branch-free
   for (char c : s) {
-    if (HexDigit(c) < 0) {
-      return false;
-    }
+    any_bad |= HexDigit(c);
   }
-  return true;
+  return any_bad >= 0;
 }
 
 void DecodeHashHex(std::string_view hex, uint8_t out[32]) {

@@ -1,10 +1,12 @@
 #include "custos/audit/log_entry.h"
 
 #include <algorithm>
+#include <charconv>
 #include <string>
 #include <utility>
 
 #include "audit/entry_scan_internal.h"
+#include "audit/log_entry_internal.h"
 #include "custos/crypto/sha256.h"
 
 namespace custos::audit {
@@ -14,11 +16,31 @@ using internal::kHashHexLen;
 
 // Every field DecodeEntry accepts, in canonical order; nothing else may appear.
 constexpr std::string_view kFieldNames[] = {
-    "agent",  "blob",     "decision_seq", "explanation", "extra",   "labels",
-    "policy_hash", "prev_hash", "reason", "req_hash", "res_hash", "rule",
-    "run",    "seq",      "stage",        "syscall",     "syscall_id", "target",
-    "time_ms", "type",    "usage",        "v",           "verdict",
+    "agent",       "blob",      "decision_seq", "explanation", "extra",      "labels",
+    "policy_hash", "prev_hash", "reason",       "req_hash",    "res_hash",   "rule",
+    "run",         "seq",       "stage",        "syscall",     "syscall_id", "target",
+    "time_ms",     "type",      "usage",        "v",           "verdict",
 };
+
+// How deep `usage` and `extra` may nest. Every reader must accept what the writer writes: this
+// stays well inside DecodeEntry's parse limit and the verifier's scanner.
+constexpr int kMaxDetailDepth = 16;
+
+// True if `j` nests containers no deeper than `budget` levels.
+bool WithinDepth(const Json& j, int budget) {
+  if (!j.is_structured()) {
+    return true;
+  }
+  if (budget == 0) {
+    return false;
+  }
+  for (const Json& child : j) {
+    if (!WithinDepth(child, budget - 1)) {
+      return false;
+    }
+  }
+  return true;
+}
 
 Status Corrupt(int64_t seq, const std::string& what) {
   return Status(Reason::kLogCorrupt, "log entry " + std::to_string(seq) + ": " + what);
@@ -45,43 +67,100 @@ Result<int64_t> GetInt(const Json& j, const char* key, int64_t seq) {
 
 }  // namespace
 
-Result<std::string> EncodeCanonical(const LogEntry& e) {
+// Writes the entry's fields in canonical key order directly, rather than building a Json object
+// and sorting it: the key set is fixed, so its order is too (the same order ScanEntry expects).
+// Strings go through core's AppendCanonicalString after the same UTF-8 check CanonicalJson makes,
+// and the two free-form objects through CanonicalJson itself, so the bytes are exactly
+// CanonicalJson of the equivalent Json object (log_entry_test checks this against that object on
+// random entries). About 5x faster than the Json route, and it runs on every append.
+namespace internal {
+
+Result<std::string> EncodeCanonicalWithLayout(const LogEntry& e, EntryLayout* layout) {
   if (!internal::IsHashHex(e.prev_hash)) {
     return Status(Reason::kInvalidArgument, "log entry prev_hash must be 64 lowercase hex digits");
   }
   if (!e.usage.is_object() || !e.extra.is_object()) {
     return Status(Reason::kInvalidArgument, "log entry usage and extra must be JSON objects");
   }
-  Json labels = Json::array();
-  for (const std::string& l : e.labels) {
-    labels.push_back(l);
+  if (!WithinDepth(e.usage, kMaxDetailDepth) || !WithinDepth(e.extra, kMaxDetailDepth)) {
+    return Status(Reason::kInvalidArgument, "log entry usage and extra may nest at most " +
+                                                std::to_string(kMaxDetailDepth) + " levels");
   }
-  Json j = {
-      {"v", kLogEntryVersion},
-      {"seq", e.seq},
-      {"prev_hash", e.prev_hash},
-      {"time_ms", e.time_ms},
-      {"type", e.type},
-      {"agent", e.agent},
-      {"run", e.run},
-      {"syscall_id", e.syscall_id},
-      {"syscall", e.syscall},
-      {"target", e.target},
-      {"verdict", e.verdict},
-      {"stage", e.stage},
-      {"rule", e.rule},
-      {"reason", e.reason},
-      {"explanation", e.explanation},
-      {"labels", std::move(labels)},
-      {"req_hash", e.req_hash},
-      {"res_hash", e.res_hash},
-      {"blob", e.blob},
-      {"decision_seq", e.decision_seq},
-      {"policy_hash", e.policy_hash},
-      {"usage", e.usage},
-      {"extra", e.extra},
+  std::string out;
+  out.reserve(512 + e.explanation.size() + e.target.size());
+  Status bad;
+  auto str = [&](std::string_view key, const std::string& v) {
+    out.append(key);
+    if (!IsValidUtf8(v)) {
+      bad = Status(Reason::kInvalidUtf8, "log entry string is not valid UTF-8");
+    }
+    AppendCanonicalString(v, &out);
   };
-  return CanonicalJson(j);
+  auto num = [&](std::string_view key, int64_t v) {
+    out.append(key);
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+  };
+  auto obj = [&](std::string_view key, const Json& v) {
+    out.append(key);
+    if (v.empty()) {
+      out.append("{}");
+      return;
+    }
+    Result<std::string> c = CanonicalJson(v);
+    if (!c.ok()) {
+      bad = c.status();
+      return;
+    }
+    out.append(*c);
+  };
+  str("{\"agent\":", e.agent);
+  str(",\"blob\":", e.blob);
+  num(",\"decision_seq\":", e.decision_seq);
+  str(",\"explanation\":", e.explanation);
+  obj(",\"extra\":", e.extra);
+  layout->extra_end = out.size();
+  out.append(",\"labels\":[");
+  for (size_t i = 0; i < e.labels.size(); ++i) {
+    str(i == 0 ? "" : ",", e.labels[i]);
+  }
+  out.push_back(']');
+  str(",\"policy_hash\":", e.policy_hash);
+  out.append(",\"prev_hash\":");
+  layout->prev_hash_pos = out.size() + 1;  // after the opening quote
+  str("", e.prev_hash);
+  str(",\"reason\":", e.reason);
+  str(",\"req_hash\":", e.req_hash);
+  str(",\"res_hash\":", e.res_hash);
+  str(",\"rule\":", e.rule);
+  str(",\"run\":", e.run);
+  out.append(",\"seq\":");
+  layout->seq_pos = out.size();
+  num("", e.seq);
+  layout->seq_len = out.size() - layout->seq_pos;
+  layout->seq = e.seq;
+  str(",\"stage\":", e.stage);
+  str(",\"syscall\":", e.syscall);
+  str(",\"syscall_id\":", e.syscall_id);
+  str(",\"target\":", e.target);
+  num(",\"time_ms\":", e.time_ms);
+  str(",\"type\":", e.type);
+  obj(",\"usage\":", e.usage);
+  num(",\"v\":", kLogEntryVersion);
+  str(",\"verdict\":", e.verdict);
+  out.push_back('}');
+  if (!bad.ok()) {
+    return bad;
+  }
+  return out;
+}
+
+}  // namespace internal
+
+Result<std::string> EncodeCanonical(const LogEntry& e) {
+  internal::EntryLayout unused;
+  return internal::EncodeCanonicalWithLayout(e, &unused);
 }
 
 std::string ChainHash(std::string_view prev_hash_hex, std::string_view canonical) {
@@ -102,7 +181,10 @@ std::string ChainHash(std::string_view prev_hash_hex, std::string_view canonical
 
 Result<LogEntry> DecodeEntry(const store::LogRow& row) {
   JsonLimits limits;
+  // Size is bounded by what was stored; depth by what the writer accepts (kMaxDetailDepth + 1).
   limits.max_bytes = std::max<size_t>(limits.max_bytes, row.canonical.size());
+  limits.max_string_bytes = limits.max_bytes;
+  limits.max_depth = kMaxDetailDepth + 2;
   Result<Json> parsed = ParseUntrustedJson(row.canonical, limits);
   if (!parsed.ok()) {
     return Corrupt(row.seq, "not valid JSON (" + std::string(parsed.status().message()) + ")");
@@ -118,8 +200,7 @@ Result<LogEntry> DecodeEntry(const store::LogRow& row) {
   }
   if (j.size() != std::size(kFieldNames)) {
     for (const auto& [key, value] : j.items()) {
-      if (std::find(std::begin(kFieldNames), std::end(kFieldNames), key) ==
-          std::end(kFieldNames)) {
+      if (std::find(std::begin(kFieldNames), std::end(kFieldNames), key) == std::end(kFieldNames)) {
         return Corrupt(row.seq, "unknown field " + key.substr(0, 64));
       }
     }
@@ -172,9 +253,8 @@ Result<LogEntry> DecodeEntry(const store::LogRow& row) {
   if (!again.ok() || *again != row.canonical) {
     return Corrupt(row.seq, "not in canonical form");
   }
-  if (row.seq != e.seq || row.time_ms != e.time_ms || row.agent != e.agent ||
-      row.run != e.run || row.type != e.type || row.verdict != e.verdict ||
-      row.reason != e.reason) {
+  if (row.seq != e.seq || row.time_ms != e.time_ms || row.agent != e.agent || row.run != e.run ||
+      row.type != e.type || row.verdict != e.verdict || row.reason != e.reason) {
     return Corrupt(row.seq, "the row's index columns disagree with the entry");
   }
   e.hash = row.hash;
@@ -197,7 +277,8 @@ store::LogRow ToRow(const LogEntry& e, std::string canonical) {
 }
 
 std::string ToJsonLine(const store::LogRow& row) {
-  Result<internal::EntryLayout> l = internal::ScanEntry(row.canonical, internal::ScanMode::kCanonical);
+  Result<internal::EntryLayout> l =
+      internal::ScanEntry(row.canonical, internal::ScanMode::kCanonical);
   if (!l.ok()) {
     // Export what is there: a line without "hash" fails verification, so corruption is never
     // hidden by the export.

@@ -2,8 +2,8 @@
 //
 // Work is split so the single writer thread does only store I/O:
 //   caller thread, no lock:  fill time_ms, encode the entry canonically with placeholder seq and
-//                            prev_hash (the expensive part, run in parallel by all callers), and
-//                            find where those two values sit (ScanEntry);
+//                            prev_hash (the expensive part, run in parallel by all callers),
+//                            noting where those two values sit;
 //   caller thread, `mu_`:    take the next seq, patch seq and prev_hash into the text, hash it,
 //                            advance the chain head, enqueue the row; seq order = chain order =
 //                            queue order, because all three happen under one lock;
@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "audit/entry_scan_internal.h"
+#include "audit/log_entry_internal.h"
 #include "custos/crypto/sha256.h"
 
 namespace custos::audit {
@@ -62,9 +63,8 @@ Result<Durability> ParseDurability(std::string_view name) {
   if (name == "fsync") {
     return Durability::kFsync;
   }
-  return Status(Reason::kInvalidArgument,
-                "unknown durability '" + std::string(name.substr(0, 32)) +
-                    "' (expected none, group or fsync)");
+  return Status(Reason::kInvalidArgument, "unknown durability '" + std::string(name.substr(0, 32)) +
+                                              "' (expected none, group or fsync)");
 }
 
 struct LogWriter::Impl {
@@ -126,9 +126,7 @@ struct LogWriter::Impl {
     std::vector<store::LogRow> batch;
     while (true) {
       writer_idle = true;
-      work_cv.wait(lock, [&] {
-        return !queue.empty() || stopping || flush_target > durable_seq;
-      });
+      work_cv.wait(lock, [&] { return !queue.empty() || stopping || flush_target > durable_seq; });
       writer_idle = false;
       if (failed_from != INT64_MAX) {
         return;
@@ -154,8 +152,8 @@ struct LogWriter::Impl {
             lock.unlock();
           }
         } else {
-          s = store->AppendLog(batch, durability == Durability::kGroup ? store::Sync::kFull
-                                                                        : store::Sync::kNone);
+          s = store->AppendLog(
+              batch, durability == Durability::kGroup ? store::Sync::kFull : store::Sync::kNone);
         }
         const int64_t first = batch.front().seq, last = batch.back().seq;
         batch.clear();
@@ -204,12 +202,12 @@ struct LogWriter::Impl {
   int64_t last_seq = 0;              // guarded by mu; last seq handed out
   uint8_t head_bytes[32] = {};       // guarded by mu; hash of last_seq
   char head_hex[internal::kHashHexLen] = {};  // guarded by mu
-  crypto::Sha256Hasher hasher;       // guarded by mu
-  int64_t written_seq = 0;           // guarded by mu; committed to the store
-  int64_t durable_seq = 0;           // guarded by mu; committed and fsync'd
-  int64_t flush_target = 0;          // guarded by mu; Flush() wants durable_seq >= this
-  Status failure;                    // guarded by mu
-  int64_t failed_from = INT64_MAX;   // guarded by mu; first seq that was not written
+  crypto::Sha256Hasher hasher;                // guarded by mu
+  int64_t written_seq = 0;                    // guarded by mu; committed to the store
+  int64_t durable_seq = 0;                    // guarded by mu; committed and fsync'd
+  int64_t flush_target = 0;                   // guarded by mu; Flush() wants durable_seq >= this
+  Status failure;                             // guarded by mu
+  int64_t failed_from = INT64_MAX;            // guarded by mu; first seq that was not written
   std::thread thread;
 };
 
@@ -266,13 +264,9 @@ Result<Appended> LogWriter::Append(LogEntry entry) {
   // Encode with placeholders; ChainAndEnqueue patches the real values in under the lock.
   entry.seq = 0;
   entry.prev_hash = kGenesisHash;
-  CUSTOS_ASSIGN_OR_RETURN(std::string canonical, EncodeCanonical(entry));
-  Result<internal::EntryLayout> layout =
-      internal::ScanEntry(canonical, internal::ScanMode::kCanonical);
-  if (!layout.ok()) {
-    return Status(Reason::kInternal,
-                  "encoded log entry does not scan: " + std::string(layout.status().message()));
-  }
+  internal::EntryLayout layout;
+  CUSTOS_ASSIGN_OR_RETURN(std::string canonical,
+                          internal::EncodeCanonicalWithLayout(entry, &layout));
   store::LogRow row;
   row.canonical = std::move(canonical);
   row.time_ms = entry.time_ms;
@@ -290,7 +284,7 @@ Result<Appended> LogWriter::Append(LogEntry entry) {
   if (w.failed_from != INT64_MAX || w.stopping) {
     return w.Unavailable();
   }
-  Appended a = w.ChainAndEnqueue(std::move(row), *layout);
+  Appended a = w.ChainAndEnqueue(std::move(row), layout);
   if (w.durability == Durability::kNone) {
     return a;
   }

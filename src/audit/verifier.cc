@@ -1,6 +1,7 @@
 #include "custos/audit/verifier.h"
 
 #include <cstring>
+#include <future>
 #include <string>
 
 #include "audit/entry_scan_internal.h"
@@ -36,11 +37,10 @@ void RefineGap(VerifyReport* r, std::string_view failed_canonical,
       next->seq != r->first_bad_seq) {
     return;
   }
-  r->status = Status(Reason::kLogGap, "log entries " + Str(r->first_bad_seq) + " and " +
-                                          Str(found->seq) + " are out of order: entry " +
-                                          Str(found->seq) + " appears where " +
-                                          Str(r->first_bad_seq) +
-                                          " was expected and is followed by it (reordered)");
+  r->status = Status(Reason::kLogGap,
+                     "log entries " + Str(r->first_bad_seq) + " and " + Str(found->seq) +
+                         " are out of order: entry " + Str(found->seq) + " appears where " +
+                         Str(r->first_bad_seq) + " was expected and is followed by it (reordered)");
 }
 
 }  // namespace
@@ -97,12 +97,12 @@ bool ChainVerifier::Add(const store::LogRow& row) {
                     Short(row.hash));
   }
   if (prev != prev_hash_) {
-    return fail(Reason::kLogGap, seq,
-                "log entry " + Str(seq) + " does not follow entry " + Str(seq - 1) +
-                    ": its prev_hash " + Short(prev) + " is not " +
-                    (seq == 1 ? std::string("the genesis hash") : "entry " + Str(seq - 1) + "'s hash ") +
-                    (seq == 1 ? "" : Short(prev_hash_)) +
-                    " (an entry was inserted or replaced before it)");
+    return fail(
+        Reason::kLogGap, seq,
+        "log entry " + Str(seq) + " does not follow entry " + Str(seq - 1) + ": its prev_hash " +
+            Short(prev) + " is not " +
+            (seq == 1 ? std::string("the genesis hash") : "entry " + Str(seq - 1) + "'s hash ") +
+            (seq == 1 ? "" : Short(prev_hash_)) + " (an entry was inserted or replaced before it)");
   }
   prev_hash_.assign(row.hash);
   ++expect_seq_;
@@ -117,38 +117,46 @@ VerifyReport ChainVerifier::Finish() const {
 }
 
 VerifyReport VerifyStore(store::Store& store) {
+  // Reading a page from SQLite costs about as much as verifying it, so the next page is fetched
+  // on another thread while this one is checked (the store is thread-safe).
+  using Page = Result<std::vector<store::LogRow>>;
+  auto fetch = [&store](int64_t from_seq) {
+    store::LogQuery q;
+    q.from_seq = from_seq;
+    q.limit = kPageRows;
+    return store.ReadLog(q);
+  };
   ChainVerifier v;
-  store::LogQuery q;
-  q.from_seq = 1;
-  q.limit = kPageRows;
+  std::future<Page> next = std::async(std::launch::async, fetch, int64_t{1});
   while (true) {
-    Result<std::vector<store::LogRow>> page = store.ReadLog(q);
+    Page page = next.get();
     if (!page.ok()) {
       VerifyReport r = v.Finish();
       r.status = page.status();
       return r;
     }
-    for (size_t i = 0; i < page->size(); ++i) {
-      if (!v.Add((*page)[i])) {
-        VerifyReport r = v.Finish();
-        if (i + 1 < page->size()) {
-          RefineGap(&r, (*page)[i].canonical, (*page)[i + 1].canonical);
-        } else {
-          store::LogQuery next;
-          next.from_seq = (*page)[i].seq + 1;
-          next.limit = 1;
-          Result<std::vector<store::LogRow>> more = store.ReadLog(next);
-          if (more.ok() && !more->empty()) {
-            RefineGap(&r, (*page)[i].canonical, (*more)[0].canonical);
-          }
-        }
-        return r;
-      }
+    const bool more = static_cast<int64_t>(page->size()) == kPageRows;
+    if (more) {
+      next = std::async(std::launch::async, fetch, page->back().seq + 1);
     }
-    if (static_cast<int64_t>(page->size()) < q.limit) {
+    for (size_t i = 0; i < page->size(); ++i) {
+      if (v.Add((*page)[i])) {
+        continue;
+      }
+      VerifyReport r = v.Finish();
+      if (i + 1 < page->size()) {
+        RefineGap(&r, (*page)[i].canonical, (*page)[i + 1].canonical);
+      } else if (more) {
+        Page following = next.get();
+        if (following.ok() && !following->empty()) {
+          RefineGap(&r, (*page)[i].canonical, (*following)[0].canonical);
+        }
+      }
+      return r;
+    }
+    if (!more) {
       return v.Finish();
     }
-    q.from_seq = page->back().seq + 1;
   }
 }
 
@@ -160,8 +168,8 @@ VerifyReport VerifyJsonl(std::string_view text) {
   bool failed = false;
   while (pos < text.size()) {
     size_t nl = text.find('\n', pos);
-    std::string_view line = text.substr(pos, nl == std::string_view::npos ? text.size() - pos
-                                                                          : nl - pos);
+    std::string_view line =
+        text.substr(pos, nl == std::string_view::npos ? text.size() - pos : nl - pos);
     pos = nl == std::string_view::npos ? text.size() : nl + 1;
     ++line_no;
     if (failed) {
@@ -179,9 +187,9 @@ VerifyReport VerifyJsonl(std::string_view text) {
     if (!l.ok()) {
       VerifyReport r = v.Finish();
       r.first_bad_seq = r.entries + 1;
-      r.status = Status(Reason::kLogCorrupt, "JSONL line " + std::to_string(line_no) +
-                                                 " is not a flight-log entry: " +
-                                                 std::string(l.status().message()));
+      r.status = Status(Reason::kLogCorrupt,
+                        "JSONL line " + std::to_string(line_no) +
+                            " is not a flight-log entry: " + std::string(l.status().message()));
       return r;
     }
     row.seq = l->seq;

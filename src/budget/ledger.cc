@@ -63,9 +63,9 @@ struct Ledger::Impl {
     explicit Account(AccountKey k) : key(std::move(k)) {}
     const AccountKey key;
     std::mutex mu;
-    Amounts limit;     // guarded by mu
-    Amounts used;      // guarded by mu
-    Amounts reserved;  // guarded by mu; includes carves held for open children
+    Amounts limit;        // guarded by mu
+    Amounts used;         // guarded by mu
+    Amounts reserved;     // guarded by mu; includes carves held for open children
     bool closed = false;  // guarded by mu; a closed child takes no new reservations
     // For a child: its parent and the carve held there. Immutable after creation.
     Account* parent = nullptr;
@@ -121,12 +121,12 @@ struct Ledger::Impl {
   // The status for a request of `want` that does not fit account `a`.
   // REQUIRES: a->mu held.
   static Status Exhausted(const Account& a, int i, const Amounts& want, std::string_view what) {
-    return Status(Reason::kBudgetExhausted,
-                  std::string(what) + " " + std::to_string(want.v[i]) + " " +
-                      std::string(kResourceNames[i]) + " exceeds the budget of " +
-                      AccountName(a.key) + ": limit " + std::to_string(a.limit.v[i]) + ", used " +
-                      std::to_string(a.used.v[i]) + ", reserved " +
-                      std::to_string(a.reserved.v[i]));
+    return Status(Reason::kBudgetExhausted, std::string(what) + " " + std::to_string(want.v[i]) +
+                                                " " + std::string(kResourceNames[i]) +
+                                                " exceeds the budget of " + AccountName(a.key) +
+                                                ": limit " + std::to_string(a.limit.v[i]) +
+                                                ", used " + std::to_string(a.used.v[i]) +
+                                                ", reserved " + std::to_string(a.reserved.v[i]));
   }
 
   // Reserves `want` on `a` for every resource or for none.
@@ -206,8 +206,8 @@ Result<ReservationId> Ledger::Reserve(const AccountKey& key, const Amounts& max)
 
 Status Ledger::Settle(ReservationId id, const Amounts& actual) {
   if (const char* r = FirstNegative(actual)) {
-    return Status(Reason::kInvalidArgument, std::string("negative actual ") + r +
-                                                " for reservation " + std::to_string(id));
+    return Status(Reason::kInvalidArgument,
+                  std::string("negative actual ") + r + " for reservation " + std::to_string(id));
   }
   std::optional<Impl::Reservation> res = impl_->Take(id);
   if (!res) {
@@ -248,8 +248,8 @@ Status Ledger::Cancel(ReservationId id) {
 
 Status Ledger::OpenChild(const AccountKey& parent, const AccountKey& child, const Amounts& carve) {
   if (const char* r = FirstNegative(carve)) {
-    return Status(Reason::kInvalidArgument, std::string("negative ") + r + " carve for child " +
-                                                AccountName(child));
+    return Status(Reason::kInvalidArgument,
+                  std::string("negative ") + r + " carve for child " + AccountName(child));
   }
   if (parent == child) {
     return Status(Reason::kInvalidArgument,

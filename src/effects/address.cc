@@ -67,7 +67,7 @@ bool AllZero(const uint8_t* b, size_t n) {
 }
 
 AddressClass ClassifyV6(const uint8_t* b) {
-  static constexpr uint8_t kAwsMetadata[16] = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0,
+  static constexpr uint8_t kAwsMetadata[16] = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0,    0,
                                                0,    0,    0,    0,    0, 0, 0x02, 0x54};
   if (std::memcmp(b, kAwsMetadata, 16) == 0) {
     return AddressClass::kMetadata;

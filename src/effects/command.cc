@@ -30,8 +30,8 @@ bool ValidEnvName(std::string_view name) {
     return false;
   }
   for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_';
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
     if (!ok) {
       return false;
     }
@@ -235,8 +235,8 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv, std::stri
   const Clock::time_point start = Clock::now();
   const Clock::time_point deadline = start + opt.timeout;
   pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, c_args[0], config.actions(), config.attr(), c_args.data(),
-                         c_env.data());
+  int rc =
+      ::posix_spawn(&pid, c_args[0], config.actions(), config.attr(), c_args.data(), c_env.data());
   if (rc != 0) {
     if (rc == ENOENT || rc == ENOTDIR) {
       return Status(Reason::kNotFound, ErrnoMessage("cannot execute " + argv[0], rc), "/0");

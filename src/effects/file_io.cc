@@ -41,9 +41,9 @@ Status OpenError(std::string_view what, int err) {
     case ENOTDIR:
       return Status(Reason::kNotFound, ErrnoMessage(what, err));
     case ELOOP:
-      return Status(Reason::kPathEscape, what.empty() ? "symbolic link in final component"
-                                                      : std::string(what) +
-                                                            ": symbolic link in final component");
+      return Status(Reason::kPathEscape,
+                    what.empty() ? "symbolic link in final component"
+                                 : std::string(what) + ": symbolic link in final component");
     case EISDIR:
     case ENXIO:
     case ENODEV:
@@ -120,12 +120,17 @@ Result<UniqueFd> Reopen(int path_fd, int flags) {
   return UniqueFd(fd);
 }
 
-Status RequireRegular(const struct stat& st) {
+Status RequireRegular(const struct stat& st, HardLinks links) {
   if (S_ISLNK(st.st_mode)) {
     return Status(Reason::kPathEscape, "final component is a symbolic link");
   }
   if (!S_ISREG(st.st_mode)) {
     return Status(Reason::kInvalidArgument, "not a regular file");
+  }
+  if (links == HardLinks::kRefuse && st.st_nlink > 1) {
+    return Status(Reason::kPathEscape, "file has " + std::to_string(st.st_nlink) +
+                                           " hard links; its other names are "
+                                           "not covered by path policy");
   }
   return Status::Ok();
 }
@@ -145,8 +150,7 @@ Result<UniqueFd> OpenVerifiedDir(const std::string& dir) {
   if (fd < 0) {
     int err = errno;
     struct stat st;
-    if ((err == ENOTDIR || err == ELOOP) && ::lstat(dir.c_str(), &st) == 0 &&
-        S_ISLNK(st.st_mode)) {
+    if ((err == ENOTDIR || err == ELOOP) && ::lstat(dir.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
       return Status(Reason::kPathEscape, "the directory was replaced by a symbolic link");
     }
     return OpenError("open directory", err);
@@ -186,7 +190,7 @@ Status WriteReplacing(const std::string& canonical, std::string_view data, Write
     if (mode == WriteMode::kCreate) {
       return Status(Reason::kAlreadyExists, "file already exists");
     }
-    CUSTOS_RETURN_IF_ERROR(RequireRegular(st));
+    CUSTOS_RETURN_IF_ERROR(RequireRegular(st, HardLinks::kDangerAllow));  // rename swaps this name
     perms = st.st_mode & 07777;
   } else if (errno != ENOENT) {
     return OpenError("fstatat", errno);
@@ -236,9 +240,8 @@ Status WriteReplacing(const std::string& canonical, std::string_view data, Write
       // The filesystem lacks RENAME_NOREPLACE: link(2) is atomic and fails on an existing name.
       if (::linkat(dirfd.get(), tmp.c_str(), dirfd.get(), dn.name.c_str(), 0) != 0) {
         int lerr = errno;
-        return cleanup_and(lerr == EEXIST
-                               ? Status(Reason::kAlreadyExists, "file already exists")
-                               : OpenError("link", lerr));
+        return cleanup_and(lerr == EEXIST ? Status(Reason::kAlreadyExists, "file already exists")
+                                          : OpenError("link", lerr));
       }
       ::unlinkat(dirfd.get(), tmp.c_str(), 0);
     }
@@ -248,7 +251,7 @@ Status WriteReplacing(const std::string& canonical, std::string_view data, Write
   return Fsync(dirfd.get(), "fsync directory");
 }
 
-Status Append(const std::string& canonical, std::string_view data) {
+Status Append(const std::string& canonical, std::string_view data, HardLinks links) {
   DirAndName dn = Split(canonical);
   CUSTOS_ASSIGN_OR_RETURN(UniqueFd dirfd, OpenVerifiedDir(dn.dir));
   UniqueFd fd;
@@ -261,7 +264,7 @@ Status Append(const std::string& canonical, std::string_view data) {
       if (::fstat(path_fd.get(), &st) != 0) {
         return OpenError("fstat", errno);
       }
-      CUSTOS_RETURN_IF_ERROR(RequireRegular(st));
+      CUSTOS_RETURN_IF_ERROR(RequireRegular(st, links));
       CUSTOS_ASSIGN_OR_RETURN(fd, Reopen(path_fd.get(), O_WRONLY | O_APPEND));
     } else if (errno == ENOENT) {
       int nfd = ::openat(dirfd.get(), dn.name.c_str(),
@@ -284,7 +287,7 @@ Status Append(const std::string& canonical, std::string_view data) {
   if (::fstat(fd.get(), &st) != 0) {
     return OpenError("fstat", errno);
   }
-  CUSTOS_RETURN_IF_ERROR(RequireRegular(st));
+  CUSTOS_RETURN_IF_ERROR(RequireRegular(st, links));
   CUSTOS_RETURN_IF_ERROR(VerifyFd(fd.get(), canonical));
   CUSTOS_RETURN_IF_ERROR(WriteAll(fd.get(), data));
   CUSTOS_RETURN_IF_ERROR(Fsync(fd.get(), "fsync"));
@@ -296,7 +299,7 @@ Status Append(const std::string& canonical, std::string_view data) {
 
 }  // namespace
 
-Result<FileData> ReadFileAt(const std::string& canonical, size_t max_bytes) {
+Result<FileData> ReadFileAt(const std::string& canonical, size_t max_bytes, HardLinks links) {
   CUSTOS_RETURN_IF_ERROR(ValidateCanonical(canonical));
   int pfd = ::open(canonical.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (pfd < 0) {
@@ -307,12 +310,11 @@ Result<FileData> ReadFileAt(const std::string& canonical, size_t max_bytes) {
   if (::fstat(path_fd.get(), &st) != 0) {
     return OpenError("fstat", errno);
   }
-  CUSTOS_RETURN_IF_ERROR(RequireRegular(st));
+  CUSTOS_RETURN_IF_ERROR(RequireRegular(st, links));
   CUSTOS_RETURN_IF_ERROR(VerifyFd(path_fd.get(), canonical));
   if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-    return Status(Reason::kPayloadTooLarge,
-                  "file is " + std::to_string(st.st_size) + " bytes; the cap is " +
-                      std::to_string(max_bytes));
+    return Status(Reason::kPayloadTooLarge, "file is " + std::to_string(st.st_size) +
+                                                " bytes; the cap is " + std::to_string(max_bytes));
   }
   CUSTOS_ASSIGN_OR_RETURN(UniqueFd fd, Reopen(path_fd.get(), O_RDONLY));
   FileData out;
@@ -350,10 +352,11 @@ Result<FileData> ReadFileAt(const std::string& canonical, size_t max_bytes) {
   return out;
 }
 
-Status WriteFileAt(const std::string& canonical, std::string_view data, WriteMode mode) {
+Status WriteFileAt(const std::string& canonical, std::string_view data, WriteMode mode,
+                   HardLinks links) {
   CUSTOS_RETURN_IF_ERROR(ValidateCanonical(canonical));
   if (mode == WriteMode::kAppend) {
-    return Append(canonical, data);
+    return Append(canonical, data, links);
   }
   return WriteReplacing(canonical, data, mode);
 }

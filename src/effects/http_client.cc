@@ -43,11 +43,12 @@ bool IsAlwaysSensitive(std::string_view name) {
 }
 
 Status ValidateRequest(const HttpRequest& req) {
-  static constexpr std::string_view kMethods[] = {"GET",    "HEAD",   "POST",   "PUT",
-                                                  "PATCH",  "DELETE", "OPTIONS"};
+  static constexpr std::string_view kMethods[] = {"GET",   "HEAD",   "POST",   "PUT",
+                                                  "PATCH", "DELETE", "OPTIONS"};
   if (std::find(std::begin(kMethods), std::end(kMethods), req.method) == std::end(kMethods)) {
-    return Status(Reason::kInvalidArgument, "HTTP method must be one of GET HEAD POST PUT PATCH "
-                                            "DELETE OPTIONS");
+    return Status(Reason::kInvalidArgument,
+                  "HTTP method must be one of GET HEAD POST PUT PATCH "
+                  "DELETE OPTIONS");
   }
   if ((req.method == "GET" || req.method == "HEAD") && !req.body.empty()) {
     return Status(Reason::kInvalidArgument, req.method + " requests carry no body");
@@ -56,8 +57,8 @@ Status ValidateRequest(const HttpRequest& req) {
     return Status(Reason::kInvalidArgument, "URL was not produced by ParseUrl");
   }
   static constexpr std::string_view kForbidden[] = {
-      "host",    "content-length", "transfer-encoding", "connection",       "upgrade",
-      "te",      "trailer",        "keep-alive",        "proxy-connection", "expect"};
+      "host", "content-length", "transfer-encoding", "connection",       "upgrade",
+      "te",   "trailer",        "keep-alive",        "proxy-connection", "expect"};
   for (size_t i = 0; i < req.headers.size(); ++i) {
     const HttpHeader& h = req.headers[i];
     const std::string at = "/headers/" + std::to_string(i);
@@ -226,19 +227,18 @@ struct HopResult {
   uint64_t received = 0;
 };
 
-#define CUSTOS_CURL_SET(handle, opt, value)                                              \
-  do {                                                                                   \
-    if (curl_easy_setopt(handle, opt, value) != CURLE_OK) {                              \
-      return Status(Reason::kInternal, "libcurl refused option " #opt);                  \
-    }                                                                                    \
+#define CUSTOS_CURL_SET(handle, opt, value)                             \
+  do {                                                                  \
+    if (curl_easy_setopt(handle, opt, value) != CURLE_OK) {             \
+      return Status(Reason::kInternal, "libcurl refused option " #opt); \
+    }                                                                   \
   } while (0)
 
 Result<HopResult> PerformHop(const Hop& hop, const HttpOptions& opt, Clock::time_point deadline) {
-  auto remaining =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
   if (remaining.count() <= 0) {
-    return Status(Reason::kEffectTimeout, "HTTP deadline passed before contacting " +
-                                              hop.url->host);
+    return Status(Reason::kEffectTimeout,
+                  "HTTP deadline passed before contacting " + hop.url->host);
   }
   CurlPtr curl(curl_easy_init());
   if (!curl) {
@@ -277,7 +277,9 @@ Result<HopResult> PerformHop(const Hop& hop, const HttpOptions& opt, Clock::time
   CUSTOS_CURL_SET(c, CURLOPT_CONNECTTIMEOUT_MS,
                   static_cast<long>(std::max<int64_t>(
                       1, std::min<int64_t>(opt.connect_timeout.count(), remaining.count()))));
-  CUSTOS_CURL_SET(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(opt.max_body_bytes));
+  if (*hop.method != "HEAD") {  // a HEAD response announces a length it does not send
+    CUSTOS_CURL_SET(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(opt.max_body_bytes));
+  }
   CUSTOS_CURL_SET(c, CURLOPT_WRITEFUNCTION, &OnBody);
   CUSTOS_CURL_SET(c, CURLOPT_WRITEDATA, &state);
   CUSTOS_CURL_SET(c, CURLOPT_HEADERFUNCTION, &OnHeader);
@@ -332,19 +334,17 @@ Result<HopResult> PerformHop(const Hop& hop, const HttpOptions& opt, Clock::time
 
   const std::string where = " (" + hop.url->host + ":" + std::to_string(hop.url->port) + ")";
   if (state.address_refused) {
-    return Status(Reason::kAddressNotAllowed,
-                  "connection to an address other than the pinned " + hop.pin->text + " refused" +
-                      where);
+    return Status(Reason::kAddressNotAllowed, "connection to an address other than the pinned " +
+                                                  hop.pin->text + " refused" + where);
   }
   if (state.body_too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-    return Status(Reason::kPayloadTooLarge, "response body exceeds " +
-                                                std::to_string(opt.max_body_bytes) + " bytes" +
-                                                where);
+    return Status(Reason::kPayloadTooLarge,
+                  "response body exceeds " + std::to_string(opt.max_body_bytes) + " bytes" + where);
   }
   if (state.headers_too_large) {
-    return Status(Reason::kPayloadTooLarge, "response headers exceed " +
-                                                std::to_string(opt.max_header_bytes) + " bytes" +
-                                                where);
+    return Status(
+        Reason::kPayloadTooLarge,
+        "response headers exceed " + std::to_string(opt.max_header_bytes) + " bytes" + where);
   }
   if (rc == CURLE_OPERATION_TIMEDOUT) {
     return Status(Reason::kEffectTimeout, "HTTP request timed out" + where);
@@ -405,8 +405,8 @@ Result<HttpResponse> HttpSend(const HttpRequest& req, const HttpOptions& opt) {
   std::vector<HttpHeader> headers = req.headers;
   HttpResponse response;
   for (int hop = 0;; ++hop) {
-    CUSTOS_ASSIGN_OR_RETURN(
-        HopResult r, PerformHop(Hop{&url, &method, &headers, &body, &pin}, opt, deadline));
+    CUSTOS_ASSIGN_OR_RETURN(HopResult r,
+                            PerformHop(Hop{&url, &method, &headers, &body, &pin}, opt, deadline));
     response.bytes_sent += r.sent;
     response.bytes_received += r.received;
     const std::string* location = FindHeader(r.headers, "location");
@@ -425,9 +425,8 @@ Result<HttpResponse> HttpSend(const HttpRequest& req, const HttpOptions& opt) {
     }
     Result<Url> next = ResolveReference(url, *location);
     if (!next.ok()) {
-      return Status(Reason::kRedirectDenied,
-                    "redirect target is not an acceptable URL: " +
-                        std::string(next.status().message()));
+      return Status(Reason::kRedirectDenied, "redirect target is not an acceptable URL: " +
+                                                 std::string(next.status().message()));
     }
     if (url.scheme == "https" && next->scheme == "http" && !opt.allow_https_downgrade) {
       return Status(Reason::kRedirectDenied, "redirect from https to http refused");

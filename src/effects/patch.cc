@@ -136,8 +136,8 @@ Result<std::vector<Hunk>> ParseDiff(std::string_view diff) {
         return DiffError("the diff touches more than one file (line " + std::to_string(i + 1) +
                          ")");
       }
-      return DiffError("unexpected line " + std::to_string(i + 1) + " between hunks: " +
-                       Excerpt(line));
+      return DiffError("unexpected line " + std::to_string(i + 1) +
+                       " between hunks: " + Excerpt(line));
     }
     Hunk h;
     const std::string label = "hunk " + std::to_string(hunks.size() + 1);

@@ -173,8 +173,8 @@ Result<std::string> CanonicalPath(std::string_view path, bool must_exist) {
   if (!S_ISDIR(parent.mode)) {
     return Status(Reason::kNotFound, "parent is not a directory");
   }
-  std::string candidate = parent.path == "/" ? "/" + std::string(name)
-                                             : parent.path + "/" + std::string(name);
+  std::string candidate =
+      parent.path == "/" ? "/" + std::string(name) : parent.path + "/" + std::string(name);
   if (candidate.size() > kMaxPathBytes) {
     return Status(Reason::kInvalidArgument, "resolved path exceeds 4096 bytes");
   }

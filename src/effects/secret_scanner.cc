@@ -115,25 +115,26 @@ bool ValidName(std::string_view name) {
 // the original input (composed with `prev_map` when decoding an already decoded view).
 bool PercentDecode(std::string_view in, const std::vector<size_t>& prev_map, std::string* out,
                    std::vector<size_t>* map) {
-  auto orig = [&](size_t i) { return prev_map.empty() ? i : prev_map[i]; };
-  out->clear();
-  map->clear();
-  out->reserve(in.size());
-  map->reserve(in.size() + 1);
+  out->resize(in.size());
+  map->resize(in.size() + 1);
+  char* o = out->data();
+  size_t* m = map->data();
+  const bool compose = !prev_map.empty();
+  size_t k = 0;
   bool decoded_any = false;
   for (size_t i = 0; i < in.size();) {
+    m[k] = compose ? prev_map[i] : i;
     if (in[i] == '%' && i + 2 < in.size() && IsHex(in[i + 1]) && IsHex(in[i + 2])) {
-      *out += static_cast<char>(HexValue(in[i + 1]) * 16 + HexValue(in[i + 2]));
-      map->push_back(orig(i));
+      o[k++] = static_cast<char>(HexValue(in[i + 1]) * 16 + HexValue(in[i + 2]));
       i += 3;
       decoded_any = true;
     } else {
-      *out += in[i];
-      map->push_back(orig(i));
-      ++i;
+      o[k++] = in[i++];
     }
   }
-  map->push_back(orig(in.size()));
+  m[k] = compose ? prev_map[in.size()] : in.size();
+  out->resize(k);
+  map->resize(k + 1);
   return decoded_any;
 }
 
@@ -188,8 +189,7 @@ Result<SecretScanner> SecretScanner::Create(
     const auto& [name, value] = secrets[i];
     const std::string at = "/" + std::to_string(i);
     if (!ValidName(name)) {
-      return Status(Reason::kInvalidArgument,
-                    "secret name must match [A-Za-z0-9_.:-]{1,64}", at);
+      return Status(Reason::kInvalidArgument, "secret name must match [A-Za-z0-9_.:-]{1,64}", at);
     }
     if (!seen.insert(name).second) {
       return Status(Reason::kInvalidArgument, "secret name " + name + " is repeated", at);
@@ -286,7 +286,7 @@ void SecretScanner::ScanAll(std::string_view input, bool first, std::vector<Matc
   if (input.find('%') == std::string_view::npos) {
     return;
   }
-  std::string current(input);
+  std::string current;
   std::vector<size_t> current_map;
   std::string decoded;
   std::vector<size_t> decoded_map;
@@ -294,7 +294,8 @@ void SecretScanner::ScanAll(std::string_view input, bool first, std::vector<Matc
     if (first && !out->empty()) {
       return;
     }
-    if (!PercentDecode(current, current_map, &decoded, &decoded_map)) {
+    std::string_view source = round == 0 ? input : std::string_view(current);
+    if (!PercentDecode(source, current_map, &decoded, &decoded_map)) {
       return;
     }
     scan_view(decoded, decoded_map);

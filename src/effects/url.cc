@@ -340,8 +340,8 @@ Result<Url> ResolveReference(const Url& base, std::string_view reference) {
     bool scheme_like = true;
     for (size_t i = 0; i < colon; ++i) {
       char c = Lower(reference[i]);
-      bool ok = (c >= 'a' && c <= 'z') || (i > 0 && (IsDigit(c) || c == '+' || c == '-' ||
-                                                     c == '.'));
+      bool ok =
+          (c >= 'a' && c <= 'z') || (i > 0 && (IsDigit(c) || c == '+' || c == '-' || c == '.'));
       scheme_like = scheme_like && ok;
     }
     if (scheme_like) {

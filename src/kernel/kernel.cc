@@ -75,7 +75,22 @@ Kernel::Kernel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Kernel::~Kernel() = default;
 
 SyscallResult Kernel::Execute(const Syscall& call) {
-  return impl_->pipeline.Execute(call, *impl_->services);
+  Services& s = *impl_->services;
+  // Library callers (gateways) build Syscall values directly: hold them to the same parse and
+  // schema stages as the wire, so a mistyped argument or an out-of-range kind is a recorded deny
+  // and never reaches a handler (INV-7).
+  if (static_cast<size_t>(call.kind) >= static_cast<size_t>(kSyscallKindCount)) {
+    return impl_->pipeline.RecordParseFailure(
+        Status(Reason::kUnknownSyscall,
+               "syscall kind " + std::to_string(static_cast<int>(call.kind)) + " is unknown",
+               "/kind"),
+        nullptr, "", s);
+  }
+  const Json j = call.ToJson();
+  std::string kind_name;
+  Result<Syscall> checked = ParseSyscall(j, &kind_name);
+  if (!checked.ok()) return impl_->pipeline.RecordParseFailure(checked.status(), &j, kind_name, s);
+  return impl_->pipeline.Execute(call, s);
 }
 
 SyscallResult Kernel::ExecuteJson(std::string_view text) {
@@ -86,7 +101,7 @@ SyscallResult Kernel::ExecuteJson(std::string_view text) {
   if (!call.ok()) {
     return impl_->pipeline.RecordParseFailure(call.status(), &*j, kind_name, *impl_->services);
   }
-  return Execute(*call);
+  return impl_->pipeline.Execute(*call, *impl_->services);
 }
 
 Decision Kernel::Explain(const Syscall& call) {

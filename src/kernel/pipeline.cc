@@ -9,6 +9,7 @@
 
 #include "kernel/pipeline.h"
 
+#include <optional>
 #include <thread>
 
 #include "custos/core/json.h"
@@ -32,6 +33,37 @@ std::string Redact(const Services& s, std::string_view text) {
 void RedactDecision(const Services& s, Decision* d) {
   d->explanation = Redact(s, d->explanation);
   d->suggestion = Redact(s, d->suggestion);
+  d->at = Redact(s, d->at);  // a pointer names the caller's own keys
+}
+
+// A frame carries bytes the effect produced (a file, a response, a heap value, a message): any
+// secret value in it, in keys or values, is redacted before the caller sees it (INV-6).
+Json RedactJson(const Services& s, const Json& j) {
+  if (j.is_string()) return Redact(s, j.get_ref<const std::string&>());
+  if (j.is_array()) {
+    Json out = Json::array();
+    for (const Json& v : j) out.push_back(RedactJson(s, v));
+    return out;
+  }
+  if (j.is_object()) {
+    Json out = Json::object();
+    for (auto it = j.begin(); it != j.end(); ++it) out[Redact(s, it.key())] = RedactJson(s, *it);
+    return out;
+  }
+  return j;
+}
+
+// Every caller-supplied string of an entry (names, ids, target, labels, details) is redacted at
+// the one place entries are written, so no path into the log can skip it (INV-6).
+void RedactEntry(const Services& s, audit::LogEntry* e) {
+  e->agent = Redact(s, e->agent);
+  e->run = Redact(s, e->run);
+  e->syscall_id = Redact(s, e->syscall_id);
+  e->syscall = Redact(s, e->syscall);
+  e->target = Redact(s, e->target);
+  e->explanation = Redact(s, e->explanation);
+  for (std::string& l : e->labels) l = Redact(s, l);
+  e->extra = RedactJson(s, e->extra);
 }
 
 audit::LogEntry DecisionEntry(const SyscallContext& ctx, const std::string& id, Services& s) {
@@ -60,6 +92,7 @@ audit::LogEntry DecisionEntry(const SyscallContext& ctx, const std::string& id, 
 
 // Appends and fills the receipt; a log failure turns the result into a deny (fail closed).
 bool Record(audit::LogEntry entry, Services& s, SyscallResult* out, bool decision) {
+  RedactEntry(s, &entry);
   Result<audit::Appended> a = s.log().Append(std::move(entry));
   if (!a.ok()) {
     out->decision = Decision::Deny("record", a.status());
@@ -126,21 +159,34 @@ void Pipeline::Decide(SyscallContext& ctx, Services& s) const {
   ctx.now_ms = s.clock().NowMillis();
   StageVerdict verdict = StageVerdict::kContinue;
   bool needs_approval = false;
+  // Observe mode (rollout): a would-be deny from policy or labels is remembered and the later
+  // stages still run, so the call is allowed only if the budget (INV-3) lets it through; it is
+  // recorded with its would-deny reason, so `audit inspect` shows what enforcement would refuse.
+  // Secret bytes in egress are never waived (INV-6).
+  std::optional<Decision> would_deny;
   for (const auto& stage : stages_) {
     verdict = stage->Run(ctx, s);
-    if (verdict == StageVerdict::kDeny) break;
+    if (verdict == StageVerdict::kDeny) {
+      if (ctx.policy->observe_mode() && !would_deny &&
+          (ctx.decision.stage == "policy" || ctx.decision.stage == "labels") &&
+          ctx.decision.reason != Reason::kSecretInEgress) {
+        would_deny = ctx.decision;
+        verdict = StageVerdict::kContinue;
+        continue;
+      }
+      break;
+    }
     if (verdict == StageVerdict::kNeedsApproval) needs_approval = true;
   }
-  if (verdict != StageVerdict::kDeny && !needs_approval) {
-    ctx.decision.verdict = Verdict::kAllow;
-    ctx.decision.reason = Reason::kOk;
-  }
-  // Observe mode (rollout): a would-be deny from policy or labels is allowed but recorded with
-  // its reason, so `audit inspect` shows what enforcement would refuse.
-  if (ctx.decision.verdict == Verdict::kDeny && ctx.policy->observe_mode() &&
-      (ctx.decision.stage == "policy" || ctx.decision.stage == "labels")) {
-    ctx.decision.verdict = Verdict::kAllow;
-    ctx.decision.explanation = "observe mode, would deny: " + ctx.decision.explanation;
+  if (verdict != StageVerdict::kDeny) {
+    if (would_deny) {
+      ctx.decision = *would_deny;
+      ctx.decision.verdict = Verdict::kAllow;
+      ctx.decision.explanation = "observe mode, would deny: " + ctx.decision.explanation;
+    } else if (!needs_approval) {
+      ctx.decision.verdict = Verdict::kAllow;
+      ctx.decision.reason = Reason::kOk;
+    }
   }
   RedactDecision(s, &ctx.decision);
 }
@@ -155,7 +201,7 @@ Decision Pipeline::Explain(const Syscall& call, Services& s) const {
 SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
   SyscallContext ctx(call);
   SyscallResult out;
-  out.id = call.id.empty() ? crypto::RandomId("s_") : call.id;
+  out.id = call.id.empty() ? crypto::RandomId("s_") : Redact(s, call.id);
 
   Decide(ctx, s);
 
@@ -243,7 +289,7 @@ SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
                                 static_cast<int64_t>(o.content->size())};
       }
     }
-    if (effect.ok()) out.frame = std::move(o.frame);
+    if (effect.ok()) out.frame = RedactJson(s, o.frame);
   }
   if (ctx.reservation) {
     Status settle = s.ledger().Settle(*ctx.reservation, used);

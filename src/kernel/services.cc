@@ -115,9 +115,9 @@ void Services::SetPolicy(std::shared_ptr<const policy::Policy> p) {
 
 Result<AgentState> Services::FindAgent(const policy::Policy& p, const std::string& run,
                                        const std::string& name) {
-  if (const policy::AgentSpec* spec = p.FindAgent(name)) {
-    return AgentState{spec->name, spec->name, spec->syscalls, ""};
-  }
+  // A child spawned in this run comes first: the policy's spawn lists name policy agents (the
+  // templates a parent may instantiate), and inside the run the child holds only what its parent
+  // granted it, not the template's syscalls.
   const std::string key = Key2(run, name);
   {
     std::shared_lock<std::shared_mutex> lock(agents_mu_);
@@ -128,18 +128,27 @@ Result<AgentState> Services::FindAgent(const policy::Policy& p, const std::strin
   CUSTOS_ASSIGN_OR_RETURN(std::optional<store::AgentRecord> rec, store_->GetAgent(run, name));
   if (rec) {
     AgentState st{rec->name, "", {}, rec->parent};
-    Result<AgentState> parent = FindAgent(p, run, rec->parent);
-    if (parent.ok()) {
-      st.principal = parent->principal;
-      for (const Json& n : rec->syscalls) {
-        if (!n.is_string()) continue;
-        if (auto k = SyscallFromName(n.get<std::string>())) st.syscalls.Add(*k);
-      }
-      st.syscalls = st.syscalls.Intersect(parent->syscalls);
-      std::unique_lock<std::shared_mutex> lock(agents_mu_);
-      children_.emplace(key, st);
-      return st;
+    // A child whose parent cannot be resolved is nobody: it never falls back to the template.
+    Result<AgentState> parent =
+        rec->parent == name ? Result<AgentState>(Status(Reason::kUnknownAgent, "self-parented"))
+                            : FindAgent(p, run, rec->parent);
+    if (!parent.ok()) {
+      return Status(Reason::kUnknownAgent, "agent '" + name + "' was spawned in run '" + run +
+                                               "' by '" + rec->parent +
+                                               "', which is not known any more");
     }
+    st.principal = parent->principal;
+    for (const Json& n : rec->syscalls) {
+      if (!n.is_string()) continue;
+      if (auto k = SyscallFromName(n.get<std::string>())) st.syscalls.Add(*k);
+    }
+    st.syscalls = st.syscalls.Intersect(parent->syscalls);
+    std::unique_lock<std::shared_mutex> lock(agents_mu_);
+    children_.emplace(key, st);
+    return st;
+  }
+  if (const policy::AgentSpec* spec = p.FindAgent(name)) {
+    return AgentState{spec->name, spec->name, spec->syscalls, ""};
   }
   return Status(Reason::kUnknownAgent, "agent '" + name + "' is not defined in the policy (" +
                                            std::string(p.name()) + ") nor spawned in run '" + run +
@@ -191,6 +200,21 @@ int64_t Services::AccountAgeMs(const budget::AccountKey& key) const {
   std::shared_lock<std::shared_mutex> lock(agents_mu_);
   auto it = account_opened_ms_.find(Key2(key.agent, key.run));
   return it == account_opened_ms_.end() ? 0 : clock().NowMillis() - it->second;
+}
+
+void Services::SetWallDeadline(const budget::AccountKey& key, int64_t deadline_ms) {
+  std::unique_lock<std::shared_mutex> lock(agents_mu_);
+  wall_deadline_ms_[Key2(key.agent, key.run)] = deadline_ms;
+}
+
+int64_t Services::WallRemainingMs(const budget::AccountKey& key,
+                                  const budget::AccountStatus& status) const {
+  {
+    std::shared_lock<std::shared_mutex> lock(agents_mu_);
+    auto it = wall_deadline_ms_.find(Key2(key.agent, key.run));
+    if (it != wall_deadline_ms_.end()) return it->second - clock().NowMillis();
+  }
+  return status.limit[budget::Resource::kWallMs] - AccountAgeMs(key);
 }
 
 Result<store::HandleRecord> Services::MintHandle(const std::string& agent, const std::string& run,

@@ -80,6 +80,13 @@ class Services {
                                      const std::string& run);
   // Milliseconds since the account was opened (the run's wall clock for this agent).
   int64_t AccountAgeMs(const budget::AccountKey& key) const;
+  // A spawned child's wall clock is a deadline (its parent's, or earlier if the spawn said so),
+  // not an amount carved from the parent: time passes for parent and children alike, so dividing
+  // it would let a parent spawn only one child.
+  void SetWallDeadline(const budget::AccountKey& key, int64_t deadline_ms);
+  // Milliseconds left on the account's wall clock (<= 0 when it has run out): the deadline of a
+  // child, else the account's wall_ms limit minus its age.
+  int64_t WallRemainingMs(const budget::AccountKey& key, const budget::AccountStatus& status) const;
 
   // Seals `content` and stores a new handle owned by (agent, run).
   Result<store::HandleRecord> MintHandle(const std::string& agent, const std::string& run,
@@ -107,6 +114,7 @@ class Services {
   mutable std::shared_mutex agents_mu_;
   std::unordered_map<std::string, AgentState> children_;  // key: run + '\n' + name
   std::unordered_map<std::string, int64_t> account_opened_ms_;  // key: agent + '\n' + run
+  std::unordered_map<std::string, int64_t> wall_deadline_ms_;   // key: agent + '\n' + run
 };
 
 }  // namespace custos::kernel

@@ -82,7 +82,9 @@ template <typename Accept>
 void GlobIndex::Scan(const std::vector<Entry>& entries, std::string_view text, Accept& accept,
                      uint32_t* best) const {
   for (const Entry& e : entries) {
-    if (e.id >= *best) return;
+    if (e.id >= *best) {
+      return;
+    }
     if ((e.glob == kNone || globs_[e.glob].Matches(text)) && accept(e.id)) {
       *best = e.id;
       return;
@@ -93,11 +95,15 @@ void GlobIndex::Scan(const std::vector<Entry>& entries, std::string_view text, A
 template <typename Accept>
 uint32_t GlobIndex::First(std::string_view text, Accept&& accept, uint32_t limit) const {
   uint32_t best = limit;
-  if (count_ == 0) return kNone;
+  if (count_ == 0) {
+    return kNone;
+  }
   if (!exact_.empty()) {
     if (auto it = exact_.find(text); it != exact_.end()) {
       for (uint32_t id : it->second) {
-        if (id >= best) break;
+        if (id >= best) {
+          break;
+        }
         if (accept(id)) {
           best = id;
           break;
@@ -109,9 +115,13 @@ uint32_t GlobIndex::First(std::string_view text, Accept&& accept, uint32_t limit
   uint32_t node = 0;
   for (size_t i = 0;; ++i) {
     Scan(nodes_[node].entries, text, accept, &best);
-    if (i == text.size()) break;
+    if (i == text.size()) {
+      break;
+    }
     node = Child(node, text[i]);
-    if (node == kNone) break;
+    if (node == kNone) {
+      break;
+    }
   }
   return best == limit ? kNone : best;
 }

@@ -50,7 +50,9 @@ class SourceMap {
   // "file:line:col" for TOML (the key's position when `key`, else the value's; falling back to
   // the nearest enclosing node that has one); "file:/json/pointer" for JSON.
   std::string At(std::string_view ptr, bool key) const {
-    if (json_) return origin_ + ":" + std::string(ptr);
+    if (json_) {
+      return origin_ + ":" + std::string(ptr);
+    }
     std::string p(ptr);
     while (true) {
       if (key) {
@@ -64,7 +66,9 @@ class SourceMap {
       if (auto it = keys_.find(p); it != keys_.end() && it->second.line > 0) {
         return Format(it->second);
       }
-      if (p.empty()) return origin_ + ":1:1";
+      if (p.empty()) {
+        return origin_ + ":1:1";
+      }
       p.resize(p.rfind('/'));
       key = false;
     }
@@ -167,7 +171,9 @@ Status CheckDuplicateJsonKeys(std::string_view text, const SourceMap& map) {
   };
   auto pointer = [&] {
     std::string p;
-    for (const Frame& f : stack) p += "/" + JsonPointerToken(f.token);
+    for (const Frame& f : stack) {
+      p += "/" + JsonPointerToken(f.token);
+    }
     return p;
   };
   try {
@@ -182,12 +188,16 @@ Status CheckDuplicateJsonKeys(std::string_view text, const SourceMap& map) {
               break;
             case Json::parse_event_t::object_end:
             case Json::parse_event_t::array_end:
-              if (!stack.empty()) stack.pop_back();
+              if (!stack.empty()) {
+                stack.pop_back();
+              }
               break;
             case Json::parse_event_t::key: {
               const std::string key = parsed.get<std::string>();
               stack.back().token = key;
-              if (!stack.back().keys.insert(key).second && dup_ptr.empty()) dup_ptr = pointer();
+              if (!stack.back().keys.insert(key).second && dup_ptr.empty()) {
+                dup_ptr = pointer();
+              }
               break;
             }
             case Json::parse_event_t::value:
@@ -253,7 +263,9 @@ std::string_view TypeName(const Json& j) {
 
 size_t EditDistance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t j = 0; j <= b.size(); ++j) {
+    row[j] = j;
+  }
   for (size_t i = 1; i <= a.size(); ++i) {
     size_t diag = row[0];
     row[0] = i;
@@ -272,22 +284,28 @@ bool IsNameChar(char c) {
 }
 
 bool IsValidName(std::string_view s) {
-  if (s.empty() || s.size() > kMaxNameBytes) return false;
+  if (s.empty() || s.size() > kMaxNameBytes) {
+    return false;
+  }
   return std::all_of(s.begin(), s.end(), IsNameChar);
 }
 
 bool IsValidId(std::string_view s) {
-  if (s.empty() || s.size() > kMaxIdBytes) return false;
+  if (s.empty() || s.size() > kMaxIdBytes) {
+    return false;
+  }
   return std::all_of(s.begin(), s.end(),
                      [](char c) { return IsNameChar(c) || c == '.' || c == ':'; });
 }
 
 bool IsReservedId(std::string_view id) {
   static constexpr std::string_view kReserved[] = {
-      "default",     "agents",   "kernel.internal", "fs.read",     "fs.write",     "fs.deny",
-      "net.connect", "net.deny", "tools.allow",     "tools.deny",  "models.allow", "secrets"};
+      "default",     "agents",   "kernel.internal", "fs.read",    "fs.write",     "fs.deny",
+      "net.connect", "net.deny", "tools.allow",     "tools.deny", "models.allow", "secrets"};
   for (std::string_view r : kReserved) {
-    if (id == r) return true;
+    if (id == r) {
+      return true;
+    }
   }
   return id.starts_with("secrets.") || id.starts_with("agents.");
 }
@@ -300,7 +318,9 @@ bool IsFileKind(SyscallKind k) {
 std::string JoinNames(const std::vector<std::string>& v) {
   std::string out;
   for (const std::string& s : v) {
-    if (!out.empty()) out += ",";
+    if (!out.empty()) {
+      out += ",";
+    }
     out += s;
   }
   return out;
@@ -341,7 +361,9 @@ class Loader {
 
   Status Run() {
     const Node root{doc_, "", ""};
-    if (!doc_->is_object()) return Fail(Reason::kPolicyWrongType, root, "the document must be a table");
+    if (!doc_->is_object()) {
+      return Fail(Reason::kPolicyWrongType, root, "the document must be a table");
+    }
     CUSTOS_RETURN_IF_ERROR(ExpectTable(root, {"policy", "budgets", "agents", "fs", "net", "tools",
                                               "models", "secrets", "flows", "approvals", "rules"}));
     CUSTOS_RETURN_IF_ERROR(LoadPolicySection(root));
@@ -354,7 +376,9 @@ class Loader {
     CUSTOS_RETURN_IF_ERROR(LoadFlows(root));
     CUSTOS_RETURN_IF_ERROR(LoadApprovals(root));
     CUSTOS_RETURN_IF_ERROR(LoadRules(root));
-    for (auto& [ptr, value] : rewrites_) (*doc_)[Json::json_pointer(ptr)] = value;
+    for (auto& [ptr, value] : rewrites_) {
+      (*doc_)[Json::json_pointer(ptr)] = value;
+    }
     return Status::Ok();
   }
 
@@ -378,9 +402,13 @@ class Loader {
   }
 
   Status ExpectTable(const Node& n, std::initializer_list<std::string_view> allowed) const {
-    if (!n.j->is_object()) return WrongType(n, "a table");
+    if (!n.j->is_object()) {
+      return WrongType(n, "a table");
+    }
     for (auto it = n.j->begin(); it != n.j->end(); ++it) {
-      if (std::find(allowed.begin(), allowed.end(), it.key()) != allowed.end()) continue;
+      if (std::find(allowed.begin(), allowed.end(), it.key()) != allowed.end()) {
+        continue;
+      }
       std::string msg = "unknown key; expected one of: ";
       std::string_view best;
       size_t best_d = 3;
@@ -394,7 +422,9 @@ class Loader {
           best = a;
         }
       }
-      if (!best.empty()) msg += " (did you mean \"" + std::string(best) + "\"?)";
+      if (!best.empty()) {
+        msg += " (did you mean \"" + std::string(best) + "\"?)";
+      }
       return Fail(Reason::kPolicyUnknownKey, Child(n, it.key(), &it.value()), msg, true);
     }
     return Status::Ok();
@@ -402,17 +432,20 @@ class Loader {
 
   static std::optional<Node> Get(const Node& t, std::string_view key) {
     auto it = t.j->find(key);
-    if (it == t.j->end()) return std::nullopt;
+    if (it == t.j->end()) {
+      return std::nullopt;
+    }
     return Child(t, key, &*it);
   }
 
   Status Missing(const Node& t, std::string_view key) const {
-    return Fail(Reason::kPolicyInvalid, t,
-                "missing required key \"" + std::string(key) + "\"");
+    return Fail(Reason::kPolicyInvalid, t, "missing required key \"" + std::string(key) + "\"");
   }
 
   Status String(const Node& n, std::string* out) const {
-    if (!n.j->is_string()) return WrongType(n, "a string");
+    if (!n.j->is_string()) {
+      return WrongType(n, "a string");
+    }
     *out = n.j->get<std::string>();
     return Status::Ok();
   }
@@ -424,32 +457,44 @@ class Loader {
       *out = static_cast<int64_t>(n.j->get<uint64_t>());
       return Status::Ok();
     }
-    if (!n.j->is_number_integer()) return WrongType(n, "an integer");
+    if (!n.j->is_number_integer()) {
+      return WrongType(n, "an integer");
+    }
     *out = n.j->get<int64_t>();
     return Status::Ok();
   }
   Status NonNegative(const Node& n, int64_t* out) const {
     CUSTOS_RETURN_IF_ERROR(Int(n, out));
-    if (*out < 0) return Fail(Reason::kPolicyInvalid, n, "must not be negative");
+    if (*out < 0) {
+      return Fail(Reason::kPolicyInvalid, n, "must not be negative");
+    }
     return Status::Ok();
   }
   Status Positive(const Node& n, int64_t* out) const {
     CUSTOS_RETURN_IF_ERROR(Int(n, out));
-    if (*out <= 0) return Fail(Reason::kPolicyInvalid, n, "must be positive");
+    if (*out <= 0) {
+      return Fail(Reason::kPolicyInvalid, n, "must be positive");
+    }
     return Status::Ok();
   }
   Status Bool(const Node& n, bool* out) const {
-    if (!n.j->is_boolean()) return WrongType(n, "a boolean");
+    if (!n.j->is_boolean()) {
+      return WrongType(n, "a boolean");
+    }
     *out = n.j->get<bool>();
     return Status::Ok();
   }
 
   Status OptString(const Node& t, std::string_view key, std::string* out) const {
-    if (auto n = Get(t, key)) return String(*n, out);
+    if (auto n = Get(t, key)) {
+      return String(*n, out);
+    }
     return Status::Ok();
   }
   Status ReqString(const Node& t, std::string_view key, std::string* out) const {
-    if (auto n = Get(t, key)) return String(*n, out);
+    if (auto n = Get(t, key)) {
+      return String(*n, out);
+    }
     return Missing(t, key);
   }
 
@@ -457,15 +502,21 @@ class Loader {
   template <typename Fn>
   Status ForEachString(const Node& t, std::string_view key, Fn&& fn) const {
     auto n = Get(t, key);
-    if (!n) return Status::Ok();
+    if (!n) {
+      return Status::Ok();
+    }
     return ForEachStringIn(*n, fn);
   }
   template <typename Fn>
   Status ForEachStringIn(const Node& n, Fn&& fn) const {
-    if (!n.j->is_array()) return WrongType(n, "an array of strings");
+    if (!n.j->is_array()) {
+      return WrongType(n, "an array of strings");
+    }
     for (size_t i = 0; i < n.j->size(); ++i) {
       const Node e = Elem(n, i);
-      if (!e.j->is_string()) return WrongType(e, "a string");
+      if (!e.j->is_string()) {
+        return WrongType(e, "a string");
+      }
       CUSTOS_RETURN_IF_ERROR(fn(e, e.j->get<std::string>()));
     }
     return Status::Ok();
@@ -473,8 +524,12 @@ class Loader {
   // A string or an array of strings.
   template <typename Fn>
   Status ForEachStringOrList(const Node& n, Fn&& fn) const {
-    if (n.j->is_string()) return fn(n, n.j->get<std::string>());
-    if (!n.j->is_array()) return WrongType(n, "a string or an array of strings");
+    if (n.j->is_string()) {
+      return fn(n, n.j->get<std::string>());
+    }
+    if (!n.j->is_array()) {
+      return WrongType(n, "a string or an array of strings");
+    }
     return ForEachStringIn(n, fn);
   }
 
@@ -485,7 +540,9 @@ class Loader {
         return Status::Ok();
       }
       std::optional<SyscallKind> k = SyscallFromName(s);
-      if (!k) return Fail(Reason::kPolicyInvalid, e, "unknown syscall \"" + s + "\"");
+      if (!k) {
+        return Fail(Reason::kPolicyInvalid, e, "unknown syscall \"" + s + "\"");
+      }
       out->Add(*k);
       return Status::Ok();
     });
@@ -505,11 +562,17 @@ class Loader {
       names.push_back(s);
       return Status::Ok();
     }));
-    if (names.empty()) return Fail(Reason::kPolicyInvalid, n, "needs at least one label");
+    if (names.empty()) {
+      return Fail(Reason::kPolicyInvalid, n, "needs at least one label");
+    }
     Result<labels::LabelSet> set = labels::LabelSet::Parse(names);
-    if (!set.ok()) return Fail(Reason::kPolicyInvalid, n, set.status().message());
+    if (!set.ok()) {
+      return Fail(Reason::kPolicyInvalid, n, set.status().message());
+    }
     *out = std::move(set).value();
-    if (text) *text = JoinNames(names);
+    if (text) {
+      *text = JoinNames(names);
+    }
     return Status::Ok();
   }
 
@@ -529,7 +592,9 @@ class Loader {
       return Fail(Reason::kPolicyInvalid, n, "\"~/\" needs $HOME set to an absolute path");
     }
     std::string h(home);
-    while (h.size() > 1 && h.back() == '/') h.pop_back();
+    while (h.size() > 1 && h.back() == '/') {
+      h.pop_back();
+    }
     *out = h + in.substr(1);
     rewrites_.emplace_back(n.ptr, std::string(doc_prefix) + *out);
     return Status::Ok();
@@ -558,8 +623,12 @@ class Loader {
                        ? "ends with '/' (write \"dir/**\" for everything under dir)"
                        : "has an empty segment (\"//\")");
       }
-      if (seg == "." || seg == "..") return bad("has a \".\" or \"..\" segment; paths are canonical");
-      if (slash == std::string::npos) break;
+      if (seg == "." || seg == "..") {
+        return bad("has a \".\" or \"..\" segment; paths are canonical");
+      }
+      if (slash == std::string::npos) {
+        break;
+      }
       start = slash + 1;
     }
     return NameGlob(n, t, kPathSeparator);
@@ -567,7 +636,9 @@ class Loader {
 
   Result<Glob> NameGlob(const Node& n, const std::string& text, char sep) const {
     Result<Glob> g = Glob::Compile(text, sep);
-    if (!g.ok()) return Fail(Reason::kPolicyBadPattern, n, g.status().message());
+    if (!g.ok()) {
+      return Fail(Reason::kPolicyBadPattern, n, g.status().message());
+    }
     return g;
   }
 
@@ -591,7 +662,9 @@ class Loader {
 
   Status LoadPolicySection(const Node& root) {
     auto n = Get(root, "policy");
-    if (!n) return Missing(root, "policy");
+    if (!n) {
+      return Missing(root, "policy");
+    }
     CUSTOS_RETURN_IF_ERROR(ExpectTable(*n, {"name", "mode", "description", "approval_timeout_ms"}));
     CUSTOS_RETURN_IF_ERROR(ReqString(*n, "name", &p_->name));
     if (p_->name.empty() || p_->name.size() > 128) {
@@ -615,9 +688,9 @@ class Loader {
   }
 
   Status LoadBudgetTable(const Node& n, BudgetTable* out) const {
-    CUSTOS_RETURN_IF_ERROR(ExpectTable(n, {"model_tokens_in", "model_tokens_out", "tool_calls",
-                                           "wall_ms", "net_bytes_out", "spend_micros",
-                                           "unlimited"}));
+    CUSTOS_RETURN_IF_ERROR(
+        ExpectTable(n, {"model_tokens_in", "model_tokens_out", "tool_calls", "wall_ms",
+                        "net_bytes_out", "spend_micros", "unlimited"}));
     for (size_t i = 0; i < 6; ++i) {
       if (auto f = Get(n, kBudgetFields[i])) {
         int64_t v = 0;
@@ -658,12 +731,18 @@ class Loader {
     BudgetTable defaults;
     if (auto b = Get(root, "budgets")) {
       CUSTOS_RETURN_IF_ERROR(ExpectTable(*b, {"default"}));
-      if (auto d = Get(*b, "default")) CUSTOS_RETURN_IF_ERROR(LoadBudgetTable(*d, &defaults));
+      if (auto d = Get(*b, "default")) {
+        CUSTOS_RETURN_IF_ERROR(LoadBudgetTable(*d, &defaults));
+      }
     }
     auto agents = Get(root, "agents");
-    if (!agents) return Status::Ok();
-    if (!agents->j->is_object()) return WrongType(*agents, "a table");
-    // Names first, so spawn lists may refer to agents defined later.
+    if (!agents) {
+      return Status::Ok();
+    }
+    if (!agents->j->is_object()) {
+      return WrongType(*agents, "a table");
+    }
+    // Names first, so later sections may refer to any agent.
     for (auto it = agents->j->begin(); it != agents->j->end(); ++it) {
       if (!IsValidName(it.key())) {
         return Fail(Reason::kPolicyInvalid, Child(*agents, it.key(), &it.value()),
@@ -672,6 +751,7 @@ class Loader {
       p_->agent_index.emplace(it.key(), p_->agents.size());
       p_->agents.push_back(AgentSpec{it.key(), {}, {}, {}});
     }
+    p_->spawn_globs.resize(p_->agents.size());
     for (auto it = agents->j->begin(); it != agents->j->end(); ++it) {
       const Node a = Child(*agents, it.key(), &it.value());
       AgentSpec& spec = p_->agents[p_->agent_index.at(it.key())];
@@ -679,15 +759,34 @@ class Loader {
       std::string description;
       CUSTOS_RETURN_IF_ERROR(OptString(a, "description", &description));
       auto sys = Get(a, "syscalls");
-      if (!sys) return Missing(a, "syscalls");
+      if (!sys) {
+        return Missing(a, "syscalls");
+      }
       CUSTOS_RETURN_IF_ERROR(SyscallList(*sys, &spec.syscalls));
-      CUSTOS_RETURN_IF_ERROR(ForEachString(a, "spawn", [&](const Node& e, const std::string& s) {
-        CUSTOS_RETURN_IF_ERROR(AgentRef(e, s));
-        spec.may_spawn.push_back(s);
-        return Status::Ok();
-      }));
+      // Children are run-scoped agents named by their parent; `spawn` lists the names (or
+      // name globs) a parent may give them.
+      std::vector<Glob> spawn_globs;
+      CUSTOS_RETURN_IF_ERROR(
+          ForEachString(a, "spawn", [&](const Node& e, const std::string& s) -> Status {
+            const bool ok = !s.empty() && s.size() <= kMaxNameBytes &&
+                            std::all_of(s.begin(), s.end(), [](char c) {
+                              return IsNameChar(c) || c == '*' || c == '?';
+                            });
+            if (!ok) {
+              return Fail(Reason::kPolicyBadPattern, e,
+                          "child names are 1-64 characters of [A-Za-z0-9_-], with * and ? as "
+                          "wildcards");
+            }
+            CUSTOS_ASSIGN_OR_RETURN(Glob g, NameGlob(e, s, kNameSeparator));
+            spec.may_spawn.push_back(s);
+            spawn_globs.push_back(std::move(g));
+            return Status::Ok();
+          }));
+      p_->spawn_globs[p_->agent_index.at(it.key())] = std::move(spawn_globs);
       BudgetTable own;
-      if (auto b = Get(a, "budget")) CUSTOS_RETURN_IF_ERROR(LoadBudgetTable(*b, &own));
+      if (auto b = Get(a, "budget")) {
+        CUSTOS_RETURN_IF_ERROR(LoadBudgetTable(*b, &own));
+      }
       spec.budget = ResolveBudget(own, defaults);
     }
     for (const AgentSpec& a : p_->agents) {
@@ -714,12 +813,12 @@ class Loader {
                           List{"deny", &p_->fs_deny, &p_->fs_deny_text}}) {
       CUSTOS_RETURN_IF_ERROR(
           ForEachString(*fs, l.key, [&](const Node& e, const std::string& s) -> Status {
-        std::string text;
-        CUSTOS_ASSIGN_OR_RETURN(Glob glob, PathGlob(e, s, &text));
-        l.index->Add(glob, kPathSeparator, static_cast<uint32_t>(l.text->size()));
-        l.text->push_back(std::move(text));
-        return Status::Ok();
-      }));
+            std::string text;
+            CUSTOS_ASSIGN_OR_RETURN(Glob glob, PathGlob(e, s, &text));
+            l.index->Add(glob, kPathSeparator, static_cast<uint32_t>(l.text->size()));
+            l.text->push_back(std::move(text));
+            return Status::Ok();
+          }));
     }
     FinishFs();
     return Status::Ok();
@@ -732,25 +831,34 @@ class Loader {
 
   Status LoadNet(const Node& root) {
     auto net = Get(root, "net");
-    if (!net) return Status::Ok();
+    if (!net) {
+      return Status::Ok();
+    }
     CUSTOS_RETURN_IF_ERROR(ExpectTable(*net, {"connect", "deny", "internal"}));
     CUSTOS_RETURN_IF_ERROR(
         ForEachString(*net, "connect", [&](const Node& e, const std::string& s) -> Status {
           Result<Endpoint> ep = Endpoint::Parse(s, /*port_required=*/true);
-          if (!ep.ok()) return Fail(Reason::kPolicyBadPattern, e, ep.status().message());
+          if (!ep.ok()) {
+            return Fail(Reason::kPolicyBadPattern, e, ep.status().message());
+          }
           p_->net_connect.push_back(std::move(ep).value());
           return Status::Ok();
         }));
     CUSTOS_RETURN_IF_ERROR(
         ForEachString(*net, "deny", [&](const Node& e, const std::string& s) -> Status {
           Result<Endpoint> ep = Endpoint::Parse(s, /*port_required=*/false);
-          if (!ep.ok()) return Fail(Reason::kPolicyBadPattern, e, ep.status().message());
+          if (!ep.ok()) {
+            return Fail(Reason::kPolicyBadPattern, e, ep.status().message());
+          }
           p_->net_deny.push_back(std::move(ep).value());
           return Status::Ok();
         }));
+    p_->net_internal_explicit = net->j->contains("internal");
     return ForEachString(*net, "internal", [&](const Node& e, const std::string& s) -> Status {
       Result<HostPattern> hp = HostPattern::Parse(s);
-      if (!hp.ok()) return Fail(Reason::kPolicyBadPattern, e, hp.status().message());
+      if (!hp.ok()) {
+        return Fail(Reason::kPolicyBadPattern, e, hp.status().message());
+      }
       p_->net_internal.push_back(std::move(hp).value());
       return Status::Ok();
     });
@@ -759,29 +867,41 @@ class Loader {
   Status ToolPatterns(const Node& t, std::string_view key, ToolMatcher* out) const {
     return ForEachString(t, key, [&](const Node& e, const std::string& s) -> Status {
       Result<ToolPattern> tp = ToolPattern::Parse(s);
-      if (!tp.ok()) return Fail(Reason::kPolicyBadPattern, e, tp.status().message());
+      if (!tp.ok()) {
+        return Fail(Reason::kPolicyBadPattern, e, tp.status().message());
+      }
       out->Add(std::move(tp).value());
       return Status::Ok();
     });
   }
 
   static Status CheckNoFloats(const Json& j) {
-    if (j.is_number_float()) return Status(Reason::kPolicyWrongType, "");
+    if (j.is_number_float()) {
+      return Status(Reason::kPolicyWrongType, "");
+    }
     if (j.is_structured()) {
-      for (const Json& c : j) CUSTOS_RETURN_IF_ERROR(CheckNoFloats(c));
+      for (const Json& c : j) {
+        CUSTOS_RETURN_IF_ERROR(CheckNoFloats(c));
+      }
     }
     return Status::Ok();
   }
 
   Status LoadTools(const Node& root) {
     auto tools = Get(root, "tools");
-    if (!tools) return Status::Ok();
+    if (!tools) {
+      return Status::Ok();
+    }
     CUSTOS_RETURN_IF_ERROR(ExpectTable(*tools, {"allow", "deny", "registry"}));
     CUSTOS_RETURN_IF_ERROR(ToolPatterns(*tools, "allow", &p_->tools_allow));
     CUSTOS_RETURN_IF_ERROR(ToolPatterns(*tools, "deny", &p_->tools_deny));
     auto reg = Get(*tools, "registry");
-    if (!reg) return Status::Ok();
-    if (!reg->j->is_array()) return WrongType(*reg, "an array of tables ([[tools.registry]])");
+    if (!reg) {
+      return Status::Ok();
+    }
+    if (!reg->j->is_array()) {
+      return WrongType(*reg, "an array of tables ([[tools.registry]])");
+    }
     for (size_t i = 0; i < reg->j->size(); ++i) {
       const Node t = Elem(*reg, i);
       CUSTOS_RETURN_IF_ERROR(ExpectTable(
@@ -798,7 +918,9 @@ class Loader {
                     "tool \"" + spec.name + "\" is registered twice");
       }
       auto cmd = Get(t, "command");
-      if (!cmd) return Missing(t, "command");
+      if (!cmd) {
+        return Missing(t, "command");
+      }
       CUSTOS_RETURN_IF_ERROR(ForEachStringIn(*cmd, [&](const Node&, const std::string& s) {
         spec.command.push_back(s);
         return Status::Ok();
@@ -828,7 +950,9 @@ class Loader {
                       "input_schema contains a float; policies are integer-only (canonical JSON)");
         }
       }
-      if (auto to = Get(t, "timeout_ms")) CUSTOS_RETURN_IF_ERROR(Positive(*to, &spec.timeout_ms));
+      if (auto to = Get(t, "timeout_ms")) {
+        CUSTOS_RETURN_IF_ERROR(Positive(*to, &spec.timeout_ms));
+      }
       if (auto l = Get(t, "labels")) {
         labels::LabelSet parsed;
         CUSTOS_RETURN_IF_ERROR(Labels(*l, &parsed, nullptr));
@@ -847,7 +971,9 @@ class Loader {
 
   static bool IsHttpUrl(std::string_view u) {
     for (std::string_view scheme : {"http://", "https://"}) {
-      if (u.starts_with(scheme) && u.size() > scheme.size()) return true;
+      if (u.starts_with(scheme) && u.size() > scheme.size()) {
+        return true;
+      }
     }
     return false;
   }
@@ -865,11 +991,13 @@ class Loader {
             return Status::Ok();
           }));
       if (auto eps = Get(*models, "endpoints")) {
-        if (!eps->j->is_array()) return WrongType(*eps, "an array of tables ([[models.endpoints]])");
+        if (!eps->j->is_array()) {
+          return WrongType(*eps, "an array of tables ([[models.endpoints]])");
+        }
         for (size_t i = 0; i < eps->j->size(); ++i) {
           const Node t = Elem(*eps, i);
-          CUSTOS_RETURN_IF_ERROR(ExpectTable(t, {"pattern", "url", "micros_per_1k_tokens_in",
-                                                 "micros_per_1k_tokens_out"}));
+          CUSTOS_RETURN_IF_ERROR(ExpectTable(
+              t, {"pattern", "url", "micros_per_1k_tokens_in", "micros_per_1k_tokens_out"}));
           ModelEndpoint ep;
           CUSTOS_RETURN_IF_ERROR(ReqString(t, "pattern", &ep.pattern));
           CUSTOS_ASSIGN_OR_RETURN(Glob g, NameGlob(*Get(t, "pattern"), ep.pattern, kPathSeparator));
@@ -895,8 +1023,12 @@ class Loader {
 
   Status LoadSecrets(const Node& root) {
     auto secrets = Get(root, "secrets");
-    if (!secrets) return Status::Ok();
-    if (!secrets->j->is_object()) return WrongType(*secrets, "a table");
+    if (!secrets) {
+      return Status::Ok();
+    }
+    if (!secrets->j->is_object()) {
+      return WrongType(*secrets, "a table");
+    }
     for (auto it = secrets->j->begin(); it != secrets->j->end(); ++it) {
       const Node s = Child(*secrets, it.key(), &it.value());
       if (!IsValidName(it.key())) {
@@ -912,11 +1044,12 @@ class Loader {
       const Node src = *Get(s, "source");
       if (spec.source.starts_with("env:")) {
         const std::string var = spec.source.substr(4);
-        const bool ok = !var.empty() && !(var[0] >= '0' && var[0] <= '9') &&
-                        std::all_of(var.begin(), var.end(), [](char c) {
-                          return IsNameChar(c) && c != '-';
-                        });
-        if (!ok) return Fail(Reason::kPolicyInvalid, src, "env:NAME needs a variable name");
+        const bool ok =
+            !var.empty() && !(var[0] >= '0' && var[0] <= '9') &&
+            std::all_of(var.begin(), var.end(), [](char c) { return IsNameChar(c) && c != '-'; });
+        if (!ok) {
+          return Fail(Reason::kPolicyInvalid, src, "env:NAME needs a variable name");
+        }
       } else if (spec.source.starts_with("file:")) {
         std::string path;
         CUSTOS_RETURN_IF_ERROR(ExpandHome(src, spec.source.substr(5), &path, "file:"));
@@ -937,7 +1070,9 @@ class Loader {
       CUSTOS_RETURN_IF_ERROR(
           ForEachString(s, "destinations", [&](const Node& e, const std::string& d) -> Status {
             Result<Endpoint> ep = Endpoint::Parse(d, /*port_required=*/true);
-            if (!ep.ok()) return Fail(Reason::kPolicyBadPattern, e, ep.status().message());
+            if (!ep.ok()) {
+              return Fail(Reason::kPolicyBadPattern, e, ep.status().message());
+            }
             spec.destinations.push_back(d);
             dests.push_back(std::move(ep).value());
             return Status::Ok();
@@ -958,13 +1093,16 @@ class Loader {
     const bool has_arg = colon != std::string::npos;
     auto need_arg = [&]() -> Status {
       if (!has_arg || arg.empty()) {
-        return Fail(Reason::kPolicyBadPattern, e, "flow target \"" + s + "\" needs a pattern after ':'");
+        return Fail(Reason::kPolicyBadPattern, e,
+                    "flow target \"" + s + "\" needs a pattern after ':'");
       }
       return Status::Ok();
     };
     if (kind == "model") {
       out->kind = FlowTarget::Kind::kModel;
-      if (!has_arg) return Status::Ok();
+      if (!has_arg) {
+        return Status::Ok();
+      }
       CUSTOS_RETURN_IF_ERROR(need_arg());
       CUSTOS_ASSIGN_OR_RETURN(out->glob, NameGlob(e, arg, kPathSeparator));
       return Status::Ok();
@@ -972,7 +1110,9 @@ class Loader {
     CUSTOS_RETURN_IF_ERROR(need_arg());
     if (kind == "tool") {
       Result<ToolPattern> tp = ToolPattern::Parse(arg);
-      if (!tp.ok()) return Fail(Reason::kPolicyBadPattern, e, tp.status().message());
+      if (!tp.ok()) {
+        return Fail(Reason::kPolicyBadPattern, e, tp.status().message());
+      }
       out->kind = FlowTarget::Kind::kTool;
       out->tool = std::move(tp).value();
       return Status::Ok();
@@ -983,7 +1123,9 @@ class Loader {
         return Status::Ok();
       }
       Result<Endpoint> ep = Endpoint::Parse(arg, /*port_required=*/false);
-      if (!ep.ok()) return Fail(Reason::kPolicyBadPattern, e, ep.status().message());
+      if (!ep.ok()) {
+        return Fail(Reason::kPolicyBadPattern, e, ep.status().message());
+      }
       out->kind = FlowTarget::Kind::kNet;
       out->net = std::move(ep).value();
       return Status::Ok();
@@ -1001,7 +1143,9 @@ class Loader {
     }
     if (kind == "syscall") {
       std::optional<SyscallKind> k = SyscallFromName(arg);
-      if (!k) return Fail(Reason::kPolicyInvalid, e, "unknown syscall \"" + arg + "\"");
+      if (!k) {
+        return Fail(Reason::kPolicyInvalid, e, "unknown syscall \"" + arg + "\"");
+      }
       out->kind = FlowTarget::Kind::kSyscall;
       out->syscall = *k;
       return Status::Ok();
@@ -1036,14 +1180,20 @@ class Loader {
       }
       CUSTOS_RETURN_IF_ERROR(Positive(*n, &timeout));
     }
-    if (applies) p_->approval_timeouts[id] = timeout;
+    if (applies) {
+      p_->approval_timeouts[id] = timeout;
+    }
     return Status::Ok();
   }
 
   Status LoadFlows(const Node& root) {
     auto flows = Get(root, "flows");
-    if (!flows) return Status::Ok();
-    if (!flows->j->is_array()) return WrongType(*flows, "an array of tables ([[flows]])");
+    if (!flows) {
+      return Status::Ok();
+    }
+    if (!flows->j->is_array()) {
+      return WrongType(*flows, "an array of tables ([[flows]])");
+    }
     for (size_t i = 0; i < flows->j->size(); ++i) {
       const Node f = Elem(*flows, i);
       CUSTOS_RETURN_IF_ERROR(
@@ -1052,21 +1202,27 @@ class Loader {
       CUSTOS_RETURN_IF_ERROR(ReqString(f, "id", &flow.id));
       CUSTOS_RETURN_IF_ERROR(CheckId(*Get(f, "id"), flow.id));
       auto from = Get(f, "from");
-      if (!from) return Missing(f, "from");
+      if (!from) {
+        return Missing(f, "from");
+      }
       CUSTOS_RETURN_IF_ERROR(Labels(*from, &flow.from, &flow.from_text));
       auto to = Get(f, "to");
-      if (!to) return Missing(f, "to");
+      if (!to) {
+        return Missing(f, "to");
+      }
       CUSTOS_RETURN_IF_ERROR(ForEachStringIn(*to, [&](const Node& e, const std::string& s) {
         FlowTarget target;
         CUSTOS_RETURN_IF_ERROR(FlowTargetOf(e, s, &target));
         flow.to.push_back(std::move(target));
         return Status::Ok();
       }));
-      if (flow.to.empty()) return Fail(Reason::kPolicyInvalid, *to, "needs at least one target");
+      if (flow.to.empty()) {
+        return Fail(Reason::kPolicyInvalid, *to, "needs at least one target");
+      }
       if (auto a = Get(f, "action")) {
-        CUSTOS_RETURN_IF_ERROR(Verb(
-            *a, {{"deny", Verdict::kDeny}, {"require_approval", Verdict::kRequireApproval}},
-            &flow.action));
+        CUSTOS_RETURN_IF_ERROR(
+            Verb(*a, {{"deny", Verdict::kDeny}, {"require_approval", Verdict::kRequireApproval}},
+                 &flow.action));
       }
       CUSTOS_RETURN_IF_ERROR(OptString(f, "message", &flow.message));
       CUSTOS_RETURN_IF_ERROR(Timeout(f, flow.id, flow.action == Verdict::kRequireApproval));
@@ -1081,7 +1237,9 @@ class Loader {
     bool need_name = false;
     bool only_files = true;
     for (SyscallKind k : AllSyscalls()) {
-      if (!kinds.Contains(k)) continue;
+      if (!kinds.Contains(k)) {
+        continue;
+      }
       (TargetSeparator(k) == kPathSeparator ? need_path : need_name) = true;
       only_files = only_files && IsFileKind(k);
     }
@@ -1108,14 +1266,18 @@ class Loader {
   static void Index(SyscallSet kinds, const TargetGlobs& targets, uint32_t id,
                     std::array<GlobIndex, kSyscallKindCount>* index) {
     for (SyscallKind k : AllSyscalls()) {
-      if (!kinds.Contains(k)) continue;
+      if (!kinds.Contains(k)) {
+        continue;
+      }
       GlobIndex& gi = (*index)[static_cast<size_t>(k)];
       if (targets.text.empty()) {
         gi.AddAny(id);
         continue;
       }
       const char sep = TargetSeparator(k);
-      for (const Glob& g : sep == kPathSeparator ? targets.path : targets.name) gi.Add(g, sep, id);
+      for (const Glob& g : sep == kPathSeparator ? targets.path : targets.name) {
+        gi.Add(g, sep, id);
+      }
     }
   }
 
@@ -1134,12 +1296,18 @@ class Loader {
         CUSTOS_RETURN_IF_ERROR(ReqString(a, "id", &ap.id));
         CUSTOS_RETURN_IF_ERROR(CheckId(*Get(a, "id"), ap.id));
         auto sys = Get(a, "syscall");
-        if (!sys) return Missing(a, "syscall");
+        if (!sys) {
+          return Missing(a, "syscall");
+        }
         SyscallSet kinds;
         CUSTOS_RETURN_IF_ERROR(SyscallList(*sys, &kinds));
-        if (kinds.empty()) return Fail(Reason::kPolicyInvalid, *sys, "needs at least one syscall");
+        if (kinds.empty()) {
+          return Fail(Reason::kPolicyInvalid, *sys, "needs at least one syscall");
+        }
         TargetGlobs targets;
-        if (auto t = Get(a, "target")) CUSTOS_RETURN_IF_ERROR(Targets(*t, kinds, &targets));
+        if (auto t = Get(a, "target")) {
+          CUSTOS_RETURN_IF_ERROR(Targets(*t, kinds, &targets));
+        }
         CUSTOS_RETURN_IF_ERROR(ForEachString(a, "agents", [&](const Node& e, const std::string& s) {
           CUSTOS_RETURN_IF_ERROR(AgentRef(e, s));
           ap.agents.push_back(s);
@@ -1151,24 +1319,29 @@ class Loader {
         p_->approvals.push_back(std::move(ap));
       }
     }
-    for (GlobIndex& gi : p_->approval_index) gi.Finish();
+    for (GlobIndex& gi : p_->approval_index) {
+      gi.Finish();
+    }
     return Status::Ok();
   }
 
   Status LoadRules(const Node& root) {
     auto rules = Get(root, "rules");
     if (rules) {
-      if (!rules->j->is_array()) return WrongType(*rules, "an array of tables ([[rules]])");
+      if (!rules->j->is_array()) {
+        return WrongType(*rules, "an array of tables ([[rules]])");
+      }
       for (size_t i = 0; i < rules->j->size(); ++i) {
         const Node r = Elem(*rules, i);
-        CUSTOS_RETURN_IF_ERROR(
-            ExpectTable(r, {"id", "effect", "when", "message", "timeout_ms"}));
+        CUSTOS_RETURN_IF_ERROR(ExpectTable(r, {"id", "effect", "when", "message", "timeout_ms"}));
         CompiledRule rule;
         rule.at = map_.At(r.ptr, false);
         CUSTOS_RETURN_IF_ERROR(ReqString(r, "id", &rule.id));
         CUSTOS_RETURN_IF_ERROR(CheckId(*Get(r, "id"), rule.id));
         auto effect = Get(r, "effect");
-        if (!effect) return Missing(r, "effect");
+        if (!effect) {
+          return Missing(r, "effect");
+        }
         CUSTOS_RETURN_IF_ERROR(Verb(*effect,
                                     {{"allow", Verdict::kAllow},
                                      {"deny", Verdict::kDeny},
@@ -1179,8 +1352,8 @@ class Loader {
         SyscallSet kinds = SyscallSet::All();
         TargetGlobs targets;
         if (auto w = Get(r, "when")) {
-          CUSTOS_RETURN_IF_ERROR(ExpectTable(
-              *w, {"syscall", "target", "agent", "labels_reach", "labels_below"}));
+          CUSTOS_RETURN_IF_ERROR(
+              ExpectTable(*w, {"syscall", "target", "agent", "labels_reach", "labels_below"}));
           if (auto sys = Get(*w, "syscall")) {
             kinds = SyscallSet();
             CUSTOS_RETURN_IF_ERROR(SyscallList(*sys, &kinds));
@@ -1188,13 +1361,16 @@ class Loader {
               return Fail(Reason::kPolicyInvalid, *sys, "needs at least one syscall");
             }
           }
-          if (auto t = Get(*w, "target")) CUSTOS_RETURN_IF_ERROR(Targets(*t, kinds, &targets));
+          if (auto t = Get(*w, "target")) {
+            CUSTOS_RETURN_IF_ERROR(Targets(*t, kinds, &targets));
+          }
           if (auto a = Get(*w, "agent")) {
-            CUSTOS_RETURN_IF_ERROR(ForEachStringOrList(*a, [&](const Node& e, const std::string& s) {
-              CUSTOS_RETURN_IF_ERROR(AgentRef(e, s));
-              rule.agents.push_back(s);
-              return Status::Ok();
-            }));
+            CUSTOS_RETURN_IF_ERROR(
+                ForEachStringOrList(*a, [&](const Node& e, const std::string& s) {
+                  CUSTOS_RETURN_IF_ERROR(AgentRef(e, s));
+                  rule.agents.push_back(s);
+                  return Status::Ok();
+                }));
           }
           if (auto l = Get(*w, "labels_reach")) {
             labels::LabelSet set;
@@ -1212,14 +1388,16 @@ class Loader {
         p_->rules.push_back(std::move(rule));
       }
     }
-    for (GlobIndex& gi : p_->rule_index) gi.Finish();
+    for (GlobIndex& gi : p_->rule_index) {
+      gi.Finish();
+    }
     return Status::Ok();
   }
 
   const SourceMap& map_;
   Json* doc_;
   Policy::Impl* p_;
-  std::unordered_map<std::string, std::string> ids_;  // id -> where first defined
+  std::unordered_map<std::string, std::string> ids_;           // id -> where first defined
   std::vector<std::pair<std::string, std::string>> rewrites_;  // JSON pointer -> expanded text
 };
 
@@ -1230,7 +1408,6 @@ char TargetSeparator(SyscallKind k) {
     case SyscallKind::kToolDescribe:
     case SyscallKind::kToolInvoke:
     case SyscallKind::kToolResponse:
-    case SyscallKind::kNetworkSend:
     case SyscallKind::kSecretOpen:
     case SyscallKind::kAgentSpawn:
     case SyscallKind::kAgentSend:
@@ -1251,16 +1428,18 @@ Result<std::unique_ptr<Policy::Impl>> LoadImpl(std::string_view text, std::strin
   }
   SourceMap map(origin, json);
   Result<Json> parsed = json ? ParseJsonPolicy(text, map) : ParseToml(text, &map);
-  if (!parsed.ok()) return parsed.status();
+  if (!parsed.ok()) {
+    return parsed.status();
+  }
   Json doc = std::move(parsed).value();
   auto impl = std::make_unique<Policy::Impl>();
   CUSTOS_RETURN_IF_ERROR(Loader(map, &doc, impl.get()).Run());
   Result<std::string> canonical = CanonicalJson(doc);
   if (!canonical.ok()) {
-    return Status(Reason::kPolicyWrongType,
-                  "policy cannot be encoded canonically: " +
-                      std::string(canonical.status().message()),
-                  std::string(origin));
+    return Status(
+        Reason::kPolicyWrongType,
+        "policy cannot be encoded canonically: " + std::string(canonical.status().message()),
+        std::string(origin));
   }
   impl->hash = crypto::Sha256(*canonical).Hex();
   return impl;

@@ -40,7 +40,9 @@ std::string Quote(std::string_view s) {
       out += static_cast<char>(c);
     }
   }
-  if (s.size() > kMaxQuoted) out += "...";
+  if (s.size() > kMaxQuoted) {
+    out += "...";
+  }
   return out;
 }
 
@@ -106,32 +108,48 @@ bool IsToolKind(SyscallKind k) {
 // What the kernel's path canonicalisation produces: absolute, no empty, "." or ".." segments,
 // no trailing '/', no NUL. Anything else never reaches a deny-list check unrecognised.
 bool IsCanonicalPath(std::string_view p) {
-  if (p.empty() || p[0] != '/') return false;
-  if (p.size() == 1) return true;
-  if (p.back() == '/' || p.find('\0') != std::string_view::npos) return false;
+  if (p.empty() || p[0] != '/') {
+    return false;
+  }
+  if (p.size() == 1) {
+    return true;
+  }
+  if (p.back() == '/' || p.find('\0') != std::string_view::npos) {
+    return false;
+  }
   size_t start = 1;
   while (true) {
     const size_t slash = p.find('/', start);
     const std::string_view seg =
         p.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
-    if (seg.empty() || seg == "." || seg == "..") return false;
-    if (slash == std::string_view::npos) return true;
+    if (seg.empty() || seg == "." || seg == "..") {
+      return false;
+    }
+    if (slash == std::string_view::npos) {
+      return true;
+    }
     start = slash + 1;
   }
 }
 
 bool Contains(const std::vector<std::string>& names, std::string_view name) {
   for (const std::string& n : names) {
-    if (n == name) return true;
+    if (n == name) {
+      return true;
+    }
   }
   return false;
 }
 
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
+  if (a.size() != b.size()) {
+    return false;
+  }
   for (size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != Lower(b[i])) return false;
+    if (Lower(a[i]) != Lower(b[i])) {
+      return false;
+    }
   }
   return true;
 }
@@ -146,9 +164,15 @@ std::string KindTarget(const Request& req) {
 }
 
 bool InternalHost(const Policy::Impl& p, const HostInfo& host) {
-  if (host.name.empty()) return false;
-  if (host.is_ip) {
-    if (internal::IsLoopbackAddress(host.ip)) return true;
+  if (host.name.empty()) {
+    return false;
+  }
+  if (p.net_internal_explicit) {
+    // Only what the policy lists.
+  } else if (host.is_ip) {
+    if (internal::IsLoopbackAddress(host.ip)) {
+      return true;
+    }
   } else {
     constexpr std::string_view kLocal = ".localhost";
     if (IEquals(host.name, "localhost") ||
@@ -158,7 +182,9 @@ bool InternalHost(const Policy::Impl& p, const HostInfo& host) {
     }
   }
   for (const internal::HostPattern& hp : p.net_internal) {
-    if (hp.MatchesHost(host)) return true;
+    if (hp.MatchesHost(host)) {
+      return true;
+    }
   }
   return false;
 }
@@ -175,7 +201,9 @@ std::optional<Decision> AddressGuard(const Policy::Impl& p, const Request& req,
                 "");
   }
   for (const Endpoint& e : p.net_connect) {
-    if (e.PortMatches(req.port) && e.host().CoversAddress(addr)) return std::nullopt;
+    if (e.PortMatches(req.port) && e.host().CoversAddress(addr)) {
+      return std::nullopt;
+    }
   }
   const std::string_view special = internal::SpecialAddressClass(addr);
   const std::string ip = internal::FormatIp(addr);
@@ -186,7 +214,9 @@ std::optional<Decision> AddressGuard(const Policy::Impl& p, const Request& req,
                     "allows it",
                 "[net]\nconnect = [" + Toml(internal::FormatEndpoint(ip, req.port)) + "]");
   }
-  if (internal::IsPublicAddress(addr) || InternalHost(p, host)) return std::nullopt;
+  if (internal::IsPublicAddress(addr) || InternalHost(p, host)) {
+    return std::nullopt;
+  }
   return Deny(Reason::kAddressNotAllowed, "net.connect",
               "host " + Quote(req.host) + " resolved to " + ip +
                   ", which is not a public address, and the host is not in net.internal "
@@ -197,14 +227,16 @@ std::optional<Decision> AddressGuard(const Policy::Impl& p, const Request& req,
 // net.deny, by host:port and, once resolved, by address.
 std::optional<Decision> NetDenyList(const Policy::Impl& p, const Request& req,
                                     const HostInfo& host) {
-  if (p.net_deny.empty()) return std::nullopt;
+  if (p.net_deny.empty()) {
+    return std::nullopt;
+  }
   IpAddress addr;
   const bool resolved = !req.address.empty() && internal::ParseIp(req.address, &addr);
   for (const Endpoint& e : p.net_deny) {
     if (e.Matches(host, req.port)) {
       return Deny(Reason::kDeniedByRule, "net.deny",
-                  Quote(internal::FormatEndpoint(req.host, req.port)) +
-                      " matches net.deny entry " + Toml(e.text()),
+                  Quote(internal::FormatEndpoint(req.host, req.port)) + " matches net.deny entry " +
+                      Toml(e.text()),
                   "# remove " + Toml(e.text()) + " from [net] deny to allow this host");
     }
     if (resolved && e.PortMatches(req.port) && e.host().CoversAddress(addr)) {
@@ -232,7 +264,9 @@ Decision NetConnect(const Policy::Impl& p, const Request& req, const HostInfo& h
                 "[net]\nconnect = [" + Toml(ep) + "]");
   }
   if (!req.address.empty()) {
-    if (std::optional<Decision> d = AddressGuard(p, req, host)) return std::move(*d);
+    if (std::optional<Decision> d = AddressGuard(p, req, host)) {
+      return std::move(*d);
+    }
   }
   return Allow("net.connect");
 }
@@ -282,13 +316,17 @@ Decision Domain(const Policy::Impl& p, const Request& req, const AgentSpec& agen
                 size_t agent_index, const HostInfo& host) {
   switch (req.kind) {
     case SyscallKind::kFileRead:
-      if (p.fs_read.First(req.target) != GlobIndex::kNone) return Allow("fs.read");
+      if (p.fs_read.First(req.target) != GlobIndex::kNone) {
+        return Allow("fs.read");
+      }
       return Deny(Reason::kPathNotAllowed, "fs.read",
                   "path " + Quote(req.target) + " matches no fs.read glob",
                   "[fs]\nread = [" + Toml(req.target) + "]");
     case SyscallKind::kFileWrite:
     case SyscallKind::kFilePatch:
-      if (p.fs_write.First(req.target) != GlobIndex::kNone) return Allow("fs.write");
+      if (p.fs_write.First(req.target) != GlobIndex::kNone) {
+        return Allow("fs.write");
+      }
       return Deny(Reason::kPathNotAllowed, "fs.write",
                   "path " + Quote(req.target) + " matches no fs.write glob",
                   "[fs]\nwrite = [" + Toml(req.target) + "]");
@@ -296,19 +334,27 @@ Decision Domain(const Policy::Impl& p, const Request& req, const AgentSpec& agen
       return NetConnect(p, req, host);
     case SyscallKind::kToolInvoke:
     case SyscallKind::kToolDescribe:
-      if (p.tools_allow.Match(req.target) != nullptr) return Allow("tools.allow");
+      if (p.tools_allow.Match(req.target) != nullptr) {
+        return Allow("tools.allow");
+      }
       return Deny(Reason::kToolNotAllowed, "tools.allow",
                   "tool " + Quote(req.target) + " matches no tools.allow pattern",
                   "[tools]\nallow = [" + Toml(req.target) + "]");
     case SyscallKind::kModelCall:
-      if (p.models_allow.First(req.target) != GlobIndex::kNone) return Allow("models.allow");
+      if (p.models_allow.First(req.target) != GlobIndex::kNone) {
+        return Allow("models.allow");
+      }
       return Deny(Reason::kModelNotAllowed, "models.allow",
                   "model " + Quote(req.target) + " matches no models.allow glob",
                   "[models]\nallow = [" + Toml(req.target) + "]");
     case SyscallKind::kSecretOpen:
       return SecretCheck(p, req);
     case SyscallKind::kAgentSpawn:
-      if (Contains(agent.may_spawn, req.target)) return Allow(p.spawn_rule_ids[agent_index]);
+      for (const Glob& g : p.spawn_globs[agent_index]) {
+        if (g.Matches(req.target)) {
+          return Allow(p.spawn_rule_ids[agent_index]);
+        }
+      }
       return Deny(Reason::kNoMatchingRule, p.spawn_rule_ids[agent_index],
                   "agent " + Quote(agent.name) + " may not spawn " + Quote(req.target) +
                       " (not in agents." + agent.name + ".spawn)",
@@ -316,7 +362,9 @@ Decision Domain(const Policy::Impl& p, const Request& req, const AgentSpec& agen
     default:
       break;
   }
-  if (!IsExternalEffect(req.kind)) return Allow("kernel.internal");
+  if (!IsExternalEffect(req.kind)) {
+    return Allow("kernel.internal");
+  }
   return Deny(Reason::kNoMatchingRule, "default",
               "no rule allows " + KindTarget(req) + " (default deny)", "");
 }
@@ -324,16 +372,22 @@ Decision Domain(const Policy::Impl& p, const Request& req, const AgentSpec& agen
 // For an allow: [[approvals]] may turn it into require_approval.
 void ApplyApprovals(const Policy::Impl& p, const Request& req, Decision* d) {
   const GlobIndex& index = p.approval_index[static_cast<size_t>(req.kind)];
-  if (index.empty()) return;
+  if (index.empty()) {
+    return;
+  }
   const uint32_t id = index.First(req.target, [&](uint32_t i) {
     const auto& agents = p.approvals[i].agents;
     return agents.empty() || Contains(agents, req.agent);
   });
-  if (id == GlobIndex::kNone) return;
+  if (id == GlobIndex::kNone) {
+    return;
+  }
   const internal::CompiledApproval& a = p.approvals[id];
   std::string explanation = "approval '" + a.id + "' requires a person to approve " +
                             KindTarget(req) + " (allowed by " + d->rule + ")";
-  if (!a.message.empty()) explanation += ": " + a.message;
+  if (!a.message.empty()) {
+    explanation += ": " + a.message;
+  }
   *d = NeedsApproval(a.id, std::move(explanation));
 }
 
@@ -406,20 +460,19 @@ Decision Policy::Decide(const Request& req) const {
   // 0. The principal must be a policy agent holding this syscall kind.
   auto agent_it = p.agent_index.find(req.agent);
   if (agent_it == p.agent_index.end()) {
-    return Deny(Reason::kUnknownAgent, "agents",
-                "agent " + Quote(req.agent) + " is not defined in the policy",
-                "[agents." + Quote(req.agent) + "]\nsyscalls = [" +
-                    Toml(SyscallName(req.kind)) + "]");
+    return Deny(
+        Reason::kUnknownAgent, "agents",
+        "agent " + Quote(req.agent) + " is not defined in the policy",
+        "[agents." + Quote(req.agent) + "]\nsyscalls = [" + Toml(SyscallName(req.kind)) + "]");
   }
   const size_t agent_index = agent_it->second;
   const AgentSpec& agent = p.agents[agent_index];
   if (!agent.syscalls.Contains(req.kind)) {
-    return Deny(Reason::kCapabilityMissing, p.syscalls_rule_ids[agent_index],
-                "agent " + Quote(agent.name) + " may not make " +
-                    std::string(SyscallName(req.kind)) + " (not in agents." + agent.name +
-                    ".syscalls)",
-                "[agents." + agent.name + "]\nsyscalls = [..., " +
-                    Toml(SyscallName(req.kind)) + "]");
+    return Deny(
+        Reason::kCapabilityMissing, p.syscalls_rule_ids[agent_index],
+        "agent " + Quote(agent.name) + " may not make " + std::string(SyscallName(req.kind)) +
+            " (not in agents." + agent.name + ".syscalls)",
+        "[agents." + agent.name + "]\nsyscalls = [..., " + Toml(SyscallName(req.kind)) + "]");
   }
 
   // 1. Absolute deny lists.
@@ -432,8 +485,7 @@ Decision Policy::Decide(const Request& req) const {
     }
     if (const uint32_t id = p.fs_deny.First(req.target); id != GlobIndex::kNone) {
       return Deny(Reason::kDeniedByRule, "fs.deny",
-                  "path " + Quote(req.target) + " matches fs.deny glob " +
-                      Toml(p.fs_deny_text[id]),
+                  "path " + Quote(req.target) + " matches fs.deny glob " + Toml(p.fs_deny_text[id]),
                   "# remove " + Toml(p.fs_deny_text[id]) + " from [fs] deny to allow this path");
     }
   } else if (req.kind == SyscallKind::kNetworkSend) {
@@ -441,7 +493,9 @@ Decision Policy::Decide(const Request& req) const {
     if (host.name.empty()) {
       return Deny(Reason::kHostNotAllowed, "net.connect", "network.send names no host", "");
     }
-    if (std::optional<Decision> d = NetDenyList(p, req, host)) return std::move(*d);
+    if (std::optional<Decision> d = NetDenyList(p, req, host)) {
+      return std::move(*d);
+    }
   } else if (IsToolKind(req.kind)) {
     if (const internal::ToolPattern* t = p.tools_deny.Match(req.target)) {
       return Deny(Reason::kToolNotAllowed, "tools.deny",
@@ -454,9 +508,15 @@ Decision Policy::Decide(const Request& req) const {
   const labels::LabelSet& labels = req.labels != nullptr ? *req.labels : Bottom();
   const uint32_t rule_id = p.rule_index[kind_index].First(req.target, [&](uint32_t i) {
     const CompiledRule& r = p.rules[i];
-    if (!r.agents.empty() && !Contains(r.agents, req.agent)) return false;
-    if (r.labels_reach && !labels.Reaches(*r.labels_reach)) return false;
-    if (r.labels_below && !r.labels_below->Reaches(labels)) return false;
+    if (!r.agents.empty() && !Contains(r.agents, req.agent)) {
+      return false;
+    }
+    if (r.labels_reach && !labels.Reaches(*r.labels_reach)) {
+      return false;
+    }
+    if (r.labels_below && !r.labels_below->Reaches(labels)) {
+      return false;
+    }
     return true;
   });
   Decision d;
@@ -464,30 +524,40 @@ Decision Policy::Decide(const Request& req) const {
     const CompiledRule& r = p.rules[rule_id];
     if (r.effect == Verdict::kDeny) {
       std::string explanation = "rule '" + r.id + "' denies " + KindTarget(req);
-      if (!r.message.empty()) explanation += ": " + r.message;
+      if (!r.message.empty()) {
+        explanation += ": " + r.message;
+      }
       return Deny(Reason::kDeniedByRule, r.id, std::move(explanation),
                   "# rule " + Toml(r.id) + " (" + r.at +
                       ") denies this explicitly; narrow its `when` or remove it");
     }
     // Rules cannot widen two guards: the address guard and a secret's agents/destinations.
     if (req.kind == SyscallKind::kNetworkSend && !req.address.empty()) {
-      if (std::optional<Decision> g = AddressGuard(p, req, host)) return std::move(*g);
+      if (std::optional<Decision> g = AddressGuard(p, req, host)) {
+        return std::move(*g);
+      }
     }
     if (req.kind == SyscallKind::kSecretOpen) {
       Decision s = SecretCheck(p, req);
-      if (!s.allowed()) return s;
+      if (!s.allowed()) {
+        return s;
+      }
     }
     if (r.effect == Verdict::kRequireApproval) {
-      std::string explanation = "rule '" + r.id + "' requires a person to approve " +
-                                KindTarget(req);
-      if (!r.message.empty()) explanation += ": " + r.message;
+      std::string explanation =
+          "rule '" + r.id + "' requires a person to approve " + KindTarget(req);
+      if (!r.message.empty()) {
+        explanation += ": " + r.message;
+      }
       return NeedsApproval(r.id, std::move(explanation));
     }
     d = Allow(r.id);
   } else {
     // 3. The domain section; 4. default deny.
     d = Domain(p, req, agent, agent_index, host);
-    if (!d.allowed()) return d;
+    if (!d.allowed()) {
+      return d;
+    }
   }
   ApplyApprovals(p, req, &d);
   return d;
@@ -496,12 +566,16 @@ Decision Policy::Decide(const Request& req) const {
 FlowResult Policy::FlowDecide(const Request& req) const {
   FlowResult out;
   const Impl& p = *impl_;
-  if (p.flows.empty()) return out;
+  if (p.flows.empty()) {
+    return out;
+  }
   const labels::LabelSet& labels = req.labels != nullptr ? *req.labels : Bottom();
   const CompiledFlow* approval = nullptr;
   const FlowTarget* approval_target = nullptr;
   for (const CompiledFlow& f : p.flows) {
-    if (!labels.Reaches(f.from)) continue;
+    if (!labels.Reaches(f.from)) {
+      continue;
+    }
     const FlowTarget* hit = nullptr;
     for (const FlowTarget& t : f.to) {
       if (FlowTargetMatches(p, t, req)) {
@@ -509,13 +583,17 @@ FlowResult Policy::FlowDecide(const Request& req) const {
         break;
       }
     }
-    if (hit == nullptr) continue;
+    if (hit == nullptr) {
+      continue;
+    }
     if (f.action == Verdict::kDeny) {
       out.verdict = Verdict::kDeny;
       out.rule = f.id;
       out.explanation = "inputs are [" + labels.ToString() + "]; flow '" + f.id + "' forbids " +
                         f.from_text + " -> " + hit->text;
-      if (!f.message.empty()) out.explanation += ": " + f.message;
+      if (!f.message.empty()) {
+        out.explanation += ": " + f.message;
+      }
       return out;
     }
     if (approval == nullptr) {
@@ -529,7 +607,9 @@ FlowResult Policy::FlowDecide(const Request& req) const {
     out.explanation = "inputs are [" + labels.ToString() + "]; flow '" + approval->id +
                       "' requires a person to approve " + approval->from_text + " -> " +
                       approval_target->text;
-    if (!approval->message.empty()) out.explanation += ": " + approval->message;
+    if (!approval->message.empty()) {
+      out.explanation += ": " + approval->message;
+    }
   }
   return out;
 }
@@ -550,7 +630,9 @@ const SecretSpec* Policy::FindSecret(std::string_view name) const {
 
 const ModelEndpoint* Policy::FindModel(std::string_view model) const {
   for (size_t i = 0; i < impl_->model_endpoints.size(); ++i) {
-    if (impl_->model_endpoint_globs[i].Matches(model)) return &impl_->model_endpoints[i];
+    if (impl_->model_endpoint_globs[i].Matches(model)) {
+      return &impl_->model_endpoints[i];
+    }
   }
   return nullptr;
 }

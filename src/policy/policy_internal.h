@@ -24,7 +24,7 @@
 namespace custos::policy {
 namespace internal {
 
-// Separators for target globs: '/' for paths and model names, '.' for tool names, hosts,
+// Separators for target globs: '/' for paths, URLs (network.send) and model names; '.' for tool,
 // secret and agent names.
 inline constexpr char kPathSeparator = '/';
 inline constexpr char kNameSeparator = '.';
@@ -137,6 +137,9 @@ struct Policy::Impl {
   // [net]
   std::vector<internal::Endpoint> net_connect, net_deny;
   std::vector<internal::HostPattern> net_internal;
+  // True when the policy lists net.internal itself: then exactly those hosts are internal, and
+  // loopback is not implied (a demo or test can treat loopback servers as the outside world).
+  bool net_internal_explicit = false;
 
   // [tools]
   internal::ToolMatcher tools_allow, tools_deny;
@@ -169,6 +172,8 @@ struct Policy::Impl {
   // Rule, flow and approval ids that can yield require_approval -> timeout.
   internal::StringMap<int64_t> approval_timeouts;
 
+  // Compiled agents.<name>.spawn patterns, by agent index.
+  std::vector<std::vector<Glob>> spawn_globs;
   // Precomputed rule ids "agents.<name>.spawn" and "agents.<name>.syscalls", by agent index.
   std::vector<std::string> spawn_rule_ids;
   std::vector<std::string> syscalls_rule_ids;

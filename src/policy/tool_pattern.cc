@@ -3,7 +3,9 @@
 namespace custos::policy::internal {
 
 bool IsValidToolName(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
+  if (name.empty() || name.size() > 128) {
+    return false;
+  }
   for (char c : name) {
     const bool printable = c > 0x20 && c < 0x7f;
     if (!printable || c == '*' || c == '?' || c == '"' || c == '\'' || c == '\\' || c == '[' ||
@@ -62,9 +64,13 @@ void ToolMatcher::Add(ToolPattern p) {
 }
 
 const ToolPattern* ToolMatcher::Match(std::string_view name) const {
-  if (auto it = exact_.find(name); it != exact_.end()) return &patterns_[it->second];
+  if (auto it = exact_.find(name); it != exact_.end()) {
+    return &patterns_[it->second];
+  }
   for (size_t i : wild_) {
-    if (patterns_[i].Matches(name)) return &patterns_[i];
+    if (patterns_[i].Matches(name)) {
+      return &patterns_[i];
+    }
   }
   return nullptr;
 }

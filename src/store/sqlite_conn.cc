@@ -1,6 +1,6 @@
-#include "store/sqlite_conn_internal.h"
-
 #include <utility>
+
+#include "store/sqlite_conn_internal.h"
 
 namespace custos::store::internal {
 namespace {
@@ -73,8 +73,8 @@ std::string Stmt::Text(int col) const {
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path) {
   sqlite3* db = nullptr;
   // NOMUTEX: the store serialises access to each connection itself.
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close_v2(db);

@@ -116,7 +116,8 @@ Result<std::string> JsonText(const Json& j, std::string_view what) {
   try {
     return j.dump();
   } catch (const Json::exception&) {
-    return Status(Reason::kInvalidArgument, std::string(what) + " holds a string that is not UTF-8");
+    return Status(Reason::kInvalidArgument,
+                  std::string(what) + " holds a string that is not UTF-8");
   }
 }
 
@@ -209,9 +210,9 @@ class SqliteStore final : public Store {
     CUSTOS_ASSIGN_OR_RETURN(int64_t last, LastSeqLocked());
     if (rows.front().seq != last + 1) {
       return Status(Reason::kLogGap, "log append starts at seq " +
-                                         std::to_string(rows.front().seq) + " but the log ends at seq " +
-                                         std::to_string(last) + " (expected " +
-                                         std::to_string(last + 1) + ")");
+                                         std::to_string(rows.front().seq) +
+                                         " but the log ends at seq " + std::to_string(last) +
+                                         " (expected " + std::to_string(last + 1) + ")");
     }
     for (const LogRow& r : rows) {
       CUSTOS_ASSIGN_OR_RETURN(
@@ -293,9 +294,8 @@ class SqliteStore final : public Store {
 
   Result<std::optional<LogRow>> LastLog() override {
     return WithReader([&](Connection& c) -> Result<std::optional<LogRow>> {
-      CUSTOS_ASSIGN_OR_RETURN(
-          Stmt s, c.Prepare(std::string("SELECT ") + kLogColumns +
-                            " FROM log ORDER BY seq DESC LIMIT 1"));
+      CUSTOS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("SELECT ") + kLogColumns +
+                                                " FROM log ORDER BY seq DESC LIMIT 1"));
       CUSTOS_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) {
         return std::optional<LogRow>();
@@ -433,10 +433,10 @@ class SqliteStore final : public Store {
           }
         }
         if (op.expected_version != -1 && op.expected_version != current) {
-          return Status(Reason::kVersionConflict,
-                        "heap object " + id + ": expected version " +
-                            std::to_string(op.expected_version) + ", actual " +
-                            std::to_string(current) + (current == 0 ? " (absent)" : ""));
+          return Status(Reason::kVersionConflict, "heap object " + id + ": expected version " +
+                                                      std::to_string(op.expected_version) +
+                                                      ", actual " + std::to_string(current) +
+                                                      (current == 0 ? " (absent)" : ""));
         }
         HeapObject out;
         out.id = id;
@@ -462,8 +462,7 @@ class SqliteStore final : public Store {
           if (current == 0) {
             return Status(Reason::kNotFound, "no object " + id + " in run " + run + " to delete");
           }
-          CUSTOS_ASSIGN_OR_RETURN(Stmt s,
-                                  c.Prepare("DELETE FROM heap WHERE run = ?1 AND id = ?2"));
+          CUSTOS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM heap WHERE run = ?1 AND id = ?2"));
           s.BindText(1, run).BindText(2, id);
           CUSTOS_RETURN_IF_ERROR(s.Run());
           out.type = current_type;
@@ -511,10 +510,10 @@ class SqliteStore final : public Store {
     }
     return WithWriter([&](Connection& c) -> Status {
       CUSTOS_ASSIGN_OR_RETURN(WriteTxn txn, WriteTxn::Begin(c));
-      CUSTOS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("INSERT INTO approvals(") +
-                                                kApprovalColumns +
-                                                ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                                                "?10, ?11, ?12, ?13)"));
+      CUSTOS_ASSIGN_OR_RETURN(Stmt s,
+                              c.Prepare(std::string("INSERT INTO approvals(") + kApprovalColumns +
+                                        ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                                        "?10, ?11, ?12, ?13)"));
       s.BindText(1, a.id)
           .BindText(2, a.agent)
           .BindText(3, a.run)
@@ -755,9 +754,9 @@ class SqliteStore final : public Store {
     if (sync == writer_sync_) {
       return Status::Ok();
     }
-    CUSTOS_ASSIGN_OR_RETURN(Stmt s, writer_->Prepare(sync == Sync::kFull
-                                                         ? "PRAGMA synchronous=FULL"
-                                                         : "PRAGMA synchronous=NORMAL"));
+    CUSTOS_ASSIGN_OR_RETURN(Stmt s,
+                            writer_->Prepare(sync == Sync::kFull ? "PRAGMA synchronous=FULL"
+                                                                 : "PRAGMA synchronous=NORMAL"));
     CUSTOS_RETURN_IF_ERROR(s.Run());
     writer_sync_ = sync;
     return Status::Ok();

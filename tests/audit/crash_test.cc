@@ -96,8 +96,8 @@ TEST(LogCrashTest, SigkillDuringGroupCommitLosesNoAcknowledgedEntryAndKeepsTheCh
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
     reader.join();
     close(fds[0]);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited on its own with " << WEXITSTATUS(status)
-                                     << " in iteration " << iter;
+    ASSERT_TRUE(WIFSIGNALED(status))
+        << "child exited on its own with " << WEXITSTATUS(status) << " in iteration " << iter;
 
     auto store = store::OpenSqliteStore(db);
     ASSERT_THAT(store, IsOk()) << "iteration " << iter;

@@ -131,8 +131,8 @@ Json GenerateVectors() {
 TEST(FlightLogVectorsTest, CheckedInVectorsMatchTheImplementation) {
   const Json generated = GenerateVectors();
   const std::filesystem::path path = VectorPath();
-  if (const char* regen = std::getenv("CUSTOS_REGEN_VECTORS"); regen != nullptr &&
-                                                                std::string(regen) == "1") {
+  if (const char* regen = std::getenv("CUSTOS_REGEN_VECTORS");
+      regen != nullptr && std::string(regen) == "1") {
     std::filesystem::create_directories(path.parent_path());
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << generated.dump(2) << "\n";
@@ -140,8 +140,7 @@ TEST(FlightLogVectorsTest, CheckedInVectorsMatchTheImplementation) {
     GTEST_SKIP() << "regenerated " << path;
   }
   std::ifstream in(path, std::ios::binary);
-  ASSERT_TRUE(in.good()) << "missing " << path
-                         << " (generate it with CUSTOS_REGEN_VECTORS=1)";
+  ASSERT_TRUE(in.good()) << "missing " << path << " (generate it with CUSTOS_REGEN_VECTORS=1)";
   std::stringstream text;
   text << in.rdbuf();
   Json checked_in = Json::parse(text.str(), nullptr, /*allow_exceptions=*/false);

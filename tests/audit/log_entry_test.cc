@@ -3,9 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 #include "audit/entry_scan_internal.h"
+#include "audit/log_entry_internal.h"
 #include "custos/core/encoding.h"
 #include "custos/crypto/sha256.h"
 #include "testing/matchers.h"
@@ -64,6 +66,138 @@ TEST(LogEntryTest, CanonicalEncodingHasEveryFieldButHashInSortedOrder) {
                 "\"usage\":{\"tool_calls\":1},\"v\":1,\"verdict\":\"allow\"}");
 }
 
+// The definition in docs/spec/flight-log.md: CanonicalJson of a Json object of every field but
+// hash. EncodeCanonical writes the same bytes without building the object.
+Result<std::string> ReferenceEncoding(const LogEntry& e) {
+  Json labels = Json::array();
+  for (const auto& l : e.labels) {
+    labels.push_back(l);
+  }
+  Json j = {{"v", kLogEntryVersion},
+            {"seq", e.seq},
+            {"prev_hash", e.prev_hash},
+            {"time_ms", e.time_ms},
+            {"type", e.type},
+            {"agent", e.agent},
+            {"run", e.run},
+            {"syscall_id", e.syscall_id},
+            {"syscall", e.syscall},
+            {"target", e.target},
+            {"verdict", e.verdict},
+            {"stage", e.stage},
+            {"rule", e.rule},
+            {"reason", e.reason},
+            {"explanation", e.explanation},
+            {"labels", labels},
+            {"req_hash", e.req_hash},
+            {"res_hash", e.res_hash},
+            {"blob", e.blob},
+            {"decision_seq", e.decision_seq},
+            {"policy_hash", e.policy_hash},
+            {"usage", e.usage},
+            {"extra", e.extra}};
+  return CanonicalJson(j);
+}
+
+std::string RandomString(std::mt19937& rng) {
+  static const std::string kPieces[] = {"a",
+                                        "Z",
+                                        "0",
+                                        " ",
+                                        "\"",
+                                        "\\",
+                                        "/",
+                                        "\n",
+                                        "\t",
+                                        "\r",
+                                        "\b",
+                                        "\f",
+                                        std::string(1, '\0'),
+                                        "\x01",
+                                        "\x1f",
+                                        "\x7f",
+                                        "\xc3\xa9",
+                                        "\xe2\x82\xac",
+                                        "\xf0\x9f\x94\x92",
+                                        "seq",
+                                        "\"seq\":",
+                                        "{",
+                                        "}",
+                                        "[",
+                                        "]",
+                                        ","};
+  std::string s;
+  // Mostly short, sometimes long enough for the scanner's 16-byte fast path.
+  const int n = static_cast<int>(rng() % 8 == 0 ? rng() % 80 : rng() % 12);
+  for (int i = 0; i < n; ++i) {
+    s += kPieces[rng() % std::size(kPieces)];
+  }
+  return s;
+}
+
+Json RandomObject(std::mt19937& rng, int depth) {
+  Json o = Json::object();
+  const int n = static_cast<int>(rng() % 4);
+  for (int i = 0; i < n; ++i) {
+    const std::string key = RandomString(rng);
+    switch (rng() % (depth > 0 ? 5 : 3)) {
+      case 0:
+        o[key] = static_cast<int64_t>(rng()) - (1LL << 31);
+        break;
+      case 1:
+        o[key] = RandomString(rng);
+        break;
+      case 2:
+        o[key] = (rng() % 2) == 0;
+        break;
+      case 3:
+        o[key] = RandomObject(rng, depth - 1);
+        break;
+      default:
+        o[key] = Json::array({RandomString(rng), 1, nullptr});
+    }
+  }
+  return o;
+}
+
+TEST(LogEntryTest, EncodingEqualsCanonicalJsonOfTheFieldObjectOnRandomEntries) {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    LogEntry e;
+    e.seq = static_cast<int64_t>(rng());
+    e.prev_hash = std::string(64, "0123456789abcdef"[rng() % 16]);
+    e.time_ms = static_cast<int64_t>(rng()) * 1000 - 5;
+    e.decision_seq = static_cast<int64_t>(rng() % 3) - 1;
+    for (std::string* s :
+         {&e.type, &e.agent, &e.run, &e.syscall_id, &e.syscall, &e.target, &e.verdict, &e.stage,
+          &e.rule, &e.reason, &e.explanation, &e.req_hash, &e.res_hash, &e.blob, &e.policy_hash}) {
+      *s = RandomString(rng);
+    }
+    const int labels = static_cast<int>(rng() % 4);
+    for (int k = 0; k < labels; ++k) {
+      e.labels.push_back(RandomString(rng));
+    }
+    e.usage = RandomObject(rng, 1);
+    e.extra = RandomObject(rng, 2);
+    auto fast = EncodeCanonical(e);
+    auto reference = ReferenceEncoding(e);
+    ASSERT_THAT(fast, IsOk());
+    ASSERT_THAT(reference, IsOk());
+    ASSERT_EQ(*fast, *reference) << "entry " << i;
+    // The scanner finds the chain values where the encoder says it wrote them.
+    auto l = internal::ScanEntry(*fast, internal::ScanMode::kCanonical);
+    ASSERT_THAT(l, IsOk()) << *fast;
+    EXPECT_EQ(l->seq, e.seq);
+    internal::EntryLayout written;
+    ASSERT_THAT(internal::EncodeCanonicalWithLayout(e, &written), IsOk());
+    EXPECT_EQ(written.seq, l->seq);
+    EXPECT_EQ(written.seq_pos, l->seq_pos);
+    EXPECT_EQ(written.seq_len, l->seq_len);
+    EXPECT_EQ(written.prev_hash_pos, l->prev_hash_pos);
+    EXPECT_EQ(written.extra_end, l->extra_end);
+  }
+}
+
 TEST(LogEntryTest, CanonicalEncodingEscapesMinimally) {
   LogEntry e = Sample();
   e.explanation = "quote \" backslash \\ newline \n nul " + std::string(1, '\0') + " é";
@@ -90,6 +224,28 @@ TEST(LogEntryTest, NonObjectUsageAndMalformedPrevHashAreInvalidArgument) {
   EXPECT_THAT(EncodeCanonical(e), StatusIs(Reason::kInvalidArgument));
   e.prev_hash = "abc";
   EXPECT_THAT(EncodeCanonical(e), StatusIs(Reason::kInvalidArgument));
+}
+
+TEST(LogEntryTest, DetailsNestedDeeperThanReadersAcceptAreInvalidArgument) {
+  LogEntry e = Sample();
+  Json deep = 1;
+  for (int i = 0; i < 16; ++i) {
+    deep = Json{{"d", deep}};
+  }
+  e.extra = deep;  // 16 levels: accepted, and decodes back
+  auto c = EncodeCanonical(e);
+  ASSERT_THAT(c, IsOk());
+  store::LogRow row = RowOf(e);
+  EXPECT_THAT(DecodeEntry(row), IsOk());
+  EXPECT_THAT(internal::ScanEntry(*c, internal::ScanMode::kCanonical), IsOk());
+  e.extra = Json{{"d", deep}};  // 17 levels
+  EXPECT_THAT(EncodeCanonical(e), StatusIs(Reason::kInvalidArgument));
+}
+
+TEST(LogEntryTest, LargeEntriesDecode) {
+  LogEntry e = Sample();
+  e.explanation = std::string(3 << 20, 'x');
+  EXPECT_THAT(DecodeEntry(RowOf(e)), IsOk());
 }
 
 TEST(LogEntryTest, InvalidUtf8InAStringFieldIsRejected) {

@@ -186,8 +186,7 @@ TEST_F(LogWriterTest, OpenRefusesToExtendATamperedLastEntry) {
 TEST_F(LogWriterTest, OpenFailsWithTheStoreErrorWhenTheLastRowCannotBeRead) {
   FaultStore faulty(store_.get());
   faulty.fail_read = true;
-  EXPECT_THAT(LogWriter::Open(&faulty, Durability::kGroup, &clock_),
-              StatusIs(Reason::kStoreError));
+  EXPECT_THAT(LogWriter::Open(&faulty, Durability::kGroup, &clock_), StatusIs(Reason::kStoreError));
 }
 
 TEST_F(LogWriterTest, ConcurrentAppendersGetUniqueConsecutiveSeqsInEveryMode) {

@@ -169,8 +169,7 @@ TEST_F(VerifierTest, ReorderedEntriesAreLogGapSayingOutOfOrder) {
   VerifyReport r = VerifyStore(*store_);
   EXPECT_THAT(r.status, StatusIs(Reason::kLogGap));
   EXPECT_EQ(r.first_bad_seq, 3);
-  EXPECT_THAT(std::string(r.status.message()),
-              HasSubstr("log entries 3 and 4 are out of order"));
+  EXPECT_THAT(std::string(r.status.message()), HasSubstr("log entries 3 and 4 are out of order"));
 }
 
 TEST_F(VerifierTest, InsertedEntryIsLogGap) {

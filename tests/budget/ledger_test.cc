@@ -93,9 +93,8 @@ TEST(LedgerTest, ReserveBeyondLimitIsBudgetExhaustedNamingResourceAndAmounts) {
 
 TEST(LedgerTest, ReserveIsAllOrNothingAcrossResources) {
   Ledger ledger;
-  ASSERT_THAT(
-      ledger.Open(kAlice, Make({{Resource::kToolCalls, 5}, {Resource::kNetBytesOut, 100}})),
-      IsOk());
+  ASSERT_THAT(ledger.Open(kAlice, Make({{Resource::kToolCalls, 5}, {Resource::kNetBytesOut, 100}})),
+              IsOk());
   auto r = ledger.Reserve(kAlice, Make({{Resource::kToolCalls, 1}, {Resource::kNetBytesOut, 101}}));
   EXPECT_THAT(r, StatusIs(Reason::kBudgetExhausted));
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("net_bytes_out"));
@@ -148,9 +147,8 @@ TEST(LedgerTest, SettleBeyondReservationChargesOnlyTheReservationAndSaysSo) {
   ASSERT_THAT(id, IsOk());
   Status s = ledger.Settle(*id, Make({{Resource::kNetBytesOut, 5000}}));
   EXPECT_THAT(s, StatusIs(Reason::kBudgetExhausted));
-  EXPECT_THAT(std::string(s.message()),
-              AllOf(HasSubstr("net_bytes_out used 5000 of 100 reserved"),
-                    HasSubstr("charged the reservation")));
+  EXPECT_THAT(std::string(s.message()), AllOf(HasSubstr("net_bytes_out used 5000 of 100 reserved"),
+                                              HasSubstr("charged the reservation")));
   auto st = ledger.Get(kAlice);
   ASSERT_THAT(st, IsOk());
   EXPECT_EQ(st->used[Resource::kNetBytesOut], 100);
@@ -269,8 +267,7 @@ TEST(LedgerTest, CloseChildChargesUsedPlusOpenReservationsAndRefundsTheRest) {
   ASSERT_THAT(parent, IsOk());
   EXPECT_EQ(parent->used[Resource::kToolCalls], 3);
   EXPECT_EQ(parent->reserved[Resource::kToolCalls], 0);
-  EXPECT_THAT(ledger.Reserve(kBob, Make({{Resource::kToolCalls, 1}})),
-              StatusIs(Reason::kNotFound));
+  EXPECT_THAT(ledger.Reserve(kBob, Make({{Resource::kToolCalls, 1}})), StatusIs(Reason::kNotFound));
   EXPECT_THAT(ledger.Settle(*open, Make({{Resource::kToolCalls, 1}})), IsOk());
   EXPECT_THAT(ledger.CloseChild(kBob), StatusIs(Reason::kNotFound));
   EXPECT_THAT(ledger.CloseChild(kAlice), StatusIs(Reason::kInvalidArgument));
@@ -296,8 +293,8 @@ TEST(LedgerTest, ConcurrentReserveSettleNeverExceedsLimitAndAccountsEveryCharge)
       std::mt19937 rng(t);
       for (int i = 0; i < kCycles; ++i) {
         int64_t max = 1 + static_cast<int64_t>(rng() % 10);
-        auto id = ledger.Reserve(kAlice, Make({{Resource::kToolCalls, 1},
-                                               {Resource::kModelTokensIn, max}}));
+        auto id = ledger.Reserve(
+            kAlice, Make({{Resource::kToolCalls, 1}, {Resource::kModelTokensIn, max}}));
         if (!id.ok()) {
           if (id.status().reason() != Reason::kBudgetExhausted) {
             violated = true;
@@ -312,8 +309,7 @@ TEST(LedgerTest, ConcurrentReserveSettleNeverExceedsLimitAndAccountsEveryCharge)
         }
         auto st = ledger.Get(kAlice);
         if (!st.ok() ||
-            st->used[Resource::kModelTokensIn] + st->reserved[Resource::kModelTokensIn] >
-                kTokens ||
+            st->used[Resource::kModelTokensIn] + st->reserved[Resource::kModelTokensIn] > kTokens ||
             st->reserved[Resource::kToolCalls] > kInFlight) {
           violated = true;
         }

@@ -12,32 +12,19 @@ struct Case {
 
 TEST(ClassifyAddressTest, ClassifiesIpv4) {
   const Case cases[] = {
-      {"8.8.8.8", AddressClass::kPublic},
-      {"1.1.1.1", AddressClass::kPublic},
-      {"127.0.0.1", AddressClass::kLoopback},
-      {"127.255.255.254", AddressClass::kLoopback},
-      {"10.0.0.1", AddressClass::kPrivate},
-      {"172.16.0.1", AddressClass::kPrivate},
-      {"172.31.255.255", AddressClass::kPrivate},
-      {"172.32.0.1", AddressClass::kPublic},
-      {"192.168.1.1", AddressClass::kPrivate},
-      {"100.64.0.1", AddressClass::kPrivate},
-      {"100.127.255.255", AddressClass::kPrivate},
-      {"100.128.0.1", AddressClass::kPublic},
-      {"169.254.1.1", AddressClass::kLinkLocal},
-      {"169.254.169.254", AddressClass::kMetadata},
-      {"169.254.170.2", AddressClass::kMetadata},
-      {"100.100.100.200", AddressClass::kMetadata},
-      {"168.63.129.16", AddressClass::kMetadata},
-      {"192.0.0.192", AddressClass::kMetadata},
-      {"0.0.0.0", AddressClass::kUnspecified},
-      {"0.1.2.3", AddressClass::kUnspecified},
-      {"224.0.0.1", AddressClass::kMulticast},
-      {"239.255.255.250", AddressClass::kMulticast},
-      {"255.255.255.255", AddressClass::kReserved},
-      {"240.0.0.1", AddressClass::kReserved},
-      {"192.0.2.10", AddressClass::kReserved},
-      {"198.18.0.1", AddressClass::kReserved},
+      {"8.8.8.8", AddressClass::kPublic},           {"1.1.1.1", AddressClass::kPublic},
+      {"127.0.0.1", AddressClass::kLoopback},       {"127.255.255.254", AddressClass::kLoopback},
+      {"10.0.0.1", AddressClass::kPrivate},         {"172.16.0.1", AddressClass::kPrivate},
+      {"172.31.255.255", AddressClass::kPrivate},   {"172.32.0.1", AddressClass::kPublic},
+      {"192.168.1.1", AddressClass::kPrivate},      {"100.64.0.1", AddressClass::kPrivate},
+      {"100.127.255.255", AddressClass::kPrivate},  {"100.128.0.1", AddressClass::kPublic},
+      {"169.254.1.1", AddressClass::kLinkLocal},    {"169.254.169.254", AddressClass::kMetadata},
+      {"169.254.170.2", AddressClass::kMetadata},   {"100.100.100.200", AddressClass::kMetadata},
+      {"168.63.129.16", AddressClass::kMetadata},   {"192.0.0.192", AddressClass::kMetadata},
+      {"0.0.0.0", AddressClass::kUnspecified},      {"0.1.2.3", AddressClass::kUnspecified},
+      {"224.0.0.1", AddressClass::kMulticast},      {"239.255.255.250", AddressClass::kMulticast},
+      {"255.255.255.255", AddressClass::kReserved}, {"240.0.0.1", AddressClass::kReserved},
+      {"192.0.2.10", AddressClass::kReserved},      {"198.18.0.1", AddressClass::kReserved},
       {"203.0.113.7", AddressClass::kReserved},
   };
   for (const Case& c : cases) {
@@ -90,9 +77,9 @@ TEST(ClassifyAddressTest, EmbeddedIpv4IsClassifiedAsIpv4) {
 }
 
 TEST(ClassifyAddressTest, NonAddressesAreInvalid) {
-  const char* bad[] = {"",         "localhost",     "1.2.3",     "1.2.3.4.5", "01.2.3.4",
-                       "256.0.0.1", "[::1]",        "fe80::1%lo", "::g",       " 1.2.3.4",
-                       "1.2.3.4 ", "2130706433",    "0x7f000001"};
+  const char* bad[] = {"",          "localhost",  "1.2.3",      "1.2.3.4.5", "01.2.3.4",
+                       "256.0.0.1", "[::1]",      "fe80::1%lo", "::g",       " 1.2.3.4",
+                       "1.2.3.4 ",  "2130706433", "0x7f000001"};
   for (const char* b : bad) {
     EXPECT_EQ(ClassifyAddress(b), AddressClass::kInvalid) << b;
   }

@@ -1,6 +1,8 @@
 #include "custos/effects/command.h"
 
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -10,9 +12,6 @@
 #include <fstream>
 #include <string>
 #include <thread>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "testing/matchers.h"
 #include "testing/temp_dir.h"
@@ -24,9 +23,9 @@ namespace fs = std::filesystem;
 using ::custos::testing::IsOk;
 using ::custos::testing::StatusIs;
 using ::custos::testing::TempDir;
+using std::chrono::milliseconds;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using std::chrono::milliseconds;
 
 // True once `pid` is gone or a zombie (killed, awaiting its new parent's wait).
 bool ProcessIsDead(pid_t pid) {
@@ -126,8 +125,7 @@ TEST(RunCommandTest, TimeoutKillsTheWholeProcessGroup) {
   CommandOptions opt;
   opt.timeout = milliseconds(300);
   auto start = std::chrono::steady_clock::now();
-  auto r = RunCommand({"/bin/sh", "-c", "sleep 30 & echo $! > " + pidfile + "; sleep 30"}, "",
-                      opt);
+  auto r = RunCommand({"/bin/sh", "-c", "sleep 30 & echo $! > " + pidfile + "; sleep 30"}, "", opt);
   EXPECT_THAT(r, StatusIs(Reason::kEffectTimeout));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   pid_t bg = 0;
@@ -179,8 +177,7 @@ TEST(RunCommandTest, DoesNotLeakDescriptors) {
 
 TEST(RunCommandTest, RejectsBadArguments) {
   EXPECT_THAT(RunCommand({}, "", CommandOptions{}), StatusIs(Reason::kInvalidArgument));
-  EXPECT_THAT(RunCommand({"echo", "hi"}, "", CommandOptions{}),
-              StatusIs(Reason::kInvalidArgument));
+  EXPECT_THAT(RunCommand({"echo", "hi"}, "", CommandOptions{}), StatusIs(Reason::kInvalidArgument));
   EXPECT_THAT(RunCommand({"/bin/echo", std::string("a\0b", 3)}, "", CommandOptions{}),
               StatusIs(Reason::kInvalidArgument));
   CommandOptions bad_env;

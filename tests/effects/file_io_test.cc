@@ -1,5 +1,7 @@
 #include "custos/effects/file_io.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -7,9 +9,6 @@
 #include <fstream>
 #include <sstream>
 #include <string>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "custos/effects/path.h"
 #include "testing/matchers.h"
@@ -172,6 +171,21 @@ TEST_F(FileIoTest, AppendExtendsAndCreates) {
   ASSERT_THAT(WriteFileAt(root_ + "/work/log.txt", "1", WriteMode::kAppend), IsOk());
   ASSERT_THAT(WriteFileAt(root_ + "/work/log.txt", "2", WriteMode::kAppend), IsOk());
   EXPECT_EQ(Slurp(root_ + "/work/log.txt"), "12");
+}
+
+TEST_F(FileIoTest, HardLinkedFileIsPathEscapeUnlessAllowed) {
+  // A tool links a file from outside the allowed root into it.
+  fs::create_hard_link(root_ + "/elsewhere/notes.txt", root_ + "/work/link.txt");
+  EXPECT_THAT(ReadFileAt(root_ + "/work/link.txt", 1024), StatusIs(Reason::kPathEscape));
+  EXPECT_THAT(WriteFileAt(root_ + "/work/link.txt", "x", WriteMode::kAppend),
+              StatusIs(Reason::kPathEscape));
+  auto r = ReadFileAt(root_ + "/work/link.txt", 1024, HardLinks::kDangerAllow);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->contents, "private");
+  // Replacing the name is safe: the other name keeps the old file.
+  ASSERT_THAT(WriteFileAt(root_ + "/work/link.txt", "new", WriteMode::kOverwrite), IsOk());
+  EXPECT_EQ(Slurp(root_ + "/work/link.txt"), "new");
+  EXPECT_EQ(Slurp(root_ + "/elsewhere/notes.txt"), "private");
 }
 
 TEST_F(FileIoTest, LargeRoundTrip) {

@@ -1,11 +1,11 @@
 #include "custos/effects/http_client.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "effects/test_http_server.h"
 #include "testing/matchers.h"
@@ -15,9 +15,9 @@ namespace {
 
 using ::custos::testing::IsOk;
 using ::custos::testing::StatusIs;
+using test_support::TestHttpServer;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using test_support::TestHttpServer;
 
 class HttpSendTest : public ::testing::Test {
  protected:
@@ -145,8 +145,7 @@ TEST_F(HttpSendTest, RedirectToAnotherSchemeIsRedirectDenied) {
 }
 
 TEST_F(HttpSendTest, CrossOriginRedirectDropsCredentials) {
-  HttpRequest req =
-      Get("/to?u=http://other.test:" + std::to_string(server_.port()) + "/echo");
+  HttpRequest req = Get("/to?u=http://other.test:" + std::to_string(server_.port()) + "/echo");
   req.headers = {{"Authorization", "Bearer tok-123", false},
                  {"X-Api-Key", "key-456", true},
                  {"X-Plain", "visible", false}};
@@ -244,6 +243,17 @@ TEST_F(HttpSendTest, BodyOverTheCapIsPayloadTooLarge) {
   auto r = HttpSend(Get("/stream"), opt);
   ASSERT_THAT(r, IsOk());
   EXPECT_EQ(r->body.size(), size_t{1} << 20);
+}
+
+TEST_F(HttpSendTest, HeadOfALargeResourceIsNotOverTheCap) {
+  HttpRequest head = Get("/huge");
+  head.method = "HEAD";
+  HttpOptions opt;
+  opt.max_body_bytes = 1000;
+  auto r = HttpSend(head, opt);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "");
 }
 
 TEST_F(HttpSendTest, HeadersOverTheCapArePayloadTooLarge) {

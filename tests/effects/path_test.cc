@@ -1,14 +1,13 @@
 #include "custos/effects/path.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "testing/matchers.h"
 #include "testing/temp_dir.h"

@@ -152,8 +152,8 @@ class TestHttpServer {
     }
   }
 
-  static std::string Response(int status, const std::string& extra_headers,
-                              const std::string& body, bool with_length = true) {
+  static std::string Response(int status, const std::string& extra_headers, const std::string& body,
+                              bool with_length = true) {
     std::string out = "HTTP/1.1 " + std::to_string(status) + " X\r\nConnection: close\r\n";
     out += extra_headers;
     if (with_length) {

@@ -1,9 +1,9 @@
 #include "custos/effects/url.h"
 
-#include <string>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "testing/matchers.h"
 

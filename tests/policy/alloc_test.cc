@@ -11,20 +11,39 @@
 
 #include "custos/policy/policy.h"
 
+// Sanitizers interpose operator new themselves; counting is meaningless there, so the
+// replacement is compiled out and the allocation tests skip.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CUSTOS_COUNTING_NEW 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define CUSTOS_COUNTING_NEW 0
+#endif
+#endif
+#ifndef CUSTOS_COUNTING_NEW
+#define CUSTOS_COUNTING_NEW 1
+#endif
+
 namespace {
 std::atomic<long> g_allocations{0};
 }  // namespace
 
-void* operator new(std::size_t n) {
+#if CUSTOS_COUNTING_NEW
+// noinline: GCC would otherwise inline free() into delete-expressions and warn that it pairs with
+// operator new (-Wmismatched-new-delete), which is exactly what a replacement does.
+[[gnu::noinline]] void* operator new(std::size_t n) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  if (void* p = std::malloc(n == 0 ? 1 : n)) {
+    return p;
+  }
   throw std::bad_alloc();
 }
-void* operator new[](std::size_t n) { return operator new(n); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+[[gnu::noinline]] void* operator new[](std::size_t n) { return operator new(n); }
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete[](void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#endif
 
 namespace custos::policy {
 namespace {
@@ -59,8 +78,9 @@ destinations = ["api.github.com:443"]
             "\"\nwhen = { syscall = [\"file.read\"], target = \"/data/p" + n +
             "/**\", agent = [\"coder\"], labels_below = [\"private\"] }\n";
   }
-  text += "[[rules]]\nid = \"lit\"\neffect = \"allow\"\n"
-          "when = { syscall = [\"file.read\"], target = \"/data/literal.txt\" }\n";
+  text +=
+      "[[rules]]\nid = \"lit\"\neffect = \"allow\"\n"
+      "when = { syscall = [\"file.read\"], target = \"/data/literal.txt\" }\n";
   Result<std::shared_ptr<const Policy>> p = Policy::LoadString(text, "alloc.toml");
   EXPECT_TRUE(p.ok()) << p.status();
   return p.ok() ? std::move(p).value() : nullptr;
@@ -75,6 +95,9 @@ long AllocationsDuring(const Policy& p, const Request& r, Verdict* verdict) {
 }
 
 TEST(PolicyAllocationTest, AllowPathDoesNotAllocate) {
+  if (!CUSTOS_COUNTING_NEW) {
+    GTEST_SKIP() << "operator new is the sanitizer's";
+  }
   auto p = LoadWithRules();
   ASSERT_NE(p, nullptr);
   const labels::LabelSet labels;  // bottom; built before counting
@@ -86,18 +109,18 @@ TEST(PolicyAllocationTest, AllowPathDoesNotAllocate) {
     std::string_view address;
   };
   const Case cases[] = {
-      {SyscallKind::kFileRead, "/srv/work/src/main.cc", "", 0, ""},    // fs.read
-      {SyscallKind::kFileRead, "/data/p199/x", "", 0, ""},             // rule r199 via trie
-      {SyscallKind::kFileRead, "/data/literal.txt", "", 0, ""},        // exact-target rule
-      {SyscallKind::kFileWrite, "/srv/work/out/a", "", 0, ""},         // fs.write
+      {SyscallKind::kFileRead, "/srv/work/src/main.cc", "", 0, ""},  // fs.read
+      {SyscallKind::kFileRead, "/data/p199/x", "", 0, ""},           // rule r199 via trie
+      {SyscallKind::kFileRead, "/data/literal.txt", "", 0, ""},      // exact-target rule
+      {SyscallKind::kFileWrite, "/srv/work/out/a", "", 0, ""},       // fs.write
       {SyscallKind::kNetworkSend, "", "api.github.com", 443, "140.82.112.5"},
-      {SyscallKind::kNetworkSend, "", "10.1.2.3", 5432, "10.1.2.3"},   // CIDR, private IP
+      {SyscallKind::kNetworkSend, "", "10.1.2.3", 5432, "10.1.2.3"},  // CIDR, private IP
       {SyscallKind::kNetworkSend, "", "x.example.com", 443, "2606:4700::1111"},
       {SyscallKind::kToolInvoke, "git.status", "", 0, ""},
       {SyscallKind::kToolDescribe, "search", "", 0, ""},
       {SyscallKind::kModelCall, "gpt-4o-mini", "", 0, ""},
       {SyscallKind::kSecretOpen, "k", "", 0, ""},
-      {SyscallKind::kMemoryWrite, "obj", "", 0, ""},                    // kernel.internal
+      {SyscallKind::kMemoryWrite, "obj", "", 0, ""},  // kernel.internal
   };
   for (const Case& c : cases) {
     Request r;
@@ -109,13 +132,15 @@ TEST(PolicyAllocationTest, AllowPathDoesNotAllocate) {
     r.address = c.address;
     r.labels = &labels;
     Verdict v = Verdict::kDeny;
-    EXPECT_EQ(AllocationsDuring(*p, r, &v), 0) << SyscallName(c.kind) << " " << c.target
-                                                << c.host;
+    EXPECT_EQ(AllocationsDuring(*p, r, &v), 0) << SyscallName(c.kind) << " " << c.target << c.host;
     EXPECT_EQ(v, Verdict::kAllow) << SyscallName(c.kind) << " " << c.target << c.host;
   }
 }
 
 TEST(PolicyAllocationTest, FlowDecideAllowDoesNotAllocate) {
+  if (!CUSTOS_COUNTING_NEW) {
+    GTEST_SKIP() << "operator new is the sanitizer's";
+  }
   Result<std::shared_ptr<const Policy>> p = Policy::LoadString(R"(
 [policy]
 name = "f"
@@ -141,10 +166,13 @@ to = ["tool:shell.*", "net:external", "model"]
 }
 
 TEST(PolicyAllocationTest, CounterSeesAllocations) {
+  if (!CUSTOS_COUNTING_NEW) {
+    GTEST_SKIP() << "operator new is the sanitizer's";
+  }
   const long before = g_allocations.load();
-  auto* s = new std::string(100, 'x');
+  std::string s(100, 'x');
   EXPECT_GT(g_allocations.load() - before, 0);
-  delete s;
+  EXPECT_EQ(s.size(), 100u);
 }
 
 }  // namespace

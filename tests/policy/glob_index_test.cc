@@ -71,7 +71,9 @@ TEST(GlobIndexTest, AgreesWithALinearScan) {
     GlobIndex index;
     for (uint32_t id = 0; id < 40; ++id) {
       Result<Glob> g = Glob::Compile(random_pattern(), '/');
-      if (!g.ok()) continue;
+      if (!g.ok()) {
+        continue;
+      }
       globs.push_back(g.value());
       index.Add(globs.back(), '/', static_cast<uint32_t>(globs.size() - 1));
     }

@@ -25,11 +25,15 @@ constexpr std::string_view kHead =
 
 Status LoadError(std::string_view text, std::string_view origin = "p.toml") {
   Result<std::shared_ptr<const Policy>> r = Policy::LoadString(text, origin);
-  if (r.ok()) return Status::Ok();
+  if (r.ok()) {
+    return Status::Ok();
+  }
   return r.status();
 }
 
-Status LoadWithHead(std::string_view rest) { return LoadError(std::string(kHead) + std::string(rest)); }
+Status LoadWithHead(std::string_view rest) {
+  return LoadError(std::string(kHead) + std::string(rest));
+}
 
 TEST(PolicyLoaderTest, MinimalPolicyLoads) {
   EXPECT_THAT(Policy::LoadString(kHead, "p.toml"), IsOk());
@@ -49,16 +53,15 @@ TEST(PolicyLoaderTest, UnknownKeysAreCaughtAtEveryLevel) {
   EXPECT_THAT(LoadWithHead("[network]\nconnect = []\n"), StatusIs(Reason::kPolicyUnknownKey));
   EXPECT_THAT(LoadWithHead("[agents.b]\nsyscalls = []\nspawns = []\n"),
               StatusIs(Reason::kPolicyUnknownKey));
-  Status when = LoadWithHead("[[rules]]\nid = \"r\"\neffect = \"allow\"\nwhen = { tool = \"x\" }\n");
+  Status when =
+      LoadWithHead("[[rules]]\nid = \"r\"\neffect = \"allow\"\nwhen = { tool = \"x\" }\n");
   EXPECT_THAT(when, StatusIs(Reason::kPolicyUnknownKey));
   EXPECT_THAT(std::string(when.message()), HasSubstr("rules[0].when.tool"));
   EXPECT_EQ(when.at(), "p.toml:8:10");
   EXPECT_THAT(LoadWithHead("[[tools.registry]]\nname = \"t\"\ncommand = [\"/x\"]\nenv = {}\n"),
               StatusIs(Reason::kPolicyUnknownKey));
-  EXPECT_THAT(LoadWithHead("[budgets.default]\ntokens = 1\n"),
-              StatusIs(Reason::kPolicyUnknownKey));
-  EXPECT_THAT(LoadWithHead("[budgets.big]\ntool_calls = 1\n"),
-              StatusIs(Reason::kPolicyUnknownKey));
+  EXPECT_THAT(LoadWithHead("[budgets.default]\ntokens = 1\n"), StatusIs(Reason::kPolicyUnknownKey));
+  EXPECT_THAT(LoadWithHead("[budgets.big]\ntool_calls = 1\n"), StatusIs(Reason::kPolicyUnknownKey));
 }
 
 TEST(PolicyLoaderTest, UnknownKeyInJsonReportsThePointer) {
@@ -72,7 +75,8 @@ TEST(PolicyLoaderTest, WrongTypeReportsTheValuePosition) {
   Status s = LoadWithHead("[fs]\nread = \"/a/**\"\n");
   EXPECT_THAT(s, StatusIs(Reason::kPolicyWrongType));
   EXPECT_EQ(s.at(), "p.toml:6:8");
-  EXPECT_THAT(std::string(s.message()), HasSubstr("fs.read: expected an array of strings, got a string"));
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("fs.read: expected an array of strings, got a string"));
   Status elem = LoadWithHead("[fs]\nread = [\"/a\", 7]\n");
   EXPECT_THAT(elem, StatusIs(Reason::kPolicyWrongType));
   EXPECT_THAT(std::string(elem.message()), HasSubstr("fs.read[1]"));
@@ -110,8 +114,8 @@ TEST(PolicyLoaderTest, BadGlobsAreBadPatterns) {
   EXPECT_THAT(s, StatusIs(Reason::kPolicyBadPattern));
   EXPECT_THAT(std::string(s.message()), HasSubstr("fs.read[1]"));
   EXPECT_EQ(s.at(), "p.toml:6:19");
-  for (std::string_view bad : {"relative/**", "/a/../b", "/a//b", "/a/./b", "/a/", "/a/***",
-                               "~root/x", "*/x"}) {
+  for (std::string_view bad :
+       {"relative/**", "/a/../b", "/a//b", "/a/./b", "/a/", "/a/***", "~root/x", "*/x"}) {
     EXPECT_THAT(LoadWithHead("[fs]\nwrite = [\"" + std::string(bad) + "\"]\n"),
                 StatusIs(Reason::kPolicyBadPattern))
         << bad;
@@ -127,20 +131,20 @@ TEST(PolicyLoaderTest, BadGlobsAreBadPatterns) {
 }
 
 TEST(PolicyLoaderTest, BadHostPatternsAndCidrsAreBadPatterns) {
-  for (std::string_view bad : {"api.example.com",       // no port
-                               "foo.*.com:443",         // inner wildcard
-                               "*example.com:443",      // not a label wildcard
-                               "10.0.0.1/8:*",          // host bits set
-                               "10.0.0.0/33:*",         // prefix too long
-                               "::1:8080",              // unbracketed IPv6
-                               "[::1:8080",             // unclosed
-                               "[::1]8080",             // missing ':'
-                               "host:0",                // port 0
-                               "host:65536",            // port too large
-                               "host:http",             // named port
-                               "bad_char!.com:443",     // character
-                               "a..b:443",              // empty label
-                               "1.2.3:443",             // shorthand IPv4
+  for (std::string_view bad : {"api.example.com",    // no port
+                               "foo.*.com:443",      // inner wildcard
+                               "*example.com:443",   // not a label wildcard
+                               "10.0.0.1/8:*",       // host bits set
+                               "10.0.0.0/33:*",      // prefix too long
+                               "::1:8080",           // unbracketed IPv6
+                               "[::1:8080",          // unclosed
+                               "[::1]8080",          // missing ':'
+                               "host:0",             // port 0
+                               "host:65536",         // port too large
+                               "host:http",          // named port
+                               "bad_char!.com:443",  // character
+                               "a..b:443",           // empty label
+                               "1.2.3:443",          // shorthand IPv4
                                ":443"}) {
     Status s = LoadWithHead("[net]\nconnect = [\"" + std::string(bad) + "\"]\n");
     EXPECT_THAT(s, StatusIs(Reason::kPolicyBadPattern)) << bad;
@@ -183,7 +187,8 @@ TEST(PolicyLoaderTest, DuplicateIdsAcrossRulesFlowsAndApprovals) {
 }
 
 TEST(PolicyLoaderTest, ReservedAndMalformedIdsAreInvalid) {
-  for (std::string_view id : {"fs.read", "default", "secrets.x", "agents.a.spawn", "has space", ""}) {
+  for (std::string_view id :
+       {"fs.read", "default", "secrets.x", "agents.a.spawn", "has space", ""}) {
     EXPECT_THAT(LoadWithHead("[[rules]]\nid = \"" + std::string(id) + "\"\neffect = \"deny\"\n"),
                 StatusIs(Reason::kPolicyInvalid))
         << id;
@@ -191,12 +196,15 @@ TEST(PolicyLoaderTest, ReservedAndMalformedIdsAreInvalid) {
 }
 
 TEST(PolicyLoaderTest, UnknownSyscallsAreInvalid) {
-  Status s = LoadError("[policy]\nname = \"t\"\n[agents.a]\nsyscalls = [\"file.read\", \"file.delete\"]\n");
+  Status s = LoadError(
+      "[policy]\nname = \"t\"\n[agents.a]\nsyscalls = [\"file.read\", \"file.delete\"]\n");
   EXPECT_THAT(s, StatusIs(Reason::kPolicyInvalid));
-  EXPECT_THAT(std::string(s.message()), HasSubstr("agents.a.syscalls[1]: unknown syscall \"file.delete\""));
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("agents.a.syscalls[1]: unknown syscall \"file.delete\""));
   EXPECT_EQ(s.at(), "p.toml:4:26");
-  EXPECT_THAT(LoadWithHead("[[rules]]\nid = \"r\"\neffect = \"deny\"\nwhen = { syscall = [\"exec\"] }\n"),
-              StatusIs(Reason::kPolicyInvalid));
+  EXPECT_THAT(
+      LoadWithHead("[[rules]]\nid = \"r\"\neffect = \"deny\"\nwhen = { syscall = [\"exec\"] }\n"),
+      StatusIs(Reason::kPolicyInvalid));
   EXPECT_THAT(LoadWithHead("[[approvals]]\nid = \"r\"\nsyscall = [\"net.send\"]\n"),
               StatusIs(Reason::kPolicyInvalid));
   EXPECT_THAT(LoadWithHead("[[flows]]\nid = \"f\"\nfrom = [\"secret\"]\nto = [\"syscall:exec\"]\n"),
@@ -204,15 +212,27 @@ TEST(PolicyLoaderTest, UnknownSyscallsAreInvalid) {
 }
 
 TEST(PolicyLoaderTest, UndefinedAgentReferencesAreInvalid) {
-  EXPECT_THAT(LoadWithHead("spawn = [\"ghost\"]\n"), StatusIs(Reason::kPolicyInvalid));
   EXPECT_THAT(LoadWithHead("[secrets.k]\nsource = \"env:K\"\nagents = [\"ghost\"]\n"),
               StatusIs(Reason::kPolicyInvalid));
-  EXPECT_THAT(LoadWithHead("[[rules]]\nid = \"r\"\neffect = \"deny\"\nwhen = { agent = \"ghost\" }\n"),
-              StatusIs(Reason::kPolicyInvalid));
+  EXPECT_THAT(
+      LoadWithHead("[[rules]]\nid = \"r\"\neffect = \"deny\"\nwhen = { agent = \"ghost\" }\n"),
+      StatusIs(Reason::kPolicyInvalid));
   EXPECT_THAT(LoadWithHead("[[approvals]]\nid = \"r\"\nsyscall = [\"*\"]\nagents = [\"ghost\"]\n"),
               StatusIs(Reason::kPolicyInvalid));
-  // A spawn list may name an agent defined further down.
-  EXPECT_THAT(LoadWithHead("spawn = [\"z\"]\n[agents.z]\nsyscalls = []\n"), IsOk());
+  // Secrets may name an agent defined further down.
+  EXPECT_THAT(LoadError("[policy]\nname = \"t\"\n[secrets.k]\nsource = \"env:K\"\n"
+                        "agents = [\"z\"]\n[agents.z]\nsyscalls = []\n"),
+              IsOk());
+}
+
+TEST(PolicyLoaderTest, SpawnListsChildNamePatterns) {
+  // Children are run-scoped agents named by their parent, not policy agents.
+  EXPECT_THAT(LoadWithHead("spawn = [\"helper\", \"worker-*\", \"w?\"]\n"), IsOk());
+  for (std::string_view bad : {"", "a.b", "has space", "x[1]", "***"}) {
+    EXPECT_THAT(LoadWithHead("spawn = [\"" + std::string(bad) + "\"]\n"),
+                StatusIs(Reason::kPolicyBadPattern))
+        << bad;
+  }
 }
 
 TEST(PolicyLoaderTest, OtherInvalidValues) {
@@ -249,8 +269,8 @@ TEST(PolicyLoaderTest, OtherInvalidValues) {
 }
 
 TEST(PolicyLoaderTest, BadFlowTargetsAreBadPatterns) {
-  for (std::string_view bad : {"shell", "tool:", "tool:sh*", "net:foo.*.com", "file.write:rel",
-                               "secret:[x]", "disk:/x"}) {
+  for (std::string_view bad :
+       {"shell", "tool:", "tool:sh*", "net:foo.*.com", "file.write:rel", "secret:[x]", "disk:/x"}) {
     EXPECT_THAT(LoadWithHead("[[flows]]\nid = \"f\"\nfrom = [\"untrusted\"]\nto = [\"" +
                              std::string(bad) + "\"]\n"),
                 StatusIs(Reason::kPolicyBadPattern))
@@ -316,7 +336,9 @@ TEST(PolicyLoaderTest, HomeMustBeSetForTilde) {
   const std::string keep = saved ? saved : "";
   ::unsetenv("HOME");
   EXPECT_THAT(LoadWithHead("[fs]\nread = [\"~/x\"]\n"), StatusIs(Reason::kPolicyInvalid));
-  if (saved) ::setenv("HOME", keep.c_str(), 1);
+  if (saved) {
+    ::setenv("HOME", keep.c_str(), 1);
+  }
 }
 
 }  // namespace

@@ -50,12 +50,33 @@ TEST(IpAddressTest, PublicAddresses) {
                                "2a00:1450:4001::200e", "64:ff9b::808:808", "2002:808:808::1"}) {
     EXPECT_TRUE(IsPublicAddress(Ip(pub))) << pub;
   }
-  for (std::string_view priv :
-       {"0.0.0.0", "10.0.0.1", "100.64.0.1", "127.0.0.1", "169.254.169.254", "172.16.0.1",
-        "192.0.0.192", "192.0.2.1", "192.168.0.1", "198.18.0.1", "198.51.100.1", "203.0.113.1",
-        "224.0.0.1", "240.0.0.1", "255.255.255.255", "::", "::1", "fc00::1", "fd00:ec2::254",
-        "fe80::1", "ff02::1", "2001:db8::1", "2001:0::1", "64:ff9b::7f00:1", "2002:a00:1::1",
-        "::ffff:10.0.0.1", "100::1"}) {
+  for (std::string_view priv : {"0.0.0.0",
+                                "10.0.0.1",
+                                "100.64.0.1",
+                                "127.0.0.1",
+                                "169.254.169.254",
+                                "172.16.0.1",
+                                "192.0.0.192",
+                                "192.0.2.1",
+                                "192.168.0.1",
+                                "198.18.0.1",
+                                "198.51.100.1",
+                                "203.0.113.1",
+                                "224.0.0.1",
+                                "240.0.0.1",
+                                "255.255.255.255",
+                                "::",
+                                "::1",
+                                "fc00::1",
+                                "fd00:ec2::254",
+                                "fe80::1",
+                                "ff02::1",
+                                "2001:db8::1",
+                                "2001:0::1",
+                                "64:ff9b::7f00:1",
+                                "2002:a00:1::1",
+                                "::ffff:10.0.0.1",
+                                "100::1"}) {
     EXPECT_FALSE(IsPublicAddress(Ip(priv))) << priv;
   }
 }
@@ -70,7 +91,8 @@ TEST(IpAddressTest, SpecialAddresses) {
   EXPECT_EQ(SpecialAddressClass(Ip("239.1.1.1")), "multicast");
   EXPECT_EQ(SpecialAddressClass(Ip("ff05::2")), "multicast");
   EXPECT_EQ(SpecialAddressClass(Ip("255.255.255.255")), "broadcast");
-  EXPECT_EQ(SpecialAddressClass(Ip("64:ff9b::a9fe:a9fe")), "link-local");  // NAT64 of 169.254.169.254
+  EXPECT_EQ(SpecialAddressClass(Ip("64:ff9b::a9fe:a9fe")),
+            "link-local");  // NAT64 of 169.254.169.254
   EXPECT_FALSE(IsSpecialAddress(Ip("10.0.0.1")));
   EXPECT_FALSE(IsSpecialAddress(Ip("127.0.0.1")));
   EXPECT_FALSE(IsSpecialAddress(Ip("8.8.8.8")));
@@ -150,8 +172,8 @@ TEST(EndpointTest, SplitHostPort) {
   EXPECT_TRUE(SplitHostPort("[::1]:8080", &host, &port));
   EXPECT_EQ(host, "[::1]");
   EXPECT_EQ(port, 8080);
-  for (std::string_view bad : {"api.x.com", "::1:80", "[::1]", "[::1]80", ":80", "h:", "h:99999",
-                               "h:-1"}) {
+  for (std::string_view bad :
+       {"api.x.com", "::1:80", "[::1]", "[::1]80", ":80", "h:", "h:99999", "h:-1"}) {
     EXPECT_FALSE(SplitHostPort(bad, &host, &port)) << bad;
   }
   EXPECT_EQ(FormatEndpoint("::1", 80), "[::1]:80");

@@ -372,9 +372,9 @@ TEST_F(SqliteStoreTest, HeapCasOnStaleVersionIsVersionConflictNamingIdExpectedAn
   ASSERT_THAT(store_->HeapApply("r1", {Put("a", 2, 1)}, 1), IsOk());
   auto r = store_->HeapApply("r1", {Put("a", 3, 1)}, 1);
   EXPECT_THAT(r, StatusIs(Reason::kVersionConflict));
-  EXPECT_THAT(std::string(r.status().message()),
-              AllOf(HasSubstr("heap object a"), HasSubstr("expected version 1"),
-                    HasSubstr("actual 2")));
+  EXPECT_THAT(
+      std::string(r.status().message()),
+      AllOf(HasSubstr("heap object a"), HasSubstr("expected version 1"), HasSubstr("actual 2")));
 }
 
 TEST_F(SqliteStoreTest, HeapExpectedVersionZeroMeansMustNotExist) {
@@ -396,8 +396,8 @@ TEST_F(SqliteStoreTest, HeapBatchIsAllOrNothing) {
 }
 
 TEST_F(SqliteStoreTest, HeapBatchOpsSeeEarlierOpsOfTheSameBatch) {
-  auto r = store_->HeapApply("r1", {Put("a", 1, 0), Put("a", 2, 1), Delete("a", 2), Put("a", 3, 0)},
-                             5);
+  auto r =
+      store_->HeapApply("r1", {Put("a", 1, 0), Put("a", 2, 1), Delete("a", 2), Put("a", 3, 0)}, 5);
   ASSERT_THAT(r, IsOk());
   ASSERT_EQ(r->size(), 4u);
   EXPECT_EQ((*r)[0].version, 1);
@@ -585,8 +585,8 @@ TEST_F(SqliteStoreTest, ConcurrentAnswersFromTwoStoresHaveExactlyOneWinner) {
   std::atomic<int> wins{0}, losses{0}, errors{0};
   auto answer = [&](Store* s, bool approve) {
     for (int i = 0; i < kApprovals; ++i) {
-      Status st = s->AnswerApproval("a_" + std::to_string(i), approve, approve ? "yes" : "no",
-                                    "", 1);
+      Status st =
+          s->AnswerApproval("a_" + std::to_string(i), approve, approve ? "yes" : "no", "", 1);
       if (st.ok()) {
         ++wins;
       } else if (st.reason() == Reason::kAlreadyExists) {

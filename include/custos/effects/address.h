@@ -26,15 +26,15 @@
 namespace custos::effects {
 
 enum class AddressClass {
-  kInvalid,      // not an IP address
-  kPublic,       // ordinary internet unicast
+  kInvalid,  // not an IP address
+  kPublic,   // ordinary internet unicast
   kLoopback,
-  kPrivate,      // RFC 1918, CGNAT, unique-local
+  kPrivate,  // RFC 1918, CGNAT, unique-local
   kLinkLocal,
   kMetadata,     // a cloud instance-metadata endpoint
   kUnspecified,  // 0.0.0.0/8, ::
   kMulticast,
-  kReserved,     // documentation, benchmarking, broadcast, unallocated and other special ranges
+  kReserved,  // documentation, benchmarking, broadcast, unallocated and other special ranges
 };
 
 AddressClass ClassifyAddress(std::string_view ip);

@@ -8,8 +8,9 @@
 //
 // Failure modes: kInvalidArgument (not canonical-looking: relative, NUL, too long; not a regular
 // file), kNotFound (missing), kAlreadyExists (kCreate onto an existing name), kPathEscape (the
-// object reached is not the one named), kPayloadTooLarge (read cap), kIoError (anything the OS
-// refused, including a missing /proc, which makes verification impossible: fail closed).
+// object reached is not the one named, or has other hard-linked names), kPayloadTooLarge (read
+// cap), kIoError (anything the OS refused, including a missing /proc, which makes verification
+// impossible: fail closed).
 //
 // Thread-safe: no shared state. Concurrent writers to one file get last-rename-wins whole files.
 
@@ -32,10 +33,20 @@ struct FileData {
   mode_t mode = 0;       // permission bits (07777)
 };
 
+// A file with several hard links has names path policy never sees: a tool run in the workspace
+// could link a file from outside the allowed roots into it. Reading or appending to such a file is
+// refused (kPathEscape) unless the caller opts in. Replacing one (kCreate/kOverwrite) is always
+// safe: the rename swaps this name only and leaves the other names' file untouched.
+enum class HardLinks {
+  kRefuse,       // st_nlink > 1 is kPathEscape
+  kDangerAllow,  // only when every name the file could have is inside the allowed roots
+};
+
 // Reads the regular file `canonical` whole. Fails with kPayloadTooLarge if it holds more than
 // `max_bytes` bytes (checked on fstat and again while reading, so a growing file is caught).
 // REQUIRES: `canonical` came from CanonicalPath(..., true).
-Result<FileData> ReadFileAt(const std::string& canonical, size_t max_bytes);
+Result<FileData> ReadFileAt(const std::string& canonical, size_t max_bytes,
+                            HardLinks links = HardLinks::kRefuse);
 
 enum class WriteMode {
   kCreate,     // new file only; kAlreadyExists if the name exists. Atomic.
@@ -50,6 +61,7 @@ enum class WriteMode {
 // 0644. Replacing a symbolic link or special file is refused (kPathEscape / kInvalidArgument): the
 // name must hold a regular file or nothing. kAppend fsyncs the file before returning.
 // REQUIRES: `canonical` came from CanonicalPath(..., false).
-Status WriteFileAt(const std::string& canonical, std::string_view data, WriteMode mode);
+Status WriteFileAt(const std::string& canonical, std::string_view data, WriteMode mode,
+                   HardLinks links = HardLinks::kRefuse);
 
 }  // namespace custos::effects

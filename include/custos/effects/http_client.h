@@ -84,9 +84,9 @@ struct HttpResponse {
   int status = 0;
   std::vector<HttpHeader> headers;  // of the final response, in order, as received
   std::string body;
-  std::string primary_ip;  // the address the final hop connected to
-  Url effective_url;       // the URL of the final hop
-  int redirects = 0;       // hops followed
+  std::string primary_ip;       // the address the final hop connected to
+  Url effective_url;            // the URL of the final hop
+  int redirects = 0;            // hops followed
   uint64_t bytes_sent = 0;      // request headers and bodies, all hops
   uint64_t bytes_received = 0;  // response headers and bodies, all hops
 

@@ -7,11 +7,12 @@
 // Strict rules (each failure names the rule in the message):
 //   * the input must be absolute (kInvalidArgument), contain no NUL byte (kInvalidArgument) and be
 //     at most kMaxPathBytes long, as must the result (kInvalidArgument);
-//   * procfs is refused outright (kPathEscape): the result must not lie on a procfs mount (the
-//     lexical /proc or any other mount of it, checked with statfs), and no symbolic link on the way
-//     may live on procfs. /proc/<pid>/{root,cwd,exe,fd/N} and /dev/fd, /dev/stdin,... are magic
-//     links whose target is an object, not a name, so their text cannot be trusted to name what an
-//     open would reach; /proc files themselves (environ, mem, ...) are never an agent's business;
+//   * procfs is refused outright (kPathEscape): resolution may not pass through /proc at all (even
+//     "/proc/../etc" is refused), no symbolic link followed may live on a procfs mount wherever it
+//     is mounted, and the result may not lie on one (checked with statfs).
+//     /proc/<pid>/{root,cwd,exe,fd/N} and /dev/fd, /dev/stdin,... are magic links whose target is
+//     an object, not a name, so their text cannot be trusted to name what an open would reach;
+//     /proc files themselves (environ, mem, ...) are never an agent's business;
 //   * more than kMaxSymlinkFollows links (a loop) is kInvalidArgument;
 //   * a missing component is kNotFound, and so is a non-directory used as a directory; a component
 //     the process may not search is kIoError.

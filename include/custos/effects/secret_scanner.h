@@ -41,7 +41,8 @@ inline constexpr size_t kMaxSecrets = 1024;
 class SecretScanner {
  public:
   // `secrets` holds (name, value) pairs.
-  static Result<SecretScanner> Create(const std::vector<std::pair<std::string, std::string>>& secrets);
+  static Result<SecretScanner> Create(
+      const std::vector<std::pair<std::string, std::string>>& secrets);
 
   SecretScanner(SecretScanner&&) noexcept;
   SecretScanner& operator=(SecretScanner&&) noexcept;
@@ -68,10 +69,10 @@ class SecretScanner {
   // Patterns keyed by their first 8 bytes in an open-addressing table.
   struct Table {
     std::vector<Pattern> patterns;
-    std::vector<uint64_t> keys;          // slot -> prefix (valid when heads[slot] != kEmpty)
-    std::vector<uint32_t> heads;         // slot -> first pattern index with that prefix
-    std::vector<uint32_t> next;          // pattern index -> next pattern with the same prefix
-    std::vector<uint64_t> first_pairs;   // 65536-bit filter on the first two bytes
+    std::vector<uint64_t> keys;         // slot -> prefix (valid when heads[slot] != kEmpty)
+    std::vector<uint32_t> heads;        // slot -> first pattern index with that prefix
+    std::vector<uint32_t> next;         // pattern index -> next pattern with the same prefix
+    std::vector<uint64_t> first_pairs;  // 65536-bit filter on the first two bytes
     void Build();
     void Wipe();
   };
@@ -89,8 +90,8 @@ class SecretScanner {
   void ScanAll(std::string_view input, bool first, std::vector<Match>* out) const;
 
   std::vector<std::string> names_;
-  Table exact_;     // raw and base64 spellings: case-sensitive
-  Table folded_;    // hex spellings, lower-case; matched against lower-cased input
+  Table exact_;   // raw and base64 spellings: case-sensitive
+  Table folded_;  // hex spellings, lower-case; matched against lower-cased input
 };
 
 }  // namespace custos::effects

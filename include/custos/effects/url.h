@@ -28,9 +28,9 @@ namespace custos::effects {
 inline constexpr size_t kMaxUrlBytes = 8192;
 
 struct Url {
-  std::string scheme;  // "http" or "https"
-  std::string host;    // lowercase DNS name, dotted quad, or IPv6 text without brackets
-  uint16_t port = 0;   // never 0 after parsing
+  std::string scheme;          // "http" or "https"
+  std::string host;            // lowercase DNS name, dotted quad, or IPv6 text without brackets
+  uint16_t port = 0;           // never 0 after parsing
   std::string path_and_query;  // starts with '/'
   bool host_is_ip = false;
 

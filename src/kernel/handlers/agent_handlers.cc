@@ -11,7 +11,12 @@ class AgentSpawnHandler final : public EffectHandler {
  public:
   Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const override {
     const std::string& child = ctx.target;
-    if (s.FindAgent(*ctx.policy, ctx.call.run, child).ok()) {
+    // The name may be a policy agent (spawn lists name templates); what must not exist yet is a
+    // child of that name in this run, or the caller itself. An agent that already acted in the
+    // run has a budget account, so OpenChild below refuses it too.
+    CUSTOS_ASSIGN_OR_RETURN(std::optional<store::AgentRecord> existing,
+                            s.store().GetAgent(ctx.call.run, child));
+    if (existing || child == ctx.call.agent) {
       return Status(Reason::kAlreadyExists, "agent '" + child + "' already exists in this run",
                     "/target");
     }
@@ -49,15 +54,19 @@ class AgentSpawnHandler final : public EffectHandler {
         carved[it.key()] = carve.v[r];
       }
     }
-    // The child's wall clock cannot outlive the parent's remaining time.
-    if (carve[budget::Resource::kWallMs] == 0) {
-      CUSTOS_ASSIGN_OR_RETURN(budget::AccountStatus parent, s.ledger().Get(ctx.account));
-      carve[budget::Resource::kWallMs] =
-          std::max<int64_t>(0, parent.limit[budget::Resource::kWallMs] - s.AccountAgeMs(ctx.account));
-      carved["wall_ms"] = carve[budget::Resource::kWallMs];
-    }
+    // The child's wall clock cannot outlive the parent's remaining time. It is a deadline, not
+    // carved from the parent (see Services::SetWallDeadline).
+    CUSTOS_ASSIGN_OR_RETURN(budget::AccountStatus parent, s.ledger().Get(ctx.account));
+    const int64_t parent_left = std::max<int64_t>(0, s.WallRemainingMs(ctx.account, parent));
+    const int64_t asked = carve[budget::Resource::kWallMs];
+    const int64_t wall = asked == 0 ? parent_left : std::min(asked, parent_left);
+    carve[budget::Resource::kWallMs] = 0;
+    carved["wall_ms"] = wall;
+    const int64_t now = s.clock().NowMillis();
+    const int64_t deadline = wall >= budget::kUnlimited - now ? budget::kUnlimited : now + wall;
     budget::AccountKey child_key{child, ctx.call.run};
     CUSTOS_RETURN_IF_ERROR(s.ledger().OpenChild(ctx.account, child_key, carve));
+    s.SetWallDeadline(child_key, deadline);
     CUSTOS_RETURN_IF_ERROR(s.RegisterChild(ctx.call.run, state, carved));
     EffectOutput out;
     Json granted = Json::array();

@@ -64,6 +64,12 @@ class FileWriteHandler final : public EffectHandler {
   bool CarriesRawData(const SyscallContext& ctx) const override {
     return ctx.call.args.contains("content");
   }
+  // The bytes put on disk leave the kernel: the labels stage scans them for secret values
+  // (INV-6), whether they come from the call or from the input handle.
+  void Egress(const SyscallContext& ctx, Services& s, std::string* out) const override {
+    Result<std::string> payload = WritePayload(ctx, s, "content");
+    if (payload.ok()) *out += *payload;
+  }
 
   Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const override {
     CUSTOS_ASSIGN_OR_RETURN(std::string content, WritePayload(ctx, s, "content"));
@@ -92,6 +98,22 @@ class FilePatchHandler final : public EffectHandler {
     return Status::Ok();
   }
   bool CarriesRawData(const SyscallContext&) const override { return true; }
+  // The new text leaves the kernel (see FileWriteHandler::Egress).
+  void Egress(const SyscallContext& ctx, Services&, std::string* out) const override {
+    const Json& a = ctx.call.args;
+    if (a.contains("diff")) *out += a["diff"].get<std::string>();
+    if (a.contains("edits")) {
+      for (const Json& e : a["edits"]) {
+        if (!e.is_object()) continue;
+        for (const char* k : {"old", "new"}) {
+          if (e.contains(k) && e[k].is_string()) {
+            *out += e[k].get<std::string>();
+            *out += '\n';
+          }
+        }
+      }
+    }
+  }
 
   Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const override {
     CUSTOS_ASSIGN_OR_RETURN(effects::FileData data,

@@ -4,6 +4,8 @@
 // carries the join of every input's labels (INV-5), so a model that read untrusted text produces
 // untrusted text.
 
+#include <limits>
+
 #include "custos/effects/http_client.h"
 #include "custos/effects/resolve.h"
 #include "custos/effects/url.h"
@@ -45,7 +47,26 @@ int64_t MaxTokens(const SyscallContext& ctx) {
   return std::clamp<int64_t>(ctx.call.args.value("max_tokens", kDefaultMaxTokens), 1, kMaxMaxTokens);
 }
 
-int64_t Price(int64_t tokens, int64_t micros_per_1k) { return (tokens * micros_per_1k + 999) / 1000; }
+// Saturates instead of overflowing: an endpoint may report any number of tokens.
+int64_t Price(int64_t tokens, int64_t micros_per_1k) {
+  if (tokens <= 0 || micros_per_1k <= 0) return 0;
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  if (tokens > (kMax - 999) / micros_per_1k) return kMax;
+  return (tokens * micros_per_1k + 999) / 1000;
+}
+
+// A usage count the endpoint reported, or -1 when it is missing or not a non-negative integer
+// (the endpoint is untrusted: a wrong type must not throw out of the kernel).
+int64_t ReportedCount(const Json& response, const char* key) {
+  auto usage = response.find("usage");
+  if (usage == response.end() || !usage->is_object()) return -1;
+  auto it = usage->find(key);
+  if (it == usage->end() || !it->is_number_integer()) return -1;
+  if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max())) {
+    return std::numeric_limits<int64_t>::max();
+  }
+  return it->get<int64_t>();
+}
 
 class ModelCallHandler final : public EffectHandler {
  public:
@@ -123,9 +144,8 @@ class ModelCallHandler final : public EffectHandler {
     EffectOutput out;
     out.kind = "model";
     out.labels.AddTag("source:model:" + ctx.target);
-    const Json usage = j->value("usage", Json::object());
-    int64_t in = usage.value("prompt_tokens", int64_t{-1});
-    int64_t outt = usage.value("completion_tokens", int64_t{-1});
+    int64_t in = ReportedCount(*j, "prompt_tokens");
+    int64_t outt = ReportedCount(*j, "completion_tokens");
     // An endpoint that reports no usage is charged the reservation: never under-count.
     if (in < 0) in = ctx.reserve[budget::Resource::kModelTokensIn];
     if (outt < 0) outt = ctx.reserve[budget::Resource::kModelTokensOut];

@@ -106,8 +106,9 @@ class NetworkSendHandler final : public EffectHandler {
     if (ctx.call.args.contains("body")) {
       *out += ctx.call.args["body"].get<std::string>();
     } else {
+      // Every input becomes the body, secret handles included: the scan must see their bytes
+      // (a flow rule may not exist, or the host may count as internal).
       for (const store::HandleRecord& h : ctx.input_handles) {
-        if (h.kind == "secret") continue;  // secret handles are never a body (labels stop them)
         Result<std::string> c = s.Unseal(h);
         if (c.ok()) *out += *c;
       }

@@ -9,13 +9,14 @@ StageVerdict BudgetStage::Run(SyscallContext& ctx, Services& s) const {
     ctx.decision = Decision::Deny(std::string(name()), status.status());
     return StageVerdict::kDeny;
   }
-  const int64_t wall_limit = status->limit[budget::Resource::kWallMs];
-  const int64_t age = s.AccountAgeMs(ctx.account);
-  if (age >= wall_limit) {
+  const int64_t wall_left = s.WallRemainingMs(ctx.account, *status);
+  if (wall_left <= 0) {
     ctx.decision = Decision::Deny(
         std::string(name()),
-        Status(Reason::kBudgetExhausted, "wall_ms: run has been going " + std::to_string(age) +
-                                             " ms, limit " + std::to_string(wall_limit) + " ms"),
+        Status(Reason::kBudgetExhausted,
+               "wall_ms: this agent's wall clock in the run has run out (" +
+                   std::to_string(s.AccountAgeMs(ctx.account)) + " ms since its first call, " +
+                   std::to_string(-wall_left) + " ms past its end)"),
         "budget.wall_ms");
     return StageVerdict::kDeny;
   }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every benchmark in bench/ once and writes docs/BENCHMARKS.md (machine, date, one table).
+# Usage: scripts/bench.sh BUILD_DIR
+set -euo pipefail
+build=${1:-build}
+cd "$(dirname "$0")/.."
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+for b in "$build"/*_bench; do
+  [ -x "$b" ] || continue
+  name=$(basename "$b")
+  echo "bench: $name" >&2
+  "$b" --benchmark_format=console --benchmark_out="$out/$name.json" --benchmark_out_format=json >&2
+done
+/usr/bin/python3 scripts/bench_report.py "$out" > docs/BENCHMARKS.md
+echo "wrote docs/BENCHMARKS.md" >&2
