@@ -72,7 +72,8 @@ struct LogWriter::Impl {
 
   // Patches seq and prev_hash into a pre-encoded entry, hashes it and enqueues it.
   // REQUIRES: mu held, no failure, not stopping.
-  Appended ChainAndEnqueue(store::LogRow row, const internal::EntryLayout& layout) {
+  // Sets *parity to the done_cv the caller should wait on.
+  Appended ChainAndEnqueue(store::LogRow row, const internal::EntryLayout& layout, int* parity) {
     const int64_t seq = ++last_seq;
     std::string& text = row.canonical;
     std::memcpy(text.data() + layout.prev_hash_pos, head_hex, internal::kHashHexLen);
@@ -90,6 +91,7 @@ struct LogWriter::Impl {
     row.hash.assign(head_hex, internal::kHashHexLen);
     Appended out{seq, row.hash};
     queue.push_back(std::move(row));
+    *parity = queue_parity;
     if (writer_idle) {
       work_cv.notify_one();
     }
@@ -117,8 +119,16 @@ struct LogWriter::Impl {
     (void)lock;
     failure = AsStoreError(s);
     failed_from = from_seq;
-    done_cv.notify_all();
+    NotifyProgress(0);
+    NotifyProgress(1);
     space_cv.notify_all();
+  }
+
+  // Wakes the callers of the batch with `parity` and any Flush().
+  // REQUIRES: mu held.
+  void NotifyProgress(int parity) {
+    done_cv[parity].notify_all();
+    flush_cv.notify_all();
   }
 
   void Run() {
@@ -133,7 +143,12 @@ struct LogWriter::Impl {
       }
       if (!queue.empty()) {
         batch.swap(queue);
+        // Entries queued from now on are the next batch and wait on the other condition
+        // variable, so finishing this batch wakes only its own callers.
+        const int parity = queue_parity;
+        queue_parity ^= 1;
         space_cv.notify_all();
+        const int64_t first = batch.front().seq, last = batch.back().seq;
         int64_t committed = written_seq;
         lock.unlock();
         Status s;
@@ -148,14 +163,13 @@ struct LogWriter::Impl {
             }
             lock.lock();
             committed = written_seq = durable_seq = one[0].seq;
-            done_cv.notify_all();
+            NotifyProgress(parity);
             lock.unlock();
           }
         } else {
           s = store->AppendLog(
               batch, durability == Durability::kGroup ? store::Sync::kFull : store::Sync::kNone);
         }
-        const int64_t first = batch.front().seq, last = batch.back().seq;
         batch.clear();
         lock.lock();
         if (!s.ok()) {
@@ -166,7 +180,7 @@ struct LogWriter::Impl {
         if (durability != Durability::kNone) {
           durable_seq = last;
         }
-        done_cv.notify_all();
+        NotifyProgress(parity);
         continue;  // take whatever queued meanwhile before syncing or stopping
       }
       if (flush_target > durable_seq || (stopping && durable_seq < written_seq)) {
@@ -179,7 +193,7 @@ struct LogWriter::Impl {
           return;
         }
         durable_seq = std::max(durable_seq, target);
-        done_cv.notify_all();
+        flush_cv.notify_all();
         continue;
       }
       if (stopping) {
@@ -193,14 +207,16 @@ struct LogWriter::Impl {
   const Clock* const clock;
 
   mutable std::mutex mu;
-  std::condition_variable work_cv;   // the writer waits for rows, a flush or stop
-  std::condition_variable done_cv;   // callers wait for written/durable progress or failure
-  std::condition_variable space_cv;  // callers wait for room in the queue
-  std::vector<store::LogRow> queue;  // guarded by mu
-  bool writer_idle = false;          // guarded by mu
-  bool stopping = false;             // guarded by mu
-  int64_t last_seq = 0;              // guarded by mu; last seq handed out
-  uint8_t head_bytes[32] = {};       // guarded by mu; hash of last_seq
+  std::condition_variable work_cv;            // the writer waits for rows, a flush or stop
+  std::condition_variable done_cv[2];         // Append() waits for its batch (by parity) or failure
+  std::condition_variable flush_cv;           // Flush() waits for durable progress or failure
+  std::condition_variable space_cv;           // callers wait for room in the queue
+  std::vector<store::LogRow> queue;           // guarded by mu
+  int queue_parity = 0;                       // guarded by mu; done_cv of the entries now queued
+  bool writer_idle = false;                   // guarded by mu
+  bool stopping = false;                      // guarded by mu
+  int64_t last_seq = 0;                       // guarded by mu; last seq handed out
+  uint8_t head_bytes[32] = {};                // guarded by mu; hash of last_seq
   char head_hex[internal::kHashHexLen] = {};  // guarded by mu
   crypto::Sha256Hasher hasher;                // guarded by mu
   int64_t written_seq = 0;                    // guarded by mu; committed to the store
@@ -252,7 +268,9 @@ LogWriter::~LogWriter() {
   impl_->work_cv.notify_one();
   impl_->thread.join();
   // Wake anyone still waiting (a caller racing the destructor is a bug, but must not hang).
-  impl_->done_cv.notify_all();
+  impl_->done_cv[0].notify_all();
+  impl_->done_cv[1].notify_all();
+  impl_->flush_cv.notify_all();
   impl_->space_cv.notify_all();
 }
 
@@ -284,11 +302,12 @@ Result<Appended> LogWriter::Append(LogEntry entry) {
   if (w.failed_from != INT64_MAX || w.stopping) {
     return w.Unavailable();
   }
-  Appended a = w.ChainAndEnqueue(std::move(row), layout);
+  int parity = 0;
+  Appended a = w.ChainAndEnqueue(std::move(row), layout, &parity);
   if (w.durability == Durability::kNone) {
     return a;
   }
-  w.done_cv.wait(lock, [&] { return w.durable_seq >= a.seq || w.failed_from <= a.seq; });
+  w.done_cv[parity].wait(lock, [&] { return w.durable_seq >= a.seq || w.failed_from <= a.seq; });
   CUSTOS_RETURN_IF_ERROR(w.FailureFor(a.seq));
   return a;
 }
@@ -308,7 +327,7 @@ Result<Appended> LogWriter::Flush() {
   if (w.writer_idle) {
     w.work_cv.notify_one();
   }
-  w.done_cv.wait(lock, [&] { return w.durable_seq >= a.seq || w.failed_from <= a.seq; });
+  w.flush_cv.wait(lock, [&] { return w.durable_seq >= a.seq || w.failed_from <= a.seq; });
   CUSTOS_RETURN_IF_ERROR(w.FailureFor(a.seq));
   return a;
 }

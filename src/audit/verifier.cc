@@ -1,8 +1,11 @@
 #include "custos/audit/verifier.h"
 
+#include <algorithm>
 #include <cstring>
 #include <future>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "audit/entry_scan_internal.h"
 #include "custos/crypto/sha256.h"
@@ -45,7 +48,55 @@ void RefineGap(VerifyReport* r, std::string_view failed_canonical,
 
 }  // namespace
 
+namespace internal {
+
+// What can be checked about one entry without knowing its predecessor: its canonical shape, its
+// seq and prev_hash, and whether its stored hash recomputes. Independent per entry, so VerifyStore
+// runs it on several threads.
+struct EntryCheck {
+  Status scan_error;  // not OK if the bytes are not an entry in canonical form
+  int64_t seq = 0;
+  size_t prev_hash_pos = 0;
+  bool hash_well_formed = false;
+  bool hash_matches = false;
+  char computed[kHashHexLen] = {};
+};
+
+namespace {
+
+void CheckEntry(const store::LogRow& row, EntryCheck* c) {
+  Result<EntryLayout> l = ScanEntry(row.canonical, ScanMode::kCanonical);
+  if (!l.ok()) {
+    c->scan_error = l.status();
+    return;
+  }
+  c->seq = l->seq;
+  c->prev_hash_pos = l->prev_hash_pos;
+  c->hash_well_formed = IsHashHex(row.hash);
+  uint8_t prev_bytes[32];
+  DecodeHashHex(std::string_view(row.canonical.data() + l->prev_hash_pos, kHashHexLen), prev_bytes);
+  thread_local crypto::Sha256Hasher hasher;
+  hasher.Update(std::span<const uint8_t>(prev_bytes, sizeof prev_bytes));
+  hasher.Update(row.canonical);
+  const crypto::Digest d = hasher.Finish();
+  EncodeHashHex(d.bytes.data(), c->computed);
+  c->hash_matches =
+      c->hash_well_formed && std::memcmp(c->computed, row.hash.data(), kHashHexLen) == 0;
+}
+
+}  // namespace
+}  // namespace internal
+
 bool ChainVerifier::Add(const store::LogRow& row) {
+  if (!report_.status.ok()) {
+    return false;
+  }
+  internal::EntryCheck check;
+  internal::CheckEntry(row, &check);
+  return AddChecked(row, check);
+}
+
+bool ChainVerifier::AddChecked(const store::LogRow& row, const internal::EntryCheck& check) {
   if (!report_.status.ok()) {
     return false;
   }
@@ -54,13 +105,12 @@ bool ChainVerifier::Add(const store::LogRow& row) {
     report_.first_bad_seq = bad;
     return false;
   };
-  Result<EntryLayout> l = ScanEntry(row.canonical, ScanMode::kCanonical);
-  if (!l.ok()) {
+  if (!check.scan_error.ok()) {
     return fail(Reason::kLogCorrupt, expect_seq_,
                 "log entry " + Str(expect_seq_) + " (row seq " + Str(row.seq) +
-                    ") is malformed: " + std::string(l.status().message()));
+                    ") is malformed: " + std::string(check.scan_error.message()));
   }
-  const int64_t seq = l->seq;
+  const int64_t seq = check.seq;
   if (seq > expect_seq_) {
     return fail(Reason::kLogGap, expect_seq_,
                 "log entry " + Str(expect_seq_) + " is missing: found entry " + Str(seq) +
@@ -77,32 +127,24 @@ bool ChainVerifier::Add(const store::LogRow& row) {
                 "log row " + Str(row.seq) + " holds entry " + Str(seq) +
                     ": its seq column disagrees with the entry");
   }
-  if (!internal::IsHashHex(row.hash)) {
+  if (!check.hash_well_formed) {
     return fail(Reason::kLogCorrupt, seq,
                 "log entry " + Str(seq) + " has a malformed hash (not 64 lowercase hex digits)");
   }
-  const std::string_view prev(row.canonical.data() + l->prev_hash_pos, kHashHexLen);
-  uint8_t prev_bytes[32];
-  internal::DecodeHashHex(prev, prev_bytes);
-  thread_local crypto::Sha256Hasher hasher;
-  hasher.Update(std::span<const uint8_t>(prev_bytes, sizeof prev_bytes));
-  hasher.Update(row.canonical);
-  const crypto::Digest d = hasher.Finish();
-  char computed[kHashHexLen];
-  internal::EncodeHashHex(d.bytes.data(), computed);
-  if (std::memcmp(computed, row.hash.data(), kHashHexLen) != 0) {
+  if (!check.hash_matches) {
     return fail(Reason::kLogCorrupt, seq,
                 "log entry " + Str(seq) + " was changed: its contents hash to " +
-                    Short(std::string_view(computed, kHashHexLen)) + ", not the stored " +
+                    Short(std::string_view(check.computed, kHashHexLen)) + ", not the stored " +
                     Short(row.hash));
   }
+  const std::string_view prev(row.canonical.data() + check.prev_hash_pos, kHashHexLen);
   if (prev != prev_hash_) {
-    return fail(
-        Reason::kLogGap, seq,
-        "log entry " + Str(seq) + " does not follow entry " + Str(seq - 1) + ": its prev_hash " +
-            Short(prev) + " is not " +
-            (seq == 1 ? std::string("the genesis hash") : "entry " + Str(seq - 1) + "'s hash ") +
-            (seq == 1 ? "" : Short(prev_hash_)) + " (an entry was inserted or replaced before it)");
+    return fail(Reason::kLogGap, seq,
+                "log entry " + Str(seq) + " does not follow entry " + Str(seq - 1) +
+                    ": its prev_hash " + Short(prev) + " is not " +
+                    (seq == 1 ? std::string("the genesis hash")
+                              : "entry " + Str(seq - 1) + "'s hash " + Short(prev_hash_)) +
+                    " (an entry was inserted or replaced before it)");
   }
   prev_hash_.assign(row.hash);
   ++expect_seq_;
@@ -115,6 +157,33 @@ VerifyReport ChainVerifier::Finish() const {
   r.head_hash = prev_hash_;
   return r;
 }
+
+namespace {
+
+// Runs CheckEntry over `rows` on up to hardware_concurrency threads (this one included).
+void CheckInParallel(const std::vector<store::LogRow>& rows,
+                     std::vector<internal::EntryCheck>* checks) {
+  constexpr size_t kMinRowsPerThread = 2048;
+  const size_t hw = std::max<size_t>(1, std::thread::hardware_concurrency());
+  const size_t threads = std::clamp<size_t>(rows.size() / kMinRowsPerThread, 1, hw);
+  const size_t chunk = (rows.size() + threads - 1) / threads;
+  auto run = [&](size_t begin) {
+    const size_t end = std::min(rows.size(), begin + chunk);
+    for (size_t i = begin; i < end; ++i) {
+      internal::CheckEntry(rows[i], &(*checks)[i]);
+    }
+  };
+  std::vector<std::thread> workers;
+  for (size_t t = 1; t < threads; ++t) {
+    workers.emplace_back(run, t * chunk);
+  }
+  run(0);
+  for (std::thread& w : workers) {
+    w.join();
+  }
+}
+
+}  // namespace
 
 VerifyReport VerifyStore(store::Store& store) {
   // Reading a page from SQLite costs about as much as verifying it, so the next page is fetched
@@ -139,8 +208,10 @@ VerifyReport VerifyStore(store::Store& store) {
     if (more) {
       next = std::async(std::launch::async, fetch, page->back().seq + 1);
     }
+    std::vector<internal::EntryCheck> checks(page->size());
+    CheckInParallel(*page, &checks);
     for (size_t i = 0; i < page->size(); ++i) {
-      if (v.Add((*page)[i])) {
+      if (v.AddChecked((*page)[i], checks[i])) {
         continue;
       }
       VerifyReport r = v.Finish();

@@ -211,8 +211,8 @@ SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
     Result<std::string> approval = [&]() -> Result<std::string> {
       store::Approval a;
       a.id = crypto::RandomId("a_");
-      a.agent = call.agent;
-      a.run = call.run;
+      a.agent = Redact(s, call.agent);  // the person reading approvals sees no secret either
+      a.run = Redact(s, call.run);
       a.syscall = std::string(SyscallName(call.kind));
       a.target = Redact(s, ctx.target);
       a.rule = ctx.decision.rule;

@@ -269,7 +269,7 @@ TEST_F(LogWriterTest, FsyncModeCommitsEveryEntryAloneWithFullSync) {
 
 TEST_F(LogWriterTest, NoneModeReturnsBeforeTheWriteAndFlushMakesItDurable) {
   FaultStore slow(store_.get());
-  slow.append_delay_ms = 100;
+  slow.append_delay_ms = 300;
   auto w = OpenWriter(Durability::kNone, &slow);
   auto a = w->Append(Event("fast"));
   ASSERT_THAT(a, IsOk());

@@ -111,6 +111,21 @@ TEST_F(VerifierTest, VerifyStorePagesThroughLogsLargerThanOnePage) {
   EXPECT_EQ(r.head_hash, hashes.back());
 }
 
+// Large pages are checked on several threads; the first bad entry must still be the one reported.
+TEST_F(VerifierTest, TamperingDeepInALargeLogIsReportedAtTheRightSeq) {
+  Fill(40'000, Durability::kNone);
+  Sql("DELETE FROM log WHERE seq = 35000");
+  VerifyReport r = VerifyStore(*store_);
+  EXPECT_THAT(r.status, StatusIs(Reason::kLogGap));
+  EXPECT_EQ(r.first_bad_seq, 35'000);
+  EXPECT_EQ(r.entries, 34'999);
+  Sql("UPDATE log SET canonical = replace(canonical, '\"tick\"', '\"tock\"') WHERE seq = 20001");
+  r = VerifyStore(*store_);
+  EXPECT_THAT(r.status, StatusIs(Reason::kLogCorrupt));
+  EXPECT_EQ(r.first_bad_seq, 20'001);
+  EXPECT_EQ(r.entries, 20'000);
+}
+
 TEST_F(VerifierTest, ChangedEntryIsLogCorruptAtThatSeq) {
   Fill(10);
   Sql("UPDATE log SET canonical = replace(canonical, '\"tick\"', '\"tock\"') WHERE seq = 6");

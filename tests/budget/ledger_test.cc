@@ -344,6 +344,41 @@ TEST(LedgerTest, ConcurrentReserveSettleNeverExceedsLimitAndAccountsEveryCharge)
   EXPECT_TRUE(st->reserved.IsZero());
 }
 
+// A small cumulative limit under 64 racing threads: exactly `limit` reservations are granted and
+// charged, never one more.
+TEST(LedgerTest, ConcurrentCallsAgainstASmallLimitGrantExactlyTheLimit) {
+  constexpr int kThreads = 64;
+  constexpr int kAttempts = 500;
+  constexpr int64_t kLimit = 100;
+  Ledger ledger;
+  ASSERT_THAT(ledger.Open(kAlice, Make({{Resource::kToolCalls, kLimit}})), IsOk());
+  std::atomic<int64_t> granted{0};
+  std::atomic<bool> unexpected{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kAttempts; ++i) {
+        auto id = ledger.Reserve(kAlice, Make({{Resource::kToolCalls, 1}}));
+        if (!id.ok()) {
+          unexpected = unexpected || id.status().reason() != Reason::kBudgetExhausted;
+          continue;
+        }
+        granted.fetch_add(1);
+        unexpected = unexpected || !ledger.Settle(*id, Make({{Resource::kToolCalls, 1}})).ok();
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_FALSE(unexpected.load());
+  EXPECT_EQ(granted.load(), kLimit);
+  auto st = ledger.Get(kAlice);
+  ASSERT_THAT(st, IsOk());
+  EXPECT_EQ(st->used[Resource::kToolCalls], kLimit);
+  EXPECT_EQ(st->reserved[Resource::kToolCalls], 0);
+}
+
 TEST(LedgerTest, ConcurrentCarvesNeverExceedTheParentLimit) {
   constexpr int kThreads = 64;
   constexpr int64_t kParentLimit = 100;

@@ -263,6 +263,9 @@ TEST_F(CanaryTest, NoSecretLeavesTheKernelAnyWay) {
     gated["intent"] = "please approve, the key is " + s0;
     std::filesystem::create_directories(h_.out() / "gated");
     Run(gated);  // times out unanswered
+    Json gated_run = CallJson("worker", "file.write", (h_.out() / "gated" / "y.txt").string(),
+                              {{"content", "fine"}}, {}, Hex(s2, false));
+    Run(gated_run);
     Run(CallJson("worker", "human.approve", "",
                  {{"question", "ok to use " + Hex(s1, false) + "?"}}));
   }
@@ -283,9 +286,10 @@ TEST_F(CanaryTest, NoSecretLeavesTheKernelAnyWay) {
   ExpectClean("jsonl export", jsonl);
   Result<std::vector<store::Approval>> approvals = h_.kernel().store().ListApprovals("");
   ASSERT_TRUE(approvals.ok());
-  EXPECT_EQ(approvals->size(), 2u);
+  EXPECT_EQ(approvals->size(), 3u);
   for (const store::Approval& a : *approvals) {
-    ExpectClean("approval " + a.id, a.question + "\n" + a.target + "\n" + a.note);
+    ExpectClean("approval " + a.id,
+                a.agent + "\n" + a.run + "\n" + a.question + "\n" + a.target + "\n" + a.note);
   }
   // And the log still verifies.
   EXPECT_THAT(audit::VerifyJsonl(jsonl).status, IsOk());

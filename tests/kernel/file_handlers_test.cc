@@ -108,13 +108,19 @@ TEST_F(FileReadTest, FileLargerThanMaxBytesIsRefusedAtTheEffect) {
 }
 
 TEST_F(FileReadTest, AgentWithoutTheCapabilityIsDenied) {
+  SyscallResult r = h_.Exec("lead", "file.read", (h_.ws() / "notes.md").string());
+  EXPECT_THAT(r, IsDenied(Reason::kCapabilityMissing, "capability"));
+  EXPECT_FALSE(r.handle.has_value());
+}
+
+using FileWriteTest = FileTest;
+
+TEST_F(FileWriteTest, AgentWithoutTheCapabilityIsDenied) {
   SyscallResult r =
       h_.Exec("reader", "file.write", (h_.out() / "x.txt").string(), {{"content", "x"}});
   EXPECT_THAT(r, IsDenied(Reason::kCapabilityMissing, "capability"));
   EXPECT_FALSE(fs::exists(h_.out() / "x.txt"));
 }
-
-using FileWriteTest = FileTest;
 
 TEST_F(FileWriteTest, WriteInsideTheWriteRootCreatesTheFile) {
   SyscallResult r = h_.Worker("file.write", (h_.out() / "summary.md").string(),
@@ -252,6 +258,13 @@ TEST_F(FilePatchTest, EditThatDoesNotMatchChangesNothing) {
   SyscallResult r = h_.Worker("file.patch", (h_.out() / "draft.txt").string(),
                               {{"edits", Json::array({{{"old", "line nine"}, {"new", "x"}}})}});
   EXPECT_THAT(r, IsDenied(Reason::kInvalidArgument, "effect"));
+  EXPECT_EQ(ReadFileIfExists(h_.out() / "draft.txt"), "line one\nline two\nline three\n");
+}
+
+TEST_F(FilePatchTest, AgentWithoutTheCapabilityIsDenied) {
+  SyscallResult r = h_.Exec("reader", "file.patch", (h_.out() / "draft.txt").string(),
+                            {{"edits", Json::array({{{"old", "one"}, {"new", "1"}}})}});
+  EXPECT_THAT(r, IsDenied(Reason::kCapabilityMissing, "capability"));
   EXPECT_EQ(ReadFileIfExists(h_.out() / "draft.txt"), "line one\nline two\nline three\n");
 }
 

@@ -159,7 +159,11 @@ TEST(SyscallParseLogTest, ForeignHandleInInputsIsRefused) {
                            {{"labels", Json::array({"private"})}}, {read.handle->id});
   EXPECT_THAT(r, IsDenied(Reason::kForeignHandle, "inputs"));
   EXPECT_EQ(r.decision.at, "/inputs/0");
-  ASSERT_EQ(h.EntriesFor(r.id).size(), 1u);
+  std::vector<audit::LogEntry> entries = h.EntriesFor(r.id);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].reason, "foreign_handle");
+  EXPECT_THAT(h.Exec("reader", "assert", "labels_at_most", {{"labels", Json::array({"public"})}}),
+              IsAllowed());
 }
 
 TEST(SyscallParseLogTest, LibraryCallWithAWrongTypedArgumentIsDeniedNotThrown) {

@@ -50,16 +50,21 @@ struct LogEntry {
   std::string payload;
 };
 
-// The canonical encoding (without `hash`). kInvalidArgument if `usage`/`extra` hold floats.
+// The canonical encoding (without `hash`). kInvalidArgument if `usage`/`extra` hold floats, are
+// not objects or nest deeper than 16 levels, or if prev_hash is not 64 lowercase hex digits;
+// kInvalidUtf8 if a string is not UTF-8.
 Result<std::string> EncodeCanonical(const LogEntry& e);
-// Hash over prev_hash (hex, decoded) and canonical.
+// Hash over prev_hash (hex, decoded) and canonical, as lowercase hex. "" if prev_hash_hex is not 64
+// lowercase hex digits (never equal to a real hash, so a check against it fails closed).
 std::string ChainHash(std::string_view prev_hash_hex, std::string_view canonical);
 // Parses a row's canonical JSON back into an entry (hash copied from the row). kLogCorrupt on any
 // malformed or missing field.
 Result<LogEntry> DecodeEntry(const store::LogRow& row);
 // The row to store for an entry whose seq/prev_hash/hash are set.
 store::LogRow ToRow(const LogEntry& e, std::string canonical);
-// JSONL export line: canonical fields plus "hash".
+// JSONL export line: canonical fields plus "hash" (docs/spec/flight-log.md section 5), no newline.
+// A row whose canonical text is malformed is exported as-is, without "hash", so the export never
+// hides corruption: VerifyJsonl rejects that line.
 std::string ToJsonLine(const store::LogRow& row);
 
 }  // namespace custos::audit

@@ -1,7 +1,9 @@
 #pragma once
-// LogWriter is the single writer of the flight log (INV-4). Callers hand it entries; one writer
-// thread assigns sequence numbers and chain hashes in order, batches whatever is queued into one
-// store transaction (group commit), and releases each caller according to the durability mode:
+// LogWriter is the single writer of the flight log (INV-4). Callers hand it entries; each is
+// given the next sequence number and its chain hash in one total order as it is queued (under the
+// queue lock; the canonical encoding itself runs on the caller's thread, in parallel); one writer
+// thread batches whatever is queued into one store transaction (group commit) and releases each
+// caller according to the durability mode:
 //   kFsync: every entry is its own fsync'd transaction before its caller is released;
 //   kGroup: entries queued together share one fsync'd transaction; each caller is released after
 //           its batch is durable (the default);
@@ -11,7 +13,10 @@
 // writer stops accepting entries (every later Append fails with kUnavailable: fail closed), and no
 // partial batch is left in the store.
 //
-// On Open the writer reads the last row so the chain continues across restarts.
+// On Open the writer reads the last row so the chain continues across restarts, and refuses
+// (kLogCorrupt) to extend a last row whose hash does not recompute. At most 16384 entries wait
+// for the writer; beyond that Append blocks (in every mode), so memory stays bounded. The
+// destructor drains the queue and, in kNone, syncs it.
 //
 // Thread-safe.
 
@@ -43,8 +48,10 @@ class LogWriter {
   ~LogWriter();  // drains the queue and stops the thread
 
   // Fills seq, prev_hash, hash (and time_ms when 0), records the entry, and waits per the mode.
+  // An entry that cannot be encoded (EncodeCanonical's errors) is refused without using a seq.
   Result<Appended> Append(LogEntry entry);
-  // Waits until everything appended so far is durable (fsync'd), whatever the mode.
+  // Waits until everything appended so far is durable (fsync'd), whatever the mode, and returns
+  // the last entry's seq and hash (0 and kGenesisHash for an empty log).
   Result<Appended> Flush();
   // The last sequence number handed out (not necessarily durable in kNone).
   int64_t last_seq() const;

@@ -130,8 +130,8 @@ class HumanApproveHandler final : public EffectHandler {
     }
     store::Approval a;
     a.id = crypto::RandomId("a_");
-    a.agent = ctx.call.agent;
-    a.run = ctx.call.run;
+    a.agent = s.vault()->scanner().Redact(ctx.call.agent);
+    a.run = s.vault()->scanner().Redact(ctx.call.run);
     a.syscall = "human.approve";
     a.target = ctx.target;
     a.rule = ctx.decision.rule;
