@@ -21,7 +21,11 @@ struct CliResult {
 
 inline std::string CustosBin() {
   const char* b = std::getenv("CUSTOS_BIN");
+#ifdef CUSTOS_BIN_PATH
+  return b != nullptr ? b : CUSTOS_BIN_PATH;
+#else
   return b != nullptr ? b : "custos";
+#endif
 }
 
 inline std::string ReadAll(const std::string& path) {
