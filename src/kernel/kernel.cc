@@ -79,17 +79,16 @@ SyscallResult Kernel::Execute(const Syscall& call) {
   // Library callers (gateways) build Syscall values directly: hold them to the same parse and
   // schema stages as the wire, so a mistyped argument or an out-of-range kind is a recorded deny
   // and never reaches a handler (INV-7).
-  if (static_cast<size_t>(call.kind) >= static_cast<size_t>(kSyscallKindCount)) {
-    return impl_->pipeline.RecordParseFailure(
-        Status(Reason::kUnknownSyscall,
-               "syscall kind " + std::to_string(static_cast<int>(call.kind)) + " is unknown",
-               "/kind"),
-        nullptr, "", s);
+  if (Status st = ValidateSyscall(call); !st.ok()) {
+    const Json raw = static_cast<size_t>(call.kind) < static_cast<size_t>(kSyscallKindCount)
+                         ? call.ToJson()
+                         : Json{{"agent", call.agent}, {"run", call.run}};
+    const std::string kind_name =
+        static_cast<size_t>(call.kind) < static_cast<size_t>(kSyscallKindCount)
+            ? std::string(SyscallName(call.kind))
+            : "";
+    return impl_->pipeline.RecordParseFailure(st, &raw, kind_name, s);
   }
-  const Json j = call.ToJson();
-  std::string kind_name;
-  Result<Syscall> checked = ParseSyscall(j, &kind_name);
-  if (!checked.ok()) return impl_->pipeline.RecordParseFailure(checked.status(), &j, kind_name, s);
   return impl_->pipeline.Execute(call, s);
 }
 

@@ -83,7 +83,7 @@ audit::LogEntry DecisionEntry(const SyscallContext& ctx, const std::string& id, 
   e.labels = LabelNames(ctx.input_labels);
   e.policy_hash = std::string(ctx.policy->hash());
   // The request itself is sealed beside the entry; the entry holds only its hash.
-  Result<std::string> canonical = CanonicalJson(ctx.call.ToJson());
+  Result<std::string> canonical = CanonicalRequest(ctx.call);
   const std::string req = canonical.ok() ? *canonical : ctx.call.ToJson().dump();
   e.req_hash = crypto::Sha256(req).Hex();
   e.payload = s.SealPayload(req, e.req_hash);

@@ -126,6 +126,68 @@ Result<std::string> RequireString(const Json& j, std::string_view key, bool requ
 
 }  // namespace
 
+Status ValidateSyscall(const Syscall& s) {
+  if (static_cast<size_t>(s.kind) >= static_cast<size_t>(kSyscallKindCount)) {
+    return Status(Reason::kUnknownSyscall,
+                  "syscall kind " + std::to_string(static_cast<int>(s.kind)) + " is unknown", "/kind");
+  }
+  if (s.v != kSyscallVersion) {
+    return Status(Reason::kUnsupportedVersion,
+                  "syscall version " + std::to_string(s.v) + " is not supported (this kernel speaks 1)",
+                  "/v");
+  }
+  if (!IsIdentifier(s.agent)) {
+    return Violation("agent must be 1-128 characters of [A-Za-z0-9_.:-]", "/agent");
+  }
+  if (!IsIdentifier(s.run)) return Violation("run must be 1-128 characters of [A-Za-z0-9_.:-]", "/run");
+  if (!s.id.empty() && !IsIdentifier(s.id)) {
+    return Violation("id must be 1-128 characters of [A-Za-z0-9_.:-]", "/id");
+  }
+  if (s.token.size() > 16384) return Status(Reason::kPayloadTooLarge, "token exceeds 16384 bytes", "/token");
+  if (s.intent.size() > 4096) return Status(Reason::kPayloadTooLarge, "intent exceeds 4096 bytes", "/intent");
+
+  const KindSchema& schema = SchemaOf(s.kind);
+  if (s.target.size() > kMaxTargetBytes) {
+    return Status(Reason::kPayloadTooLarge, "target exceeds 4096 bytes", "/target");
+  }
+  if (schema.target == TargetRule::kRequired && s.target.empty()) {
+    return Violation(std::string(SyscallName(s.kind)) + " needs a non-empty target", "/target");
+  }
+  if (schema.target == TargetRule::kEmpty && !s.target.empty()) {
+    return Violation(std::string(SyscallName(s.kind)) + " takes no target", "/target");
+  }
+  if (s.target.find('\0') != std::string::npos) {
+    return Status(Reason::kInvalidArgument, "target contains a NUL byte", "/target");
+  }
+  if (!s.args.is_object()) return Violation("field 'args' must be an object", "/args");
+  for (auto it = s.args.begin(); it != s.args.end(); ++it) {
+    auto spec = std::find_if(schema.args.begin(), schema.args.end(),
+                             [&](const ArgSpec& a) { return a.name == it.key(); });
+    const std::string at = "/args/" + JsonPointerToken(it.key().substr(0, 64));
+    if (spec == schema.args.end()) {
+      return Status(Reason::kUnknownField,
+                    std::string(SyscallName(s.kind)) + " has no argument '" +
+                        it.key().substr(0, 64) + "'",
+                    at);
+    }
+    if (!TypeMatches(it.value(), spec->type)) {
+      return Violation("argument '" + it.key() + "' must be " + std::string(TypeName(spec->type)),
+                       at);
+    }
+  }
+  for (const ArgSpec& spec : schema.args) {
+    if (spec.required && !s.args.contains(spec.name)) {
+      return Violation(std::string(SyscallName(s.kind)) + " needs argument '" +
+                           std::string(spec.name) + "'",
+                       "/args/" + std::string(spec.name));
+    }
+  }
+  if (s.inputs.size() > kMaxInputs) {
+    return Status(Reason::kPayloadTooLarge, "more than 64 inputs", "/inputs");
+  }
+  return Status::Ok();
+}
+
 Result<Syscall> ParseSyscall(const Json& j, std::string* kind_name) {
   if (!j.is_object()) return Violation("a syscall must be a JSON object", "");
   static constexpr std::array<std::string_view, 11> kFields = {
@@ -154,62 +216,16 @@ Result<Syscall> ParseSyscall(const Json& j, std::string* kind_name) {
   }
   s.kind = *k;
   CUSTOS_ASSIGN_OR_RETURN(s.agent, RequireString(j, "agent", true));
-  if (!IsIdentifier(s.agent)) {
-    return Violation("agent must be 1-128 characters of [A-Za-z0-9_.:-]", "/agent");
-  }
   CUSTOS_ASSIGN_OR_RETURN(s.run, RequireString(j, "run", true));
-  if (!IsIdentifier(s.run)) return Violation("run must be 1-128 characters of [A-Za-z0-9_.:-]", "/run");
   CUSTOS_ASSIGN_OR_RETURN(s.id, RequireString(j, "id", false));
-  if (!s.id.empty() && !IsIdentifier(s.id)) {
-    return Violation("id must be 1-128 characters of [A-Za-z0-9_.:-]", "/id");
-  }
   CUSTOS_ASSIGN_OR_RETURN(s.token, RequireString(j, "token", false));
-  if (s.token.size() > 16384) return Status(Reason::kPayloadTooLarge, "token exceeds 16384 bytes", "/token");
   CUSTOS_ASSIGN_OR_RETURN(s.intent, RequireString(j, "intent", false));
-  if (s.intent.size() > 4096) return Status(Reason::kPayloadTooLarge, "intent exceeds 4096 bytes", "/intent");
-
-  const KindSchema& schema = SchemaOf(s.kind);
-  CUSTOS_ASSIGN_OR_RETURN(s.target, RequireString(j, "target", schema.target == TargetRule::kRequired));
-  if (s.target.size() > kMaxTargetBytes) {
-    return Status(Reason::kPayloadTooLarge, "target exceeds 4096 bytes", "/target");
-  }
-  if (schema.target == TargetRule::kRequired && s.target.empty()) {
-    return Violation(std::string(SyscallName(s.kind)) + " needs a non-empty target", "/target");
-  }
-  if (schema.target == TargetRule::kEmpty && !s.target.empty()) {
-    return Violation(std::string(SyscallName(s.kind)) + " takes no target", "/target");
-  }
-  if (s.target.find('\0') != std::string::npos) {
-    return Status(Reason::kInvalidArgument, "target contains a NUL byte", "/target");
-  }
-
+  CUSTOS_ASSIGN_OR_RETURN(
+      s.target, RequireString(j, "target", SchemaOf(s.kind).target == TargetRule::kRequired));
   if (auto a = j.find("args"); a != j.end()) {
     if (!a->is_object()) return Violation("field 'args' must be an object", "/args");
     s.args = *a;
   }
-  for (auto it = s.args.begin(); it != s.args.end(); ++it) {
-    auto spec = std::find_if(schema.args.begin(), schema.args.end(),
-                             [&](const ArgSpec& a) { return a.name == it.key(); });
-    const std::string at = "/args/" + JsonPointerToken(it.key().substr(0, 64));
-    if (spec == schema.args.end()) {
-      return Status(Reason::kUnknownField,
-                    std::string(SyscallName(s.kind)) + " has no argument '" +
-                        it.key().substr(0, 64) + "'",
-                    at);
-    }
-    if (!TypeMatches(it.value(), spec->type)) {
-      return Violation("argument '" + it.key() + "' must be " + std::string(TypeName(spec->type)),
-                       at);
-    }
-  }
-  for (const ArgSpec& spec : schema.args) {
-    if (spec.required && !s.args.contains(spec.name)) {
-      return Violation(std::string(SyscallName(s.kind)) + " needs argument '" +
-                           std::string(spec.name) + "'",
-                       "/args/" + std::string(spec.name));
-    }
-  }
-
   if (auto in = j.find("inputs"); in != j.end()) {
     if (!in->is_array()) return Violation("field 'inputs' must be an array of handles", "/inputs");
     if (in->size() > kMaxInputs) {
@@ -226,7 +242,59 @@ Result<Syscall> ParseSyscall(const Json& j, std::string* kind_name) {
     if (!ls.ok()) return ls.status().WithAtPrefix("/labels");
     s.declared_labels = std::move(ls).value();
   }
+  CUSTOS_RETURN_IF_ERROR(ValidateSyscall(s));
   return s;
+}
+
+Result<std::string> CanonicalRequest(const Syscall& s) {
+  // Keys in byte order: agent, args, id, inputs, intent, kind, labels, run, target, v — the same
+  // bytes CanonicalJson(s.ToJson()) gives, without building a JSON tree on the hot path.
+  std::string out;
+  out.reserve(256 + s.target.size());
+  out += "{\"agent\":";
+  AppendCanonicalString(s.agent, &out);
+  out += ",\"args\":";
+  if (s.args.empty()) {
+    out += "{}";
+  } else {
+    CUSTOS_ASSIGN_OR_RETURN(std::string args, CanonicalJson(s.args));
+    out += args;
+  }
+  out += ",\"id\":";
+  AppendCanonicalString(s.id, &out);
+  if (!s.inputs.empty()) {
+    out += ",\"inputs\":[";
+    for (size_t i = 0; i < s.inputs.size(); ++i) {
+      if (i != 0) out += ',';
+      AppendCanonicalString(s.inputs[i], &out);
+    }
+    out += ']';
+  }
+  if (!s.intent.empty()) {
+    out += ",\"intent\":";
+    AppendCanonicalString(s.intent, &out);
+  }
+  out += ",\"kind\":";
+  AppendCanonicalString(SyscallName(s.kind), &out);
+  if (s.declared_labels) {
+    out += ",\"labels\":[";
+    bool first = true;
+    for (const std::string& n : s.declared_labels->Names()) {
+      if (!first) out += ',';
+      first = false;
+      AppendCanonicalString(n, &out);
+    }
+    out += ']';
+  }
+  out += ",\"run\":";
+  AppendCanonicalString(s.run, &out);
+  out += ",\"target\":";
+  AppendCanonicalString(s.target, &out);
+  out += ",\"v\":";
+  out += std::to_string(s.v);
+  out += '}';
+  if (!IsValidUtf8(out)) return Status(Reason::kInvalidUtf8, "request holds invalid UTF-8");
+  return out;
 }
 
 Result<Syscall> ParseSyscallText(std::string_view text, const JsonLimits& limits) {

@@ -49,6 +49,11 @@ struct Syscall {
 // refusal can be recorded with it.
 Result<Syscall> ParseSyscall(const Json& j, std::string* kind_name = nullptr);
 Result<Syscall> ParseSyscallText(std::string_view text, const JsonLimits& limits = {});
+// The schema stage on its own, for Syscall values built in code rather than parsed: the same
+// checks (and errors) ParseSyscall applies after reading the envelope.
+Status ValidateSyscall(const Syscall& s);
+// The request's canonical JSON (what its req_hash covers): equal to CanonicalJson(s.ToJson()).
+Result<std::string> CanonicalRequest(const Syscall& s);
 
 struct HandleInfo {
   std::string id;
