@@ -90,8 +90,9 @@ void Report(benchmark::State& state, std::vector<int64_t>& ns) {
 template <custos::audit::Durability D>
 void BM_Decision(benchmark::State& state) {
   Kernel& k = SharedKernel(D);
-  // A decision with no effect: the policy refuses it (fs.deny), the refusal is recorded.
-  const Syscall call = MakeCall("file.read", "/srv/allowed/secret/key");
+  // A decision with no effect: the policy refuses it (no fs.read glob covers the canonical path),
+  // and the refusal is recorded.
+  const Syscall call = MakeCall("file.read", "/etc/passwd");
   std::vector<int64_t> ns;
   ns.reserve(1 << 16);
   for (auto _ : state) {
