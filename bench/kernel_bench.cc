@@ -87,56 +87,47 @@ void Report(benchmark::State& state, std::vector<int64_t>& ns) {
   state.SetItemsProcessed(static_cast<int64_t>(ns.size()));
 }
 
+// Times each call of `fn` and reports throughput and per-call p50/p99.
+template <typename Fn>
+void TimeCalls(benchmark::State& state, Fn&& fn) {
+  std::vector<int64_t> ns;
+  ns.reserve(1 << 16);
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = fn();
+    auto t1 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(r);
+    ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+  }
+  Report(state, ns);
+}
+
 template <custos::audit::Durability D>
 void BM_Decision(benchmark::State& state) {
   Kernel& k = SharedKernel(D);
   // A decision with no effect: the policy refuses it (no fs.read glob covers the canonical path),
   // and the refusal is recorded.
   const Syscall call = MakeCall("file.read", "/etc/passwd");
-  std::vector<int64_t> ns;
-  ns.reserve(1 << 16);
-  for (auto _ : state) {
-    auto t0 = std::chrono::steady_clock::now();
-    custos::kernel::SyscallResult r = k.Execute(call);
-    auto t1 = std::chrono::steady_clock::now();
-    benchmark::DoNotOptimize(r);
-    ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
-  }
-  Report(state, ns);
+  TimeCalls(state, [&] { return k.Execute(call); });
+}
+
+// Allowed, with a trivial effect: decision entry, effect, outcome entry.
+const Syscall& AssertCall() {
+  static const Syscall call =
+      MakeCall("assert", "budget_remaining", {{"resource", "tool_calls"}, {"at_least", 1}});
+  return call;
 }
 
 template <custos::audit::Durability D>
 void BM_FullSyscall(benchmark::State& state) {
   Kernel& k = SharedKernel(D);
-  // Allowed, with a trivial effect: decision entry, effect, outcome entry.
-  const Syscall call = MakeCall("assert", "budget_remaining",
-                                {{"resource", "tool_calls"}, {"at_least", 1}});
-  std::vector<int64_t> ns;
-  ns.reserve(1 << 16);
-  for (auto _ : state) {
-    auto t0 = std::chrono::steady_clock::now();
-    custos::kernel::SyscallResult r = k.Execute(call);
-    auto t1 = std::chrono::steady_clock::now();
-    benchmark::DoNotOptimize(r);
-    ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
-  }
-  Report(state, ns);
+  TimeCalls(state, [&] { return k.Execute(AssertCall()); });
 }
 
+// The decision stages alone (no record): capability, resolve, inputs, policy, labels, budget.
 void BM_Explain(benchmark::State& state) {
   Kernel& k = SharedKernel(custos::audit::Durability::kNone);
-  // The decision stages alone (no record): capability, resolve, inputs, policy, labels, budget.
-  const Syscall call = MakeCall("assert", "budget_remaining", {{"resource", "tool_calls"}, {"at_least", 1}});
-  std::vector<int64_t> ns;
-  ns.reserve(1 << 16);
-  for (auto _ : state) {
-    auto t0 = std::chrono::steady_clock::now();
-    custos::Decision d = k.Explain(call);
-    auto t1 = std::chrono::steady_clock::now();
-    benchmark::DoNotOptimize(d);
-    ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
-  }
-  Report(state, ns);
+  TimeCalls(state, [&] { return k.Explain(AssertCall()); });
 }
 
 using custos::audit::Durability;

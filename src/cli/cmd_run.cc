@@ -6,22 +6,31 @@
 #include <iostream>
 
 #include "cli/cli.h"
+#include "cli/config.h"
 #include "cli/kernel_session.h"
 
 namespace custos::cli {
 
 void RegisterRun(CLI::App& app, GlobalOptions& g, int* exit_code) {
   auto* run = app.add_subcommand("run", "Run an agent script of syscalls (JSON lines) through the kernel");
-  static std::string policy_file, script = "-", agent, run_id, durability = "group";
+  static std::string policy_file, script = "-", agent, run_id, durability;
   run->add_option("--policy", policy_file, "Policy file")->required();
   run->add_option("--script", script, "Script file, or - for standard input (default)");
   run->add_option("--agent", agent, "Agent for lines that name none");
   run->add_option("--run", run_id, "Run id for lines that name none");
-  run->add_option("--durability", durability, "none | group | fsync")
+  run->add_option("--durability", durability,
+                  "none | group | fsync (default: [log] durability in DATA_DIR/config.toml, else group)")
       ->check(CLI::IsMember({"none", "group", "fsync"}));
   auto* fail_on_deny = run->add_flag("--fail-on-deny")->description("Exit non-zero if any syscall was denied");
   run->callback([&g, exit_code, fail_on_deny] {
-    Result<audit::Durability> d = audit::ParseDurability(durability);
+    Result<Config> config = LoadConfig(ResolveDataDir(g));
+    if (!config.ok()) {
+      *exit_code = Fail(config.status());
+      return;
+    }
+    Result<audit::Durability> d =
+        durability.empty() ? Result<audit::Durability>(config->durability)
+                           : audit::ParseDurability(durability);
     if (!d.ok()) {
       *exit_code = Fail(d.status());
       return;

@@ -1,5 +1,7 @@
 #include "custos/core/syscall_kind.h"
 
+#include <iterator>
+
 namespace custos {
 namespace {
 
@@ -23,7 +25,10 @@ constexpr SyscallKind kKinds[] = {
 
 }  // namespace
 
-std::string_view SyscallName(SyscallKind k) { return kRows[static_cast<int>(k)].name; }
+std::string_view SyscallName(SyscallKind k) {
+  const auto i = static_cast<size_t>(k);
+  return i < std::size(kRows) ? kRows[i].name : std::string_view("unknown");
+}
 
 std::optional<SyscallKind> SyscallFromName(std::string_view name) {
   for (const Row& r : kRows) {
@@ -34,6 +39,9 @@ std::optional<SyscallKind> SyscallFromName(std::string_view name) {
 
 std::span<const SyscallKind> AllSyscalls() { return kKinds; }
 
-bool IsExternalEffect(SyscallKind k) { return kRows[static_cast<int>(k)].external; }
+bool IsExternalEffect(SyscallKind k) {
+  const auto i = static_cast<size_t>(k);
+  return i < std::size(kRows) ? kRows[i].external : true;  // unknown: treat as external (fail closed)
+}
 
 }  // namespace custos

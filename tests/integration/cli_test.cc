@@ -73,9 +73,14 @@ class CliTest : public ::testing::Test {
            "\n";
   }
 
+  // An empty durability leaves it to the data directory's config.toml.
   CliResult Run(const std::string& script, const std::string& durability = "group") {
-    return RunCustos({"--data-dir", data_, "run", "--policy", policy_, "--durability", durability},
-                     script);
+    std::vector<std::string> args = {"--data-dir", data_, "run", "--policy", policy_};
+    if (!durability.empty()) {
+      args.push_back("--durability");
+      args.push_back(durability);
+    }
+    return RunCustos(args, script);
   }
 
   TempDir dir_;
@@ -260,6 +265,19 @@ TEST_F(CliTest, KillNineNeverLeavesALogThatFailsVerificationOrLosesAnAcknowledge
     const int64_t entries = std::stoll(v.out.substr(pos + 10));
     EXPECT_GE(entries, max_acked) << "kill " << i << " lost acknowledged entries";
   }
+}
+
+TEST_F(CliTest, DurabilityComesFromTheDataDirConfigAndBadConfigIsRefused) {
+  std::filesystem::create_directories(data_);
+  Write(data_ + "/config.toml", "[log]\ndurability = \"fsync\"\n");
+  ASSERT_EQ(Run(Line("file.read", (dir_.path() / "root" / "hello.txt").string()), "").code, 0);
+  CliResult exported = RunCustos({"--data-dir", data_, "audit", "export"});
+  EXPECT_THAT(exported.out, HasSubstr("\"durability\":\"fsync\""));
+
+  Write(data_ + "/config.toml", "[log]\ndurabilty = \"none\"\n");
+  CliResult bad = Run(Line("file.read", "/etc/passwd"), "");
+  EXPECT_EQ(bad.code, ExitCodeOf(Reason::kPolicyUnknownKey));
+  EXPECT_THAT(bad.err, HasSubstr("config.toml:2:"));
 }
 
 TEST(CliDemoTest, DemoBlocksTheExfiltrationAndVerifiesItsLog) {

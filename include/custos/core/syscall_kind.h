@@ -48,6 +48,7 @@ inline constexpr int kSyscallKindCount = 0
 #undef CUSTOS_SYSCALL_COUNT
     ;
 
+// "unknown" for a value outside the enum (a corrupted or hand-built kind).
 std::string_view SyscallName(SyscallKind k);
 std::optional<SyscallKind> SyscallFromName(std::string_view name);
 std::span<const SyscallKind> AllSyscalls();

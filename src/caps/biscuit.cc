@@ -1,0 +1,311 @@
+#include "custos/caps/biscuit.h"
+
+#include <set>
+#include <string_view>
+#include <utility>
+
+#include "caps_pb/biscuit.pb.h"
+#include "custos/core/encoding.h"
+
+namespace custos::caps {
+namespace {
+
+// Caps on what one block may declare; far above anything a real token carries, low enough that
+// a hostile token cannot make the verifier allocate without bound.
+constexpr int kMaxSymbolsPerBlock = 1024;
+constexpr int kMaxPublicKeysPerBlock = 64;
+
+// Collects the first failure; every helper returns false once it has recorded one.
+class Failure {
+ public:
+  explicit Failure(FormatError* out) : out_(out) {
+    if (out_ != nullptr) {
+      *out_ = FormatError::kNone;
+    }
+  }
+  Status Set(FormatError e, std::string_view detail, std::string at) {
+    if (out_ != nullptr) {
+      *out_ = e;
+    }
+    return FormatErrorStatus(e, detail, std::move(at));
+  }
+
+ private:
+  FormatError* out_;
+};
+
+std::string BlockAt(size_t index) {
+  return index == 0 ? "/authority" : "/blocks/" + std::to_string(index - 1);
+}
+
+std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+void Append(std::vector<uint8_t>& out, std::string_view s) { out.insert(out.end(), s.begin(), s.end()); }
+void Append(std::vector<uint8_t>& out, std::span<const uint8_t> s) {
+  out.insert(out.end(), s.begin(), s.end());
+}
+void AppendLe32(std::vector<uint8_t>& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) {
+    out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  }
+}
+
+// The payload a block's signature covers. Version 0 (deprecated upstream):
+//   payload || [external signature] || alg(LE32) || next key.
+// Version 1 adds labels, the format version and, for non-authority blocks, the previous block's
+// signature, so a block cannot be moved onto another token:
+//   "\0BLOCK\0\0VERSION\0" v(LE32) "\0PAYLOAD\0" payload "\0ALGORITHM\0" alg(LE32)
+//   "\0NEXTKEY\0" key ["\0PREVSIG\0" previous signature] ["\0EXTERNALSIG\0" external signature]
+std::vector<uint8_t> BlockSignaturePayload(const Block& b, std::span<const uint8_t> previous_sig,
+                                           bool authority) {
+  std::vector<uint8_t> out;
+  const auto alg = static_cast<uint32_t>(b.next_key.algorithm());
+  if (b.signature_version == 0) {
+    Append(out, b.payload);
+    Append(out, b.external_signature);
+    AppendLe32(out, alg);
+    Append(out, b.next_key.bytes());
+    return out;
+  }
+  Append(out, std::string_view("\0BLOCK\0\0VERSION\0", 16));
+  AppendLe32(out, b.signature_version);
+  Append(out, std::string_view("\0PAYLOAD\0", 9));
+  Append(out, b.payload);
+  Append(out, std::string_view("\0ALGORITHM\0", 11));
+  AppendLe32(out, alg);
+  Append(out, std::string_view("\0NEXTKEY\0", 9));
+  Append(out, b.next_key.bytes());
+  if (!authority) {
+    Append(out, std::string_view("\0PREVSIG\0", 9));
+    Append(out, previous_sig);
+    if (b.external_key) {
+      Append(out, std::string_view("\0EXTERNALSIG\0", 13));
+      Append(out, b.external_signature);
+    }
+  }
+  return out;
+}
+
+// What a third party signs (signature version 1 only): it binds its block to the token it was
+// requested for through the previous block's signature.
+std::vector<uint8_t> ExternalSignaturePayload(const Block& b, std::span<const uint8_t> previous_sig) {
+  std::vector<uint8_t> out;
+  Append(out, std::string_view("\0EXTERNAL\0\0VERSION\0", 19));
+  AppendLe32(out, b.signature_version);
+  Append(out, std::string_view("\0PAYLOAD\0", 9));
+  Append(out, b.payload);
+  Append(out, std::string_view("\0PREVSIG\0", 9));
+  Append(out, previous_sig);
+  return out;
+}
+
+// The sealing signature covers the last block: payload || alg(LE32) || next key || its signature.
+std::vector<uint8_t> SealPayload(const Block& b) {
+  std::vector<uint8_t> out;
+  Append(out, b.payload);
+  AppendLe32(out, static_cast<uint32_t>(b.next_key.algorithm()));
+  Append(out, b.next_key.bytes());
+  Append(out, b.signature);
+  return out;
+}
+
+Result<PublicKey> KeyFromProto(const pb::PublicKey& key) {
+  if (!pb::PublicKey_Algorithm_IsValid(key.algorithm())) {
+    return FormatErrorStatus(FormatError::kInvalidKey, "unknown key algorithm");
+  }
+  return PublicKey::FromBytes(static_cast<Algorithm>(key.algorithm()), Bytes(key.key()));
+}
+
+}  // namespace
+
+Result<Biscuit> Biscuit::FromBytes(std::span<const uint8_t> bytes, const PublicKey& root,
+                                   FormatError* error) {
+  return FromBytes(
+      bytes, [&root](std::optional<uint32_t>) -> std::optional<PublicKey> { return root; }, error);
+}
+
+Result<Biscuit> Biscuit::FromBytes(std::span<const uint8_t> bytes, const RootKeyResolver& root,
+                                   FormatError* error) {
+  Failure fail(error);
+  if (bytes.size() > kMaxTokenBytes) {
+    return fail.Set(FormatError::kPayloadTooLarge,
+                    "token has " + std::to_string(bytes.size()) + " bytes, cap " +
+                        std::to_string(kMaxTokenBytes),
+                    "");
+  }
+  pb::Biscuit token;
+  if (!token.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return fail.Set(FormatError::kDeserialization, "not a Biscuit protobuf", "");
+  }
+  if (static_cast<size_t>(token.blocks_size()) + 1 > kMaxBlocks) {
+    return fail.Set(FormatError::kPayloadTooLarge,
+                    "token has more than " + std::to_string(kMaxBlocks) + " blocks", "/blocks");
+  }
+
+  Biscuit out;
+  if (token.has_rootkeyid()) {
+    out.root_key_id_ = token.rootkeyid();
+  }
+  std::optional<PublicKey> root_key = root(out.root_key_id_);
+  if (!root_key) {
+    return fail.Set(FormatError::kUnknownRootKey, "no root key for this token", "/rootKeyId");
+  }
+
+  // Signatures first, on the raw payloads: nothing inside a block is decoded before its
+  // signature chain verifies.
+  const int count = token.blocks_size() + 1;
+  PublicKey current = *root_key;
+  std::span<const uint8_t> previous_sig;
+  for (int i = 0; i < count; ++i) {
+    const pb::SignedBlock& signed_block = i == 0 ? token.authority() : token.blocks(i - 1);
+    const std::string at = BlockAt(static_cast<size_t>(i));
+    Result<PublicKey> next = KeyFromProto(signed_block.nextkey());
+    if (!next.ok()) {
+      return fail.Set(FormatError::kInvalidKey, next.status().message(), at + "/nextKey");
+    }
+    Block block{.payload = std::vector<uint8_t>(signed_block.block().begin(),
+                                                signed_block.block().end()),
+                .next_key = *std::move(next),
+                .signature = std::vector<uint8_t>(signed_block.signature().begin(),
+                                                  signed_block.signature().end()),
+                .signature_version = signed_block.has_version() ? signed_block.version() : 0};
+    if (block.signature_version > 1) {
+      return fail.Set(FormatError::kUnsupportedVersion,
+                      "signature version " + std::to_string(block.signature_version), at + "/version");
+    }
+    if (signed_block.has_externalsignature()) {
+      if (i == 0) {
+        return fail.Set(FormatError::kExternalSignatureOnAuthority,
+                        "the authority block cannot carry an external signature",
+                        at + "/externalSignature");
+      }
+      if (block.signature_version == 0) {
+        // Version-0 external signatures do not cover the previous signature, so a third-party
+        // block could be replayed onto another token; upstream dropped them.
+        return fail.Set(FormatError::kUnsupportedVersion,
+                        "third-party blocks need signature version 1", at + "/version");
+      }
+      Result<PublicKey> external = KeyFromProto(signed_block.externalsignature().publickey());
+      if (!external.ok()) {
+        return fail.Set(FormatError::kInvalidKey, external.status().message(),
+                        at + "/externalSignature/publicKey");
+      }
+      block.external_key = *std::move(external);
+      const std::string& sig = signed_block.externalsignature().signature();
+      block.external_signature.assign(sig.begin(), sig.end());
+    }
+
+    const FormatError sig_error =
+        current.Verify(BlockSignaturePayload(block, previous_sig, i == 0), block.signature);
+    if (sig_error != FormatError::kNone) {
+      return fail.Set(sig_error, "block signature", at + "/signature");
+    }
+    if (block.external_key) {
+      const FormatError ext_error = block.external_key->Verify(
+          ExternalSignaturePayload(block, previous_sig), block.external_signature);
+      if (ext_error != FormatError::kNone) {
+        return fail.Set(ext_error, "external signature", at + "/externalSignature");
+      }
+    }
+    current = block.next_key;
+    out.blocks_.push_back(std::move(block));
+    previous_sig = out.blocks_.back().signature;
+  }
+
+  const Block& last = out.blocks_.back();
+  const pb::Proof& proof = token.proof();
+  if (proof.has_finalsignature()) {
+    const FormatError seal_error = last.next_key.Verify(SealPayload(last), Bytes(proof.finalsignature()));
+    if (seal_error != FormatError::kNone) {
+      return fail.Set(seal_error, "sealing signature", "/proof/finalSignature");
+    }
+    out.sealed_ = true;
+  } else if (proof.has_nextsecret()) {
+    if (!SecretMatchesPublicKey(Bytes(proof.nextsecret()), last.next_key)) {
+      return fail.Set(FormatError::kInvalidSignature,
+                      "the proof's secret key does not match the last block's next key",
+                      "/proof/nextSecret");
+    }
+  } else {
+    return fail.Set(FormatError::kDeserialization, "empty proof", "/proof");
+  }
+
+  // Now decode each block's Datalog header.
+  std::set<std::string, std::less<>> first_party_symbols;
+  for (size_t i = 0; i < out.blocks_.size(); ++i) {
+    Block& block = out.blocks_[i];
+    const std::string at = BlockAt(i) + "/block";
+    pb::Block decoded;
+    if (!decoded.ParseFromArray(block.payload.data(), static_cast<int>(block.payload.size()))) {
+      return fail.Set(FormatError::kDeserialization, "not a Block protobuf", at);
+    }
+    block.version = decoded.has_version() ? decoded.version() : 0;
+    if (block.version < kMinBlockVersion || block.version > kMaxBlockVersion) {
+      return fail.Set(FormatError::kUnsupportedVersion,
+                      "block version " + std::to_string(block.version) + " outside [" +
+                          std::to_string(kMinBlockVersion) + ", " +
+                          std::to_string(kMaxBlockVersion) + "]",
+                      at + "/version");
+    }
+    if (decoded.symbols_size() > kMaxSymbolsPerBlock ||
+        decoded.publickeys_size() > kMaxPublicKeysPerBlock) {
+      return fail.Set(FormatError::kPayloadTooLarge, "too many symbols or public keys", at);
+    }
+    block.symbols.assign(decoded.symbols().begin(), decoded.symbols().end());
+    // Third-party blocks start from the default table (their signer never saw the token), so
+    // only first-party blocks extend the shared table and must not redeclare a symbol.
+    if (!block.external_key) {
+      for (const std::string& s : block.symbols) {
+        if (!first_party_symbols.insert(s).second) {
+          return fail.Set(FormatError::kSymbolTableOverlap, "symbol declared twice", at + "/symbols");
+        }
+      }
+    }
+    for (int k = 0; k < decoded.publickeys_size(); ++k) {
+      Result<PublicKey> key = KeyFromProto(decoded.publickeys(k));
+      if (!key.ok()) {
+        return fail.Set(FormatError::kInvalidKey, key.status().message(),
+                        at + "/publicKeys/" + std::to_string(k));
+      }
+      block.public_keys.push_back(*std::move(key));
+    }
+    if (decoded.has_context()) {
+      block.context = decoded.context();
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> Biscuit::RevocationIds() const {
+  std::vector<std::string> ids;
+  ids.reserve(blocks_.size());
+  for (const Block& b : blocks_) {
+    ids.push_back(HexEncode(b.signature));
+  }
+  return ids;
+}
+
+std::vector<PublicKey> Biscuit::PublicKeyTable() const {
+  std::vector<PublicKey> table;
+  auto add = [&table](const PublicKey& k) {
+    for (const PublicKey& existing : table) {
+      if (existing == k) {
+        return;
+      }
+    }
+    table.push_back(k);
+  };
+  for (const Block& b : blocks_) {
+    if (b.external_key) {
+      add(*b.external_key);
+    }
+    for (const PublicKey& k : b.public_keys) {
+      table.push_back(k);
+    }
+  }
+  return table;
+}
+
+}  // namespace custos::caps
