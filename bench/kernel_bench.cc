@@ -58,8 +58,8 @@ Kernel& SharedKernel(custos::audit::Durability d) {
   std::lock_guard<std::mutex> lock(mu);
   Bench& b = kernels[static_cast<int>(d)];
   if (!b.kernel) {
-    b.dir = std::filesystem::temp_directory_path() /
-            ("custos-bench-" + std::to_string(::getpid()) + "-" + std::to_string(static_cast<int>(d)));
+    b.dir = std::filesystem::temp_directory_path() / ("custos-bench-" + std::to_string(::getpid()) +
+                                                      "-" + std::to_string(static_cast<int>(d)));
     std::filesystem::remove_all(b.dir);
     KernelOptions o;
     o.data_dir = b.dir;
@@ -72,18 +72,19 @@ Kernel& SharedKernel(custos::audit::Durability d) {
 }
 
 Syscall MakeCall(const char* kind, const char* target, custos::Json args = custos::Json::object()) {
-  custos::Json j = {{"agent", "agent"}, {"run", "bench"}, {"kind", kind}, {"target", target},
-                    {"args", args}};
+  custos::Json j = {
+      {"agent", "agent"}, {"run", "bench"}, {"kind", kind}, {"target", target}, {"args", args}};
   return custos::kernel::ParseSyscall(j).value();
 }
 
 void Report(benchmark::State& state, std::vector<int64_t>& ns) {
-  if (ns.empty()) return;
+  if (ns.empty())
+    return;
   std::sort(ns.begin(), ns.end());
-  state.counters["p50_us"] = benchmark::Counter(ns[ns.size() / 2] / 1000.0, benchmark::Counter::kAvgThreads);
-  state.counters["p99_us"] =
-      benchmark::Counter(ns[std::min(ns.size() - 1, ns.size() * 99 / 100)] / 1000.0,
-                         benchmark::Counter::kAvgThreads);
+  state.counters["p50_us"] =
+      benchmark::Counter(ns[ns.size() / 2] / 1000.0, benchmark::Counter::kAvgThreads);
+  state.counters["p99_us"] = benchmark::Counter(
+      ns[std::min(ns.size() - 1, ns.size() * 99 / 100)] / 1000.0, benchmark::Counter::kAvgThreads);
   state.SetItemsProcessed(static_cast<int64_t>(ns.size()));
 }
 
@@ -132,10 +133,30 @@ void BM_Explain(benchmark::State& state) {
 
 using custos::audit::Durability;
 BENCHMARK(BM_Explain)->UseRealTime()->MinTime(1.0);
-BENCHMARK(BM_Decision<Durability::kNone>)->Name("BM_Decision_None")->UseRealTime()->Threads(1)->Threads(8)->MinTime(1.0);
-BENCHMARK(BM_Decision<Durability::kGroup>)->Name("BM_Decision_Group")->UseRealTime()->Threads(1)->Threads(8)->Threads(64)->MinTime(1.0);
-BENCHMARK(BM_FullSyscall<Durability::kNone>)->Name("BM_FullSyscall_None")->UseRealTime()->Threads(1)->MinTime(1.0);
-BENCHMARK(BM_FullSyscall<Durability::kGroup>)->Name("BM_FullSyscall_Group")->UseRealTime()->Threads(1)->Threads(64)->MinTime(1.0);
+BENCHMARK(BM_Decision<Durability::kNone>)
+    ->Name("BM_Decision_None")
+    ->UseRealTime()
+    ->Threads(1)
+    ->Threads(8)
+    ->MinTime(1.0);
+BENCHMARK(BM_Decision<Durability::kGroup>)
+    ->Name("BM_Decision_Group")
+    ->UseRealTime()
+    ->Threads(1)
+    ->Threads(8)
+    ->Threads(64)
+    ->MinTime(1.0);
+BENCHMARK(BM_FullSyscall<Durability::kNone>)
+    ->Name("BM_FullSyscall_None")
+    ->UseRealTime()
+    ->Threads(1)
+    ->MinTime(1.0);
+BENCHMARK(BM_FullSyscall<Durability::kGroup>)
+    ->Name("BM_FullSyscall_Group")
+    ->UseRealTime()
+    ->Threads(1)
+    ->Threads(64)
+    ->MinTime(1.0);
 
 }  // namespace
 

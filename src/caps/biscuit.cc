@@ -15,7 +15,8 @@ namespace {
 constexpr int kMaxSymbolsPerBlock = 1024;
 constexpr int kMaxPublicKeysPerBlock = 64;
 
-// Collects the first failure; every helper returns false once it has recorded one.
+// Reports a failure both ways: as the returned Status and, if the caller asked, as *out.
+// Construction resets *out to kNone, so success leaves it kNone.
 class Failure {
  public:
   explicit Failure(FormatError* out) : out_(out) {
@@ -42,7 +43,9 @@ std::span<const uint8_t> Bytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
-void Append(std::vector<uint8_t>& out, std::string_view s) { out.insert(out.end(), s.begin(), s.end()); }
+void Append(std::vector<uint8_t>& out, std::string_view s) {
+  out.insert(out.end(), s.begin(), s.end());
+}
 void Append(std::vector<uint8_t>& out, std::span<const uint8_t> s) {
   out.insert(out.end(), s.begin(), s.end());
 }
@@ -90,7 +93,8 @@ std::vector<uint8_t> BlockSignaturePayload(const Block& b, std::span<const uint8
 
 // What a third party signs (signature version 1 only): it binds its block to the token it was
 // requested for through the previous block's signature.
-std::vector<uint8_t> ExternalSignaturePayload(const Block& b, std::span<const uint8_t> previous_sig) {
+std::vector<uint8_t> ExternalSignaturePayload(const Block& b,
+                                              std::span<const uint8_t> previous_sig) {
   std::vector<uint8_t> out;
   Append(out, std::string_view("\0EXTERNAL\0\0VERSION\0", 19));
   AppendLe32(out, b.signature_version);
@@ -165,15 +169,16 @@ Result<Biscuit> Biscuit::FromBytes(std::span<const uint8_t> bytes, const RootKey
     if (!next.ok()) {
       return fail.Set(FormatError::kInvalidKey, next.status().message(), at + "/nextKey");
     }
-    Block block{.payload = std::vector<uint8_t>(signed_block.block().begin(),
-                                                signed_block.block().end()),
-                .next_key = *std::move(next),
-                .signature = std::vector<uint8_t>(signed_block.signature().begin(),
-                                                  signed_block.signature().end()),
-                .signature_version = signed_block.has_version() ? signed_block.version() : 0};
+    Block block{
+        .payload = std::vector<uint8_t>(signed_block.block().begin(), signed_block.block().end()),
+        .next_key = *std::move(next),
+        .signature =
+            std::vector<uint8_t>(signed_block.signature().begin(), signed_block.signature().end()),
+        .signature_version = signed_block.has_version() ? signed_block.version() : 0};
     if (block.signature_version > 1) {
       return fail.Set(FormatError::kUnsupportedVersion,
-                      "signature version " + std::to_string(block.signature_version), at + "/version");
+                      "signature version " + std::to_string(block.signature_version),
+                      at + "/version");
     }
     if (signed_block.has_externalsignature()) {
       if (i == 0) {
@@ -217,7 +222,8 @@ Result<Biscuit> Biscuit::FromBytes(std::span<const uint8_t> bytes, const RootKey
   const Block& last = out.blocks_.back();
   const pb::Proof& proof = token.proof();
   if (proof.has_finalsignature()) {
-    const FormatError seal_error = last.next_key.Verify(SealPayload(last), Bytes(proof.finalsignature()));
+    const FormatError seal_error =
+        last.next_key.Verify(SealPayload(last), Bytes(proof.finalsignature()));
     if (seal_error != FormatError::kNone) {
       return fail.Set(seal_error, "sealing signature", "/proof/finalSignature");
     }
@@ -259,7 +265,8 @@ Result<Biscuit> Biscuit::FromBytes(std::span<const uint8_t> bytes, const RootKey
     if (!block.external_key) {
       for (const std::string& s : block.symbols) {
         if (!first_party_symbols.insert(s).second) {
-          return fail.Set(FormatError::kSymbolTableOverlap, "symbol declared twice", at + "/symbols");
+          return fail.Set(FormatError::kSymbolTableOverlap, "symbol declared twice",
+                          at + "/symbols");
         }
       }
     }
@@ -285,27 +292,6 @@ std::vector<std::string> Biscuit::RevocationIds() const {
     ids.push_back(HexEncode(b.signature));
   }
   return ids;
-}
-
-std::vector<PublicKey> Biscuit::PublicKeyTable() const {
-  std::vector<PublicKey> table;
-  auto add = [&table](const PublicKey& k) {
-    for (const PublicKey& existing : table) {
-      if (existing == k) {
-        return;
-      }
-    }
-    table.push_back(k);
-  };
-  for (const Block& b : blocks_) {
-    if (b.external_key) {
-      add(*b.external_key);
-    }
-    for (const PublicKey& k : b.public_keys) {
-      table.push_back(k);
-    }
-  }
-  return table;
 }
 
 }  // namespace custos::caps

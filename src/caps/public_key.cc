@@ -66,7 +66,8 @@ Pkey LoadP256(std::span<const uint8_t> point, std::span<const uint8_t> secret) {
     }
   }
   std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld.get()));
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
   if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1) {
     return nullptr;
   }
@@ -112,9 +113,9 @@ Result<PublicKey> PublicKey::FromBytes(Algorithm algorithm, std::span<const uint
   switch (algorithm) {
     case Algorithm::kEd25519:
       if (bytes.size() != kEd25519KeyBytes) {
-        return FormatErrorStatus(FormatError::kInvalidKey,
-                                 "an ed25519 public key has 32 bytes, got " +
-                                     std::to_string(bytes.size()));
+        return FormatErrorStatus(
+            FormatError::kInvalidKey,
+            "an ed25519 public key has 32 bytes, got " + std::to_string(bytes.size()));
       }
       break;
     case Algorithm::kSecp256r1:

@@ -5,11 +5,10 @@
 // Exit codes (README "Exit codes"): 0 success; 2 usage error; 10 + the reason's class for a
 // failure (e.g. 13 permission_denied, 22 data_loss: `audit verify` found tampering).
 
+#include <CLI/CLI.hpp>
 #include <filesystem>
 #include <optional>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "custos/core/status.h"
 

@@ -26,7 +26,8 @@ void RegisterApprovals(CLI::App& app, GlobalOptions& g, int* exit_code) {
 
   auto open = [&g]() -> Result<std::unique_ptr<store::Store>> {
     const std::filesystem::path db = ResolveDataDir(g) / "custos.db";
-    if (!std::filesystem::exists(db)) return Status(Reason::kNotFound, "no store at " + db.string());
+    if (!std::filesystem::exists(db))
+      return Status(Reason::kNotFound, "no store at " + db.string());
     return store::OpenSqliteStore(db);
   };
 
@@ -43,7 +44,8 @@ void RegisterApprovals(CLI::App& app, GlobalOptions& g, int* exit_code) {
       *exit_code = Fail(list.status());
       return;
     }
-    if (list->empty()) std::printf("no %s approvals\n", state.c_str());
+    if (list->empty())
+      std::printf("no %s approvals\n", state.c_str());
     for (const store::Approval& a : *list) {
       std::printf("%s  %-8s %s wants %s %s (rule %s)\n    %s\n", a.id.c_str(), a.state.c_str(),
                   a.agent.c_str(), a.syscall.c_str(), a.target.c_str(), a.rule.c_str(),
@@ -53,8 +55,9 @@ void RegisterApprovals(CLI::App& app, GlobalOptions& g, int* exit_code) {
   });
 
   for (const bool approve : {true, false}) {
-    auto* cmd = approvals->add_subcommand(approve ? "approve" : "deny",
-                                          approve ? "Approve a pending request" : "Deny a pending request");
+    auto* cmd =
+        approvals->add_subcommand(approve ? "approve" : "deny",
+                                  approve ? "Approve a pending request" : "Deny a pending request");
     cmd->add_option("ID", id, "Approval id")->required();
     cmd->add_option("--note", note, "A note recorded with the answer");
     cmd->callback([open, exit_code, approve] {

@@ -1,12 +1,16 @@
-// custos audit verify | inspect | export.
+// custos audit verify | inspect | export | checkpoint | prove | consistency.
 
 #include <cstdio>
 #include <fstream>
 #include <map>
 
 #include "cli/cli.h"
+#include "custos/audit/checkpoint.h"
 #include "custos/audit/log_entry.h"
+#include "custos/audit/merkle.h"
 #include "custos/audit/verifier.h"
+#include "custos/core/json.h"
+#include "custos/crypto/key_store.h"
 #include "custos/store/store.h"
 
 namespace custos::cli {
@@ -25,10 +29,176 @@ void PrintReport(const audit::VerifyReport& r) {
     std::printf("verified: %lld entries, hash chain intact, head %s\n",
                 static_cast<long long>(r.entries), r.head_hash.c_str());
   } else {
-    std::printf("FAILED at entry %lld: %s\n  (%lld entries before it verified, last good head %s)\n",
-                static_cast<long long>(r.first_bad_seq), r.status.ToString().c_str(),
-                static_cast<long long>(r.entries), r.head_hash.c_str());
+    std::printf(
+        "FAILED at entry %lld: %s\n  (%lld entries before it verified, last good head %s)\n",
+        static_cast<long long>(r.first_bad_seq), r.status.ToString().c_str(),
+        static_cast<long long>(r.entries), r.head_hash.c_str());
   }
+}
+
+constexpr char kLatestCheckpointKey[] = "checkpoint.latest";
+
+// The whole log, hash chain checked, as an in-memory Merkle tree (issue 4's store-backed node
+// source will avoid rehashing). Rows are read once: the tree covers exactly the rows verified.
+struct LoadedLog {
+  audit::MerkleTree tree;
+  std::vector<std::string> canonical;  // by leaf index
+};
+
+Result<LoadedLog> LoadLog(store::Store& st) {
+  LoadedLog out;
+  audit::ChainVerifier chain;
+  store::LogQuery q;
+  q.limit = 10000;
+  while (true) {
+    CUSTOS_ASSIGN_OR_RETURN(std::vector<store::LogRow> rows, st.ReadLog(q));
+    for (store::LogRow& row : rows) {
+      if (!chain.Add(row)) return chain.Finish().status;
+      out.tree.Append(audit::MerkleLeafHash(row.canonical));
+      out.canonical.push_back(std::move(row.canonical));
+    }
+    if (rows.size() < static_cast<size_t>(q.limit)) break;
+    q.from_seq = rows.back().seq + 1;
+  }
+  const audit::VerifyReport r = chain.Finish();
+  if (!r.status.ok()) return r.status;
+  return out;
+}
+
+Result<crypto::SigningKey> LoadIdentity(const GlobalOptions& g) {
+  return crypto::KeyStore::Load(ResolveDataDir(g) / "identity.key", PassphraseFromEnv());
+}
+
+std::string OriginOf(const crypto::VerifyingKey& key) { return "custos/" + key.id().hex; }
+
+// Opens `note` as a checkpoint signed by this data directory's identity.
+Result<audit::Checkpoint> OpenOwnCheckpoint(std::string_view note,
+                                            const crypto::VerifyingKey& key) {
+  CUSTOS_ASSIGN_OR_RETURN(audit::NoteVerifier v, audit::MakeNoteVerifier(OriginOf(key), key));
+  const std::vector<std::string> required = {v.name};
+  CUSTOS_ASSIGN_OR_RETURN(audit::OpenedCheckpoint o,
+                          audit::OpenCheckpoint(note, std::span(&v, 1), required));
+  if (o.checkpoint.origin != v.name) {
+    return Status(Reason::kKeyError, "checkpoint origin " + o.checkpoint.origin +
+                                         " is not this log's (" + v.name + ")");
+  }
+  return o.checkpoint;
+}
+
+struct Latest {
+  std::string note;
+  audit::Checkpoint checkpoint;
+};
+
+// The stored latest checkpoint, verified, and the log it covers (whose root must match).
+Result<Latest> LoadLatest(store::Store& st, const crypto::VerifyingKey& key,
+                          const LoadedLog& log) {
+  CUSTOS_ASSIGN_OR_RETURN(std::optional<std::string> note, st.GetMeta(kLatestCheckpointKey));
+  if (!note) {
+    return Status(Reason::kNotFound, "no checkpoint yet (run `custos audit checkpoint`)");
+  }
+  CUSTOS_ASSIGN_OR_RETURN(audit::Checkpoint c, OpenOwnCheckpoint(*note, key));
+  if (c.size > log.tree.size()) {
+    return Status(Reason::kLogGap, "the latest checkpoint covers " + std::to_string(c.size) +
+                                       " entries but the log has " +
+                                       std::to_string(log.tree.size()) + " (truncated log)");
+  }
+  CUSTOS_ASSIGN_OR_RETURN(audit::MerkleHash root, audit::RootAt(log.tree, c.size));
+  if (root != c.root) {
+    return Status(Reason::kLogCorrupt, "the log's first " + std::to_string(c.size) +
+                                           " entries do not match the latest checkpoint's root");
+  }
+  return Latest{*note, c};
+}
+
+Json HexList(const std::vector<audit::MerkleHash>& hashes) {
+  Json a = Json::array();
+  for (const audit::MerkleHash& h : hashes) a.push_back(h.Hex());
+  return a;
+}
+
+Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status(Reason::kIoError, "cannot read", path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+Status CmdCheckpoint(const GlobalOptions& g) {
+  CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> st, OpenExistingStore(g));
+  CUSTOS_ASSIGN_OR_RETURN(crypto::SigningKey key, LoadIdentity(g));
+  CUSTOS_ASSIGN_OR_RETURN(LoadedLog log, LoadLog(*st));
+  audit::Checkpoint c;
+  c.origin = OriginOf(key.verifying_key());
+  c.size = log.tree.size();
+  c.root = log.tree.Root();
+  CUSTOS_ASSIGN_OR_RETURN(std::string note, audit::SignCheckpoint(c, c.origin, key));
+  CUSTOS_RETURN_IF_ERROR(st->PutMeta(kLatestCheckpointKey, note));
+  std::fputs(note.c_str(), stdout);
+  return Status::Ok();
+}
+
+Status CmdProve(const GlobalOptions& g, int64_t seq) {
+  CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> st, OpenExistingStore(g));
+  CUSTOS_ASSIGN_OR_RETURN(crypto::SigningKey key, LoadIdentity(g));
+  CUSTOS_ASSIGN_OR_RETURN(LoadedLog log, LoadLog(*st));
+  CUSTOS_ASSIGN_OR_RETURN(Latest latest, LoadLatest(*st, key.verifying_key(), log));
+  const uint64_t size = latest.checkpoint.size;
+  if (seq < 1 || static_cast<uint64_t>(seq) > size) {
+    return Status(Reason::kInvalidArgument, "entry " + std::to_string(seq) +
+                                                " is not in the latest checkpoint (entries 1.." +
+                                                std::to_string(size) + ")");
+  }
+  const uint64_t index = static_cast<uint64_t>(seq - 1);
+  CUSTOS_ASSIGN_OR_RETURN(std::vector<audit::MerkleHash> proof,
+                          audit::InclusionProof(log.tree, index, size));
+  const audit::MerkleHash leaf = audit::MerkleLeafHash(log.canonical[index]);
+  CUSTOS_RETURN_IF_ERROR(audit::VerifyInclusion(index, size, leaf, proof, latest.checkpoint.root));
+  const Json out = {{"type", "inclusion"},
+                    {"seq", seq},
+                    {"leaf_index", index},
+                    {"tree_size", size},
+                    {"canonical", log.canonical[index]},
+                    {"leaf_hash", leaf.Hex()},
+                    {"root", latest.checkpoint.root.Hex()},
+                    {"proof", HexList(proof)},
+                    {"checkpoint", latest.note}};
+  std::printf("%s\n", out.dump(2).c_str());
+  return Status::Ok();
+}
+
+Status CmdConsistency(const GlobalOptions& g, const std::string& old_file) {
+  CUSTOS_ASSIGN_OR_RETURN(std::string old_note, ReadFile(old_file));
+  CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> st, OpenExistingStore(g));
+  CUSTOS_ASSIGN_OR_RETURN(crypto::SigningKey key, LoadIdentity(g));
+  CUSTOS_ASSIGN_OR_RETURN(audit::Checkpoint old, OpenOwnCheckpoint(old_note, key.verifying_key()));
+  CUSTOS_ASSIGN_OR_RETURN(LoadedLog log, LoadLog(*st));
+  CUSTOS_ASSIGN_OR_RETURN(Latest latest, LoadLatest(*st, key.verifying_key(), log));
+  const uint64_t m = old.size, n = latest.checkpoint.size;
+  if (m > n) {
+    return Status(Reason::kInvalidArgument, "the old checkpoint (size " + std::to_string(m) +
+                                                ") is newer than the latest (size " +
+                                                std::to_string(n) + ")");
+  }
+  std::vector<audit::MerkleHash> proof;
+  if (m == 0) {
+    // The empty tree is a prefix of every tree; only its root needs checking.
+    if (old.root != audit::MerkleEmptyRoot()) {
+      return Status(Reason::kLogCorrupt, "the old checkpoint's root is not the empty tree's");
+    }
+  } else {
+    CUSTOS_ASSIGN_OR_RETURN(proof, audit::ConsistencyProof(log.tree, m, n));
+    CUSTOS_RETURN_IF_ERROR(
+        audit::VerifyConsistency(m, n, proof, old.root, latest.checkpoint.root));
+  }
+  const Json out = {{"type", "consistency"},
+                    {"old_size", m},
+                    {"new_size", n},
+                    {"old_root", old.root.Hex()},
+                    {"new_root", latest.checkpoint.root.Hex()},
+                    {"proof", HexList(proof)},
+                    {"checkpoint", latest.note}};
+  std::printf("%s\n", out.dump(2).c_str());
+  return Status::Ok();
 }
 
 }  // namespace
@@ -37,7 +207,8 @@ void RegisterAudit(CLI::App& app, GlobalOptions& g, int* exit_code) {
   auto* audit = app.add_subcommand("audit", "Verify, inspect and export the flight log");
   audit->require_subcommand(1);
 
-  auto* verify = audit->add_subcommand("verify", "Check the hash chain: changed, removed, reordered or inserted entries");
+  auto* verify = audit->add_subcommand(
+      "verify", "Check the hash chain: changed, removed, reordered or inserted entries");
   static std::string jsonl;
   verify->add_option("--jsonl", jsonl, "Verify an exported JSONL file instead of the store");
   verify->callback([&g, exit_code] {
@@ -62,7 +233,8 @@ void RegisterAudit(CLI::App& app, GlobalOptions& g, int* exit_code) {
     *exit_code = r.status.ok() ? 0 : ExitCodeOf(r.status.reason());
   });
 
-  auto* inspect = audit->add_subcommand("inspect", "A redacted human view: counts, denials by rule, recent entries");
+  auto* inspect = audit->add_subcommand(
+      "inspect", "A redacted human view: counts, denials by rule, recent entries");
   static int64_t last = 20;
   inspect->add_option("--last", last, "How many recent entries to list");
   inspect->callback([&g, exit_code] {
@@ -96,16 +268,20 @@ void RegisterAudit(CLI::App& app, GlobalOptions& g, int* exit_code) {
           }
         }
         recent.push_back(std::move(e).value());
-        if (static_cast<int64_t>(recent.size()) > last) recent.erase(recent.begin());
+        if (static_cast<int64_t>(recent.size()) > last)
+          recent.erase(recent.begin());
       }
-      if (rows->size() < static_cast<size_t>(q.limit)) break;
+      if (rows->size() < static_cast<size_t>(q.limit))
+        break;
       q.from_seq = rows->back().seq + 1;
     }
     std::printf("flight log: %lld entries\n", static_cast<long long>(total));
     std::printf("decisions:");
-    for (const auto& [v, n] : by_verdict) std::printf(" %s=%lld", v.c_str(), static_cast<long long>(n));
+    for (const auto& [v, n] : by_verdict)
+      std::printf(" %s=%lld", v.c_str(), static_cast<long long>(n));
     std::printf("\ndenials by rule:\n");
-    for (const auto& [r, n] : denials_by_rule) std::printf("  %6lld  %s\n", static_cast<long long>(n), r.c_str());
+    for (const auto& [r, n] : denials_by_rule)
+      std::printf("  %6lld  %s\n", static_cast<long long>(n), r.c_str());
     std::printf("last %zu entries (payloads are sealed; only hashes shown):\n", recent.size());
     for (const audit::LogEntry& e : recent) {
       std::printf("  #%-6lld %-8s %-14s %-8s %-12s %-18s %s%s\n", static_cast<long long>(e.seq),
@@ -137,15 +313,45 @@ void RegisterAudit(CLI::App& app, GlobalOptions& g, int* exit_code) {
       Result<std::vector<store::LogRow>> rows = (*st)->ReadLog(q);
       if (!rows.ok()) {
         *exit_code = Fail(rows.status());
-        if (out != stdout) std::fclose(out);
+        if (out != stdout)
+          std::fclose(out);
         return;
       }
-      for (const store::LogRow& row : *rows) std::fprintf(out, "%s\n", audit::ToJsonLine(row).c_str());
-      if (rows->size() < static_cast<size_t>(q.limit)) break;
+      for (const store::LogRow& row : *rows)
+        std::fprintf(out, "%s\n", audit::ToJsonLine(row).c_str());
+      if (rows->size() < static_cast<size_t>(q.limit))
+        break;
       q.from_seq = rows->back().seq + 1;
     }
-    if (out != stdout) std::fclose(out);
+    if (out != stdout)
+      std::fclose(out);
     *exit_code = 0;
+  });
+
+  auto* checkpoint = audit->add_subcommand(
+      "checkpoint", "Sign a C2SP checkpoint (origin, size, Merkle root) of the whole log");
+  checkpoint->callback([&g, exit_code] {
+    const Status s = CmdCheckpoint(g);
+    *exit_code = s.ok() ? 0 : Fail(s);
+  });
+
+  auto* prove = audit->add_subcommand(
+      "prove", "Print an inclusion proof of entry SEQ in the latest checkpoint (JSON)");
+  static int64_t prove_seq = 0;
+  prove->add_option("SEQ", prove_seq, "Sequence number of the entry")->required();
+  prove->callback([&g, exit_code] {
+    const Status s = CmdProve(g, prove_seq);
+    *exit_code = s.ok() ? 0 : Fail(s);
+  });
+
+  auto* consistency = audit->add_subcommand(
+      "consistency", "Prove (and check) that an old checkpoint's tree is a prefix of the latest");
+  static std::string old_checkpoint;
+  consistency->add_option("OLD_CHECKPOINT", old_checkpoint, "File holding the old checkpoint note")
+      ->required();
+  consistency->callback([&g, exit_code] {
+    const Status s = CmdConsistency(g, old_checkpoint);
+    *exit_code = s.ok() ? 0 : Fail(s);
   });
 }
 

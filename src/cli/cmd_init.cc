@@ -15,7 +15,8 @@ namespace {
 
 // Reads a passphrase from the terminal without echo; nullopt if stdin is not a terminal.
 std::optional<std::string> PromptPassphrase(const char* prompt) {
-  if (!::isatty(STDIN_FILENO)) return std::nullopt;
+  if (!::isatty(STDIN_FILENO))
+    return std::nullopt;
   std::fprintf(stderr, "%s", prompt);
   termios old{};
   ::tcgetattr(STDIN_FILENO, &old);
@@ -32,7 +33,8 @@ std::optional<std::string> PromptPassphrase(const char* prompt) {
 Status MakePrivateDir(const std::filesystem::path& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return Status(Reason::kIoError, "cannot create " + dir.string() + ": " + ec.message());
+  if (ec)
+    return Status(Reason::kIoError, "cannot create " + dir.string() + ": " + ec.message());
   if (::chmod(dir.c_str(), 0700) != 0) {
     return Status(Reason::kIoError, "cannot make " + dir.string() + " 0700");
   }
@@ -43,7 +45,9 @@ Status MakePrivateDir(const std::filesystem::path& dir) {
 
 void RegisterInit(CLI::App& app, GlobalOptions& g, int* exit_code) {
   auto* init = app.add_subcommand("init", "Create the data directory (0700) and an identity key");
-  auto* init_plain = init->add_flag("--no-passphrase")->description("Store the identity unencrypted (else $CUSTOS_PASSPHRASE or a prompt)");
+  auto* init_plain =
+      init->add_flag("--no-passphrase")
+          ->description("Store the identity unencrypted (else $CUSTOS_PASSPHRASE or a prompt)");
   init->callback([&g, exit_code, init_plain] {
     const std::filesystem::path dir = ResolveDataDir(g);
     if (Status s = MakePrivateDir(dir); !s.ok()) {
@@ -59,7 +63,8 @@ void RegisterInit(CLI::App& app, GlobalOptions& g, int* exit_code) {
     std::optional<std::string> pass;
     if (!*init_plain) {
       pass = PassphraseFromEnv();
-      if (!pass) pass = PromptPassphrase("passphrase for the new identity: ");
+      if (!pass)
+        pass = PromptPassphrase("passphrase for the new identity: ");
       if (!pass || pass->empty()) {
         *exit_code = Fail(Status(Reason::kKeyError,
                                  "no passphrase (set CUSTOS_PASSPHRASE, use a terminal, or pass "
@@ -87,7 +92,8 @@ void RegisterInit(CLI::App& app, GlobalOptions& g, int* exit_code) {
   auto* plain = keygen->add_flag("--no-passphrase")->description("Write the key unencrypted");
   auto* force = keygen->add_flag("--force")->description("Overwrite an existing key file");
   keygen->callback([&g, exit_code, plain, force] {
-    std::filesystem::path path = out.empty() ? ResolveDataDir(g) / "identity.key" : std::filesystem::path(out);
+    std::filesystem::path path =
+        out.empty() ? ResolveDataDir(g) / "identity.key" : std::filesystem::path(out);
     if (std::filesystem::exists(path) && !*force) {
       *exit_code = Fail(Status(Reason::kAlreadyExists, path.string() + " exists (use --force)"));
       return;
@@ -99,7 +105,8 @@ void RegisterInit(CLI::App& app, GlobalOptions& g, int* exit_code) {
     std::optional<std::string> pass;
     if (!*plain) {
       pass = PassphraseFromEnv();
-      if (!pass) pass = PromptPassphrase("passphrase: ");
+      if (!pass)
+        pass = PromptPassphrase("passphrase: ");
       if (!pass || pass->empty()) {
         *exit_code = Fail(Status(Reason::kKeyError,
                                  "no passphrase (set CUSTOS_PASSPHRASE, use a terminal, or pass "

@@ -28,7 +28,8 @@ void RegisterPolicy(CLI::App& app, GlobalOptions& g, int* exit_code) {
   });
 
   auto* explain = app.add_subcommand(
-      "explain", "Say why an action would be allowed or denied, without performing or recording it");
+      "explain",
+      "Say why an action would be allowed or denied, without performing or recording it");
   static std::string policy_file, agent, run = "explain", kind, target, labels_csv, args_json;
   static std::vector<std::string> inputs;
   explain->add_option("--policy", policy_file, "Policy file")->required();
@@ -41,7 +42,8 @@ void RegisterPolicy(CLI::App& app, GlobalOptions& g, int* exit_code) {
   auto* json_out = explain->add_flag("--json")->description("Print the decision as JSON");
   explain->callback([&g, exit_code, json_out] {
     Json call = {{"agent", agent}, {"run", run}, {"kind", kind}};
-    if (!target.empty()) call["target"] = target;
+    if (!target.empty())
+      call["target"] = target;
     if (!args_json.empty()) {
       Result<Json> a = ParseUntrustedJson(args_json);
       if (!a.ok()) {
@@ -55,8 +57,10 @@ void RegisterPolicy(CLI::App& app, GlobalOptions& g, int* exit_code) {
       size_t start = 0;
       while (start <= labels_csv.size()) {
         size_t comma = labels_csv.find(',', start);
-        if (comma == std::string::npos) comma = labels_csv.size();
-        if (comma > start) l.push_back(labels_csv.substr(start, comma - start));
+        if (comma == std::string::npos)
+          comma = labels_csv.size();
+        if (comma > start)
+          l.push_back(labels_csv.substr(start, comma - start));
         start = comma + 1;
       }
       call["labels"] = l;
@@ -87,8 +91,10 @@ void RegisterPolicy(CLI::App& app, GlobalOptions& g, int* exit_code) {
       std::printf("  stage:  %s\n  rule:   %s\n  reason: %.*s\n", d.stage.c_str(),
                   d.rule.empty() ? "-" : d.rule.c_str(),
                   static_cast<int>(ReasonName(d.reason).size()), ReasonName(d.reason).data());
-      if (!d.explanation.empty()) std::printf("  why:    %s\n", d.explanation.c_str());
-      if (!d.suggestion.empty()) std::printf("  to allow it, a policy could say:\n%s\n", d.suggestion.c_str());
+      if (!d.explanation.empty())
+        std::printf("  why:    %s\n", d.explanation.c_str());
+      if (!d.suggestion.empty())
+        std::printf("  to allow it, a policy could say:\n%s\n", d.suggestion.c_str());
     }
     *exit_code = d.allowed() ? 0 : ExitCodeOf(d.reason);
   });

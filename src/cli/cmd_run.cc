@@ -12,25 +12,27 @@
 namespace custos::cli {
 
 void RegisterRun(CLI::App& app, GlobalOptions& g, int* exit_code) {
-  auto* run = app.add_subcommand("run", "Run an agent script of syscalls (JSON lines) through the kernel");
+  auto* run =
+      app.add_subcommand("run", "Run an agent script of syscalls (JSON lines) through the kernel");
   static std::string policy_file, script = "-", agent, run_id, durability;
   run->add_option("--policy", policy_file, "Policy file")->required();
   run->add_option("--script", script, "Script file, or - for standard input (default)");
   run->add_option("--agent", agent, "Agent for lines that name none");
   run->add_option("--run", run_id, "Run id for lines that name none");
-  run->add_option("--durability", durability,
-                  "none | group | fsync (default: [log] durability in DATA_DIR/config.toml, else group)")
+  run->add_option(
+         "--durability", durability,
+         "none | group | fsync (default: [log] durability in DATA_DIR/config.toml, else group)")
       ->check(CLI::IsMember({"none", "group", "fsync"}));
-  auto* fail_on_deny = run->add_flag("--fail-on-deny")->description("Exit non-zero if any syscall was denied");
+  auto* fail_on_deny =
+      run->add_flag("--fail-on-deny")->description("Exit non-zero if any syscall was denied");
   run->callback([&g, exit_code, fail_on_deny] {
     Result<Config> config = LoadConfig(ResolveDataDir(g));
     if (!config.ok()) {
       *exit_code = Fail(config.status());
       return;
     }
-    Result<audit::Durability> d =
-        durability.empty() ? Result<audit::Durability>(config->durability)
-                           : audit::ParseDurability(durability);
+    Result<audit::Durability> d = durability.empty() ? Result<audit::Durability>(config->durability)
+                                                     : audit::ParseDurability(durability);
     if (!d.ok()) {
       *exit_code = Fail(d.status());
       return;
@@ -54,19 +56,23 @@ void RegisterRun(CLI::App& app, GlobalOptions& g, int* exit_code) {
     int64_t lineno = 0, denied = 0;
     while (std::getline(*in, line)) {
       ++lineno;
-      if (line.empty() || line[0] == '#') continue;
+      if (line.empty() || line[0] == '#')
+        continue;
       std::string text = line;
       // Fill in the agent and run for scripts that leave them to the command line.
       if (!agent.empty() || !run_id.empty()) {
         Result<Json> j = ParseUntrustedJson(line);
         if (j.ok() && j->is_object()) {
-          if (!agent.empty() && !j->contains("agent")) (*j)["agent"] = agent;
-          if (!run_id.empty() && !j->contains("run")) (*j)["run"] = run_id;
+          if (!agent.empty() && !j->contains("agent"))
+            (*j)["agent"] = agent;
+          if (!run_id.empty() && !j->contains("run"))
+            (*j)["run"] = run_id;
           text = j->dump();
         }
       }
       kernel::SyscallResult r = session->kernel().ExecuteJson(text);
-      if (!r.decision.allowed()) ++denied;
+      if (!r.decision.allowed())
+        ++denied;
       Json out = r.ToJson();
       out["line"] = lineno;
       std::printf("%s\n", out.dump().c_str());

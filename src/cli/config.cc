@@ -15,7 +15,8 @@ Result<Config> LoadConfig(const std::filesystem::path& data_dir) {
   Config c;
   const std::filesystem::path file = data_dir / "config.toml";
   std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) return c;
+  if (!std::filesystem::exists(file, ec))
+    return c;
   toml::table doc;
   try {
     doc = toml::parse_file(file.string());
@@ -24,20 +25,25 @@ Result<Config> LoadConfig(const std::filesystem::path& data_dir) {
   }
   for (const auto& [key, node] : doc) {
     if (key.str() != "log" || !node.is_table()) {
-      return Status(Reason::kPolicyUnknownKey, "unknown config key '" + std::string(key.str()) + "'",
+      return Status(Reason::kPolicyUnknownKey,
+                    "unknown config key '" + std::string(key.str()) + "'",
                     Where(file, node.source()));
     }
     for (const auto& [k, v] : *node.as_table()) {
       if (k.str() != "durability") {
-        return Status(Reason::kPolicyUnknownKey, "unknown config key 'log." + std::string(k.str()) + "'",
+        return Status(Reason::kPolicyUnknownKey,
+                      "unknown config key 'log." + std::string(k.str()) + "'",
                       Where(file, v.source()));
       }
       const auto* s = v.as_string();
       if (s == nullptr) {
-        return Status(Reason::kPolicyWrongType, "log.durability must be a string", Where(file, v.source()));
+        return Status(Reason::kPolicyWrongType, "log.durability must be a string",
+                      Where(file, v.source()));
       }
       Result<audit::Durability> d = audit::ParseDurability(s->get());
-      if (!d.ok()) return Status(d.status().reason(), std::string(d.status().message()), Where(file, v.source()));
+      if (!d.ok())
+        return Status(d.status().reason(), std::string(d.status().message()),
+                      Where(file, v.source()));
       c.durability = *d;
     }
   }

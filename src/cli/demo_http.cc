@@ -14,14 +14,16 @@ DemoHttpServer::~DemoHttpServer() { Stop(); }
 
 bool DemoHttpServer::Start() {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) return false;
+  if (fd_ < 0)
+    return false;
   int one = 1;
   ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = 0;
-  if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd_, 16) != 0) {
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::listen(fd_, 16) != 0) {
     ::close(fd_);
     fd_ = -1;
     return false;
@@ -35,17 +37,21 @@ bool DemoHttpServer::Start() {
 
 void DemoHttpServer::Stop() {
   stop_ = true;
-  if (thread_.joinable()) thread_.join();
-  if (fd_ >= 0) ::close(fd_);
+  if (thread_.joinable())
+    thread_.join();
+  if (fd_ >= 0)
+    ::close(fd_);
   fd_ = -1;
 }
 
 void DemoHttpServer::Serve() {
   while (!stop_) {
     pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 50) <= 0) continue;
+    if (::poll(&p, 1, 50) <= 0)
+      continue;
     int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) continue;
+    if (c < 0)
+      continue;
     ++requests_;
     // Read the head, then as much body as Content-Length says (bounded).
     std::string req;
@@ -54,19 +60,25 @@ void DemoHttpServer::Serve() {
     size_t want = 0;
     while (req.size() < (1 << 20)) {
       pollfd q{c, POLLIN, 0};
-      if (::poll(&q, 1, 2000) <= 0) break;
+      if (::poll(&q, 1, 2000) <= 0)
+        break;
       ssize_t n = ::recv(c, buf, sizeof(buf), 0);
-      if (n <= 0) break;
+      if (n <= 0)
+        break;
       req.append(buf, static_cast<size_t>(n));
       if (body_at == std::string::npos) {
         size_t end = req.find("\r\n\r\n");
-        if (end == std::string::npos) continue;
+        if (end == std::string::npos)
+          continue;
         body_at = end + 4;
         size_t cl = req.find("Content-Length:");
-        if (cl == std::string::npos) cl = req.find("content-length:");
-        if (cl != std::string::npos && cl < end) want = std::strtoul(req.c_str() + cl + 15, nullptr, 10);
+        if (cl == std::string::npos)
+          cl = req.find("content-length:");
+        if (cl != std::string::npos && cl < end)
+          want = std::strtoul(req.c_str() + cl + 15, nullptr, 10);
       }
-      if (req.size() >= body_at + want) break;
+      if (req.size() >= body_at + want)
+        break;
     }
     std::string status = "404 Not Found", body = "not found\n";
     const size_t sp1 = req.find(' ');
@@ -78,7 +90,8 @@ void DemoHttpServer::Serve() {
         status = "200 OK";
         body = pages_.at(path);
       } else if (method == "POST") {
-        bytes_posted_ += static_cast<int64_t>(body_at == std::string::npos ? 0 : req.size() - body_at);
+        bytes_posted_ +=
+            static_cast<int64_t>(body_at == std::string::npos ? 0 : req.size() - body_at);
         status = "200 OK";
         body = "thanks\n";
       }

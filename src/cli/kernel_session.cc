@@ -24,7 +24,8 @@ Result<KernelSession> KernelSession::Open(const std::filesystem::path& data_dir,
 
 Result<KernelSession> KernelSession::OpenScratch(const std::string& policy_file) {
   std::string tmpl = (std::filesystem::temp_directory_path() / "custos-scratch-XXXXXX").string();
-  if (::mkdtemp(tmpl.data()) == nullptr) return Status(Reason::kIoError, "cannot make a scratch directory");
+  if (::mkdtemp(tmpl.data()) == nullptr)
+    return Status(Reason::kIoError, "cannot make a scratch directory");
   CUSTOS_ASSIGN_OR_RETURN(std::shared_ptr<const policy::Policy> p,
                           policy::Policy::LoadFile(policy_file));
   kernel::KernelOptions o;
@@ -35,7 +36,8 @@ Result<KernelSession> KernelSession::OpenScratch(const std::string& policy_file)
   KernelSession s;
   s.scratch_ = tmpl;
   Result<std::unique_ptr<kernel::Kernel>> k = kernel::Kernel::Open(std::move(o));
-  if (!k.ok()) return k.status();
+  if (!k.ok())
+    return k.status();
   s.kernel_ = std::move(k).value();
   return s;
 }

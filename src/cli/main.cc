@@ -9,8 +9,10 @@
 namespace custos::cli {
 
 std::filesystem::path ResolveDataDir(const GlobalOptions& g) {
-  if (!g.data_dir.empty()) return g.data_dir;
-  if (const char* h = std::getenv("CUSTOS_HOME"); h != nullptr && *h != '\0') return h;
+  if (!g.data_dir.empty())
+    return g.data_dir;
+  if (const char* h = std::getenv("CUSTOS_HOME"); h != nullptr && *h != '\0')
+    return h;
   if (const char* x = std::getenv("XDG_DATA_HOME"); x != nullptr && *x != '\0') {
     return std::filesystem::path(x) / "custos";
   }
@@ -25,7 +27,8 @@ int Fail(const Status& s) {
 
 std::optional<std::string> PassphraseFromEnv() {
   const char* p = std::getenv("CUSTOS_PASSPHRASE");
-  if (p == nullptr) return std::nullopt;
+  if (p == nullptr)
+    return std::nullopt;
   return std::string(p);
 }
 
@@ -51,8 +54,8 @@ void RegisterReasons(CLI::App& app, int* exit_code) {
                     r.doc.data());
       } else {
         std::printf("%4d  %-24.*s %.*s\n", static_cast<int>(r.reason),
-                    static_cast<int>(r.name.size()), r.name.data(),
-                    static_cast<int>(r.doc.size()), r.doc.data());
+                    static_cast<int>(r.name.size()), r.name.data(), static_cast<int>(r.doc.size()),
+                    r.doc.data());
       }
     }
     *exit_code = 0;

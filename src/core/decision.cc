@@ -4,9 +4,12 @@ namespace custos {
 
 std::string_view VerdictName(Verdict v) {
   switch (v) {
-    case Verdict::kAllow: return "allow";
-    case Verdict::kRequireApproval: return "require_approval";
-    case Verdict::kDeny: return "deny";
+    case Verdict::kAllow:
+      return "allow";
+    case Verdict::kRequireApproval:
+      return "require_approval";
+    case Verdict::kDeny:
+      return "deny";
   }
   return "deny";
 }

@@ -6,17 +6,20 @@
 namespace custos {
 
 Status::Status(Reason reason, std::string message, std::string at) {
-  if (reason == Reason::kOk) return;  // An OK status never carries a message.
+  if (reason == Reason::kOk)
+    return;  // An OK status never carries a message.
   rep_ = std::make_unique<Rep>(Rep{reason, std::move(message), std::move(at)});
 }
 
 Status Status::WithAtPrefix(std::string_view prefix) const {
-  if (ok()) return Status();
+  if (ok())
+    return Status();
   return Status(rep_->reason, rep_->message, std::string(prefix) + rep_->at);
 }
 
 std::string Status::ToString() const {
-  if (ok()) return "ok";
+  if (ok())
+    return "ok";
   std::string out(ReasonName(rep_->reason));
   out += ": ";
   out += rep_->message;

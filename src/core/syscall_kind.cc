@@ -32,7 +32,8 @@ std::string_view SyscallName(SyscallKind k) {
 
 std::optional<SyscallKind> SyscallFromName(std::string_view name) {
   for (const Row& r : kRows) {
-    if (r.name == name) return r.kind;
+    if (r.name == name)
+      return r.kind;
   }
   return std::nullopt;
 }
@@ -41,7 +42,8 @@ std::span<const SyscallKind> AllSyscalls() { return kKinds; }
 
 bool IsExternalEffect(SyscallKind k) {
   const auto i = static_cast<size_t>(k);
-  return i < std::size(kRows) ? kRows[i].external : true;  // unknown: treat as external (fail closed)
+  return i < std::size(kRows) ? kRows[i].external
+                              : true;  // unknown: treat as external (fail closed)
 }
 
 }  // namespace custos

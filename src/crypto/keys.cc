@@ -21,8 +21,28 @@ constexpr size_t kTagBytes = crypto_aead_xchacha20poly1305_ietf_ABYTES;
 static_assert(kSeedBytes == 32 && kSecretKeyBytes == 64);
 static_assert(crypto_sign_PUBLICKEYBYTES == 32 && crypto_sign_BYTES == 64);
 
-// "custos/v1/<context>\0" || msg: the bytes that are actually signed.
+// kCheckpointNote signs only C2SP note text: non-empty, '\n'-terminated, no control byte but
+// '\n'. Such text has no NUL, so it never equals a domain-separated message (which always has a
+// NUL right after "custos/v1/<context>").
+Status CheckNoteText(std::span<const uint8_t> msg) {
+  if (msg.empty() || msg.back() != '\n') {
+    return Status(Reason::kInvalidArgument, "checkpoint note text must end with a newline");
+  }
+  for (uint8_t c : msg) {
+    if (c < 0x20 && c != '\n') {
+      return Status(Reason::kInvalidArgument,
+                    "checkpoint note text contains a control character");
+    }
+  }
+  return Status::Ok();
+}
+
+// "custos/v1/<context>\0" || msg: the bytes that are actually signed (msg itself for
+// kCheckpointNote, after CheckNoteText).
 std::string DomainSeparated(SignContext ctx, std::span<const uint8_t> msg) {
+  if (ctx == SignContext::kCheckpointNote) {
+    return std::string(reinterpret_cast<const char*>(msg.data()), msg.size());
+  }
   const std::string_view name = SignContextName(ctx);
   std::string m;
   m.reserve(10 + name.size() + 1 + msg.size());
@@ -62,6 +82,8 @@ std::string_view SignContextName(SignContext c) {
       return "capability_token";
     case SignContext::kKeyRotation:
       return "key_rotation";
+    case SignContext::kCheckpointNote:
+      return "checkpoint_note";
     case SignContext::kTest:
       return "test";
   }
@@ -90,6 +112,7 @@ Result<VerifyingKey> VerifyingKey::FromBytes(std::span<const uint8_t> bytes) {
 Status VerifyingKey::Verify(SignContext ctx, std::span<const uint8_t> msg,
                             const Signature& sig) const {
   EnsureSodium();
+  if (ctx == SignContext::kCheckpointNote) CUSTOS_RETURN_IF_ERROR(CheckNoteText(msg));
   const std::string m = DomainSeparated(ctx, msg);
   if (crypto_sign_verify_detached(sig.bytes.data(), reinterpret_cast<const uint8_t*>(m.data()),
                                   m.size(), pk_.data()) != 0) {
@@ -165,6 +188,7 @@ SigningKey::~SigningKey() {
 Result<Signature> SigningKey::Sign(SignContext ctx, std::span<const uint8_t> msg) const {
   if (sk_ == nullptr)
     return Status(Reason::kKeyError, "signing with a moved-from key");
+  if (ctx == SignContext::kCheckpointNote) CUSTOS_RETURN_IF_ERROR(CheckNoteText(msg));
   const std::string m = DomainSeparated(ctx, msg);
   Signature sig;
   crypto_sign_detached(sig.bytes.data(), nullptr, reinterpret_cast<const uint8_t*>(m.data()),

@@ -23,9 +23,10 @@ Status AwaitApproval(const std::string& id, Services& s, std::string* answered_b
     }
     if (s.clock().NowMillis() >= a.deadline_ms) {
       // Expire it; if a person answered in the same instant, their answer wins on the next read.
-      Status st = s.store().AnswerApproval(id, false, "timeout", "deadline passed",
-                                           s.clock().NowMillis());
-      if (!st.ok() && st.reason() != Reason::kAlreadyExists) return st;
+      Status st =
+          s.store().AnswerApproval(id, false, "timeout", "deadline passed", s.clock().NowMillis());
+      if (!st.ok() && st.reason() != Reason::kAlreadyExists)
+        return st;
       continue;
     }
     std::this_thread::sleep_for(poll);
@@ -35,7 +36,8 @@ Status AwaitApproval(const std::string& id, Services& s, std::string* answered_b
 Decision WaitForApproval(const SyscallContext& ctx, Services& s) {
   std::string by;
   Status st = AwaitApproval(ctx.approval_id, s, &by);
-  if (!st.ok()) return Decision::Deny("approval", st, ctx.decision.rule);
+  if (!st.ok())
+    return Decision::Deny("approval", st, ctx.decision.rule);
   Decision d = Decision::Allow("approval", ctx.decision.rule);
   d.explanation = "approved by " + by;
   return d;

@@ -21,13 +21,16 @@ namespace {
 Status EnsurePrivateDir(const std::filesystem::path& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return Status(Reason::kIoError, "cannot create data directory: " + ec.message(), dir.string());
-  struct stat st{};
-  if (::stat(dir.c_str(), &st) != 0) return Status(Reason::kIoError, "cannot stat data directory", dir.string());
+  if (ec)
+    return Status(Reason::kIoError, "cannot create data directory: " + ec.message(), dir.string());
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0)
+    return Status(Reason::kIoError, "cannot stat data directory", dir.string());
   if ((st.st_mode & 077) != 0) {
     // Tighten rather than refuse: the directory is ours (created by init or by this call).
     if (::chmod(dir.c_str(), 0700) != 0) {
-      return Status(Reason::kKeyError, "data directory is accessible to group/others and cannot be made 0700",
+      return Status(Reason::kKeyError,
+                    "data directory is accessible to group/others and cannot be made 0700",
                     dir.string());
     }
   }
@@ -37,8 +40,10 @@ Status EnsurePrivateDir(const std::filesystem::path& dir) {
 }  // namespace
 
 Result<std::unique_ptr<Kernel>> Kernel::Open(KernelOptions options) {
-  if (!options.policy) return Status(Reason::kInvalidArgument, "a kernel needs a policy");
-  if (options.clock == nullptr) options.clock = &SystemClock();
+  if (!options.policy)
+    return Status(Reason::kInvalidArgument, "a kernel needs a policy");
+  if (options.clock == nullptr)
+    options.clock = &SystemClock();
   if (!options.notice) {
     options.notice = [](const std::string& m) { std::fprintf(stderr, "custos: %s\n", m.c_str()); };
   }
@@ -50,8 +55,8 @@ Result<std::unique_ptr<Kernel>> Kernel::Open(KernelOptions options) {
                               ? crypto::KeyStore::Load(key_path, options.passphrase)
                               : crypto::KeyStore::LoadOrCreate(key_path, &created));
   if (created) {
-    options.notice("no identity configured: created a new Ed25519 identity " + key.id().hex + " in " +
-                   (options.data_dir / "identity.key").string());
+    options.notice("no identity configured: created a new Ed25519 identity " + key.id().hex +
+                   " in " + (options.data_dir / "identity.key").string());
   }
   CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> st,
                           store::OpenSqliteStore(options.data_dir / "custos.db"));
@@ -94,7 +99,8 @@ SyscallResult Kernel::Execute(const Syscall& call) {
 
 SyscallResult Kernel::ExecuteJson(std::string_view text) {
   Result<Json> j = ParseUntrustedJson(text);
-  if (!j.ok()) return impl_->pipeline.RecordParseFailure(j.status(), nullptr, "", *impl_->services);
+  if (!j.ok())
+    return impl_->pipeline.RecordParseFailure(j.status(), nullptr, "", *impl_->services);
   std::string kind_name;
   Result<Syscall> call = ParseSyscall(*j, &kind_name);
   if (!call.ok()) {
@@ -108,7 +114,8 @@ Decision Kernel::Explain(const Syscall& call) {
 }
 
 Status Kernel::ReloadPolicy(std::shared_ptr<const policy::Policy> policy) {
-  if (!policy) return Status(Reason::kInvalidArgument, "no policy");
+  if (!policy)
+    return Status(Reason::kInvalidArgument, "no policy");
   Services& s = *impl_->services;
   const std::string old_hash(s.policy()->hash());
   audit::LogEntry e;

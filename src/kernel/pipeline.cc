@@ -39,15 +39,18 @@ void RedactDecision(const Services& s, Decision* d) {
 // A frame carries bytes the effect produced (a file, a response, a heap value, a message): any
 // secret value in it, in keys or values, is redacted before the caller sees it (INV-6).
 Json RedactJson(const Services& s, const Json& j) {
-  if (j.is_string()) return Redact(s, j.get_ref<const std::string&>());
+  if (j.is_string())
+    return Redact(s, j.get_ref<const std::string&>());
   if (j.is_array()) {
     Json out = Json::array();
-    for (const Json& v : j) out.push_back(RedactJson(s, v));
+    for (const Json& v : j)
+      out.push_back(RedactJson(s, v));
     return out;
   }
   if (j.is_object()) {
     Json out = Json::object();
-    for (auto it = j.begin(); it != j.end(); ++it) out[Redact(s, it.key())] = RedactJson(s, *it);
+    for (auto it = j.begin(); it != j.end(); ++it)
+      out[Redact(s, it.key())] = RedactJson(s, *it);
     return out;
   }
   return j;
@@ -62,7 +65,8 @@ void RedactEntry(const Services& s, audit::LogEntry* e) {
   e->syscall = Redact(s, e->syscall);
   e->target = Redact(s, e->target);
   e->explanation = Redact(s, e->explanation);
-  for (std::string& l : e->labels) l = Redact(s, l);
+  for (std::string& l : e->labels)
+    l = Redact(s, l);
   e->extra = RedactJson(s, e->extra);
 }
 
@@ -176,7 +180,8 @@ void Pipeline::Decide(SyscallContext& ctx, Services& s) const {
       }
       break;
     }
-    if (verdict == StageVerdict::kNeedsApproval) needs_approval = true;
+    if (verdict == StageVerdict::kNeedsApproval)
+      needs_approval = true;
   }
   if (verdict != StageVerdict::kDeny) {
     if (would_deny) {
@@ -194,7 +199,8 @@ void Pipeline::Decide(SyscallContext& ctx, Services& s) const {
 Decision Pipeline::Explain(const Syscall& call, Services& s) const {
   SyscallContext ctx(call);
   Decide(ctx, s);
-  if (ctx.reservation) s.ledger().Cancel(*ctx.reservation).IgnoreError();
+  if (ctx.reservation)
+    s.ledger().Cancel(*ctx.reservation).IgnoreError();
   return ctx.decision;
 }
 
@@ -231,7 +237,8 @@ SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
       audit::LogEntry pending = DecisionEntry(ctx, out.id, s);
       pending.extra = {{"approval_id", *approval}};
       if (!Record(std::move(pending), s, &out, true)) {
-        if (ctx.reservation) s.ledger().Cancel(*ctx.reservation).IgnoreError();
+        if (ctx.reservation)
+          s.ledger().Cancel(*ctx.reservation).IgnoreError();
         return out;
       }
       const int64_t first_seq = out.receipt.decision_seq;
@@ -247,11 +254,13 @@ SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
   }
   out.decision = ctx.decision;
   if (!Record(std::move(entry), s, &out, true)) {
-    if (ctx.reservation) s.ledger().Cancel(*ctx.reservation).IgnoreError();
+    if (ctx.reservation)
+      s.ledger().Cancel(*ctx.reservation).IgnoreError();
     return out;
   }
   if (!ctx.decision.allowed()) {
-    if (ctx.reservation) s.ledger().Cancel(*ctx.reservation).IgnoreError();
+    if (ctx.reservation)
+      s.ledger().Cancel(*ctx.reservation).IgnoreError();
     return out;
   }
 
@@ -289,11 +298,13 @@ SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
                                 static_cast<int64_t>(o.content->size())};
       }
     }
-    if (effect.ok()) out.frame = RedactJson(s, o.frame);
+    if (effect.ok())
+      out.frame = RedactJson(s, o.frame);
   }
   if (ctx.reservation) {
     Status settle = s.ledger().Settle(*ctx.reservation, used);
-    if (!settle.ok() && effect.ok()) effect = settle;  // over-use is reported, never hidden
+    if (!settle.ok() && effect.ok())
+      effect = settle;  // over-use is reported, never hidden
   }
   out.usage = used;
   outcome.usage = Json::object();

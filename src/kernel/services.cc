@@ -31,16 +31,19 @@ budget::Amounts ToAmounts(const policy::BudgetLimits& l) {
 Result<std::string> ReadSecretSource(const std::string& source) {
   if (source.rfind("env:", 0) == 0) {
     const char* v = std::getenv(source.substr(4).c_str());
-    if (v == nullptr) return Status(Reason::kNotFound, "environment variable is not set");
+    if (v == nullptr)
+      return Status(Reason::kNotFound, "environment variable is not set");
     return std::string(v);
   }
   if (source.rfind("file:", 0) == 0) {
     std::ifstream in(source.substr(5), std::ios::binary);
-    if (!in) return Status(Reason::kNotFound, "secret file cannot be read");
+    if (!in)
+      return Status(Reason::kNotFound, "secret file cannot be read");
     std::ostringstream ss;
     ss << in.rdbuf();
     std::string v = ss.str();
-    while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+    while (!v.empty() && (v.back() == '\n' || v.back() == '\r'))
+      v.pop_back();
     return v;
   }
   return Status(Reason::kInvalidArgument, "unknown secret source");
@@ -55,7 +58,8 @@ std::shared_ptr<const SecretVault> SecretVault::Load(const policy::Policy& polic
   for (const policy::SecretSpec& spec : policy.secrets()) {
     Result<std::string> v = ReadSecretSource(spec.source);
     if (!v.ok() || v->size() < effects::kMinSecretBytes) {
-      if (missing != nullptr) missing->push_back(spec.name);
+      if (missing != nullptr)
+        missing->push_back(spec.name);
       continue;
     }
     pairs.emplace_back(spec.name, *v);
@@ -76,7 +80,8 @@ const std::string* SecretVault::Find(std::string_view name) const {
 Services::Services(KernelOptions options, std::unique_ptr<store::Store> store,
                    std::unique_ptr<crypto::SigningKey> identity)
     : options_(std::move(options)), store_(std::move(store)), identity_(std::move(identity)) {
-  handle_key_ = std::make_unique<crypto::AeadKey>(crypto::AeadKey::DeriveFrom(*identity_, "handles"));
+  handle_key_ =
+      std::make_unique<crypto::AeadKey>(crypto::AeadKey::DeriveFrom(*identity_, "handles"));
   payload_key_ =
       std::make_unique<crypto::AeadKey>(crypto::AeadKey::DeriveFrom(*identity_, "payloads"));
 }
@@ -86,8 +91,8 @@ Services::~Services() {
 }
 
 Status Services::Start() {
-  CUSTOS_ASSIGN_OR_RETURN(writer_, audit::LogWriter::Open(store_.get(), options_.durability,
-                                                          options_.clock));
+  CUSTOS_ASSIGN_OR_RETURN(
+      writer_, audit::LogWriter::Open(store_.get(), options_.durability, options_.clock));
   SetPolicy(options_.policy);
   return Status::Ok();
 }
@@ -106,7 +111,8 @@ void Services::SetPolicy(std::shared_ptr<const policy::Policy> p) {
   std::vector<std::string> missing;
   std::shared_ptr<const SecretVault> v = SecretVault::Load(*p, &missing);
   for (const std::string& name : missing) {
-    if (options_.notice) options_.notice("secret '" + name + "' has no readable value; secret.open of it will fail");
+    if (options_.notice)
+      options_.notice("secret '" + name + "' has no readable value; secret.open of it will fail");
   }
   std::lock_guard<std::mutex> lock(policy_mu_);
   policy_ = std::move(p);
@@ -122,7 +128,8 @@ Result<AgentState> Services::FindAgent(const policy::Policy& p, const std::strin
   {
     std::shared_lock<std::shared_mutex> lock(agents_mu_);
     auto it = children_.find(key);
-    if (it != children_.end()) return it->second;
+    if (it != children_.end())
+      return it->second;
   }
   // A child spawned by another process sharing this store.
   CUSTOS_ASSIGN_OR_RETURN(std::optional<store::AgentRecord> rec, store_->GetAgent(run, name));
@@ -139,8 +146,10 @@ Result<AgentState> Services::FindAgent(const policy::Policy& p, const std::strin
     }
     st.principal = parent->principal;
     for (const Json& n : rec->syscalls) {
-      if (!n.is_string()) continue;
-      if (auto k = SyscallFromName(n.get<std::string>())) st.syscalls.Add(*k);
+      if (!n.is_string())
+        continue;
+      if (auto k = SyscallFromName(n.get<std::string>()))
+        st.syscalls.Add(*k);
     }
     st.syscalls = st.syscalls.Intersect(parent->syscalls);
     std::unique_lock<std::shared_mutex> lock(agents_mu_);
@@ -163,7 +172,8 @@ Status Services::RegisterChild(const std::string& run, const AgentState& child,
   rec.parent = child.parent;
   rec.syscalls = Json::array();
   for (SyscallKind k : AllSyscalls()) {
-    if (child.syscalls.Contains(k)) rec.syscalls.push_back(SyscallName(k));
+    if (child.syscalls.Contains(k))
+      rec.syscalls.push_back(SyscallName(k));
   }
   rec.budget = budget_json;
   rec.created_ms = clock().NowMillis();
@@ -180,7 +190,8 @@ Result<budget::AccountKey> Services::Account(const policy::Policy& p, const Agen
   const std::string k = Key2(agent.name, run);
   {
     std::shared_lock<std::shared_mutex> lock(agents_mu_);
-    if (account_opened_ms_.count(k) != 0) return key;
+    if (account_opened_ms_.count(k) != 0)
+      return key;
   }
   if (!agent.parent.empty()) {
     // A child's account is carved at spawn; one spawned by another process is not in this
@@ -188,7 +199,8 @@ Result<budget::AccountKey> Services::Account(const policy::Policy& p, const Agen
     CUSTOS_RETURN_IF_ERROR(ledger_.Open(key, budget::Amounts{}));
   } else {
     const policy::AgentSpec* spec = p.FindAgent(agent.name);
-    if (spec == nullptr) return Status(Reason::kUnknownAgent, "agent '" + agent.name + "' is gone");
+    if (spec == nullptr)
+      return Status(Reason::kUnknownAgent, "agent '" + agent.name + "' is gone");
     CUSTOS_RETURN_IF_ERROR(ledger_.Open(key, ToAmounts(spec->budget)));
   }
   std::unique_lock<std::shared_mutex> lock(agents_mu_);
@@ -212,7 +224,8 @@ int64_t Services::WallRemainingMs(const budget::AccountKey& key,
   {
     std::shared_lock<std::shared_mutex> lock(agents_mu_);
     auto it = wall_deadline_ms_.find(Key2(key.agent, key.run));
-    if (it != wall_deadline_ms_.end()) return it->second - clock().NowMillis();
+    if (it != wall_deadline_ms_.end())
+      return it->second - clock().NowMillis();
   }
   return status.limit[budget::Resource::kWallMs] - AccountAgeMs(key);
 }

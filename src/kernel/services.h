@@ -112,7 +112,7 @@ class Services {
   std::shared_ptr<const SecretVault> vault_;
 
   mutable std::shared_mutex agents_mu_;
-  std::unordered_map<std::string, AgentState> children_;  // key: run + '\n' + name
+  std::unordered_map<std::string, AgentState> children_;        // key: run + '\n' + name
   std::unordered_map<std::string, int64_t> account_opened_ms_;  // key: agent + '\n' + run
   std::unordered_map<std::string, int64_t> wall_deadline_ms_;   // key: agent + '\n' + run
 };

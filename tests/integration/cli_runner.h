@@ -58,7 +58,8 @@ inline CliResult RunCustos(const std::vector<std::string>& args, const std::stri
     f << stdin_text;
   }
   std::string cmd = env + " " + Quote(CustosBin());
-  for (const std::string& a : args) cmd += " " + Quote(a);
+  for (const std::string& a : args)
+    cmd += " " + Quote(a);
   cmd += " <" + in + " >" + out + " 2>" + err;
   CliResult r;
   const int status = std::system(cmd.c_str());

@@ -2,6 +2,8 @@
 // tamper detection), export, approvals answered from a second process, kill -9 during a run, the
 // demo, and the generated reason-code document.
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -10,9 +12,6 @@
 #include <fstream>
 #include <random>
 #include <thread>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "custos/core/json.h"
 #include "custos/core/reason.h"
@@ -45,13 +44,16 @@ net_bytes_out = 100000
 spend_micros = 0
 
 [fs]
-read = [")" + root.string() + R"(/**"]
-write = [")" + root.string() + R"(/out/**"]
+read = [")" +
+         root.string() + R"(/**"]
+write = [")" +
+         root.string() + R"(/out/**"]
 
 [[approvals]]
 id = "writes-need-a-person"
 syscall = ["file.write"]
-target = ")" + root.string() + R"(/out/approved/**"
+target = ")" +
+         root.string() + R"(/out/approved/**"
 timeout_ms = 20000
 )";
 }
@@ -121,7 +123,8 @@ TEST_F(CliTest, RunPrintsOneResultPerLineAndTheLogVerifies) {
   ASSERT_EQ(r.code, 0) << r.err;
   std::vector<Json> results;
   std::istringstream lines(r.out);
-  for (std::string l; std::getline(lines, l);) results.push_back(Json::parse(l));
+  for (std::string l; std::getline(lines, l);)
+    results.push_back(Json::parse(l));
   ASSERT_EQ(results.size(), 4u);
   EXPECT_EQ(results[0]["decision"]["verdict"], "allow");
   EXPECT_EQ(results[0]["frame"]["text"], "hello\n");
@@ -169,7 +172,8 @@ std::string LogTable(const std::string& db) {
   sqlite3_prepare_v2(h,
                      "SELECT name FROM sqlite_master WHERE type='table' AND sql LIKE '%canonical%'",
                      -1, &st, nullptr);
-  if (sqlite3_step(st) == SQLITE_ROW) name = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+  if (sqlite3_step(st) == SQLITE_ROW)
+    name = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
   sqlite3_finalize(st);
   sqlite3_close(h);
   return name;
@@ -177,7 +181,8 @@ std::string LogTable(const std::string& db) {
 
 TEST_F(CliTest, AuditVerifyDetectsChangedRemovedAndReorderedEntries) {
   std::string script;
-  for (int i = 0; i < 10; ++i) script += Line("file.read", "/etc/hostname-" + std::to_string(i));
+  for (int i = 0; i < 10; ++i)
+    script += Line("file.read", "/etc/hostname-" + std::to_string(i));
   ASSERT_EQ(Run(script).code, 0);
   const std::string db = data_ + "/custos.db";
   const std::string table = LogTable(db);
@@ -193,9 +198,10 @@ TEST_F(CliTest, AuditVerifyDetectsChangedRemovedAndReorderedEntries) {
     std::filesystem::copy_file(copy, d2 / "custos.db");
     return RunCustos({"--data-dir", d2.string(), "audit", "verify"});
   };
-  CliResult changed = verify_after("UPDATE " + table +
-                                   " SET canonical = replace(canonical, 'hostname-3', 'hostname-X') "
-                                   "WHERE canonical LIKE '%hostname-3%'");
+  CliResult changed =
+      verify_after("UPDATE " + table +
+                   " SET canonical = replace(canonical, 'hostname-3', 'hostname-X') "
+                   "WHERE canonical LIKE '%hostname-3%'");
   EXPECT_EQ(changed.code, ExitCodeOf(Reason::kLogCorrupt)) << changed.out;
   EXPECT_THAT(changed.out, HasSubstr("FAILED at entry"));
 
@@ -214,7 +220,8 @@ TEST_F(CliTest, ApprovalAnsweredFromAnotherProcessReleasesTheWaitingSyscall) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     CliResult list = RunCustos({"--data-dir", data_, "approvals", "list"});
     const size_t pos = list.out.find("a_");
-    if (list.code == 0 && pos != std::string::npos) id = list.out.substr(pos, 28);
+    if (list.code == 0 && pos != std::string::npos)
+      id = list.out.substr(pos, 28);
   }
   ASSERT_FALSE(id.empty()) << "no pending approval appeared";
   CliResult ok = RunCustos({"--data-dir", data_, "approvals", "approve", id, "--note", "fine"});
@@ -231,7 +238,8 @@ TEST_F(CliTest, ApprovalAnsweredFromAnotherProcessReleasesTheWaitingSyscall) {
 
 TEST_F(CliTest, KillNineNeverLeavesALogThatFailsVerificationOrLosesAnAcknowledgedEntry) {
   std::string script;
-  for (int i = 0; i < 3000; ++i) script += Line("file.read", (dir_.path() / "root" / "hello.txt").string());
+  for (int i = 0; i < 3000; ++i)
+    script += Line("file.read", (dir_.path() / "root" / "hello.txt").string());
   const std::string script_file = (dir_.path() / "script.jsonl").string();
   Write(script_file, script);
   std::mt19937 rng(42);
@@ -257,7 +265,8 @@ TEST_F(CliTest, KillNineNeverLeavesALogThatFailsVerificationOrLosesAnAcknowledge
     std::istringstream lines(ReadAll(out));
     for (std::string l; std::getline(lines, l);) {
       Result<Json> j = ParseUntrustedJson(l);
-      if (!j.ok()) continue;  // the last line may be cut by the kill
+      if (!j.ok())
+        continue;  // the last line may be cut by the kill
       max_acked = std::max<int64_t>(max_acked, (*j)["receipt"].value("decision_seq", int64_t{0}));
     }
     const size_t pos = v.out.find("verified: ");

@@ -18,15 +18,17 @@ void ExpectSameAsJsonTree(const Json& j) {
 
 TEST(CanonicalRequestTest, MatchesTheCanonicalJsonOfTheRequestTree) {
   ExpectSameAsJsonTree({{"agent", "a"}, {"run", "r"}, {"kind", "audit.commit"}});
-  ExpectSameAsJsonTree({{"agent", "a"},
-                        {"run", "r"},
-                        {"id", "req-1"},
-                        {"kind", "network.send"},
-                        {"target", "https://example.com/p?q=\"x\"\n"},
-                        {"args", {{"method", "POST"}, {"body", "é \u0001 ✓ 𝄞"}, {"headers", {{"b", "2"}, {"a", "1"}}}}},
-                        {"inputs", {"h_aaaaaaaaaaaaaaaaaaaaaaaaaa", "h_bbbbbbbbbbbbbbbbbbbbbbbbbb"}},
-                        {"labels", {"untrusted", "external", "source:x"}},
-                        {"intent", "fetch \\ the page"}});
+  ExpectSameAsJsonTree(
+      {{"agent", "a"},
+       {"run", "r"},
+       {"id", "req-1"},
+       {"kind", "network.send"},
+       {"target", "https://example.com/p?q=\"x\"\n"},
+       {"args",
+        {{"method", "POST"}, {"body", "é \u0001 ✓ 𝄞"}, {"headers", {{"b", "2"}, {"a", "1"}}}}},
+       {"inputs", {"h_aaaaaaaaaaaaaaaaaaaaaaaaaa", "h_bbbbbbbbbbbbbbbbbbbbbbbbbb"}},
+       {"labels", {"untrusted", "external", "source:x"}},
+       {"intent", "fetch \\ the page"}});
   ExpectSameAsJsonTree({{"agent", "a"},
                         {"run", "r"},
                         {"kind", "memory.alloc"},

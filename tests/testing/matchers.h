@@ -16,7 +16,8 @@ const Status& GetStatus(const Result<T>& r) {
 
 MATCHER(IsOk, "is OK") {
   const Status& s = GetStatus(arg);
-  if (!s.ok()) *result_listener << "status is " << s.ToString();
+  if (!s.ok())
+    *result_listener << "status is " << s.ToString();
   return s.ok();
 }
 

@@ -42,8 +42,8 @@ struct LogEntry {
   std::string blob;                // handle / sealed blob id, "" if none
   int64_t decision_seq = 0;        // outcome: the decision entry it settles
   std::string policy_hash;
-  Json usage = Json::object();     // integers only
-  Json extra = Json::object();     // event details, integers and strings only
+  Json usage = Json::object();  // integers only
+  Json extra = Json::object();  // event details, integers and strings only
 
   // Not encoded: sealed request/result bytes that ToRow() moves into LogRow::payload, stored in
   // the same transaction as the row.

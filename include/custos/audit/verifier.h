@@ -17,10 +17,10 @@
 namespace custos::audit {
 
 struct VerifyReport {
-  int64_t entries = 0;       // entries checked
-  int64_t first_bad_seq = 0; // 0 if ok
-  Status status;             // ok, or kLogCorrupt / kLogGap with the explanation
-  std::string head_hash;     // hash of the last good entry
+  int64_t entries = 0;        // entries checked
+  int64_t first_bad_seq = 0;  // 0 if ok
+  Status status;              // ok, or kLogCorrupt / kLogGap with the explanation
+  std::string head_hash;      // hash of the last good entry
 };
 
 namespace internal {

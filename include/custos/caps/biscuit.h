@@ -35,8 +35,8 @@ struct Block {
   std::vector<uint8_t> payload;  // the serialized Datalog block, exactly as signed
   PublicKey next_key;            // verifies the following block (or the seal)
   std::vector<uint8_t> signature;
-  uint32_t signature_version = 0;          // SignedBlock.version: 0 or 1
-  std::optional<PublicKey> external_key;   // set for third-party blocks
+  uint32_t signature_version = 0;           // SignedBlock.version: 0 or 1
+  std::optional<PublicKey> external_key;    // set for third-party blocks
   std::vector<uint8_t> external_signature;  // empty unless external_key is set
 
   // Decoded from the payload.
@@ -69,10 +69,6 @@ class Biscuit {
   // One id per block, authority first: the lowercase hex of the block's signature. Revoking an id
   // revokes every token that contains that block, hence every token derived from it.
   std::vector<std::string> RevocationIds() const;
-
-  // The token's public key table: for each block, its external key (if new) then its public_keys.
-  // Scope annotations "trusting <key>" index into it.
-  std::vector<PublicKey> PublicKeyTable() const;
 
  private:
   Biscuit() = default;

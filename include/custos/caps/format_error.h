@@ -1,8 +1,8 @@
 #pragma once
 // FormatError names why a serialized Biscuit was rejected before any Datalog ran: the token layer's
-// own vocabulary, finer than custos::Reason. Each maps to one Reason (kPayloadTooLarge for size caps,
-// kTokenInvalid otherwise) and to the error kind the Biscuit samples expect, so the conformance
-// test can assert the exact kind and the kernel can still speak in Reasons.
+// own vocabulary, finer than custos::Reason. Each maps to one Reason (kPayloadTooLarge for size
+// caps, kTokenInvalid otherwise) and to the error kind the Biscuit samples expect, so the
+// conformance test can assert the exact kind and the kernel can still speak in Reasons.
 //
 // Numbers are append-only, as Reason's.
 //

@@ -1,8 +1,8 @@
 #pragma once
-// PublicKey is a Biscuit public key: an algorithm (Ed25519, or ECDSA secp256r1 with SHA-256) and its
-// canonical bytes (32 bytes for Ed25519, a 33-byte compressed SEC1 point for secp256r1). Biscuit
-// signs raw payloads, not Custos's domain-separated messages, so these keys live here rather than
-// in crypto::VerifyingKey, whose semantics stay unchanged.
+// PublicKey is a Biscuit public key: an algorithm (Ed25519, or ECDSA secp256r1 with SHA-256) and
+// its canonical bytes (32 bytes for Ed25519, a 33-byte compressed SEC1 point for secp256r1).
+// Biscuit signs raw payloads, not Custos's domain-separated messages, so these keys live here
+// rather than in crypto::VerifyingKey, whose semantics stay unchanged.
 //
 // FromBytes rejects keys of the wrong size and secp256r1 points not on the curve (kInvalidKey).
 // Verify returns kNone, kBlockSignatureDeserialization (wrong signature length or DER) or

@@ -38,104 +38,104 @@ enum class ReasonClass : uint8_t {
 };
 
 // X(enumerator, number, wire_name, class, http_status, one-line meaning)
-#define CUSTOS_REASONS(X)                                                                          \
-  X(kOk, 0, "ok", kOk, 200, "Success; for a decision, the syscall was allowed.")                   \
+#define CUSTOS_REASONS(X)                                                                         \
+  X(kOk, 0, "ok", kOk, 200, "Success; for a decision, the syscall was allowed.")                  \
   X(kInternal, 1, "internal_error", kInternal, 500,                                               \
-    "A bug or an unexpected environment failure; the syscall was denied (fail closed).")           \
-  X(kMalformedJson, 10, "malformed_json", kInvalidArgument, 400,                                   \
-    "The request is not well-formed JSON.")                                                        \
-  X(kSchemaViolation, 11, "schema_violation", kInvalidArgument, 400,                               \
-    "A field is missing or has the wrong type; `at` names it as a JSON pointer.")                  \
-  X(kPayloadTooLarge, 12, "payload_too_large", kInvalidArgument, 413,                              \
+    "A bug or an unexpected environment failure; the syscall was denied (fail closed).")          \
+  X(kMalformedJson, 10, "malformed_json", kInvalidArgument, 400,                                  \
+    "The request is not well-formed JSON.")                                                       \
+  X(kSchemaViolation, 11, "schema_violation", kInvalidArgument, 400,                              \
+    "A field is missing or has the wrong type; `at` names it as a JSON pointer.")                 \
+  X(kPayloadTooLarge, 12, "payload_too_large", kInvalidArgument, 413,                             \
     "The request or one of its values exceeds a size cap.")                                       \
   X(kInvalidUtf8, 13, "invalid_utf8", kInvalidArgument, 400, "A string is not valid UTF-8.")      \
-  X(kNestingTooDeep, 14, "nesting_too_deep", kInvalidArgument, 400,                                \
-    "JSON nesting exceeds the depth cap.")                                                         \
-  X(kUnknownSyscall, 15, "unknown_syscall", kInvalidArgument, 400,                                 \
-    "The syscall kind is not one the kernel knows; denied.")                                       \
-  X(kUnknownField, 16, "unknown_field", kInvalidArgument, 400,                                     \
+  X(kNestingTooDeep, 14, "nesting_too_deep", kInvalidArgument, 400,                               \
+    "JSON nesting exceeds the depth cap.")                                                        \
+  X(kUnknownSyscall, 15, "unknown_syscall", kInvalidArgument, 400,                                \
+    "The syscall kind is not one the kernel knows; denied.")                                      \
+  X(kUnknownField, 16, "unknown_field", kInvalidArgument, 400,                                    \
     "The request has a field the schema does not define; denied rather than ignored.")            \
-  X(kUnsupportedVersion, 17, "unsupported_version", kInvalidArgument, 400,                         \
-    "The syscall envelope version `v` is not supported.")                                          \
-  X(kInvalidArgument, 18, "invalid_argument", kInvalidArgument, 400,                               \
-    "An argument is well-typed but its value is not acceptable (e.g. a bad path or URL).")         \
-  X(kUnknownAgent, 30, "unknown_agent", kUnauthenticated, 401,                                     \
+  X(kUnsupportedVersion, 17, "unsupported_version", kInvalidArgument, 400,                        \
+    "The syscall envelope version `v` is not supported.")                                         \
+  X(kInvalidArgument, 18, "invalid_argument", kInvalidArgument, 400,                              \
+    "An argument is well-typed but its value is not acceptable (e.g. a bad path or URL).")        \
+  X(kUnknownAgent, 30, "unknown_agent", kUnauthenticated, 401,                                    \
     "The agent named by the syscall is not registered in the policy or by a spawn.")              \
-  X(kCapabilityMissing, 31, "capability_missing", kPermissionDenied, 403,                          \
-    "The agent holds no capability for this syscall kind.")                                        \
-  X(kTokenInvalid, 32, "token_invalid", kUnauthenticated, 401,                                     \
-    "The presented capability token is malformed or its signature does not verify.")             \
+  X(kCapabilityMissing, 31, "capability_missing", kPermissionDenied, 403,                         \
+    "The agent holds no capability for this syscall kind.")                                       \
+  X(kTokenInvalid, 32, "token_invalid", kUnauthenticated, 401,                                    \
+    "The presented capability token is malformed or its signature does not verify.")              \
   X(kTokenExpired, 33, "token_expired", kUnauthenticated, 401, "The capability token expired.")   \
   X(kTokenRevoked, 34, "token_revoked", kUnauthenticated, 401, "The capability was revoked.")     \
-  X(kRunMismatch, 35, "run_mismatch", kPermissionDenied, 403,                                      \
+  X(kRunMismatch, 35, "run_mismatch", kPermissionDenied, 403,                                     \
     "The syscall's run does not match the run its agent or handle is bound to.")                  \
-  X(kNoMatchingRule, 50, "no_matching_rule", kPermissionDenied, 403,                               \
-    "No policy rule allows this action; default deny.")                                            \
-  X(kDeniedByRule, 51, "denied_by_rule", kPermissionDenied, 403,                                   \
-    "An explicit deny rule in the policy matched.")                                                \
-  X(kPathNotAllowed, 52, "path_not_allowed", kPermissionDenied, 403,                               \
-    "The canonical file path is outside every allowed glob.")                                      \
-  X(kHostNotAllowed, 53, "host_not_allowed", kPermissionDenied, 403,                               \
-    "The destination host/port/address is not allowed by net.connect.")                            \
-  X(kToolNotAllowed, 54, "tool_not_allowed", kPermissionDenied, 403,                               \
+  X(kNoMatchingRule, 50, "no_matching_rule", kPermissionDenied, 403,                              \
+    "No policy rule allows this action; default deny.")                                           \
+  X(kDeniedByRule, 51, "denied_by_rule", kPermissionDenied, 403,                                  \
+    "An explicit deny rule in the policy matched.")                                               \
+  X(kPathNotAllowed, 52, "path_not_allowed", kPermissionDenied, 403,                              \
+    "The canonical file path is outside every allowed glob.")                                     \
+  X(kHostNotAllowed, 53, "host_not_allowed", kPermissionDenied, 403,                              \
+    "The destination host/port/address is not allowed by net.connect.")                           \
+  X(kToolNotAllowed, 54, "tool_not_allowed", kPermissionDenied, 403,                              \
     "The tool is denied or not on the allow list (unknown tools fail closed).")                   \
-  X(kModelNotAllowed, 55, "model_not_allowed", kPermissionDenied, 403,                             \
-    "The model is not on models.allow.")                                                           \
-  X(kSecretNotAllowed, 56, "secret_not_allowed", kPermissionDenied, 403,                           \
+  X(kModelNotAllowed, 55, "model_not_allowed", kPermissionDenied, 403,                            \
+    "The model is not on models.allow.")                                                          \
+  X(kSecretNotAllowed, 56, "secret_not_allowed", kPermissionDenied, 403,                          \
     "This agent may not open this secret, or not for this destination.")                          \
-  X(kApprovalRequired, 57, "approval_required", kPermissionDenied, 403,                            \
-    "The policy requires a human approval for this action.")                                       \
-  X(kApprovalDenied, 58, "approval_denied", kPermissionDenied, 403,                                \
-    "A person denied the pending approval.")                                                       \
-  X(kApprovalTimeout, 59, "approval_timeout", kDeadlineExceeded, 403,                              \
-    "Nobody answered the pending approval in time; denied.")                                       \
-  X(kFlowViolation, 70, "flow_violation", kPermissionDenied, 403,                                  \
+  X(kApprovalRequired, 57, "approval_required", kPermissionDenied, 403,                           \
+    "The policy requires a human approval for this action.")                                      \
+  X(kApprovalDenied, 58, "approval_denied", kPermissionDenied, 403,                               \
+    "A person denied the pending approval.")                                                      \
+  X(kApprovalTimeout, 59, "approval_timeout", kDeadlineExceeded, 403,                             \
+    "Nobody answered the pending approval in time; denied.")                                      \
+  X(kFlowViolation, 70, "flow_violation", kPermissionDenied, 403,                                 \
     "An information-flow rule forbids inputs with these labels reaching this target.")            \
-  X(kSecretInEgress, 71, "secret_in_egress", kPermissionDenied, 403,                               \
+  X(kSecretInEgress, 71, "secret_in_egress", kPermissionDenied, 403,                              \
     "Outgoing bytes contain the value of a secret the kernel holds; blocked.")                    \
-  X(kBudgetExhausted, 90, "budget_exhausted", kResourceExhausted, 429,                             \
+  X(kBudgetExhausted, 90, "budget_exhausted", kResourceExhausted, 429,                            \
     "The syscall could exceed a budget of its agent/run; refused before the effect.")             \
   X(kUnknownHandle, 110, "unknown_handle", kNotFound, 404, "No value has this handle.")           \
   X(kHandleExpired, 111, "handle_expired", kNotFound, 410, "The handle's value expired.")         \
-  X(kForeignHandle, 112, "foreign_handle", kPermissionDenied, 403,                                 \
-    "The handle belongs to another agent or run.")                                                 \
+  X(kForeignHandle, 112, "foreign_handle", kPermissionDenied, 403,                                \
+    "The handle belongs to another agent or run.")                                                \
   X(kNotFound, 113, "not_found", kNotFound, 404, "The object, file or approval does not exist.")  \
-  X(kVersionConflict, 114, "version_conflict", kAborted, 409,                                      \
+  X(kVersionConflict, 114, "version_conflict", kAborted, 409,                                     \
     "Compare-and-swap failed: the object's version is not the expected one.")                     \
   X(kAlreadyExists, 115, "already_exists", kAlreadyExists, 409, "The object already exists.")     \
-  X(kPathEscape, 116, "path_escape", kPermissionDenied, 403,                                       \
-    "The path resolves (via .., a symlink or /proc) outside the allowed roots.")                   \
-  X(kAddressNotAllowed, 117, "address_not_allowed", kPermissionDenied, 403,                        \
+  X(kPathEscape, 116, "path_escape", kPermissionDenied, 403,                                      \
+    "The path resolves (via .., a symlink or /proc) outside the allowed roots.")                  \
+  X(kAddressNotAllowed, 117, "address_not_allowed", kPermissionDenied, 403,                       \
     "The resolved IP address is denied (link-local, metadata, or not allowed by policy).")        \
-  X(kRedirectDenied, 118, "redirect_denied", kPermissionDenied, 403,                               \
+  X(kRedirectDenied, 118, "redirect_denied", kPermissionDenied, 403,                              \
     "An HTTP redirect was not followed: the effect does not follow redirects.")                   \
-  X(kMailboxEmpty, 119, "mailbox_empty", kNotFound, 404, "No message is waiting for this agent.")  \
-  X(kEffectFailed, 130, "effect_failed", kUnavailable, 502,                                        \
-    "The effect ran and failed (non-zero exit, HTTP error, I/O error).")                           \
+  X(kMailboxEmpty, 119, "mailbox_empty", kNotFound, 404, "No message is waiting for this agent.") \
+  X(kEffectFailed, 130, "effect_failed", kUnavailable, 502,                                       \
+    "The effect ran and failed (non-zero exit, HTTP error, I/O error).")                          \
   X(kEffectTimeout, 131, "effect_timeout", kDeadlineExceeded, 504, "The effect timed out.")       \
-  X(kAssertionFailed, 132, "assertion_failed", kFailedPrecondition, 412,                           \
-    "An `assert` syscall's condition does not hold.")                                              \
-  X(kPolicyParseError, 150, "policy_parse_error", kInvalidArgument, 400,                           \
-    "The policy file is not valid TOML/JSON.")                                                     \
-  X(kPolicyUnknownKey, 151, "policy_unknown_key", kInvalidArgument, 400,                           \
-    "The policy has a key the schema does not define.")                                            \
-  X(kPolicyWrongType, 152, "policy_wrong_type", kInvalidArgument, 400,                             \
-    "A policy value has the wrong type.")                                                          \
-  X(kPolicyBadPattern, 153, "policy_bad_pattern", kInvalidArgument, 400,                           \
-    "A glob, host pattern or CIDR in the policy is invalid.")                                      \
-  X(kPolicyDuplicateRule, 154, "policy_duplicate_rule", kInvalidArgument, 400,                     \
-    "Two policy rules share an id.")                                                               \
-  X(kPolicyInvalid, 155, "policy_invalid", kInvalidArgument, 400,                                  \
+  X(kAssertionFailed, 132, "assertion_failed", kFailedPrecondition, 412,                          \
+    "An `assert` syscall's condition does not hold.")                                             \
+  X(kPolicyParseError, 150, "policy_parse_error", kInvalidArgument, 400,                          \
+    "The policy file is not valid TOML/JSON.")                                                    \
+  X(kPolicyUnknownKey, 151, "policy_unknown_key", kInvalidArgument, 400,                          \
+    "The policy has a key the schema does not define.")                                           \
+  X(kPolicyWrongType, 152, "policy_wrong_type", kInvalidArgument, 400,                            \
+    "A policy value has the wrong type.")                                                         \
+  X(kPolicyBadPattern, 153, "policy_bad_pattern", kInvalidArgument, 400,                          \
+    "A glob, host pattern or CIDR in the policy is invalid.")                                     \
+  X(kPolicyDuplicateRule, 154, "policy_duplicate_rule", kInvalidArgument, 400,                    \
+    "Two policy rules share an id.")                                                              \
+  X(kPolicyInvalid, 155, "policy_invalid", kInvalidArgument, 400,                                 \
     "The policy is well-formed but inconsistent (e.g. an unknown syscall in a rule).")            \
-  X(kLogCorrupt, 170, "log_corrupt", kDataLoss, 500,                                               \
+  X(kLogCorrupt, 170, "log_corrupt", kDataLoss, 500,                                              \
     "A log entry's hash or encoding does not verify: it was changed.")                            \
-  X(kLogGap, 171, "log_gap", kDataLoss, 500,                                                       \
+  X(kLogGap, 171, "log_gap", kDataLoss, 500,                                                      \
     "A log entry is missing, reordered or inserted: the sequence or chain is broken.")            \
   X(kStoreError, 172, "store_error", kUnavailable, 503, "The store failed a read or write.")      \
-  X(kKeyError, 173, "key_error", kFailedPrecondition, 500,                                         \
-    "A key is missing, malformed, weak, or has unsafe file permissions.")                          \
-  X(kUnavailable, 174, "unavailable", kUnavailable, 503,                                           \
-    "The kernel is shutting down or overloaded.")                                                  \
+  X(kKeyError, 173, "key_error", kFailedPrecondition, 500,                                        \
+    "A key is missing, malformed, weak, or has unsafe file permissions.")                         \
+  X(kUnavailable, 174, "unavailable", kUnavailable, 503,                                          \
+    "The kernel is shutting down or overloaded.")                                                 \
   X(kIoError, 175, "io_error", kUnavailable, 500, "A local file operation failed.")
 
 enum class Reason : uint16_t {

@@ -17,8 +17,8 @@ template <typename T>
 class [[nodiscard]] Result {
  public:
   Result() = delete;
-  Result(const T& v) : value_(v) {}  // NOLINT: implicit by design, as absl::StatusOr
-  Result(T&& v) : value_(std::move(v)) {}  // NOLINT
+  Result(const T& v) : value_(v) {}           // NOLINT: implicit by design, as absl::StatusOr
+  Result(T&& v) : value_(std::move(v)) {}     // NOLINT
   Result(Status s) : status_(std::move(s)) {  // NOLINT
     CUSTOS_CHECK(!status_.ok());
   }

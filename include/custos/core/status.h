@@ -60,10 +60,11 @@ std::ostream& operator<<(std::ostream& os, const Status& s);
 }  // namespace custos
 
 // Evaluates `expr` (a Status or Result); on error returns its Status from the enclosing function.
-#define CUSTOS_RETURN_IF_ERROR(expr)                              \
-  do {                                                            \
-    auto custos_status_ = ::custos::internal::ToStatus((expr));   \
-    if (!custos_status_.ok()) return custos_status_;              \
+#define CUSTOS_RETURN_IF_ERROR(expr)                            \
+  do {                                                          \
+    auto custos_status_ = ::custos::internal::ToStatus((expr)); \
+    if (!custos_status_.ok())                                   \
+      return custos_status_;                                    \
   } while (0)
 
 #define CUSTOS_CONCAT_INNER_(a, b) a##b
@@ -74,13 +75,15 @@ std::ostream& operator<<(std::ostream& os, const Status& s);
   CUSTOS_ASSIGN_OR_RETURN_IMPL_(CUSTOS_CONCAT_(custos_result_, __LINE__), lhs, expr)
 #define CUSTOS_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                                  \
-  if (!tmp.ok()) return std::move(tmp).status();      \
+  if (!tmp.ok())                                      \
+    return std::move(tmp).status();                   \
   lhs = std::move(tmp).value()
 
 // Guards an internal invariant (never input): aborts with a message.
-#define CUSTOS_CHECK(cond)                                                 \
-  do {                                                                     \
-    if (!(cond)) ::custos::internal::CheckFailed(#cond, __FILE__, __LINE__); \
+#define CUSTOS_CHECK(cond)                                        \
+  do {                                                            \
+    if (!(cond))                                                  \
+      ::custos::internal::CheckFailed(#cond, __FILE__, __LINE__); \
   } while (0)
 
 namespace custos::internal {

@@ -12,28 +12,28 @@
 
 namespace custos {
 
-#define CUSTOS_SYSCALLS(X)                         \
-  X(kModelCall, "model.call", true)                \
-  X(kContextRead, "context.read", false)           \
-  X(kToolDescribe, "tool.describe", false)         \
-  X(kToolInvoke, "tool.invoke", true)              \
-  X(kToolResponse, "tool.response", false)         \
-  X(kSecretOpen, "secret.open", true)              \
-  X(kNetworkSend, "network.send", true)            \
-  X(kFileRead, "file.read", true)                  \
-  X(kFileWrite, "file.write", true)                \
-  X(kFilePatch, "file.patch", true)                \
-  X(kMemoryAlloc, "memory.alloc", false)           \
-  X(kMemoryRead, "memory.read", false)             \
-  X(kMemoryWrite, "memory.write", false)           \
-  X(kMemoryDelete, "memory.delete", false)         \
-  X(kMemoryQuery, "memory.query", false)           \
-  X(kMemoryBatch, "memory.batch", false)           \
-  X(kHumanApprove, "human.approve", false)         \
-  X(kAgentSpawn, "agent.spawn", true)              \
-  X(kAgentSend, "agent.send", false)               \
-  X(kAgentRecv, "agent.recv", false)               \
-  X(kAuditCommit, "audit.commit", false)           \
+#define CUSTOS_SYSCALLS(X)                 \
+  X(kModelCall, "model.call", true)        \
+  X(kContextRead, "context.read", false)   \
+  X(kToolDescribe, "tool.describe", false) \
+  X(kToolInvoke, "tool.invoke", true)      \
+  X(kToolResponse, "tool.response", false) \
+  X(kSecretOpen, "secret.open", true)      \
+  X(kNetworkSend, "network.send", true)    \
+  X(kFileRead, "file.read", true)          \
+  X(kFileWrite, "file.write", true)        \
+  X(kFilePatch, "file.patch", true)        \
+  X(kMemoryAlloc, "memory.alloc", false)   \
+  X(kMemoryRead, "memory.read", false)     \
+  X(kMemoryWrite, "memory.write", false)   \
+  X(kMemoryDelete, "memory.delete", false) \
+  X(kMemoryQuery, "memory.query", false)   \
+  X(kMemoryBatch, "memory.batch", false)   \
+  X(kHumanApprove, "human.approve", false) \
+  X(kAgentSpawn, "agent.spawn", true)      \
+  X(kAgentSend, "agent.send", false)       \
+  X(kAgentRecv, "agent.recv", false)       \
+  X(kAuditCommit, "audit.commit", false)   \
   X(kAssert, "assert", false)
 
 enum class SyscallKind : uint8_t {

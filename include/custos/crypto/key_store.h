@@ -36,8 +36,9 @@ class KeyStore {
   static Result<SigningKey> Load(const std::filesystem::path& path,
                                  const std::optional<std::string>& passphrase);
   // Loads `path`, or if it does not exist generates a key, saves it unencrypted with 0600 and sets
-  // *created (if non-null). Used for the kernel's first run (the caller tells the user; the library prints nothing). Two processes
-  // racing here end up with the same key: creation never replaces an existing file.
+  // *created (if non-null). Used for the kernel's first run (the caller tells the user; the library
+  // prints nothing). Two processes racing here end up with the same key: creation never replaces an
+  // existing file.
   static Result<SigningKey> LoadOrCreate(const std::filesystem::path& path, bool* created);
 
   // For tests: a key from a fixed seed.

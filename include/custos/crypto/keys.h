@@ -6,6 +6,11 @@
 //
 // Every signature is domain-separated by a SignContext: the signed message is
 // "custos/v1/<context>\0" || msg, so a signature made for one purpose never verifies for another.
+// One exception, kCheckpointNote (docs/decisions/005-checkpoint-note-signatures.md): C2SP signed
+// notes are verified by standard tools that sign the note text itself, so under that context the
+// message is signed raw, and only if it is note text (non-empty, ends in '\n', no control byte
+// other than '\n'; else kInvalidArgument). Note text never contains the NUL byte that every
+// domain-separated message carries, so the two kinds of signed message can never coincide.
 //
 // Failure modes: all-zero or short keys are rejected on load (kKeyError), and so are public keys
 // that are not canonical prime-order Ed25519 points; Verify() returns kTokenInvalid on a bad
@@ -29,6 +34,7 @@ enum class SignContext : uint8_t {
   kReceipt = 2,     // per-syscall receipts
   kCapabilityToken = 3,
   kKeyRotation = 4,
+  kCheckpointNote = 5,  // C2SP signed-note text, signed without prefix (see above)
   kTest = 100,
 };
 std::string_view SignContextName(SignContext c);

@@ -71,20 +71,20 @@ struct ToolSpec {
   std::string name;
   std::vector<std::string> command;  // argv; the args JSON is written to stdin
   std::string description;
-  Json input_schema;                 // JSON Schema object, may be null
+  Json input_schema;  // JSON Schema object, may be null
   int64_t timeout_ms = 10'000;
-  std::vector<std::string> labels;   // labels of the tool's output, default untrusted+external
+  std::vector<std::string> labels;  // labels of the tool's output, default untrusted+external
 };
 
 // What the policy stage looks at. All views must outlive the Decide() call.
 struct Request {
-  std::string_view agent;       // the principal the policy is written for (root of a spawn tree)
+  std::string_view agent;  // the principal the policy is written for (root of a spawn tree)
   SyscallKind kind;
-  std::string_view target;      // canonical path, URL host:port, tool name, model, secret, agent
-  std::string_view host;        // network.send: lowercase host, "" otherwise
-  uint16_t port = 0;            // network.send
-  std::string_view address;     // network.send: resolved IP text, "" before resolution
-  std::string_view destination; // secret.open: where the secret will be sent ("host:port")
+  std::string_view target;       // canonical path, URL host:port, tool name, model, secret, agent
+  std::string_view host;         // network.send: lowercase host, "" otherwise
+  uint16_t port = 0;             // network.send
+  std::string_view address;      // network.send: resolved IP text, "" before resolution
+  std::string_view destination;  // secret.open: where the secret will be sent ("host:port")
   const labels::LabelSet* labels = nullptr;  // joined input labels, may be null
 };
 
@@ -92,7 +92,8 @@ struct Request {
 struct FlowResult {
   Verdict verdict = Verdict::kAllow;
   std::string rule;         // flow rule id
-  std::string explanation;  // e.g. "inputs are [untrusted,external]; flow 'x' forbids untrusted -> tool:shell.*"
+  std::string explanation;  // e.g. "inputs are [untrusted,external]; flow 'x' forbids untrusted ->
+                            // tool:shell.*"
 };
 
 class Policy {

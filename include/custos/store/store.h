@@ -43,14 +43,14 @@ struct LogRow {
 };
 
 struct LogQuery {
-  int64_t from_seq = 1;   // inclusive
-  int64_t limit = 1000;   // max rows
+  int64_t from_seq = 1;             // inclusive
+  int64_t limit = 1000;             // max rows
   std::string agent, run, verdict;  // "" = any
 };
 
 // A value the kernel holds for a handle.
 struct HandleRecord {
-  std::string id;            // "h_" + 26 base32
+  std::string id;  // "h_" + 26 base32
   std::string owner_agent;
   std::string run;
   std::string content_hash;  // SHA-256 hex of the plaintext
@@ -59,7 +59,7 @@ struct HandleRecord {
   std::string sealed;        // AEAD-sealed content (binary); empty for secret handles
   std::string meta;          // JSON text, e.g. {"secret":"github_token"} (never secret bytes)
   int64_t created_ms = 0;
-  int64_t expires_ms = 0;    // 0 = never
+  int64_t expires_ms = 0;  // 0 = never
 };
 
 struct HeapObject {
@@ -136,8 +136,8 @@ class Store {
                                                     const std::vector<HeapOp>& ops,
                                                     int64_t now_ms) = 0;
   // Objects of `type` ("" = any) in id order.
-  virtual Result<std::vector<HeapObject>> HeapQuery(const std::string& run,
-                                                    const std::string& type, int64_t limit) = 0;
+  virtual Result<std::vector<HeapObject>> HeapQuery(const std::string& run, const std::string& type,
+                                                    int64_t limit) = 0;
 
   // Approvals. PutApproval creates one (kAlreadyExists if the id is taken; kInvalidArgument
   // unless state is one of the four names). ListApprovals("") lists every state, oldest first.

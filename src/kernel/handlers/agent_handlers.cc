@@ -24,14 +24,16 @@ class AgentSpawnHandler final : public EffectHandler {
     const Json& names = ctx.call.args.at("syscalls");
     for (size_t i = 0; i < names.size(); ++i) {
       const std::string at = "/args/syscalls/" + std::to_string(i);
-      if (!names[i].is_string()) return Status(Reason::kSchemaViolation, "syscall names are strings", at);
+      if (!names[i].is_string())
+        return Status(Reason::kSchemaViolation, "syscall names are strings", at);
       std::optional<SyscallKind> k = SyscallFromName(names[i].get<std::string>());
-      if (!k) return Status(Reason::kUnknownSyscall, "unknown syscall in spawn", at);
+      if (!k)
+        return Status(Reason::kUnknownSyscall, "unknown syscall in spawn", at);
       // Attenuation only: a child never holds what its parent does not.
       if (!ctx.syscalls.Contains(*k)) {
         return Status(Reason::kCapabilityMissing,
-                      "parent '" + ctx.call.agent + "' cannot grant " + names[i].get<std::string>() +
-                          " (it does not hold it)",
+                      "parent '" + ctx.call.agent + "' cannot grant " +
+                          names[i].get<std::string>() + " (it does not hold it)",
                       at);
       }
       state.syscalls.Add(*k);
@@ -44,9 +46,11 @@ class AgentSpawnHandler final : public EffectHandler {
         const std::string at = "/args/budget/" + JsonPointerToken(it.key());
         int r = -1;
         for (int i = 0; i < budget::kResourceCount; ++i) {
-          if (budget::ResourceName(static_cast<budget::Resource>(i)) == it.key()) r = i;
+          if (budget::ResourceName(static_cast<budget::Resource>(i)) == it.key())
+            r = i;
         }
-        if (r < 0) return Status(Reason::kUnknownField, "unknown budget resource '" + it.key() + "'", at);
+        if (r < 0)
+          return Status(Reason::kUnknownField, "unknown budget resource '" + it.key() + "'", at);
         if (!it->is_number_integer() || it->get<int64_t>() < 0) {
           return Status(Reason::kSchemaViolation, "budget amounts are non-negative integers", at);
         }
@@ -71,10 +75,11 @@ class AgentSpawnHandler final : public EffectHandler {
     EffectOutput out;
     Json granted = Json::array();
     for (SyscallKind k : AllSyscalls()) {
-      if (state.syscalls.Contains(k)) granted.push_back(SyscallName(k));
+      if (state.syscalls.Contains(k))
+        granted.push_back(SyscallName(k));
     }
-    out.frame = {{"agent", child}, {"parent", ctx.call.agent}, {"syscalls", granted},
-                 {"budget", carved}};
+    out.frame = {
+        {"agent", child}, {"parent", ctx.call.agent}, {"syscalls", granted}, {"budget", carved}};
     return out;
   }
 };
@@ -100,7 +105,8 @@ class AgentSendHandler final : public EffectHandler {
                     "agent.send needs 'message' or exactly one input handle", "/args/message");
     }
     if (content.size() > s.options().max_effect_bytes) {
-      return Status(Reason::kPayloadTooLarge, "message exceeds the effect size cap", "/args/message");
+      return Status(Reason::kPayloadTooLarge, "message exceeds the effect size cap",
+                    "/args/message");
     }
     // The recipient gets its own handle with the same content and (at least) the same labels.
     CUSTOS_ASSIGN_OR_RETURN(store::HandleRecord h,
@@ -124,7 +130,8 @@ class AgentRecvHandler final : public EffectHandler {
   Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const override {
     CUSTOS_ASSIGN_OR_RETURN(std::optional<store::MailMessage> m,
                             s.store().RecvMail(ctx.call.run, ctx.call.agent));
-    if (!m) return Status(Reason::kMailboxEmpty, "no message is waiting for " + ctx.call.agent);
+    if (!m)
+      return Status(Reason::kMailboxEmpty, "no message is waiting for " + ctx.call.agent);
     CUSTOS_ASSIGN_OR_RETURN(store::HandleRecord h,
                             s.LoadHandle(m->handle, ctx.call.agent, ctx.call.run));
     CUSTOS_ASSIGN_OR_RETURN(std::string content, s.Unseal(h));
@@ -141,8 +148,14 @@ class AgentRecvHandler final : public EffectHandler {
 
 }  // namespace
 
-std::unique_ptr<EffectHandler> MakeAgentSpawnHandler() { return std::make_unique<AgentSpawnHandler>(); }
-std::unique_ptr<EffectHandler> MakeAgentSendHandler() { return std::make_unique<AgentSendHandler>(); }
-std::unique_ptr<EffectHandler> MakeAgentRecvHandler() { return std::make_unique<AgentRecvHandler>(); }
+std::unique_ptr<EffectHandler> MakeAgentSpawnHandler() {
+  return std::make_unique<AgentSpawnHandler>();
+}
+std::unique_ptr<EffectHandler> MakeAgentSendHandler() {
+  return std::make_unique<AgentSendHandler>();
+}
+std::unique_ptr<EffectHandler> MakeAgentRecvHandler() {
+  return std::make_unique<AgentRecvHandler>();
+}
 
 }  // namespace custos::kernel

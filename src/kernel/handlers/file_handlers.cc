@@ -24,12 +24,14 @@ size_t MaxBytes(const SyscallContext& ctx, const Services& s) {
 class FileReadHandler final : public EffectHandler {
  public:
   Status Resolve(SyscallContext& ctx, Services&) const override {
-    CUSTOS_ASSIGN_OR_RETURN(ctx.target, effects::CanonicalPath(ctx.call.target, /*must_exist=*/true));
+    CUSTOS_ASSIGN_OR_RETURN(ctx.target,
+                            effects::CanonicalPath(ctx.call.target, /*must_exist=*/true));
     return Status::Ok();
   }
 
   Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const override {
-    CUSTOS_ASSIGN_OR_RETURN(effects::FileData data, effects::ReadFileAt(ctx.target, MaxBytes(ctx, s)));
+    CUSTOS_ASSIGN_OR_RETURN(effects::FileData data,
+                            effects::ReadFileAt(ctx.target, MaxBytes(ctx, s)));
     EffectOutput out;
     out.kind = "file";
     out.labels = FileLabels();
@@ -44,16 +46,20 @@ class FileReadHandler final : public EffectHandler {
 // The bytes a write or patch puts on disk come from the call (raw, labeled by declaration) or
 // from exactly one input handle.
 Result<std::string> WritePayload(const SyscallContext& ctx, Services& s, const char* arg) {
-  if (ctx.call.args.contains(arg)) return ctx.call.args.at(arg).get<std::string>();
-  if (ctx.input_handles.size() == 1) return s.Unseal(ctx.input_handles[0]);
+  if (ctx.call.args.contains(arg))
+    return ctx.call.args.at(arg).get<std::string>();
+  if (ctx.input_handles.size() == 1)
+    return s.Unseal(ctx.input_handles[0]);
   return Status(Reason::kSchemaViolation,
-                std::string("needs '") + arg + "' or exactly one input handle", std::string("/args/") + arg);
+                std::string("needs '") + arg + "' or exactly one input handle",
+                std::string("/args/") + arg);
 }
 
 class FileWriteHandler final : public EffectHandler {
  public:
   Status Resolve(SyscallContext& ctx, Services&) const override {
-    CUSTOS_ASSIGN_OR_RETURN(ctx.target, effects::CanonicalPath(ctx.call.target, /*must_exist=*/false));
+    CUSTOS_ASSIGN_OR_RETURN(ctx.target,
+                            effects::CanonicalPath(ctx.call.target, /*must_exist=*/false));
     const std::string mode = ctx.call.args.value("mode", "overwrite");
     if (mode != "overwrite" && mode != "create" && mode != "append") {
       return Status(Reason::kSchemaViolation, "mode is one of create | overwrite | append",
@@ -68,13 +74,15 @@ class FileWriteHandler final : public EffectHandler {
   // (INV-6), whether they come from the call or from the input handle.
   void Egress(const SyscallContext& ctx, Services& s, std::string* out) const override {
     Result<std::string> payload = WritePayload(ctx, s, "content");
-    if (payload.ok()) *out += *payload;
+    if (payload.ok())
+      *out += *payload;
   }
 
   Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const override {
     CUSTOS_ASSIGN_OR_RETURN(std::string content, WritePayload(ctx, s, "content"));
     if (content.size() > s.options().max_effect_bytes) {
-      return Status(Reason::kPayloadTooLarge, "content exceeds the effect size cap", "/args/content");
+      return Status(Reason::kPayloadTooLarge, "content exceeds the effect size cap",
+                    "/args/content");
     }
     const std::string mode = ctx.call.args.value("mode", "overwrite");
     const effects::WriteMode m = mode == "create"   ? effects::WriteMode::kCreate
@@ -90,7 +98,8 @@ class FileWriteHandler final : public EffectHandler {
 class FilePatchHandler final : public EffectHandler {
  public:
   Status Resolve(SyscallContext& ctx, Services&) const override {
-    CUSTOS_ASSIGN_OR_RETURN(ctx.target, effects::CanonicalPath(ctx.call.target, /*must_exist=*/true));
+    CUSTOS_ASSIGN_OR_RETURN(ctx.target,
+                            effects::CanonicalPath(ctx.call.target, /*must_exist=*/true));
     if (ctx.call.args.contains("diff") == ctx.call.args.contains("edits")) {
       return Status(Reason::kSchemaViolation, "file.patch needs exactly one of 'diff' or 'edits'",
                     "/args");
@@ -101,10 +110,12 @@ class FilePatchHandler final : public EffectHandler {
   // The new text leaves the kernel (see FileWriteHandler::Egress).
   void Egress(const SyscallContext& ctx, Services&, std::string* out) const override {
     const Json& a = ctx.call.args;
-    if (a.contains("diff")) *out += a["diff"].get<std::string>();
+    if (a.contains("diff"))
+      *out += a["diff"].get<std::string>();
     if (a.contains("edits")) {
       for (const Json& e : a["edits"]) {
-        if (!e.is_object()) continue;
+        if (!e.is_object())
+          continue;
         for (const char* k : {"old", "new"}) {
           if (e.contains(k) && e[k].is_string()) {
             *out += e[k].get<std::string>();
@@ -120,8 +131,9 @@ class FilePatchHandler final : public EffectHandler {
                             effects::ReadFileAt(ctx.target, s.options().max_effect_bytes));
     std::string patched;
     if (ctx.call.args.contains("diff")) {
-      CUSTOS_ASSIGN_OR_RETURN(patched, effects::ApplyUnifiedDiff(
-                                           data.contents, ctx.call.args.at("diff").get<std::string>()));
+      CUSTOS_ASSIGN_OR_RETURN(
+          patched,
+          effects::ApplyUnifiedDiff(data.contents, ctx.call.args.at("diff").get<std::string>()));
     } else {
       std::vector<effects::Edit> edits;
       const Json& e = ctx.call.args.at("edits");
@@ -129,15 +141,18 @@ class FilePatchHandler final : public EffectHandler {
         const std::string at = "/args/edits/" + std::to_string(i);
         if (!e[i].is_object() || !e[i].contains("old") || !e[i].contains("new") ||
             !e[i]["old"].is_string() || !e[i]["new"].is_string() || e[i].size() != 2) {
-          return Status(Reason::kSchemaViolation, "an edit is {\"old\": string, \"new\": string}", at);
+          return Status(Reason::kSchemaViolation, "an edit is {\"old\": string, \"new\": string}",
+                        at);
         }
         edits.push_back({e[i]["old"].get<std::string>(), e[i]["new"].get<std::string>()});
       }
       CUSTOS_ASSIGN_OR_RETURN(patched, effects::ApplyEdits(data.contents, edits));
     }
-    CUSTOS_RETURN_IF_ERROR(effects::WriteFileAt(ctx.target, patched, effects::WriteMode::kOverwrite));
+    CUSTOS_RETURN_IF_ERROR(
+        effects::WriteFileAt(ctx.target, patched, effects::WriteMode::kOverwrite));
     EffectOutput out;
-    out.frame = {{"path", ctx.target}, {"size_before", data.contents.size()},
+    out.frame = {{"path", ctx.target},
+                 {"size_before", data.contents.size()},
                  {"size_after", patched.size()}};
     return out;
   }
@@ -146,7 +161,11 @@ class FilePatchHandler final : public EffectHandler {
 }  // namespace
 
 std::unique_ptr<EffectHandler> MakeFileReadHandler() { return std::make_unique<FileReadHandler>(); }
-std::unique_ptr<EffectHandler> MakeFileWriteHandler() { return std::make_unique<FileWriteHandler>(); }
-std::unique_ptr<EffectHandler> MakeFilePatchHandler() { return std::make_unique<FilePatchHandler>(); }
+std::unique_ptr<EffectHandler> MakeFileWriteHandler() {
+  return std::make_unique<FileWriteHandler>();
+}
+std::unique_ptr<EffectHandler> MakeFilePatchHandler() {
+  return std::make_unique<FilePatchHandler>();
+}
 
 }  // namespace custos::kernel

@@ -75,7 +75,8 @@ class SecretOpenHandler final : public EffectHandler {
     EffectOutput out;
     out.handle = h;
     // No bytes: the caller gets a handle to substitute at an allowed effect boundary.
-    out.frame = {{"secret", ctx.target}, {"handle", h.id},
+    out.frame = {{"secret", ctx.target},
+                 {"handle", h.id},
                  {"use", "reference it as {{" + h.id + "}} in a network.send header"}};
     return out;
   }
@@ -89,8 +90,10 @@ class ToolDescribeHandler final : public EffectHandler {
       return Status(Reason::kToolNotAllowed, "tool '" + ctx.target + "' is not registered");
     }
     EffectOutput out;
-    out.frame = {{"name", tool->name}, {"description", tool->description},
-                 {"input_schema", tool->input_schema}, {"timeout_ms", tool->timeout_ms}};
+    out.frame = {{"name", tool->name},
+                 {"description", tool->description},
+                 {"input_schema", tool->input_schema},
+                 {"timeout_ms", tool->timeout_ms}};
     return out;
   }
 };
@@ -152,10 +155,12 @@ class HumanApproveHandler final : public EffectHandler {
       CUSTOS_ASSIGN_OR_RETURN(
           store::HandleRecord h,
           s.MintHandle(ctx.call.agent, ctx.call.run, src.kind, content, *declassify,
-                       Json{{"declassified_from", src.id}, {"approval_id", a.id},
+                       Json{{"declassified_from", src.id},
+                            {"approval_id", a.id},
                             {"from_labels", src.labels}}));
       out.handle = h;
-      out.frame["declassified"] = {{"from", src.id}, {"to", h.id}, {"labels", declassify->ToJson()}};
+      out.frame["declassified"] = {
+          {"from", src.id}, {"to", h.id}, {"labels", declassify->ToJson()}};
     }
     return out;
   }
@@ -177,18 +182,21 @@ class AssertHandler final : public EffectHandler {
     ctx.target = ctx.call.target;
     const Json& a = ctx.call.args;
     if (ctx.target == "labels_at_most") {
-      if (!a.contains("labels")) return Status(Reason::kSchemaViolation, "needs 'labels'", "/args/labels");
+      if (!a.contains("labels"))
+        return Status(Reason::kSchemaViolation, "needs 'labels'", "/args/labels");
     } else if (ctx.target == "budget_remaining") {
       if (!a.contains("resource") || !a.contains("at_least")) {
         return Status(Reason::kSchemaViolation, "needs 'resource' and 'at_least'", "/args");
       }
     } else if (ctx.target == "content_hash") {
       if (!a.contains("sha256") || ctx.call.inputs.size() != 1) {
-        return Status(Reason::kSchemaViolation, "needs 'sha256' and one input handle", "/args/sha256");
+        return Status(Reason::kSchemaViolation, "needs 'sha256' and one input handle",
+                      "/args/sha256");
       }
     } else {
       return Status(Reason::kInvalidArgument,
-                    "unknown assertion (labels_at_most | budget_remaining | content_hash)", "/target");
+                    "unknown assertion (labels_at_most | budget_remaining | content_hash)",
+                    "/target");
     }
     return Status::Ok();
   }
@@ -199,17 +207,20 @@ class AssertHandler final : public EffectHandler {
     if (ctx.target == "labels_at_most") {
       CUSTOS_ASSIGN_OR_RETURN(labels::LabelSet bound, labels::LabelSet::FromJson(a.at("labels")));
       if (!bound.Reaches(ctx.input_labels)) {
-        return Status(Reason::kAssertionFailed, "inputs are labeled [" + ctx.input_labels.ToString() +
-                                                    "], above [" + bound.ToString() + "]");
+        return Status(Reason::kAssertionFailed, "inputs are labeled [" +
+                                                    ctx.input_labels.ToString() + "], above [" +
+                                                    bound.ToString() + "]");
       }
     } else if (ctx.target == "budget_remaining") {
       CUSTOS_ASSIGN_OR_RETURN(budget::AccountStatus st, s.ledger().Get(ctx.account));
       const std::string name = a.at("resource").get<std::string>();
       int r = -1;
       for (int i = 0; i < budget::kResourceCount; ++i) {
-        if (budget::ResourceName(static_cast<budget::Resource>(i)) == name) r = i;
+        if (budget::ResourceName(static_cast<budget::Resource>(i)) == name)
+          r = i;
       }
-      if (r < 0) return Status(Reason::kInvalidArgument, "unknown budget resource", "/args/resource");
+      if (r < 0)
+        return Status(Reason::kInvalidArgument, "unknown budget resource", "/args/resource");
       const int64_t left = st.limit.v[r] - st.used.v[r] - st.reserved.v[r];
       if (left < a.at("at_least").get<int64_t>()) {
         return Status(Reason::kAssertionFailed, name + " has " + std::to_string(left) + " left");
@@ -218,22 +229,36 @@ class AssertHandler final : public EffectHandler {
     } else {
       const std::string want = a.at("sha256").get<std::string>();
       if (ctx.input_handles[0].content_hash != want) {
-        return Status(Reason::kAssertionFailed, "content hash is " + ctx.input_handles[0].content_hash);
+        return Status(Reason::kAssertionFailed,
+                      "content hash is " + ctx.input_handles[0].content_hash);
       }
     }
-    if (out.frame.is_null()) out.frame = {{"holds", true}};
+    if (out.frame.is_null())
+      out.frame = {{"holds", true}};
     return out;
   }
 };
 
 }  // namespace
 
-std::unique_ptr<EffectHandler> MakeContextReadHandler() { return std::make_unique<ContextReadHandler>(); }
-std::unique_ptr<EffectHandler> MakeSecretOpenHandler() { return std::make_unique<SecretOpenHandler>(); }
-std::unique_ptr<EffectHandler> MakeToolDescribeHandler() { return std::make_unique<ToolDescribeHandler>(); }
-std::unique_ptr<EffectHandler> MakeToolResponseHandler() { return std::make_unique<ToolResponseHandler>(); }
-std::unique_ptr<EffectHandler> MakeHumanApproveHandler() { return std::make_unique<HumanApproveHandler>(); }
-std::unique_ptr<EffectHandler> MakeAuditCommitHandler() { return std::make_unique<AuditCommitHandler>(); }
+std::unique_ptr<EffectHandler> MakeContextReadHandler() {
+  return std::make_unique<ContextReadHandler>();
+}
+std::unique_ptr<EffectHandler> MakeSecretOpenHandler() {
+  return std::make_unique<SecretOpenHandler>();
+}
+std::unique_ptr<EffectHandler> MakeToolDescribeHandler() {
+  return std::make_unique<ToolDescribeHandler>();
+}
+std::unique_ptr<EffectHandler> MakeToolResponseHandler() {
+  return std::make_unique<ToolResponseHandler>();
+}
+std::unique_ptr<EffectHandler> MakeHumanApproveHandler() {
+  return std::make_unique<HumanApproveHandler>();
+}
+std::unique_ptr<EffectHandler> MakeAuditCommitHandler() {
+  return std::make_unique<AuditCommitHandler>();
+}
 std::unique_ptr<EffectHandler> MakeAssertHandler() { return std::make_unique<AssertHandler>(); }
 
 }  // namespace custos::kernel

@@ -13,12 +13,16 @@ constexpr int kPatchRetries = 8;
 constexpr int64_t kMaxQuery = 1000;
 
 Json ObjectJson(const store::HeapObject& o) {
-  return {{"id", o.id}, {"type", o.type}, {"version", o.version}, {"value", o.value},
+  return {{"id", o.id},
+          {"type", o.type},
+          {"version", o.version},
+          {"value", o.value},
           {"labels", o.labels}};
 }
 
 bool IsObjectId(std::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
+  if (s.empty() || s.size() > 128)
+    return false;
   for (char c : s) {
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
           c == '-' || c == '.' || c == ':')) {
@@ -30,7 +34,8 @@ bool IsObjectId(std::string_view s) {
 
 Result<labels::LabelSet> StoredLabels(const Json& j) {
   Result<labels::LabelSet> l = labels::LabelSet::FromJson(j);
-  if (!l.ok()) return Status(Reason::kInternal, "stored object labels are unreadable");
+  if (!l.ok())
+    return Status(Reason::kInternal, "stored object labels are unreadable");
   return l;
 }
 
@@ -54,13 +59,20 @@ class MemoryHandler final : public EffectHandler {
 
   Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const override {
     switch (kind_) {
-      case SyscallKind::kMemoryAlloc: return Alloc(ctx, s);
-      case SyscallKind::kMemoryRead: return Read(ctx, s);
-      case SyscallKind::kMemoryWrite: return Write(ctx, s);
-      case SyscallKind::kMemoryDelete: return Delete(ctx, s);
-      case SyscallKind::kMemoryQuery: return Query(ctx, s);
-      case SyscallKind::kMemoryBatch: return Batch(ctx, s);
-      default: break;
+      case SyscallKind::kMemoryAlloc:
+        return Alloc(ctx, s);
+      case SyscallKind::kMemoryRead:
+        return Read(ctx, s);
+      case SyscallKind::kMemoryWrite:
+        return Write(ctx, s);
+      case SyscallKind::kMemoryDelete:
+        return Delete(ctx, s);
+      case SyscallKind::kMemoryQuery:
+        return Query(ctx, s);
+      case SyscallKind::kMemoryBatch:
+        return Batch(ctx, s);
+      default:
+        break;
     }
     return Status(Reason::kInternal, "memory handler registered for a non-memory syscall");
   }
@@ -69,7 +81,8 @@ class MemoryHandler final : public EffectHandler {
   static Result<EffectOutput> Written(const std::vector<store::HeapObject>& objs) {
     EffectOutput out;
     Json list = Json::array();
-    for (const auto& o : objs) list.push_back({{"id", o.id}, {"version", o.version}});
+    for (const auto& o : objs)
+      list.push_back({{"id", o.id}, {"version", o.version}});
     out.frame = objs.size() == 1 ? list[0] : Json{{"objects", list}};
     return out;
   }
@@ -104,8 +117,8 @@ class MemoryHandler final : public EffectHandler {
   Result<EffectOutput> Write(SyscallContext& ctx, Services& s) const {
     const Json& args = ctx.call.args;
     if (args.contains("value") == args.contains("patch")) {
-      return Status(Reason::kSchemaViolation, "memory.write needs exactly one of 'value' or 'patch'",
-                    "/args");
+      return Status(Reason::kSchemaViolation,
+                    "memory.write needs exactly one of 'value' or 'patch'", "/args");
     }
     const bool cas = args.contains("expected_version");
     for (int attempt = 0; attempt < kPatchRetries; ++attempt) {
@@ -127,9 +140,11 @@ class MemoryHandler final : public EffectHandler {
       op.object.labels = l.Join(ctx.input_labels).ToJson();  // labels only rise
       Result<std::vector<store::HeapObject>> r =
           s.store().HeapApply(ctx.call.run, {op}, ctx.now_ms);
-      if (r.ok()) return Written(*r);
+      if (r.ok())
+        return Written(*r);
       // Without an explicit expected_version, a concurrent writer just means read again.
-      if (cas || r.status().reason() != Reason::kVersionConflict) return r.status();
+      if (cas || r.status().reason() != Reason::kVersionConflict)
+        return r.status();
     }
     return Status(Reason::kVersionConflict, "object " + ctx.target + " kept changing; gave up");
   }
@@ -146,7 +161,8 @@ class MemoryHandler final : public EffectHandler {
   }
 
   Result<EffectOutput> Query(SyscallContext& ctx, Services& s) const {
-    const int64_t limit = std::clamp<int64_t>(ctx.call.args.value("limit", int64_t{100}), 1, kMaxQuery);
+    const int64_t limit =
+        std::clamp<int64_t>(ctx.call.args.value("limit", int64_t{100}), 1, kMaxQuery);
     CUSTOS_ASSIGN_OR_RETURN(auto objs, s.store().HeapQuery(ctx.call.run, ctx.target, limit));
     EffectOutput out;
     Json list = Json::array();
@@ -172,7 +188,8 @@ class MemoryHandler final : public EffectHandler {
     for (size_t i = 0; i < ops_json.size(); ++i) {
       const Json& o = ops_json[i];
       const std::string at = "/args/ops/" + std::to_string(i);
-      if (!o.is_object()) return Status(Reason::kSchemaViolation, "an op must be an object", at);
+      if (!o.is_object())
+        return Status(Reason::kSchemaViolation, "an op must be an object", at);
       for (auto it = o.begin(); it != o.end(); ++it) {
         if (it.key() != "op" && it.key() != "id" && it.key() != "type" && it.key() != "value" &&
             it.key() != "expected_version") {
@@ -196,7 +213,8 @@ class MemoryHandler final : public EffectHandler {
             !IsObjectId(o["type"].get<std::string>())) {
           return Status(Reason::kSchemaViolation, "put needs a type", at + "/type");
         }
-        if (!o.contains("value")) return Status(Reason::kSchemaViolation, "put needs a value", at + "/value");
+        if (!o.contains("value"))
+          return Status(Reason::kSchemaViolation, "put needs a value", at + "/value");
         op.object.type = o["type"];
         op.object.value = o["value"];
         // Labels only rise: an existing object's labels are joined in.

@@ -27,31 +27,38 @@ Result<Json> BuildMessages(const SyscallContext& ctx, Services& s) {
       const std::string at = "/args/messages/" + std::to_string(i);
       if (!m[i].is_object() || !m[i].contains("role") || !m[i].contains("content") ||
           !m[i]["role"].is_string() || !m[i]["content"].is_string()) {
-        return Status(Reason::kSchemaViolation, "a message is {\"role\": string, \"content\": string}", at);
+        return Status(Reason::kSchemaViolation,
+                      "a message is {\"role\": string, \"content\": string}", at);
       }
       messages.push_back({{"role", m[i]["role"]}, {"content", m[i]["content"]}});
     }
   }
-  if (a.contains("prompt")) messages.push_back({{"role", "user"}, {"content", a["prompt"]}});
+  if (a.contains("prompt"))
+    messages.push_back({{"role", "user"}, {"content", a["prompt"]}});
   for (const store::HandleRecord& h : ctx.input_handles) {
     CUSTOS_ASSIGN_OR_RETURN(std::string c, s.Unseal(h));
-    messages.push_back({{"role", "user"}, {"content", "Context (" + h.kind + " " + h.id + "):\n" + c}});
+    messages.push_back(
+        {{"role", "user"}, {"content", "Context (" + h.kind + " " + h.id + "):\n" + c}});
   }
   if (messages.empty()) {
-    return Status(Reason::kSchemaViolation, "model.call needs 'messages', 'prompt' or an input", "/args");
+    return Status(Reason::kSchemaViolation, "model.call needs 'messages', 'prompt' or an input",
+                  "/args");
   }
   return messages;
 }
 
 int64_t MaxTokens(const SyscallContext& ctx) {
-  return std::clamp<int64_t>(ctx.call.args.value("max_tokens", kDefaultMaxTokens), 1, kMaxMaxTokens);
+  return std::clamp<int64_t>(ctx.call.args.value("max_tokens", kDefaultMaxTokens), 1,
+                             kMaxMaxTokens);
 }
 
 // Saturates instead of overflowing: an endpoint may report any number of tokens.
 int64_t Price(int64_t tokens, int64_t micros_per_1k) {
-  if (tokens <= 0 || micros_per_1k <= 0) return 0;
+  if (tokens <= 0 || micros_per_1k <= 0)
+    return 0;
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-  if (tokens > (kMax - 999) / micros_per_1k) return kMax;
+  if (tokens > (kMax - 999) / micros_per_1k)
+    return kMax;
   return (tokens * micros_per_1k + 999) / 1000;
 }
 
@@ -59,10 +66,13 @@ int64_t Price(int64_t tokens, int64_t micros_per_1k) {
 // (the endpoint is untrusted: a wrong type must not throw out of the kernel).
 int64_t ReportedCount(const Json& response, const char* key) {
   auto usage = response.find("usage");
-  if (usage == response.end() || !usage->is_object()) return -1;
+  if (usage == response.end() || !usage->is_object())
+    return -1;
   auto it = usage->find(key);
-  if (it == usage->end() || !it->is_number_integer()) return -1;
-  if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max())) {
+  if (it == usage->end() || !it->is_number_integer())
+    return -1;
+  if (it->is_number_unsigned() &&
+      it->get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max())) {
     return std::numeric_limits<int64_t>::max();
   }
   return it->get<int64_t>();
@@ -87,7 +97,8 @@ class ModelCallHandler final : public EffectHandler {
 
   void Egress(const SyscallContext& ctx, Services& s, std::string* out) const override {
     Result<Json> m = BuildMessages(ctx, s);
-    if (m.ok()) *out += m->dump();
+    if (m.ok())
+      *out += m->dump();
   }
 
   budget::Amounts MaxCost(const SyscallContext& ctx, Services& s) const override {
@@ -109,18 +120,22 @@ class ModelCallHandler final : public EffectHandler {
   Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const override {
     const policy::ModelEndpoint* ep = ctx.policy->FindModel(ctx.target);
     if (ep == nullptr) {
-      return Status(Reason::kModelNotAllowed, "no endpoint is configured for model '" + ctx.target + "'");
+      return Status(Reason::kModelNotAllowed,
+                    "no endpoint is configured for model '" + ctx.target + "'");
     }
     CUSTOS_ASSIGN_OR_RETURN(Json messages, BuildMessages(ctx, s));
     CUSTOS_ASSIGN_OR_RETURN(effects::Url base, effects::ParseUrl(ep->url));
     std::string path = base.path_and_query;
-    if (path.empty() || path.back() != '/') path += '/';
+    if (path.empty() || path.back() != '/')
+      path += '/';
     effects::HttpRequest req;
-    CUSTOS_ASSIGN_OR_RETURN(req.url, effects::ParseUrl(base.scheme + "://" + base.HostForUrl() + ":" +
-                                                       std::to_string(base.port) + path +
-                                                       "chat/completions"));
-    CUSTOS_ASSIGN_OR_RETURN(std::vector<std::string> ips, effects::ResolveHost(base.host, base.port));
-    if (ips.empty()) return Status(Reason::kEffectFailed, "model endpoint has no address");
+    CUSTOS_ASSIGN_OR_RETURN(
+        req.url, effects::ParseUrl(base.scheme + "://" + base.HostForUrl() + ":" +
+                                   std::to_string(base.port) + path + "chat/completions"));
+    CUSTOS_ASSIGN_OR_RETURN(std::vector<std::string> ips,
+                            effects::ResolveHost(base.host, base.port));
+    if (ips.empty())
+      return Status(Reason::kEffectFailed, "model endpoint has no address");
     req.pinned_ip = ips.front();
     req.method = "POST";
     req.headers.push_back({"Content-Type", "application/json", false});
@@ -131,10 +146,12 @@ class ModelCallHandler final : public EffectHandler {
     opt.max_body_bytes = s.options().max_effect_bytes;
     CUSTOS_ASSIGN_OR_RETURN(effects::HttpResponse resp, effects::HttpSend(req, opt));
     if (resp.status / 100 != 2) {
-      return Status(Reason::kEffectFailed, "model endpoint answered HTTP " + std::to_string(resp.status));
+      return Status(Reason::kEffectFailed,
+                    "model endpoint answered HTTP " + std::to_string(resp.status));
     }
     Result<Json> j = ParseUntrustedJson(resp.body);
-    if (!j.ok() || !j->is_object()) return Status(Reason::kEffectFailed, "model endpoint sent malformed JSON");
+    if (!j.ok() || !j->is_object())
+      return Status(Reason::kEffectFailed, "model endpoint sent malformed JSON");
     std::string content;
     try {
       content = (*j).at("choices").at(0).at("message").at("content").get<std::string>();
@@ -147,8 +164,10 @@ class ModelCallHandler final : public EffectHandler {
     int64_t in = ReportedCount(*j, "prompt_tokens");
     int64_t outt = ReportedCount(*j, "completion_tokens");
     // An endpoint that reports no usage is charged the reservation: never under-count.
-    if (in < 0) in = ctx.reserve[budget::Resource::kModelTokensIn];
-    if (outt < 0) outt = ctx.reserve[budget::Resource::kModelTokensOut];
+    if (in < 0)
+      in = ctx.reserve[budget::Resource::kModelTokensIn];
+    if (outt < 0)
+      outt = ctx.reserve[budget::Resource::kModelTokensOut];
     out.usage[budget::Resource::kModelTokensIn] = in;
     out.usage[budget::Resource::kModelTokensOut] = outt;
     out.usage[budget::Resource::kSpendMicros] =
@@ -164,6 +183,8 @@ class ModelCallHandler final : public EffectHandler {
 
 }  // namespace
 
-std::unique_ptr<EffectHandler> MakeModelCallHandler() { return std::make_unique<ModelCallHandler>(); }
+std::unique_ptr<EffectHandler> MakeModelCallHandler() {
+  return std::make_unique<ModelCallHandler>();
+}
 
 }  // namespace custos::kernel

@@ -65,16 +65,18 @@ class NetworkSendHandler final : public EffectHandler {
   Status Resolve(SyscallContext& ctx, Services& s) const override {
     CUSTOS_ASSIGN_OR_RETURN(effects::Url url, effects::ParseUrl(ctx.call.target));
     const std::string method = ctx.call.args.value("method", "GET");
-    static constexpr std::string_view kMethods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
+    static constexpr std::string_view kMethods[] = {"GET", "HEAD",  "POST",
+                                                    "PUT", "PATCH", "DELETE"};
     if (std::find(std::begin(kMethods), std::end(kMethods), method) == std::end(kMethods)) {
-      return Status(Reason::kSchemaViolation, "method must be one of GET HEAD POST PUT PATCH DELETE",
-                    "/args/method");
+      return Status(Reason::kSchemaViolation,
+                    "method must be one of GET HEAD POST PUT PATCH DELETE", "/args/method");
     }
     ctx.target = url.ToString();
     ctx.host = url.host;
     ctx.port = url.port;
     CUSTOS_ASSIGN_OR_RETURN(std::vector<std::string> ips, effects::ResolveHost(url.host, url.port));
-    if (ips.empty()) return Status(Reason::kEffectFailed, "host " + url.host + " has no address");
+    if (ips.empty())
+      return Status(Reason::kEffectFailed, "host " + url.host + " has no address");
     ctx.address = ips.front();  // resolved once; the effect connects to exactly this address
     // Secret references are checked before anything is decided allowed.
     if (ctx.call.args.contains("headers")) {
@@ -84,7 +86,8 @@ class NetworkSendHandler final : public EffectHandler {
                         "/args/headers/" + JsonPointerToken(it.key()));
         }
         for (const SecretRef& ref : FindRefs(it->get_ref<const std::string&>())) {
-          CUSTOS_ASSIGN_OR_RETURN(store::HandleRecord h, s.LoadHandle(ref.id, ctx.call.agent, ctx.call.run));
+          CUSTOS_ASSIGN_OR_RETURN(store::HandleRecord h,
+                                  s.LoadHandle(ref.id, ctx.call.agent, ctx.call.run));
           CUSTOS_RETURN_IF_ERROR(CheckSecretDestination(ctx, h, url));
         }
       }
@@ -99,7 +102,8 @@ class NetworkSendHandler final : public EffectHandler {
         *out += '\n';
         *out += it.key();
         *out += ": ";
-        if (it->is_string()) *out += it->get<std::string>();  // before substitution
+        if (it->is_string())
+          *out += it->get<std::string>();  // before substitution
       }
     }
     *out += '\n';
@@ -110,7 +114,8 @@ class NetworkSendHandler final : public EffectHandler {
       // (a flow rule may not exist, or the host may count as internal).
       for (const store::HandleRecord& h : ctx.input_handles) {
         Result<std::string> c = s.Unseal(h);
-        if (c.ok()) *out += *c;
+        if (c.ok())
+          *out += *c;
       }
     }
   }
@@ -123,7 +128,8 @@ class NetworkSendHandler final : public EffectHandler {
     budget::Amounts a;
     std::string egress;
     Egress(ctx, s, &egress);
-    a[budget::Resource::kNetBytesOut] = static_cast<int64_t>(egress.size()) + 512;  // + request line/headers
+    a[budget::Resource::kNetBytesOut] =
+        static_cast<int64_t>(egress.size()) + 512;  // + request line/headers
     return a;
   }
 
@@ -138,7 +144,8 @@ class NetworkSendHandler final : public EffectHandler {
         const std::vector<SecretRef> refs = FindRefs(v);
         // Substitute right to left so positions stay valid.
         for (auto r = refs.rbegin(); r != refs.rend(); ++r) {
-          CUSTOS_ASSIGN_OR_RETURN(store::HandleRecord h, s.LoadHandle(r->id, ctx.call.agent, ctx.call.run));
+          CUSTOS_ASSIGN_OR_RETURN(store::HandleRecord h,
+                                  s.LoadHandle(r->id, ctx.call.agent, ctx.call.run));
           CUSTOS_RETURN_IF_ERROR(CheckSecretDestination(ctx, h, req.url));
           CUSTOS_ASSIGN_OR_RETURN(std::string secret, s.Unseal(h));
           v.replace(r->pos, kHandleIdLen + 4, secret);
@@ -157,12 +164,14 @@ class NetworkSendHandler final : public EffectHandler {
     effects::HttpOptions opt;
     opt.max_body_bytes = std::min<size_t>(
         s.options().max_effect_bytes,
-        static_cast<size_t>(std::max<int64_t>(0, ctx.call.args.value("max_bytes", int64_t(s.options().max_effect_bytes)))));
+        static_cast<size_t>(std::max<int64_t>(
+            0, ctx.call.args.value("max_bytes", int64_t(s.options().max_effect_bytes)))));
     // Each redirect hop is a new destination: resolve it once and ask the policy again.
     opt.on_redirect = [&ctx](const effects::Url& next) -> Result<std::string> {
       Result<std::vector<std::string>> ips = effects::ResolveHost(next.host, next.port);
       if (!ips.ok() || ips->empty()) {
-        return Status(Reason::kRedirectDenied, "redirect to " + next.ToString() + " does not resolve");
+        return Status(Reason::kRedirectDenied,
+                      "redirect to " + next.ToString() + " does not resolve");
       }
       SyscallContext hop(ctx.call);
       hop.policy = ctx.policy;
@@ -176,11 +185,13 @@ class NetworkSendHandler final : public EffectHandler {
       if (d.allowed()) {
         policy::FlowResult f = ctx.policy->FlowDecide(MakePolicyRequest(hop));
         if (f.verdict != Verdict::kAllow) {
-          return Status(Reason::kRedirectDenied, "redirect to " + hop.target + " refused: " + f.explanation);
+          return Status(Reason::kRedirectDenied,
+                        "redirect to " + hop.target + " refused: " + f.explanation);
         }
         return ips->front();
       }
-      return Status(Reason::kRedirectDenied, "redirect to " + hop.target + " refused: " + d.explanation);
+      return Status(Reason::kRedirectDenied,
+                    "redirect to " + hop.target + " refused: " + d.explanation);
     };
     CUSTOS_ASSIGN_OR_RETURN(effects::HttpResponse resp, effects::HttpSend(req, opt));
 
@@ -190,14 +201,16 @@ class NetworkSendHandler final : public EffectHandler {
     // unless the policy calls the host internal.
     out.labels = labels::LabelSet::Untrusted();
     out.labels.AddTag("source:" + resp.effective_url.host);
-    if (!ctx.policy->IsInternalHost(resp.effective_url.host)) out.labels.AddTag("external");
+    if (!ctx.policy->IsInternalHost(resp.effective_url.host))
+      out.labels.AddTag("external");
     out.usage[budget::Resource::kNetBytesOut] = static_cast<int64_t>(resp.bytes_sent);
     out.meta = {{"url", resp.effective_url.ToString()}, {"status", resp.status}};
     out.frame = TextFrame(resp.body, s.options().max_frame_bytes);
     out.frame["status"] = resp.status;
     out.frame["url"] = resp.effective_url.ToString();
     out.frame["address"] = resp.primary_ip;
-    if (const std::string* ct = resp.Header("content-type")) out.frame["content_type"] = *ct;
+    if (const std::string* ct = resp.Header("content-type"))
+      out.frame["content_type"] = *ct;
     out.content = std::move(resp.body);
     return out;
   }

@@ -23,7 +23,8 @@ Json TextFrame(std::string_view bytes, size_t max_bytes) {
   }
   if (IsValidUtf8(shown)) {
     f["text"] = std::string(shown);
-    if (shown.size() < bytes.size()) f["truncated"] = true;
+    if (shown.size() < bytes.size())
+      f["truncated"] = true;
   } else {
     f["binary"] = true;  // not text: read it with context.read or pass the handle on
   }
@@ -47,9 +48,9 @@ std::array<std::unique_ptr<EffectHandler>, kSyscallKindCount> BuildRegistry() {
   set(SyscallKind::kFileRead, MakeFileReadHandler());
   set(SyscallKind::kFileWrite, MakeFileWriteHandler());
   set(SyscallKind::kFilePatch, MakeFilePatchHandler());
-  for (SyscallKind k : {SyscallKind::kMemoryAlloc, SyscallKind::kMemoryRead,
-                        SyscallKind::kMemoryWrite, SyscallKind::kMemoryDelete,
-                        SyscallKind::kMemoryQuery, SyscallKind::kMemoryBatch}) {
+  for (SyscallKind k :
+       {SyscallKind::kMemoryAlloc, SyscallKind::kMemoryRead, SyscallKind::kMemoryWrite,
+        SyscallKind::kMemoryDelete, SyscallKind::kMemoryQuery, SyscallKind::kMemoryBatch}) {
     set(k, MakeMemoryHandler(k));
   }
   set(SyscallKind::kHumanApprove, MakeHumanApproveHandler());
@@ -58,7 +59,8 @@ std::array<std::unique_ptr<EffectHandler>, kSyscallKindCount> BuildRegistry() {
   set(SyscallKind::kAgentRecv, MakeAgentRecvHandler());
   set(SyscallKind::kAuditCommit, MakeAuditCommitHandler());
   set(SyscallKind::kAssert, MakeAssertHandler());
-  for (const auto& h : r) CUSTOS_CHECK(h != nullptr);
+  for (const auto& h : r)
+    CUSTOS_CHECK(h != nullptr);
   return r;
 }
 

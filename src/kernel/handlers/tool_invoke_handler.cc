@@ -15,7 +15,8 @@ labels::LabelSet ToolLabels(const policy::ToolSpec& tool) {
   l.AddTag("external");
   if (!tool.labels.empty()) {
     Result<labels::LabelSet> configured = labels::LabelSet::Parse(tool.labels);
-    if (configured.ok()) l = *configured;  // validated at policy load
+    if (configured.ok())
+      l = *configured;  // validated at policy load
   }
   l.AddTag("source:tool:" + tool.name);
   return l;
@@ -28,10 +29,12 @@ class ToolInvokeHandler final : public EffectHandler {
   }
 
   void Egress(const SyscallContext& ctx, Services& s, std::string* out) const override {
-    if (ctx.call.args.contains("arguments")) *out += ctx.call.args["arguments"].dump();
+    if (ctx.call.args.contains("arguments"))
+      *out += ctx.call.args["arguments"].dump();
     for (const store::HandleRecord& h : ctx.input_handles) {
       Result<std::string> c = s.Unseal(h);
-      if (c.ok()) *out += *c;
+      if (c.ok())
+        *out += *c;
     }
   }
 
@@ -53,7 +56,8 @@ class ToolInvokeHandler final : public EffectHandler {
       CUSTOS_ASSIGN_OR_RETURN(std::string c, s.Unseal(h));
       inputs.push_back({{"handle", h.id}, {"content", c}});
     }
-    if (!inputs.empty()) input["inputs"] = inputs;
+    if (!inputs.empty())
+      input["inputs"] = inputs;
     effects::CommandOptions opt;
     opt.timeout = std::chrono::milliseconds(tool->timeout_ms);
     opt.max_stdout_bytes = s.options().max_effect_bytes;
@@ -65,8 +69,8 @@ class ToolInvokeHandler final : public EffectHandler {
       std::string why = r.signaled ? "killed by signal " + std::to_string(r.signal)
                                    : "exited with status " + std::to_string(r.exit_code);
       const std::string excerpt = r.stderr_data.substr(0, kMaxStderrExcerpt);
-      return Status(Reason::kEffectFailed, "tool '" + tool->name + "' " + why +
-                                               (excerpt.empty() ? "" : ": " + excerpt));
+      return Status(Reason::kEffectFailed,
+                    "tool '" + tool->name + "' " + why + (excerpt.empty() ? "" : ": " + excerpt));
     }
     EffectOutput out;
     out.kind = "tool";
@@ -83,6 +87,8 @@ class ToolInvokeHandler final : public EffectHandler {
 
 }  // namespace
 
-std::unique_ptr<EffectHandler> MakeToolInvokeHandler() { return std::make_unique<ToolInvokeHandler>(); }
+std::unique_ptr<EffectHandler> MakeToolInvokeHandler() {
+  return std::make_unique<ToolInvokeHandler>();
+}
 
 }  // namespace custos::kernel

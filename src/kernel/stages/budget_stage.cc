@@ -21,11 +21,13 @@ StageVerdict BudgetStage::Run(SyscallContext& ctx, Services& s) const {
     return StageVerdict::kDeny;
   }
   ctx.reserve = HandlerFor(ctx.call.kind).MaxCost(ctx, s);
-  if (ctx.reserve.IsZero()) return StageVerdict::kContinue;
+  if (ctx.reserve.IsZero())
+    return StageVerdict::kContinue;
   Result<budget::ReservationId> id = s.ledger().Reserve(ctx.account, ctx.reserve);
   if (!id.ok()) {
-    ctx.decision = Decision::Deny(std::string(name()), id.status(), "budget",
-                                  "[agents." + ctx.principal + ".budget]  # raise the limit named above");
+    ctx.decision =
+        Decision::Deny(std::string(name()), id.status(), "budget",
+                       "[agents." + ctx.principal + ".budget]  # raise the limit named above");
     return StageVerdict::kDeny;
   }
   ctx.reservation = *id;

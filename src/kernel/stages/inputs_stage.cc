@@ -14,9 +14,9 @@ StageVerdict InputsStage::Run(SyscallContext& ctx, Services& s) const {
     }
     Result<labels::LabelSet> l = labels::LabelSet::FromJson(h->labels);
     if (!l.ok()) {  // a stored label we cannot read is corruption: fail closed
-      ctx.decision = Decision::Deny(std::string(name()),
-                                    Status(Reason::kInternal, "stored labels of handle " +
-                                                                  h->id + " are unreadable"));
+      ctx.decision = Decision::Deny(
+          std::string(name()),
+          Status(Reason::kInternal, "stored labels of handle " + h->id + " are unreadable"));
       return StageVerdict::kDeny;
     }
     ctx.input_labels.JoinWith(*l);

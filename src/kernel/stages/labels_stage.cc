@@ -21,7 +21,8 @@ StageVerdict LabelsStage::Run(SyscallContext& ctx, Services& s) const {
     }
   }
   policy::FlowResult flow = ctx.policy->FlowDecide(MakePolicyRequest(ctx));
-  if (flow.verdict == Verdict::kAllow) return StageVerdict::kContinue;
+  if (flow.verdict == Verdict::kAllow)
+    return StageVerdict::kContinue;
   if (flow.verdict == Verdict::kRequireApproval) {
     // A flow needing approval turns an allow into require_approval; it never lowers a deny.
     ctx.decision.verdict = Verdict::kRequireApproval;

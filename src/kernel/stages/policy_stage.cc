@@ -20,9 +20,12 @@ StageVerdict PolicyStage::Run(SyscallContext& ctx, Services&) const {
   ctx.decision = ctx.policy->Decide(MakePolicyRequest(ctx));
   ctx.decision.stage = std::string(name());
   switch (ctx.decision.verdict) {
-    case Verdict::kAllow: return StageVerdict::kContinue;
-    case Verdict::kRequireApproval: return StageVerdict::kNeedsApproval;
-    case Verdict::kDeny: return StageVerdict::kDeny;
+    case Verdict::kAllow:
+      return StageVerdict::kContinue;
+    case Verdict::kRequireApproval:
+      return StageVerdict::kNeedsApproval;
+    case Verdict::kDeny:
+      return StageVerdict::kDeny;
   }
   return StageVerdict::kDeny;
 }
