@@ -16,26 +16,62 @@ Status Invalid(std::string msg) { return Status(Reason::kInvalidArgument, std::m
 
 bool HasControl(std::string_view s) {
   for (char c : s) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return true;
+    }
   }
   return false;
 }
 
 Status CheckLine(std::string_view what, std::string_view line) {
-  if (line.empty()) return Invalid(std::string(what) + " is empty");
-  if (HasControl(line)) return Invalid(std::string(what) + " contains a control character");
+  if (line.empty()) {
+    return Invalid(std::string(what) + " is empty");
+  }
+  if (HasControl(line)) {
+    return Invalid(std::string(what) + " contains a control character");
+  }
   return Status::Ok();
 }
 
+// Unicode White_Space code points above ASCII (signed-note names may contain none of them).
+bool IsUnicodeSpace(uint32_t cp) {
+  return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) ||
+         cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
+// REQUIRES: IsValidUtf8(s).
+bool HasUnicodeSpace(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const size_t len = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+    uint32_t cp = len == 1 ? b : b & (0xFFu >> (len + 1));
+    for (size_t k = 1; k < len && i + k < s.size(); ++k) {
+      cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3Fu);
+    }
+    if (IsUnicodeSpace(cp)) {
+      return true;
+    }
+    i += len;
+  }
+  return false;
+}
+
 Status CheckKeyName(std::string_view name) {
-  if (name.empty()) return Invalid("note key name is empty");
+  if (name.empty()) {
+    return Invalid("note key name is empty");
+  }
   for (char c : name) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '+') {
       return Invalid("note key name \"" + std::string(name) +
                      "\" contains a space, control character or '+'");
     }
   }
-  if (!IsValidUtf8(name)) return Status(Reason::kInvalidUtf8, "note key name is not UTF-8");
+  if (!IsValidUtf8(name)) {
+    return Status(Reason::kInvalidUtf8, "note key name is not UTF-8");
+  }
+  if (HasUnicodeSpace(name)) {
+    return Invalid("note key name contains a Unicode space");
+  }
   return Status::Ok();
 }
 
@@ -55,20 +91,28 @@ std::string Hex4(const std::array<uint8_t, 4>& b) { return HexEncode(b); }
 
 Result<std::string> CheckpointBody(const Checkpoint& c) {
   CUSTOS_RETURN_IF_ERROR(CheckLine("checkpoint origin", c.origin));
-  if (!IsValidUtf8(c.origin)) return Status(Reason::kInvalidUtf8, "checkpoint origin is not UTF-8");
+  if (!IsValidUtf8(c.origin)) {
+    return Status(Reason::kInvalidUtf8, "checkpoint origin is not UTF-8");
+  }
   std::string body = c.origin + "\n" + std::to_string(c.size) + "\n" +
                      Base64Encode(std::span<const uint8_t>(c.root.bytes)) + "\n";
   for (const std::string& e : c.extensions) {
     CUSTOS_RETURN_IF_ERROR(CheckLine("checkpoint extension line", e));
-    if (!IsValidUtf8(e)) return Status(Reason::kInvalidUtf8, "extension line is not UTF-8");
+    if (!IsValidUtf8(e)) {
+      return Status(Reason::kInvalidUtf8, "extension line is not UTF-8");
+    }
     body += e + "\n";
   }
   return body;
 }
 
 Result<Checkpoint> ParseCheckpointBody(std::string_view body) {
-  if (body.empty() || body.back() != '\n') return Invalid("checkpoint body must end with a newline");
-  if (!IsValidUtf8(body)) return Status(Reason::kInvalidUtf8, "checkpoint body is not UTF-8");
+  if (body.empty() || body.back() != '\n') {
+    return Invalid("checkpoint body must end with a newline");
+  }
+  if (!IsValidUtf8(body)) {
+    return Status(Reason::kInvalidUtf8, "checkpoint body is not UTF-8");
+  }
   std::vector<std::string_view> lines;
   for (size_t pos = 0; pos < body.size();) {
     const size_t nl = body.find('\n', pos);
@@ -92,7 +136,9 @@ Result<Checkpoint> ParseCheckpointBody(std::string_view body) {
     return Invalid("checkpoint tree size (line 2) does not fit 64 bits");
   }
   Result<std::vector<uint8_t>> root = Base64Decode(lines[2]);
-  if (!root.ok()) return Invalid("checkpoint root hash (line 3) is not base64");
+  if (!root.ok()) {
+    return Invalid("checkpoint root hash (line 3) is not base64");
+  }
   if (root->size() != 32) {
     return Invalid("checkpoint root hash (line 3) is " + std::to_string(root->size()) +
                    " bytes, not 32");
@@ -126,9 +172,13 @@ Result<NoteVerifier> ParseVerifierKeyString(std::string_view vkey) {
   const std::string_view name = vkey.substr(0, p1);
   CUSTOS_RETURN_IF_ERROR(CheckKeyName(name));
   Result<std::vector<uint8_t>> hash = HexDecode(vkey.substr(p1 + 1, p2 - p1 - 1));
-  if (!hash.ok() || hash->size() != 4) return Invalid("verifier key hash is not 8 hex digits");
+  if (!hash.ok() || hash->size() != 4) {
+    return Invalid("verifier key hash is not 8 hex digits");
+  }
   Result<std::vector<uint8_t>> typed = Base64Decode(vkey.substr(p2 + 1));
-  if (!typed.ok()) return Invalid("verifier key is not base64");
+  if (!typed.ok()) {
+    return Invalid("verifier key is not base64");
+  }
   if (typed->size() != 33 || (*typed)[0] != kNoteSigTypeEd25519) {
     return Status(Reason::kKeyError, "verifier key is not an Ed25519 (type 0x01) key");
   }
@@ -146,7 +196,9 @@ Result<SignedNote> ParseSignedNote(std::string_view note) {
     return Invalid("note is " + std::to_string(note.size()) + " bytes, over the " +
                    std::to_string(kMaxNoteBytes) + " byte cap");
   }
-  if (!IsValidUtf8(note)) return Status(Reason::kInvalidUtf8, "note is not UTF-8");
+  if (!IsValidUtf8(note)) {
+    return Status(Reason::kInvalidUtf8, "note is not UTF-8");
+  }
   const size_t split = note.rfind("\n\n");
   if (split == std::string_view::npos) {
     return Invalid("note has no blank line before its signatures (truncated?)");
@@ -159,8 +211,12 @@ Result<SignedNote> ParseSignedNote(std::string_view note) {
     }
   }
   std::string_view sigs = note.substr(split + 2);
-  if (sigs.empty()) return Invalid("note has no signature lines (truncated?)");
-  if (sigs.back() != '\n') return Invalid("note's last signature line is not terminated (truncated?)");
+  if (sigs.empty()) {
+    return Invalid("note has no signature lines (truncated?)");
+  }
+  if (sigs.back() != '\n') {
+    return Invalid("note's last signature line is not terminated (truncated?)");
+  }
   size_t line_no = 0;
   while (!sigs.empty()) {
     ++line_no;
@@ -182,10 +238,16 @@ Result<SignedNote> ParseSignedNote(std::string_view note) {
     NoteSignature s;
     s.name = std::string(rest.substr(0, sp));
     Status name_ok = CheckKeyName(s.name);
-    if (!name_ok.ok()) return Status(name_ok.reason(), where + ": " + std::string(name_ok.message()));
+    if (!name_ok.ok()) {
+      return Status(name_ok.reason(), where + ": " + std::string(name_ok.message()));
+    }
     Result<std::vector<uint8_t>> raw = Base64Decode(rest.substr(sp + 1));
-    if (!raw.ok()) return Invalid(where + ": signature is not base64");
-    if (raw->size() < 5) return Invalid(where + ": signature is shorter than a key hash");
+    if (!raw.ok()) {
+      return Invalid(where + ": signature is not base64");
+    }
+    if (raw->size() < 5) {
+      return Invalid(where + ": signature is shorter than a key hash");
+    }
     std::copy(raw->begin(), raw->begin() + 4, s.key_hash.begin());
     s.signature.assign(raw->begin() + 4, raw->end());
     out.signatures.push_back(std::move(s));

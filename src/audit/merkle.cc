@@ -74,9 +74,13 @@ void CompactRange::Append(const MerkleHash& leaf_hash) {
 }
 
 MerkleHash CompactRange::Root() const {
-  if (roots_.empty()) return MerkleEmptyRoot();
+  if (roots_.empty()) {
+    return MerkleEmptyRoot();
+  }
   MerkleHash acc = roots_.back();
-  for (size_t i = roots_.size() - 1; i-- > 0;) acc = MerkleNodeHash(roots_[i], acc);
+  for (size_t i = roots_.size() - 1; i-- > 0;) {
+    acc = MerkleNodeHash(roots_[i], acc);
+  }
   return acc;
 }
 
@@ -87,7 +91,9 @@ Result<MerkleHash> SubtreeHash(const NodeSource& src, uint64_t begin, uint64_t e
     return Status(Reason::kInvalidArgument, "subtree [" + U(begin) + ", " + U(end) +
                                                 ") is outside the tree of size " + U(src.size()));
   }
-  if (begin == end) return MerkleEmptyRoot();
+  if (begin == end) {
+    return MerkleEmptyRoot();
+  }
   // Peel perfect subtrees off the left; the right remainder recurses (at most 64 steps).
   std::vector<MerkleHash> parts;
   while (begin < end) {
@@ -105,7 +111,9 @@ Result<MerkleHash> SubtreeHash(const NodeSource& src, uint64_t begin, uint64_t e
     begin += k;
   }
   MerkleHash acc = parts.back();
-  for (size_t i = parts.size() - 1; i-- > 0;) acc = MerkleNodeHash(parts[i], acc);
+  for (size_t i = parts.size() - 1; i-- > 0;) {
+    acc = MerkleNodeHash(parts[i], acc);
+  }
   return acc;
 }
 
@@ -176,15 +184,17 @@ Status VerifyInclusion(uint64_t index, uint64_t size, const MerkleHash& leaf_has
   }
   const size_t want = InclusionLength(index, size);
   if (proof.size() != want) {
-    return Status(Reason::kInvalidArgument,
-                  "inclusion proof for leaf " + U(index) + " in a tree of size " + U(size) +
-                      " has " + std::to_string(want) + " hashes, got " +
-                      std::to_string(proof.size()));
+    return Status(Reason::kInvalidArgument, "inclusion proof for leaf " + U(index) +
+                                                " in a tree of size " + U(size) + " has " +
+                                                std::to_string(want) + " hashes, got " +
+                                                std::to_string(proof.size()));
   }
   uint64_t fn = index, sn = size - 1;
   MerkleHash r = leaf_hash;
   for (const MerkleHash& p : proof) {
-    if (sn == 0) return Status(Reason::kInvalidArgument, "inclusion proof is too long");
+    if (sn == 0) {
+      return Status(Reason::kInvalidArgument, "inclusion proof is too long");
+    }
     if ((fn & 1) != 0 || fn == sn) {
       r = MerkleNodeHash(p, r);
       while ((fn & 1) == 0 && fn != 0) {
@@ -197,7 +207,9 @@ Status VerifyInclusion(uint64_t index, uint64_t size, const MerkleHash& leaf_has
     fn >>= 1;
     sn >>= 1;
   }
-  if (sn != 0) return Status(Reason::kInvalidArgument, "inclusion proof is too short");
+  if (sn != 0) {
+    return Status(Reason::kInvalidArgument, "inclusion proof is too short");
+  }
   if (r != root) {
     return Status(Reason::kLogCorrupt, "inclusion proof for leaf " + U(index) +
                                            " does not lead to the root of the tree of size " +
@@ -214,7 +226,8 @@ Status VerifyConsistency(uint64_t m, uint64_t n, std::span<const MerkleHash> pro
   }
   if (m == n) {
     if (!proof.empty()) {
-      return Status(Reason::kInvalidArgument, "consistency proof between equal sizes must be empty");
+      return Status(Reason::kInvalidArgument,
+                    "consistency proof between equal sizes must be empty");
     }
     if (old_root != new_root) {
       return Status(Reason::kLogCorrupt, "trees of equal size " + U(n) + " have different roots");
@@ -227,14 +240,16 @@ Status VerifyConsistency(uint64_t m, uint64_t n, std::span<const MerkleHash> pro
       static_cast<size_t>(std::popcount(ShiftRight(m - 1, std::bit_width((m - 1) ^ (n - 1)))));
   const size_t want = (std::has_single_bit(m) ? 0 : 1) + inner + border;
   if (proof.size() != want) {
-    return Status(Reason::kInvalidArgument,
-                  "consistency proof from size " + U(m) + " to " + U(n) + " has " +
-                      std::to_string(want) + " hashes, got " + std::to_string(proof.size()));
+    return Status(Reason::kInvalidArgument, "consistency proof from size " + U(m) + " to " + U(n) +
+                                                " has " + std::to_string(want) + " hashes, got " +
+                                                std::to_string(proof.size()));
   }
   // RFC 9162 §2.1.4.2.
   std::vector<MerkleHash> path;
   path.reserve(proof.size() + 1);
-  if (std::has_single_bit(m)) path.push_back(old_root);
+  if (std::has_single_bit(m)) {
+    path.push_back(old_root);
+  }
   path.insert(path.end(), proof.begin(), proof.end());
   uint64_t fn = m - 1, sn = n - 1;
   while ((fn & 1) != 0) {
@@ -244,7 +259,9 @@ Status VerifyConsistency(uint64_t m, uint64_t n, std::span<const MerkleHash> pro
   MerkleHash fr = path[0], sr = path[0];
   for (size_t i = 1; i < path.size(); ++i) {
     const MerkleHash& c = path[i];
-    if (sn == 0) return Status(Reason::kInvalidArgument, "consistency proof is too long");
+    if (sn == 0) {
+      return Status(Reason::kInvalidArgument, "consistency proof is too long");
+    }
     if ((fn & 1) != 0 || fn == sn) {
       fr = MerkleNodeHash(c, fr);
       sr = MerkleNodeHash(c, sr);
@@ -258,7 +275,9 @@ Status VerifyConsistency(uint64_t m, uint64_t n, std::span<const MerkleHash> pro
     fn >>= 1;
     sn >>= 1;
   }
-  if (sn != 0) return Status(Reason::kInvalidArgument, "consistency proof is too short");
+  if (sn != 0) {
+    return Status(Reason::kInvalidArgument, "consistency proof is too short");
+  }
   if (fr != old_root) {
     return Status(Reason::kLogCorrupt,
                   "consistency proof does not lead to the old root (size " + U(m) + ")");
@@ -273,13 +292,17 @@ Status VerifyConsistency(uint64_t m, uint64_t n, std::span<const MerkleHash> pro
 // ---- MerkleTree ----
 
 void MerkleTree::Append(const MerkleHash& leaf_hash) {
-  if (levels_.empty()) levels_.emplace_back();
+  if (levels_.empty()) {
+    levels_.emplace_back();
+  }
   levels_[0].push_back(leaf_hash);
   // Complete every perfect subtree the new leaf closes.
   for (size_t k = 0; levels_[k].size() % 2 == 0; ++k) {
     const std::vector<MerkleHash>& lv = levels_[k];
     MerkleHash parent = MerkleNodeHash(lv[lv.size() - 2], lv[lv.size() - 1]);
-    if (levels_.size() == k + 1) levels_.emplace_back();
+    if (levels_.size() == k + 1) {
+      levels_.emplace_back();
+    }
     levels_[k + 1].push_back(parent);
   }
 }
@@ -287,9 +310,9 @@ void MerkleTree::Append(const MerkleHash& leaf_hash) {
 Result<MerkleHash> MerkleTree::Node(int level, uint64_t index) const {
   if (level < 0 || static_cast<size_t>(level) >= levels_.size() ||
       index >= levels_[static_cast<size_t>(level)].size()) {
-    return Status(Reason::kInvalidArgument, "no perfect subtree at level " +
-                                                std::to_string(level) + " index " + U(index) +
-                                                " in a tree of size " + U(size()));
+    return Status(Reason::kInvalidArgument, "no perfect subtree at level " + std::to_string(level) +
+                                                " index " + U(index) + " in a tree of size " +
+                                                U(size()));
   }
   return levels_[static_cast<size_t>(level)][index];
 }

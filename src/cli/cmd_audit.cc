@@ -53,15 +53,21 @@ Result<LoadedLog> LoadLog(store::Store& st) {
   while (true) {
     CUSTOS_ASSIGN_OR_RETURN(std::vector<store::LogRow> rows, st.ReadLog(q));
     for (store::LogRow& row : rows) {
-      if (!chain.Add(row)) return chain.Finish().status;
+      if (!chain.Add(row)) {
+        return chain.Finish().status;
+      }
       out.tree.Append(audit::MerkleLeafHash(row.canonical));
       out.canonical.push_back(std::move(row.canonical));
     }
-    if (rows.size() < static_cast<size_t>(q.limit)) break;
+    if (rows.size() < static_cast<size_t>(q.limit)) {
+      break;
+    }
     q.from_seq = rows.back().seq + 1;
   }
   const audit::VerifyReport r = chain.Finish();
-  if (!r.status.ok()) return r.status;
+  if (!r.status.ok()) {
+    return r.status;
+  }
   return out;
 }
 
@@ -91,8 +97,7 @@ struct Latest {
 };
 
 // The stored latest checkpoint, verified, and the log it covers (whose root must match).
-Result<Latest> LoadLatest(store::Store& st, const crypto::VerifyingKey& key,
-                          const LoadedLog& log) {
+Result<Latest> LoadLatest(store::Store& st, const crypto::VerifyingKey& key, const LoadedLog& log) {
   CUSTOS_ASSIGN_OR_RETURN(std::optional<std::string> note, st.GetMeta(kLatestCheckpointKey));
   if (!note) {
     return Status(Reason::kNotFound, "no checkpoint yet (run `custos audit checkpoint`)");
@@ -113,19 +118,30 @@ Result<Latest> LoadLatest(store::Store& st, const crypto::VerifyingKey& key,
 
 Json HexList(const std::vector<audit::MerkleHash>& hashes) {
   Json a = Json::array();
-  for (const audit::MerkleHash& h : hashes) a.push_back(h.Hex());
+  for (const audit::MerkleHash& h : hashes) {
+    a.push_back(h.Hex());
+  }
   return a;
 }
 
 Result<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status(Reason::kIoError, "cannot read", path);
+  if (!in) {
+    return Status(Reason::kIoError, "cannot read", path);
+  }
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-Status CmdCheckpoint(const GlobalOptions& g) {
-  CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> st, OpenExistingStore(g));
+Status CmdCheckpoint(const GlobalOptions& g, bool verifier_key_only) {
   CUSTOS_ASSIGN_OR_RETURN(crypto::SigningKey key, LoadIdentity(g));
+  if (verifier_key_only) {
+    CUSTOS_ASSIGN_OR_RETURN(
+        audit::NoteVerifier v,
+        audit::MakeNoteVerifier(OriginOf(key.verifying_key()), key.verifying_key()));
+    std::printf("%s\n", audit::VerifierKeyString(v).c_str());
+    return Status::Ok();
+  }
+  CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> st, OpenExistingStore(g));
   CUSTOS_ASSIGN_OR_RETURN(LoadedLog log, LoadLog(*st));
   audit::Checkpoint c;
   c.origin = OriginOf(key.verifying_key());
@@ -187,8 +203,7 @@ Status CmdConsistency(const GlobalOptions& g, const std::string& old_file) {
     }
   } else {
     CUSTOS_ASSIGN_OR_RETURN(proof, audit::ConsistencyProof(log.tree, m, n));
-    CUSTOS_RETURN_IF_ERROR(
-        audit::VerifyConsistency(m, n, proof, old.root, latest.checkpoint.root));
+    CUSTOS_RETURN_IF_ERROR(audit::VerifyConsistency(m, n, proof, old.root, latest.checkpoint.root));
   }
   const Json out = {{"type", "consistency"},
                     {"old_size", m},
@@ -330,8 +345,11 @@ void RegisterAudit(CLI::App& app, GlobalOptions& g, int* exit_code) {
 
   auto* checkpoint = audit->add_subcommand(
       "checkpoint", "Sign a C2SP checkpoint (origin, size, Merkle root) of the whole log");
-  checkpoint->callback([&g, exit_code] {
-    const Status s = CmdCheckpoint(g);
+  auto* vkey_only =
+      checkpoint->add_flag("--verifier-key")
+          ->description("Print the identity's note verifier key (name+hash+key) and sign nothing");
+  checkpoint->callback([&g, exit_code, vkey_only] {
+    const Status s = CmdCheckpoint(g, static_cast<bool>(*vkey_only));
     *exit_code = s.ok() ? 0 : Fail(s);
   });
 

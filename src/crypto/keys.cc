@@ -30,8 +30,7 @@ Status CheckNoteText(std::span<const uint8_t> msg) {
   }
   for (uint8_t c : msg) {
     if (c < 0x20 && c != '\n') {
-      return Status(Reason::kInvalidArgument,
-                    "checkpoint note text contains a control character");
+      return Status(Reason::kInvalidArgument, "checkpoint note text contains a control character");
     }
   }
   return Status::Ok();
@@ -112,7 +111,9 @@ Result<VerifyingKey> VerifyingKey::FromBytes(std::span<const uint8_t> bytes) {
 Status VerifyingKey::Verify(SignContext ctx, std::span<const uint8_t> msg,
                             const Signature& sig) const {
   EnsureSodium();
-  if (ctx == SignContext::kCheckpointNote) CUSTOS_RETURN_IF_ERROR(CheckNoteText(msg));
+  if (ctx == SignContext::kCheckpointNote) {
+    CUSTOS_RETURN_IF_ERROR(CheckNoteText(msg));
+  }
   const std::string m = DomainSeparated(ctx, msg);
   if (crypto_sign_verify_detached(sig.bytes.data(), reinterpret_cast<const uint8_t*>(m.data()),
                                   m.size(), pk_.data()) != 0) {
@@ -188,7 +189,9 @@ SigningKey::~SigningKey() {
 Result<Signature> SigningKey::Sign(SignContext ctx, std::span<const uint8_t> msg) const {
   if (sk_ == nullptr)
     return Status(Reason::kKeyError, "signing with a moved-from key");
-  if (ctx == SignContext::kCheckpointNote) CUSTOS_RETURN_IF_ERROR(CheckNoteText(msg));
+  if (ctx == SignContext::kCheckpointNote) {
+    CUSTOS_RETURN_IF_ERROR(CheckNoteText(msg));
+  }
   const std::string m = DomainSeparated(ctx, msg);
   Signature sig;
   crypto_sign_detached(sig.bytes.data(), nullptr, reinterpret_cast<const uint8_t*>(m.data()),

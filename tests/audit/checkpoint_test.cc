@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,9 @@ using ::testing::HasSubstr;
 
 crypto::SigningKey KeyFromByte(uint8_t b) {
   std::vector<uint8_t> seed(32);
-  for (size_t i = 0; i < seed.size(); ++i) seed[i] = static_cast<uint8_t>(b + i);
+  for (size_t i = 0; i < seed.size(); ++i) {
+    seed[i] = static_cast<uint8_t>(b + i);
+  }
   return crypto::KeyStore::FromSeedForTest(seed).value();
 }
 
@@ -152,6 +155,40 @@ TEST(CheckpointTest, ForgedBodyIsRejected) {
   }
 }
 
+// A cheap in-process fuzz: random byte edits, insertions and deletions never crash the parser and
+// never yield a verified checkpoint other than the genuine one.
+TEST(CheckpointTest, RandomlyMutatedNotesNeverVerifyAsSomethingElse) {
+  Fixture f;
+  const std::string cosigned = CosignNote(f.note, f.witness.name, f.witness_key).value();
+  std::mt19937 rng(20261122);
+  int accepted = 0;
+  for (int iter = 0; iter < 5000; ++iter) {
+    std::string t = iter % 2 == 0 ? f.note : cosigned;
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits && !t.empty(); ++e) {
+      const size_t pos = rng() % t.size();
+      switch (rng() % 3) {
+        case 0:
+          t[pos] = static_cast<char>(rng());
+          break;
+        case 1:
+          t.insert(pos, 1, static_cast<char>(rng()));
+          break;
+        default:
+          t.erase(pos, 1);
+          break;
+      }
+    }
+    Result<OpenedCheckpoint> o = OpenCheckpoint(t, std::span(&f.log, 1));
+    if (o.ok()) {
+      ++accepted;
+      EXPECT_EQ(o->checkpoint, TestCheckpoint()) << "mutated note verified: " << t;
+    }
+  }
+  // Only edits confined to the (unknown) witness line can keep the note valid.
+  EXPECT_LT(accepted, 2500);
+}
+
 TEST(CheckpointTest, TruncatedNotesAreRejected) {
   Fixture f;
   for (size_t n = 0; n < f.note.size(); ++n) {
@@ -180,7 +217,9 @@ TEST(CheckpointTest, MalformedSignatureLinesHavePreciseErrors) {
   EXPECT_THAT(ParseSignedNote("o\t\n1\n\n\xE2\x80\x94 name AAAAAAA=\n"),
               StatusIs(Reason::kInvalidArgument));
   std::string many = body;
-  for (int i = 0; i < 101; ++i) many += "\xE2\x80\x94 name AAAAAAA=\n";
+  for (int i = 0; i < 101; ++i) {
+    many += "\xE2\x80\x94 name AAAAAAA=\n";
+  }
   EXPECT_THAT(ParseSignedNote(many), StatusIs(Reason::kInvalidArgument));
   EXPECT_THAT(ParseSignedNote(std::string(kMaxNoteBytes + 1, 'a')),
               StatusIs(Reason::kInvalidArgument));
@@ -188,9 +227,8 @@ TEST(CheckpointTest, MalformedSignatureLinesHavePreciseErrors) {
   Fixture f;
   std::vector<uint8_t> raw(f.log.key_hash.begin(), f.log.key_hash.end());
   raw.resize(4 + 63);
-  const std::string short_sig =
-      CheckpointBody(TestCheckpoint()).value() + "\n\xE2\x80\x94 " + f.log.name + " " +
-      Base64Encode(raw) + "\n";
+  const std::string short_sig = CheckpointBody(TestCheckpoint()).value() + "\n\xE2\x80\x94 " +
+                                f.log.name + " " + Base64Encode(raw) + "\n";
   EXPECT_THAT(OpenCheckpoint(short_sig, std::span(&f.log, 1)), StatusIs(Reason::kTokenInvalid));
 }
 
@@ -218,6 +256,16 @@ TEST(CheckpointTest, MalformedBodiesHavePreciseErrors) {
   EXPECT_THAT(SignCheckpoint(TestCheckpoint(), "bad name", f.log_key),
               StatusIs(Reason::kInvalidArgument));
   EXPECT_THAT(SignCheckpoint(TestCheckpoint(), "", f.log_key), StatusIs(Reason::kInvalidArgument));
+  EXPECT_THAT(SignCheckpoint(TestCheckpoint(),
+                             "no\xC2\xA0"
+                             "break",
+                             f.log_key),
+              StatusIs(Reason::kInvalidArgument));
+  EXPECT_THAT(SignCheckpoint(TestCheckpoint(), "ideographic\xE3\x80\x80space", f.log_key),
+              StatusIs(Reason::kInvalidArgument));
+  EXPECT_THAT(SignCheckpoint(TestCheckpoint(), "bad\xFFutf8", f.log_key),
+              StatusIs(Reason::kInvalidUtf8));
+  EXPECT_THAT(SignCheckpoint(TestCheckpoint(), "caf\xC3\xA9.example/log", f.log_key), IsOk());
 }
 
 }  // namespace

@@ -37,13 +37,17 @@ std::filesystem::path VectorPath() {
 
 std::vector<uint8_t> Seed(uint8_t first) {
   std::vector<uint8_t> seed(32);
-  for (size_t i = 0; i < seed.size(); ++i) seed[i] = static_cast<uint8_t>(first + i);
+  for (size_t i = 0; i < seed.size(); ++i) {
+    seed[i] = static_cast<uint8_t>(first + i);
+  }
   return seed;
 }
 
 Json HexList(const std::vector<MerkleHash>& v) {
   Json a = Json::array();
-  for (const MerkleHash& h : v) a.push_back(h.Hex());
+  for (const MerkleHash& h : v) {
+    a.push_back(h.Hex());
+  }
   return a;
 }
 
@@ -56,14 +60,13 @@ Json KeyJson(const std::vector<uint8_t>& seed, const NoteVerifier& v) {
 }
 
 Json GenerateVectors() {
-  const std::vector<std::string> inputs = {
-      "",
-      "custos",
-      R"({"seq":1})",
-      "\xC3\xA9t\xC3\xA9 \xF0\x9F\x98\x80",
-      "line\nbreak",
-      std::string(100, 'x'),
-      R"({"agent":"a","seq":7,"verdict":"deny"})"};
+  const std::vector<std::string> inputs = {"",
+                                           "custos",
+                                           R"({"seq":1})",
+                                           "\xC3\xA9t\xC3\xA9 \xF0\x9F\x98\x80",
+                                           "line\nbreak",
+                                           std::string(100, 'x'),
+                                           R"({"agent":"a","seq":7,"verdict":"deny"})"};
   Json leaves = Json::array();
   MerkleTree tree;
   for (const std::string& in : inputs) {
@@ -73,7 +76,9 @@ Json GenerateVectors() {
   }
   const uint64_t n = tree.size();
   Json roots = Json::array();
-  for (uint64_t s = 0; s <= n; ++s) roots.push_back({{"size", s}, {"root", RootAt(tree, s)->Hex()}});
+  for (uint64_t s = 0; s <= n; ++s) {
+    roots.push_back({{"size", s}, {"root", RootAt(tree, s)->Hex()}});
+  }
   Json inclusion = Json::array();
   for (uint64_t s = 1; s <= n; ++s) {
     for (uint64_t i = 0; i < s; ++i) {
@@ -161,12 +166,18 @@ TEST(CheckpointVectorsTest, CheckedInVectorsVerify) {
   };
   auto hashes = [&](const Json& a) {
     std::vector<MerkleHash> out;
-    for (const Json& h : a) out.push_back(hash(h));
+    for (const Json& h : a) {
+      out.push_back(hash(h));
+    }
     return out;
   };
   std::vector<MerkleHash> leaves, roots;
-  for (const Json& l : v["leaves"]) leaves.push_back(hash(l["leaf_hash"]));
-  for (const Json& r : v["roots"]) roots.push_back(hash(r["root"]));
+  for (const Json& l : v["leaves"]) {
+    leaves.push_back(hash(l["leaf_hash"]));
+  }
+  for (const Json& r : v["roots"]) {
+    roots.push_back(hash(r["root"]));
+  }
   for (const Json& p : v["inclusion"]) {
     const uint64_t i = p["leaf_index"], s = p["tree_size"];
     EXPECT_THAT(VerifyInclusion(i, s, leaves[i], hashes(p["proof"]), roots[s]), IsOk());
@@ -175,12 +186,15 @@ TEST(CheckpointVectorsTest, CheckedInVectorsVerify) {
     const uint64_t m = p["old_size"], s = p["new_size"];
     EXPECT_THAT(VerifyConsistency(m, s, hashes(p["proof"]), roots[m], roots[s]), IsOk());
   }
-  Result<NoteVerifier> log = ParseVerifierKeyString(v["log_key"]["verifier_key"].get<std::string>());
-  Result<NoteVerifier> w = ParseVerifierKeyString(v["witness_key"]["verifier_key"].get<std::string>());
+  Result<NoteVerifier> log =
+      ParseVerifierKeyString(v["log_key"]["verifier_key"].get<std::string>());
+  Result<NoteVerifier> w =
+      ParseVerifierKeyString(v["witness_key"]["verifier_key"].get<std::string>());
   ASSERT_THAT(log, IsOk());
   ASSERT_THAT(w, IsOk());
   const std::vector<NoteVerifier> both = {*log, *w};
-  Result<OpenedCheckpoint> o = OpenCheckpoint(v["checkpoint"]["cosigned_note"].get<std::string>(), both);
+  Result<OpenedCheckpoint> o =
+      OpenCheckpoint(v["checkpoint"]["cosigned_note"].get<std::string>(), both);
   ASSERT_THAT(o, IsOk());
   EXPECT_EQ(o->verified_by.size(), 2u);
   EXPECT_EQ(o->checkpoint.root, roots.back());

@@ -21,19 +21,29 @@ constexpr uint64_t kN = 40;
 
 // RFC 9162 §2.1.1 MTH, recursively.
 MerkleHash NaiveRoot(const std::vector<MerkleHash>& leaves, uint64_t begin, uint64_t end) {
-  if (end == begin) return MerkleEmptyRoot();
-  if (end - begin == 1) return leaves[begin];
+  if (end == begin) {
+    return MerkleEmptyRoot();
+  }
+  if (end - begin == 1) {
+    return leaves[begin];
+  }
   uint64_t k = 1;
-  while (k * 2 < end - begin) k *= 2;
+  while (k * 2 < end - begin) {
+    k *= 2;
+  }
   return MerkleNodeHash(NaiveRoot(leaves, begin, begin + k), NaiveRoot(leaves, begin + k, end));
 }
 
 // RFC 9162 §2.1.3.1 PATH.
 std::vector<MerkleHash> NaivePath(const std::vector<MerkleHash>& leaves, uint64_t m, uint64_t begin,
                                   uint64_t end) {
-  if (end - begin <= 1) return {};
+  if (end - begin <= 1) {
+    return {};
+  }
   uint64_t k = 1;
-  while (k * 2 < end - begin) k *= 2;
+  while (k * 2 < end - begin) {
+    k *= 2;
+  }
   std::vector<MerkleHash> p;
   if (m < k) {
     p = NaivePath(leaves, m, begin, begin + k);
@@ -49,11 +59,15 @@ std::vector<MerkleHash> NaivePath(const std::vector<MerkleHash>& leaves, uint64_
 std::vector<MerkleHash> NaiveSubproof(const std::vector<MerkleHash>& leaves, uint64_t m,
                                       uint64_t begin, uint64_t end, bool b) {
   if (m == end - begin) {
-    if (b) return {};
+    if (b) {
+      return {};
+    }
     return {NaiveRoot(leaves, begin, end)};
   }
   uint64_t k = 1;
-  while (k * 2 < end - begin) k *= 2;
+  while (k * 2 < end - begin) {
+    k *= 2;
+  }
   std::vector<MerkleHash> p;
   if (m <= k) {
     p = NaiveSubproof(leaves, m, begin, begin + k, b);
@@ -67,13 +81,17 @@ std::vector<MerkleHash> NaiveSubproof(const std::vector<MerkleHash>& leaves, uin
 
 std::vector<MerkleHash> TestLeaves(uint64_t n) {
   std::vector<MerkleHash> out;
-  for (uint64_t i = 0; i < n; ++i) out.push_back(MerkleLeafHash("entry-" + std::to_string(i)));
+  for (uint64_t i = 0; i < n; ++i) {
+    out.push_back(MerkleLeafHash("entry-" + std::to_string(i)));
+  }
   return out;
 }
 
 MerkleTree TreeOf(const std::vector<MerkleHash>& leaves) {
   MerkleTree t;
-  for (const MerkleHash& h : leaves) t.Append(h);
+  for (const MerkleHash& h : leaves) {
+    t.Append(h);
+  }
   return t;
 }
 

@@ -26,7 +26,9 @@ std::span<const uint8_t> AsBytes(std::string_view s) {
 
 SigningKey TestKey() {
   std::vector<uint8_t> seed(32);
-  for (size_t i = 0; i < seed.size(); ++i) seed[i] = static_cast<uint8_t>(i + 1);
+  for (size_t i = 0; i < seed.size(); ++i) {
+    seed[i] = static_cast<uint8_t>(i + 1);
+  }
   return KeyStore::FromSeedForTest(seed).value();
 }
 
@@ -37,10 +39,10 @@ TEST(CheckpointNoteSignTest, SignatureIsPlainEd25519OverTheNoteText) {
   Result<Signature> sig = key.Sign(SignContext::kCheckpointNote, AsBytes(kNote));
   ASSERT_THAT(sig, IsOk());
   // Any standard Ed25519 verifier accepts it: no prefix was added.
-  EXPECT_EQ(crypto_sign_verify_detached(sig->bytes.data(),
-                                        reinterpret_cast<const uint8_t*>(kNote.data()),
-                                        kNote.size(), key.verifying_key().bytes().data()),
-            0);
+  EXPECT_EQ(
+      crypto_sign_verify_detached(sig->bytes.data(), reinterpret_cast<const uint8_t*>(kNote.data()),
+                                  kNote.size(), key.verifying_key().bytes().data()),
+      0);
   EXPECT_THAT(key.verifying_key().Verify(SignContext::kCheckpointNote, AsBytes(kNote), *sig),
               IsOk());
   std::string changed(kNote);

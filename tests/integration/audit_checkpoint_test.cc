@@ -49,9 +49,10 @@ class AuditCheckpointCliTest : public ::testing::Test {
     std::filesystem::create_directories(dir_.path() / "root");
     Write(dir_.path() / "root" / "hello.txt", "hello\n");
     policy_ = (dir_.path() / "policy.toml").string();
-    Write(policy_, "[policy]\nname = \"checkpoint-test\"\n\n[agents.a]\nsyscalls = "
-                   "[\"file.read\"]\n\n[fs]\nread = [\"" +
-                       (dir_.path() / "root").string() + "/**\"]\n");
+    Write(policy_,
+          "[policy]\nname = \"checkpoint-test\"\n\n[agents.a]\nsyscalls = "
+          "[\"file.read\"]\n\n[fs]\nread = [\"" +
+              (dir_.path() / "root").string() + "/**\"]\n");
     data_ = (dir_.path() / "data").string();
   }
 
@@ -149,9 +150,9 @@ TEST_F(AuditCheckpointCliTest, ConsistencyFromAnOldCheckpointVerifies) {
   const Json j = Json::parse(c.out);
   const uint64_t m = j["old_size"], n = j["new_size"];
   EXPECT_LT(m, n);
-  EXPECT_THAT(audit::VerifyConsistency(m, n, Hashes(j["proof"]), Hash(j["old_root"]),
-                                       Hash(j["new_root"])),
-              IsOk());
+  EXPECT_THAT(
+      audit::VerifyConsistency(m, n, Hashes(j["proof"]), Hash(j["old_root"]), Hash(j["new_root"])),
+      IsOk());
   const audit::NoteVerifier v = Verifier();
   EXPECT_EQ(audit::OpenCheckpoint(first.out, std::span(&v, 1))->checkpoint.root,
             Hash(j["old_root"]));

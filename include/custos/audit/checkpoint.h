@@ -54,7 +54,8 @@ struct NoteVerifier {
   crypto::VerifyingKey key;
 };
 
-// kInvalidArgument if `name` is empty or holds whitespace, a control character or '+'.
+// kInvalidArgument if `name` is empty or holds (Unicode) whitespace, a control character or '+';
+// kInvalidUtf8 if it is not UTF-8.
 Result<NoteVerifier> MakeNoteVerifier(std::string_view name, const crypto::VerifyingKey& key);
 // The verifier key text "<name>+<hex key hash>+<base64(0x01 || public key)>" that Go's
 // note.NewVerifier reads, and its parser (checks the hash matches; kKeyError for a bad key).
