@@ -71,7 +71,11 @@ class AgentSpawnHandler final : public EffectHandler {
     budget::AccountKey child_key{child, ctx.call.run};
     CUSTOS_RETURN_IF_ERROR(s.ledger().OpenChild(ctx.account, child_key, carve));
     s.SetWallDeadline(child_key, deadline);
-    CUSTOS_RETURN_IF_ERROR(s.RegisterChild(ctx.call.run, state, carved));
+    if (Status st = s.RegisterChild(ctx.call.run, state, carved); !st.ok()) {
+      // The child never came to be: give the carve back to the parent.
+      s.ledger().CloseChild(child_key).IgnoreError();
+      return st;
+    }
     EffectOutput out;
     Json granted = Json::array();
     for (SyscallKind k : AllSyscalls()) {
