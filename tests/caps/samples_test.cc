@@ -17,6 +17,7 @@
 #include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -201,7 +202,9 @@ DatalogError ExpectedExecutionError(const std::string& name) {
 }
 
 // Runs one validation's authorizer code against `token` and compares with the expected result.
-void ExpectAuthorization(const Biscuit& token, const nlohmann::json& validation) {
+// Adds the number of world facts compared to `*facts_compared`.
+void ExpectAuthorization(const Biscuit& token, const nlohmann::json& validation,
+                         size_t* facts_compared) {
   Result<AuthorizerCode> code =
       ParseAuthorizerCode(validation.at("authorizer_code").get<std::string>());
   ASSERT_TRUE(code.ok()) << code.status();
@@ -209,8 +212,33 @@ void ExpectAuthorization(const Biscuit& token, const nlohmann::json& validation)
   RunLimits limits;
   limits.max_time = std::chrono::milliseconds(500);  // generous: CI cores are shared
   DatalogError error = DatalogError::kNone;
-  Result<Authorization> got = Authorize(&token, *code, limits, &error);
+  std::vector<WorldFact> world;
+  Result<Authorization> got = Authorize(&token, *code, limits, &error, &world);
   const nlohmann::json& result = validation.at("result");
+
+  // The world after the fixpoint holds exactly the sample's facts, with the same origins.
+  if (got.ok() && validation.contains("world") && !validation["world"].is_null()) {
+    std::set<std::string> want_facts;
+    for (const nlohmann::json& group : validation["world"].at("facts")) {
+      std::string origin;
+      for (const nlohmann::json& o : group.at("origin")) {
+        origin += o.is_null() ? "authorizer," : std::to_string(o.get<size_t>()) + ",";
+      }
+      for (const nlohmann::json& f : group.at("facts")) {
+        want_facts.insert(origin + " " + f.get<std::string>());
+      }
+    }
+    std::set<std::string> got_facts;
+    for (const WorldFact& f : world) {
+      std::string origin = f.authorizer ? "authorizer," : "";
+      for (size_t b : f.blocks) {
+        origin += std::to_string(b) + ",";
+      }
+      got_facts.insert(origin + " " + f.text);
+    }
+    EXPECT_THAT(got_facts, ElementsAreArray(want_facts));
+    *facts_compared += want_facts.size();
+  }
 
   if (result.contains("Ok")) {
     ASSERT_TRUE(got.ok()) << got.status();
@@ -262,6 +290,7 @@ TEST(BiscuitSamplesTest, EveryAuthorizationSampleReproducesItsExpectedResult) {
   const nlohmann::json samples = LoadSamples();
   const PublicKey root = RootKey(samples);
   int validations = 0;
+  size_t facts_compared = 0;
   for (const nlohmann::json& tc : samples.at("testcases")) {
     const std::string file = tc.at("filename");
     SCOPED_TRACE(file);
@@ -272,11 +301,12 @@ TEST(BiscuitSamplesTest, EveryAuthorizationSampleReproducesItsExpectedResult) {
         continue;  // decided by the token layer (previous test)
       }
       ASSERT_TRUE(token.ok()) << token.status();
-      ExpectAuthorization(*token, validation);
+      ExpectAuthorization(*token, validation, &facts_compared);
       ++validations;
     }
   }
   EXPECT_EQ(validations, 45);
+  EXPECT_GT(facts_compared, 100u);
 }
 
 TEST(BiscuitSamplesTest, SealedSampleIsSealedAndOthersAreAttenuable) {
@@ -327,6 +357,54 @@ TEST(BiscuitSamplesTest, EveryPrintedBlockParsesBackToTheSameText) {
     }
   }
   EXPECT_GT(blocks, 50);
+}
+
+// Robustness: seeded random mutations of every printed block, parsed and (when they parse) run as
+// authorizer code with tight limits, never crash or hang; every run ends in an outcome or an error.
+TEST(BiscuitSamplesTest, MutatedProgramsParseAndRunSafely) {
+  const nlohmann::json samples = LoadSamples();
+  const PublicKey root = RootKey(samples);
+  std::mt19937 rng(20261122);
+  static constexpr std::string_view kAlphabet = "(){}[],;.$:\"=!<>&|^+-*/ 0123456789abcxyz\n";
+  RunLimits limits;
+  limits.max_time = std::chrono::milliseconds(2);
+  int parsed = 0;
+  for (const nlohmann::json& tc : samples.at("testcases")) {
+    Result<Biscuit> token =
+        Biscuit::FromBytes(ReadFile(SamplesDir() / tc.at("filename").get<std::string>()), root);
+    if (!token.ok()) {
+      continue;
+    }
+    for (size_t i = 0; i < token->blocks().size(); ++i) {
+      Result<std::string> printed = PrintBlock(*token, i);
+      ASSERT_TRUE(printed.ok()) << printed.status();
+      for (int round = 0; round < 200; ++round) {
+        std::string text = *printed + "allow if true;\n";
+        const int edits = 1 + static_cast<int>(rng() % 3);
+        for (int e = 0; e < edits && !text.empty(); ++e) {
+          const size_t at = rng() % text.size();
+          switch (rng() % 3) {
+            case 0:
+              text[at] = kAlphabet[rng() % kAlphabet.size()];
+              break;
+            case 1:
+              text.erase(at, 1 + rng() % 4);
+              break;
+            default:
+              text.insert(at, text.substr(rng() % text.size(), 1 + rng() % 8));
+          }
+        }
+        Result<AuthorizerCode> code = ParseAuthorizerCode(text);
+        if (!code.ok()) {
+          EXPECT_THAT(code.status().message(), ::testing::StartsWith("parse error at "));
+          continue;
+        }
+        ++parsed;
+        Authorize(&*token, *code, limits).status().IgnoreError();
+      }
+    }
+  }
+  EXPECT_GT(parsed, 100);
 }
 
 }  // namespace
