@@ -1053,8 +1053,8 @@ namespace custos::policy {
 namespace {
 
 TEST(PolicyInternalHostTest, LoopbackIsInternalOnlyWhenNetInternalIsAbsent) {
-  auto implicit = Policy::LoadString("[policy]\nname = \"a\"\n[net]\nconnect = [\"127.0.0.1:*\"]\n",
-                                     "a.toml");
+  auto implicit =
+      Policy::LoadString("[policy]\nname = \"a\"\n[net]\nconnect = [\"127.0.0.1:*\"]\n", "a.toml");
   ASSERT_TRUE(implicit.ok()) << implicit.status();
   EXPECT_TRUE((*implicit)->IsInternalHost("127.0.0.1"));
   EXPECT_TRUE((*implicit)->IsInternalHost("localhost"));
