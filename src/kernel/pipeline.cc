@@ -127,6 +127,7 @@ Pipeline::~Pipeline() = default;
 
 SyscallResult Pipeline::RecordParseFailure(const Status& st, const Json* raw,
                                            const std::string& kind_name, Services& s) const {
+  const CallPin pin(s);  // one policy + vault snapshot for the whole call
   SyscallResult out;
   out.id = crypto::RandomId("s_");
   out.decision = Decision::Deny("schema", st);
@@ -197,6 +198,7 @@ void Pipeline::Decide(SyscallContext& ctx, Services& s) const {
 }
 
 Decision Pipeline::Explain(const Syscall& call, Services& s) const {
+  const CallPin pin(s);  // one policy + vault snapshot for the whole call
   SyscallContext ctx(call);
   Decide(ctx, s);
   if (ctx.reservation)
@@ -205,6 +207,7 @@ Decision Pipeline::Explain(const Syscall& call, Services& s) const {
 }
 
 SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
+  const CallPin pin(s);  // one policy + vault snapshot for the whole call
   SyscallContext ctx(call);
   SyscallResult out;
   out.id = call.id.empty() ? crypto::RandomId("s_") : Redact(s, call.id);

@@ -97,12 +97,32 @@ Status Services::Start() {
   return Status::Ok();
 }
 
+namespace {
+thread_local CallPin::Pinned* tls_pin = nullptr;
+}  // namespace
+
+CallPin::CallPin(const Services& s) : prev_(tls_pin) {
+  {
+    std::lock_guard<std::mutex> lock(s.policy_mu_);
+    pinned_.policy = s.policy_;
+    pinned_.vault = s.vault_;
+  }
+  pinned_.owner = &s;
+  tls_pin = &pinned_;
+}
+
+CallPin::~CallPin() { tls_pin = prev_; }
+
 std::shared_ptr<const policy::Policy> Services::policy() const {
+  if (tls_pin != nullptr && tls_pin->owner == this)
+    return tls_pin->policy;
   std::lock_guard<std::mutex> lock(policy_mu_);
   return policy_;
 }
 
 std::shared_ptr<const SecretVault> Services::vault() const {
+  if (tls_pin != nullptr && tls_pin->owner == this)
+    return tls_pin->vault;
   std::lock_guard<std::mutex> lock(policy_mu_);
   return vault_;
 }

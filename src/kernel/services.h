@@ -51,6 +51,31 @@ class SecretVault {
   std::unique_ptr<effects::SecretScanner> scanner_;
 };
 
+class Services;
+
+// CallPin pins the policy and secret-vault snapshots for one syscall on the calling thread: while
+// it lives, Services::policy() and vault() on this thread return the pinned pair without taking
+// the policy lock, and every stage of the call sees the same policy and the vault built from it,
+// even if a reload swaps them meanwhile.
+// Confined: construct and destroy on the same thread, nested pins restore the outer one.
+class CallPin {
+ public:
+  explicit CallPin(const Services& s);
+  ~CallPin();
+  CallPin(const CallPin&) = delete;
+  CallPin& operator=(const CallPin&) = delete;
+
+  struct Pinned {
+    const Services* owner = nullptr;
+    std::shared_ptr<const policy::Policy> policy;
+    std::shared_ptr<const SecretVault> vault;
+  };
+
+ private:
+  Pinned pinned_;
+  Pinned* prev_;
+};
+
 class Services {
  public:
   Services(KernelOptions options, std::unique_ptr<store::Store> store,
@@ -107,6 +132,7 @@ class Services {
   budget::Ledger ledger_;
   std::unique_ptr<audit::LogWriter> writer_;
 
+  friend class CallPin;
   mutable std::mutex policy_mu_;  // guards the two snapshots (swapped, never mutated)
   std::shared_ptr<const policy::Policy> policy_;
   std::shared_ptr<const SecretVault> vault_;
