@@ -1,8 +1,11 @@
 // custos audit verify | inspect | export | checkpoint | prove | consistency.
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <optional>
+#include <span>
 
 #include "cli/cli.h"
 #include "custos/audit/checkpoint.h"
@@ -216,6 +219,132 @@ Status CmdConsistency(const GlobalOptions& g, const std::string& old_file) {
   return Status::Ok();
 }
 
+// The verifier keys in `path`, one per line as `audit checkpoint --verifier-key` prints them;
+// blank lines and lines starting with '#' are skipped.
+Result<std::vector<audit::NoteVerifier>> ReadTrustedKeys(const std::string& path) {
+  CUSTOS_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  std::vector<audit::NoteVerifier> keys;
+  size_t line_no = 0, pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) {
+      end = text.size();
+    }
+    std::string_view line(text.data() + pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+      line.remove_suffix(1);
+    }
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) {
+      line.remove_prefix(1);
+    }
+    if (line.empty() || line.front() == '#') {
+      continue;
+    }
+    Result<audit::NoteVerifier> v = audit::ParseVerifierKeyString(line);
+    if (!v.ok()) {
+      return Status(v.status().reason(), path + ":" + std::to_string(line_no) + ": " +
+                                             std::string(v.status().message()));
+    }
+    keys.push_back(std::move(v).value());
+  }
+  if (keys.empty()) {
+    return Status(Reason::kKeyError, "no verifier keys in " + path);
+  }
+  return keys;
+}
+
+// After the hash chain of `log_entries` entries verified: opens `note` requiring a signature by
+// one of `trusted`, and checks that its tree is the first `size` entries of the log.
+Status VerifyCheckpoint(store::Store& st, std::string_view note,
+                        std::span<const audit::NoteVerifier> trusted, int64_t log_entries) {
+  CUSTOS_ASSIGN_OR_RETURN(audit::OpenedCheckpoint o, audit::OpenCheckpoint(note, trusted));
+  const audit::Checkpoint& c = o.checkpoint;
+  if (c.size > static_cast<uint64_t>(log_entries)) {
+    return Status(Reason::kLogGap, "log truncated: the checkpoint covers " +
+                                       std::to_string(c.size) + " entries but the log has only " +
+                                       std::to_string(log_entries) + "; entries after " +
+                                       std::to_string(log_entries) +
+                                       " were removed after the checkpoint was signed");
+  }
+  // The first `size` entries again, chain-checked so that the root covers verified rows only.
+  audit::ChainVerifier chain;
+  audit::CompactRange range;
+  store::LogQuery q;
+  while (range.size() < c.size) {
+    q.limit = static_cast<int64_t>(std::min<uint64_t>(10000, c.size - range.size()));
+    CUSTOS_ASSIGN_OR_RETURN(std::vector<store::LogRow> rows, st.ReadLog(q));
+    if (rows.empty()) {
+      return Status(Reason::kLogGap, "the log ended at entry " + std::to_string(range.size()) +
+                                         " while checking checkpoint " + std::to_string(c.size));
+    }
+    for (const store::LogRow& row : rows) {
+      if (!chain.Add(row)) {
+        return chain.Finish().status;
+      }
+      range.Append(audit::MerkleLeafHash(row.canonical));
+    }
+    q.from_seq = rows.back().seq + 1;
+  }
+  if (range.Root() != c.root) {
+    return Status(Reason::kLogCorrupt, "the log's first " + std::to_string(c.size) +
+                                           " entries do not match the checkpoint's root");
+  }
+  std::string signers;
+  for (const std::string& name : o.verified_by) {
+    signers += (signers.empty() ? "" : ", ") + name;
+  }
+  std::printf("checkpoint %llu verified (signed by %s)\n", static_cast<unsigned long long>(c.size),
+              signers.c_str());
+  return Status::Ok();
+}
+
+// `audit verify --trusted-keys FILE [--from-checkpoint NOTE]`: the hash chain, then the stored
+// (or given) checkpoint against the pinned keys.
+int CmdVerifyTrusted(const GlobalOptions& g, const std::string& keys_file,
+                     const std::string& note_file) {
+  Result<std::vector<audit::NoteVerifier>> trusted = ReadTrustedKeys(keys_file);
+  if (!trusted.ok()) {
+    return Fail(trusted.status());
+  }
+  std::optional<std::string> note;
+  if (!note_file.empty()) {
+    Result<std::string> text = ReadFile(note_file);
+    if (!text.ok()) {
+      return Fail(text.status());
+    }
+    note = std::move(text).value();
+  }
+  Result<std::unique_ptr<store::Store>> st = OpenExistingStore(g);
+  if (!st.ok()) {
+    return Fail(st.status());
+  }
+  const audit::VerifyReport r = audit::VerifyStore(**st);
+  PrintReport(r);
+  if (!r.status.ok()) {
+    return ExitCodeOf(r.status.reason());
+  }
+  if (!note) {
+    Result<std::optional<std::string>> stored = (*st)->GetMeta(kLatestCheckpointKey);
+    if (!stored.ok()) {
+      return Fail(stored.status());
+    }
+    if (!*stored) {
+      return Fail(Status(Reason::kNotFound,
+                         "no stored checkpoint to verify (run `custos audit checkpoint` or pass "
+                         "--from-checkpoint)"));
+    }
+    note = std::move(**stored);
+  }
+  const Status s = VerifyCheckpoint(**st, *note, *trusted, r.entries);
+  if (!s.ok()) {
+    std::printf("checkpoint FAILED: %s\n", s.ToString().c_str());
+    return Fail(s);
+  }
+  return 0;
+}
+
 }  // namespace
 
 void RegisterAudit(CLI::App& app, GlobalOptions& g, int* exit_code) {
@@ -223,10 +352,28 @@ void RegisterAudit(CLI::App& app, GlobalOptions& g, int* exit_code) {
   audit->require_subcommand(1);
 
   auto* verify = audit->add_subcommand(
-      "verify", "Check the hash chain: changed, removed, reordered or inserted entries");
+      "verify",
+      "Check the hash chain (changed, removed, reordered or inserted entries) and, with "
+      "--trusted-keys, that a checkpoint signed by a pinned key is a prefix of the log");
   static std::string jsonl;
-  verify->add_option("--jsonl", jsonl, "Verify an exported JSONL file instead of the store");
+  auto* jsonl_opt =
+      verify->add_option("--jsonl", jsonl, "Verify an exported JSONL file instead of the store");
+  static std::string trusted_keys, from_checkpoint;
+  auto* trusted_opt =
+      verify
+          ->add_option("--trusted-keys", trusted_keys,
+                       "File of verifier keys, one per line (`audit checkpoint --verifier-key`): "
+                       "also verify the checkpoint, which one of them must have signed")
+          ->excludes(jsonl_opt);
+  verify
+      ->add_option("--from-checkpoint", from_checkpoint,
+                   "Verify against this checkpoint note instead of the stored latest one")
+      ->needs(trusted_opt);
   verify->callback([&g, exit_code] {
+    if (!trusted_keys.empty()) {
+      *exit_code = CmdVerifyTrusted(g, trusted_keys, from_checkpoint);
+      return;
+    }
     audit::VerifyReport r;
     if (!jsonl.empty()) {
       std::ifstream in(jsonl, std::ios::binary);

@@ -1,0 +1,213 @@
+// End-to-end tests of `custos audit verify --trusted-keys FILE [--from-checkpoint NOTE]`: the
+// hash chain, then a checkpoint signed by a pinned key whose tree must be a prefix of the log.
+// Refusals: an untrusted signer (key_error), a truncated tail (log_gap), a changed entry
+// (log_corrupt), a checkpoint whose root is not the log's (log_corrupt).
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "custos/audit/checkpoint.h"
+#include "custos/audit/merkle.h"
+#include "custos/core/json.h"
+#include "custos/core/reason.h"
+#include "custos/crypto/key_store.h"
+#include "integration/cli_runner.h"
+#include "testing/temp_dir.h"
+
+namespace custos::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+void Write(const std::filesystem::path& p, const std::string& s) {
+  std::ofstream f(p, std::ios::binary);
+  f << s;
+}
+
+// Edits the SQLite store directly, as an attacker with file access would.
+void ExecSql(const std::string& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(h);
+}
+
+std::string LogTable(const std::string& db) {
+  sqlite3* h = nullptr;
+  sqlite3_open(db.c_str(), &h);
+  sqlite3_stmt* st = nullptr;
+  std::string name;
+  sqlite3_prepare_v2(h,
+                     "SELECT name FROM sqlite_master WHERE type='table' AND sql LIKE '%canonical%'",
+                     -1, &st, nullptr);
+  if (sqlite3_step(st) == SQLITE_ROW)
+    name = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return name;
+}
+
+class AuditTrustedKeysTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::filesystem::create_directories(dir_.path() / "root");
+    Write(dir_.path() / "root" / "hello.txt", "hello\n");
+    policy_ = (dir_.path() / "policy.toml").string();
+    Write(policy_,
+          "[policy]\nname = \"trusted-keys-test\"\n\n[agents.a]\nsyscalls = "
+          "[\"file.read\"]\n\n[fs]\nread = [\"" +
+              (dir_.path() / "root").string() + "/**\"]\n");
+    data_ = (dir_.path() / "data").string();
+    db_ = data_ + "/custos.db";
+    keys_ = (dir_.path() / "trusted.keys").string();
+  }
+
+  // Appends `n` decisions (and outcomes) to the log.
+  void RunReads(int n) {
+    std::string script;
+    for (int i = 0; i < n; ++i) {
+      script += Json{{"agent", "a"},
+                     {"run", "r1"},
+                     {"kind", "file.read"},
+                     {"target", (dir_.path() / "root" / "hello.txt").string()},
+                     {"args", Json::object()}}
+                    .dump() +
+                "\n";
+    }
+    CliResult r = RunCustos({"--data-dir", data_, "run", "--policy", policy_}, script);
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+
+  CliResult Audit(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--data-dir", data_, "audit"});
+    return RunCustos(args);
+  }
+
+  // A log of a few entries, a stored checkpoint over all of them, and the identity's verifier key
+  // pinned in keys_ (after a comment and a blank line).
+  void LogWithCheckpoint() {
+    RunReads(4);
+    CliResult c = Audit({"checkpoint"});
+    ASSERT_EQ(c.code, 0) << c.err;
+    checkpoint_ = c.out;
+    CliResult k = Audit({"checkpoint", "--verifier-key"});
+    ASSERT_EQ(k.code, 0) << k.err;
+    vkey_ = k.out.substr(0, k.out.find('\n'));
+    Write(keys_, "# pinned signers\n\n" + k.out);
+  }
+
+  crypto::SigningKey Identity() {
+    return crypto::KeyStore::Load(std::filesystem::path(data_) / "identity.key", std::nullopt)
+        .value();
+  }
+
+  uint64_t CheckpointSize() {
+    const crypto::VerifyingKey k = Identity().verifying_key();
+    const audit::NoteVerifier v = audit::MakeNoteVerifier("custos/" + k.id().hex, k).value();
+    return audit::OpenCheckpoint(checkpoint_, std::span(&v, 1)).value().checkpoint.size;
+  }
+
+  TempDir dir_;
+  std::string policy_, data_, db_, keys_, checkpoint_, vkey_;
+};
+
+TEST_F(AuditTrustedKeysTest, GenuineLogAndCheckpointVerify) {
+  LogWithCheckpoint();
+  CliResult v = Audit({"verify", "--trusted-keys", keys_});
+  ASSERT_EQ(v.code, 0) << v.out << v.err;
+  EXPECT_THAT(v.out, HasSubstr("hash chain intact"));
+  EXPECT_THAT(v.out, HasSubstr("checkpoint " + std::to_string(CheckpointSize()) +
+                               " verified (signed by custos/"));
+
+  // Entries appended after the checkpoint do not invalidate it: its tree is a prefix.
+  RunReads(2);
+  CliResult later = Audit({"verify", "--trusted-keys", keys_});
+  EXPECT_EQ(later.code, 0) << later.out << later.err;
+}
+
+TEST_F(AuditTrustedKeysTest, FromCheckpointVerifiesAGivenNote) {
+  LogWithCheckpoint();
+  const std::string old_note = (dir_.path() / "old.note").string();
+  Write(old_note, checkpoint_);
+  RunReads(2);
+  ASSERT_EQ(Audit({"checkpoint"}).code, 0);
+  CliResult v = Audit({"verify", "--trusted-keys", keys_, "--from-checkpoint", old_note});
+  ASSERT_EQ(v.code, 0) << v.out << v.err;
+  EXPECT_THAT(v.out, HasSubstr("checkpoint " + std::to_string(CheckpointSize()) + " verified"));
+
+  // A note signed by the pinned key whose root is not the log's: corrupt.
+  audit::Checkpoint fork;
+  const crypto::SigningKey id = Identity();
+  fork.origin = "custos/" + id.verifying_key().id().hex;
+  fork.size = CheckpointSize();
+  fork.root = audit::MerkleLeafHash("another history");
+  const std::string fork_note = (dir_.path() / "fork.note").string();
+  Write(fork_note, audit::SignCheckpoint(fork, fork.origin, id).value());
+  CliResult f = Audit({"verify", "--trusted-keys", keys_, "--from-checkpoint", fork_note});
+  EXPECT_EQ(f.code, ExitCodeOf(Reason::kLogCorrupt)) << f.out << f.err;
+  EXPECT_THAT(f.err, HasSubstr("do not match the checkpoint's root"));
+
+  // --from-checkpoint needs --trusted-keys.
+  EXPECT_NE(Audit({"verify", "--from-checkpoint", old_note}).code, 0);
+}
+
+TEST_F(AuditTrustedKeysTest, CheckpointByAnUntrustedKeyIsAKeyError) {
+  LogWithCheckpoint();
+  // Same name, another key: the pinned key does not match the signature.
+  const crypto::SigningKey other = crypto::SigningKey::Generate().value();
+  const std::string name = vkey_.substr(0, vkey_.find('+'));
+  Write(keys_,
+        audit::VerifierKeyString(audit::MakeNoteVerifier(name, other.verifying_key()).value()) +
+            "\n");
+  CliResult v = Audit({"verify", "--trusted-keys", keys_});
+  EXPECT_EQ(v.code, ExitCodeOf(Reason::kKeyError)) << v.out << v.err;
+  EXPECT_THAT(v.out, HasSubstr("hash chain intact"));
+  EXPECT_THAT(v.out, Not(HasSubstr(" verified (signed by")));
+
+  // An empty or malformed key file is refused before anything is verified.
+  Write(keys_, "# nothing\n");
+  EXPECT_EQ(Audit({"verify", "--trusted-keys", keys_}).code, ExitCodeOf(Reason::kKeyError));
+  Write(keys_, "not a key\n");
+  EXPECT_NE(Audit({"verify", "--trusted-keys", keys_}).code, 0);
+}
+
+TEST_F(AuditTrustedKeysTest, TruncatedTailIsALogGap) {
+  LogWithCheckpoint();
+  const std::string table = LogTable(db_);
+  ASSERT_FALSE(table.empty());
+  const uint64_t size = CheckpointSize();
+  ASSERT_GE(size, 3u);
+  // The last two entries vanish: the hash chain of what remains is intact.
+  ExecSql(db_, "DELETE FROM " + table + " WHERE seq > " + std::to_string(size - 2));
+  EXPECT_EQ(Audit({"verify"}).code, 0);
+  CliResult v = Audit({"verify", "--trusted-keys", keys_});
+  EXPECT_EQ(v.code, ExitCodeOf(Reason::kLogGap)) << v.out << v.err;
+  EXPECT_THAT(v.err, HasSubstr("were removed"));
+  EXPECT_THAT(v.out, Not(HasSubstr(" verified (signed by")));
+}
+
+TEST_F(AuditTrustedKeysTest, ChangedEntryIsCorrupt) {
+  LogWithCheckpoint();
+  const std::string table = LogTable(db_);
+  ASSERT_FALSE(table.empty());
+  ExecSql(db_, "UPDATE " + table +
+                   " SET canonical = replace(canonical, 'hello.txt', 'hellX.txt') WHERE seq = "
+                   "(SELECT MIN(seq) FROM " +
+                   table + " WHERE canonical LIKE '%hello.txt%')");
+  CliResult v = Audit({"verify", "--trusted-keys", keys_});
+  EXPECT_EQ(v.code, ExitCodeOf(Reason::kLogCorrupt)) << v.out << v.err;
+  EXPECT_THAT(v.out, HasSubstr("FAILED at entry"));
+  EXPECT_THAT(v.out, Not(HasSubstr(" verified (signed by")));
+}
+
+}  // namespace
+}  // namespace custos::testing
