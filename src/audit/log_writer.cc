@@ -1,7 +1,7 @@
 // The flight-log writer.
 //
 // Work is split so the single writer thread does only store I/O:
-//   caller thread, no lock:  fill time_ms, encode the entry canonically with placeholder seq and
+//   caller thread, no lock:  fill time_ms, encode the entry canonically with zero seq and
 //                            prev_hash (the expensive part, run in parallel by all callers),
 //                            noting where those two values sit;
 //   caller thread, `mu_`:    take the next seq, patch seq and prev_hash into the text, hash it,
@@ -279,7 +279,8 @@ Result<Appended> LogWriter::Append(LogEntry entry) {
   if (entry.time_ms == 0) {
     entry.time_ms = w.clock->NowMillis();
   }
-  // Encode with placeholders; ChainAndEnqueue patches the real values in under the lock.
+  // Encode with seq 0 and an all-zero prev_hash; ChainAndEnqueue writes the real values in under
+  // the lock (the layout records where they go).
   entry.seq = 0;
   entry.prev_hash = kGenesisHash;
   internal::EntryLayout layout;

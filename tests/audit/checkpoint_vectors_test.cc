@@ -18,22 +18,14 @@
 #include "custos/core/json.h"
 #include "custos/crypto/key_store.h"
 #include "testing/matchers.h"
+#include "testing/vector_file.h"
 
 namespace custos::audit {
 namespace {
 
 using ::custos::testing::IsOk;
 
-std::filesystem::path SourceDir() {
-  if (const char* env = std::getenv("CUSTOS_SOURCE_DIR"); env != nullptr && *env != '\0') {
-    return env;
-  }
-  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-}
-
-std::filesystem::path VectorPath() {
-  return SourceDir() / "docs" / "spec" / "vectors" / "merkle-checkpoint.json";
-}
+std::filesystem::path VectorPath() { return testing::VectorFile("merkle-checkpoint.json"); }
 
 std::vector<uint8_t> Seed(uint8_t first) {
   std::vector<uint8_t> seed(32);
@@ -130,34 +122,12 @@ Json GenerateVectors() {
 
 TEST(CheckpointVectorsTest, CheckedInVectorsMatchTheImplementation) {
   const Json generated = GenerateVectors();
-  const std::filesystem::path path = VectorPath();
-  if (const char* regen = std::getenv("CUSTOS_REGEN_VECTORS");
-      regen != nullptr && std::string(regen) == "1") {
-    std::filesystem::create_directories(path.parent_path());
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << generated.dump(2) << "\n";
-    ASSERT_TRUE(out.good()) << "cannot write " << path;
-    GTEST_SKIP() << "regenerated " << path;
-  }
-  std::ifstream in(path, std::ios::binary);
-  ASSERT_TRUE(in.good()) << "missing " << path << " (generate it with CUSTOS_REGEN_VECTORS=1)";
-  std::stringstream text;
-  text << in.rdbuf();
-  Json checked_in = Json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  ASSERT_FALSE(checked_in.is_discarded()) << path << " is not valid JSON";
-  EXPECT_EQ(checked_in, generated)
-      << "the Merkle or checkpoint format changed; if intended, update docs/spec/checkpoint.md "
-         "and regenerate with CUSTOS_REGEN_VECTORS=1";
-  EXPECT_EQ(text.str(), generated.dump(2) + "\n");
+  testing::ExpectVectorFileMatches(VectorPath(), generated, "docs/spec/checkpoint.md");
 }
 
 // The checked-in file verifies with the verification functions alone.
 TEST(CheckpointVectorsTest, CheckedInVectorsVerify) {
-  std::ifstream in(VectorPath(), std::ios::binary);
-  ASSERT_TRUE(in.good());
-  std::stringstream text;
-  text << in.rdbuf();
-  const Json v = Json::parse(text.str());
+  const Json v = Json::parse(testing::ReadVectorFile(VectorPath()));
   auto hash = [](const Json& h) {
     MerkleHash d;
     const std::vector<uint8_t> b = HexDecode(h.get<std::string>()).value();

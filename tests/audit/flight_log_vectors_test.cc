@@ -14,23 +14,14 @@
 #include "custos/audit/log_entry.h"
 #include "custos/audit/verifier.h"
 #include "testing/matchers.h"
+#include "testing/vector_file.h"
 
 namespace custos::audit {
 namespace {
 
 using ::custos::testing::IsOk;
 
-std::filesystem::path SourceDir() {
-  if (const char* env = std::getenv("CUSTOS_SOURCE_DIR"); env != nullptr && *env != '\0') {
-    return env;
-  }
-  // tests/audit/<this file> -> the repository root.
-  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-}
-
-std::filesystem::path VectorPath() {
-  return SourceDir() / "docs" / "spec" / "vectors" / "flight-log-chain.json";
-}
+std::filesystem::path VectorPath() { return testing::VectorFile("flight-log-chain.json"); }
 
 // The entries the vectors cover: an event, a decision, its outcome, and a deny whose strings
 // exercise every escaping rule of canonical JSON.
@@ -130,36 +121,13 @@ Json GenerateVectors() {
 
 TEST(FlightLogVectorsTest, CheckedInVectorsMatchTheImplementation) {
   const Json generated = GenerateVectors();
-  const std::filesystem::path path = VectorPath();
-  if (const char* regen = std::getenv("CUSTOS_REGEN_VECTORS");
-      regen != nullptr && std::string(regen) == "1") {
-    std::filesystem::create_directories(path.parent_path());
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << generated.dump(2) << "\n";
-    ASSERT_TRUE(out.good()) << "cannot write " << path;
-    GTEST_SKIP() << "regenerated " << path;
-  }
-  std::ifstream in(path, std::ios::binary);
-  ASSERT_TRUE(in.good()) << "missing " << path << " (generate it with CUSTOS_REGEN_VECTORS=1)";
-  std::stringstream text;
-  text << in.rdbuf();
-  Json checked_in = Json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  ASSERT_FALSE(checked_in.is_discarded()) << path << " is not valid JSON";
-  EXPECT_EQ(checked_in, generated)
-      << "the flight-log encoding changed; if intended, update docs/spec/flight-log.md and "
-         "regenerate with CUSTOS_REGEN_VECTORS=1";
-  // The file is exactly what the generator writes, so reviews see real diffs.
-  EXPECT_EQ(text.str(), generated.dump(2) + "\n");
+  testing::ExpectVectorFileMatches(VectorPath(), generated, "docs/spec/flight-log.md");
 }
 
 // Checks the checked-in vectors independently of the generator, the way an external verifier
 // would: re-encode, re-hash, follow the chain, verify the JSONL.
 TEST(FlightLogVectorsTest, CheckedInVectorsVerifyIndependently) {
-  std::ifstream in(VectorPath(), std::ios::binary);
-  ASSERT_TRUE(in.good());
-  std::stringstream text;
-  text << in.rdbuf();
-  Json v = Json::parse(text.str(), nullptr, false);
+  Json v = Json::parse(testing::ReadVectorFile(VectorPath()), nullptr, false);
   ASSERT_TRUE(v.is_object());
   ASSERT_GE(v["entries"].size(), 3u);
   std::string prev = v["genesis_hash"];

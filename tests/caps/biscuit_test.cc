@@ -20,6 +20,7 @@
 #include "caps_pb/biscuit.pb.h"
 #include "custos/core/encoding.h"
 #include "testing/matchers.h"
+#include "testing/vector_file.h"
 
 namespace custos::caps {
 namespace {
@@ -30,13 +31,7 @@ constexpr std::string_view kSampleRootKey =
     "1055c750b1a1505937af1537c626ba3263995c33a64758aaafb1275b0312e284";
 
 std::filesystem::path SamplesDir() {
-  std::filesystem::path root;
-  if (const char* env = std::getenv("CUSTOS_SOURCE_DIR"); env != nullptr && *env != '\0') {
-    root = env;
-  } else {
-    root = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-  }
-  return root / "tests" / "caps" / "testdata" / "biscuit-samples";
+  return ::custos::testing::SourceDir() / "tests" / "caps" / "testdata" / "biscuit-samples";
 }
 
 std::string ReadSample(std::string_view name) {

@@ -27,6 +27,7 @@
 #include "custos/caps/datalog_parser.h"
 #include "custos/core/encoding.h"
 #include "testing/matchers.h"
+#include "testing/vector_file.h"
 
 namespace custos::caps {
 namespace {
@@ -50,13 +51,7 @@ Result<DatalogValue> TestExtern(const DatalogValue& left, const DatalogValue* ri
 }
 
 std::filesystem::path SamplesDir() {
-  std::filesystem::path root;
-  if (const char* env = std::getenv("CUSTOS_SOURCE_DIR"); env != nullptr && *env != '\0') {
-    root = env;
-  } else {
-    root = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-  }
-  return root / "tests" / "caps" / "testdata" / "biscuit-samples";
+  return ::custos::testing::SourceDir() / "tests" / "caps" / "testdata" / "biscuit-samples";
 }
 
 std::vector<uint8_t> ReadFile(const std::filesystem::path& p) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "testing/matchers.h"
+#include "testing/vector_file.h"
 
 namespace custos::policy {
 namespace {
@@ -22,12 +23,7 @@ using labels::Integrity;
 using labels::LabelSet;
 using ::testing::HasSubstr;
 
-std::filesystem::path SourceDir() {
-  if (const char* d = std::getenv("CUSTOS_SOURCE_DIR")) {
-    return d;
-  }
-  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-}
+using ::custos::testing::SourceDir;
 
 std::shared_ptr<const Policy> Load(std::string_view text) {
   Result<std::shared_ptr<const Policy>> r = Policy::LoadString(text, "test.toml");

@@ -116,7 +116,7 @@ struct Rule {
 struct Check {
   enum class Kind : uint8_t { kOne, kAll, kReject };  // check if / check all / reject if
   Kind kind = Kind::kOne;
-  std::vector<Rule> queries;  // heads are unused placeholders
+  std::vector<Rule> queries;  // only the bodies are evaluated; a query has no meaningful head
 };
 
 struct DatalogBlock {

@@ -90,7 +90,7 @@ using ExternFunction =
 struct Policy {
   enum class Kind : uint8_t { kAllow, kDeny };
   Kind kind = Kind::kAllow;
-  std::vector<Rule> queries;  // heads are unused placeholders
+  std::vector<Rule> queries;  // only the bodies are evaluated; a query has no meaningful head
 };
 
 // The authorizer's own Datalog: facts, rules, checks and scopes in `block`, plus policies. Symbol
