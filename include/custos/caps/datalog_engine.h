@@ -80,7 +80,21 @@ struct DatalogValue {
   std::string text;                                            // string, or bytes
   std::vector<DatalogValue> items;                             // set (sorted, unique) or array
   std::vector<std::pair<DatalogValue, DatalogValue>> entries;  // map, sorted by key
+
+  // Out of the class for the reason given at caps::Term (clang + libstdc++, recursive pair).
+  DatalogValue();
+  DatalogValue(const DatalogValue&);
+  DatalogValue(DatalogValue&&) noexcept;
+  DatalogValue& operator=(const DatalogValue&);
+  DatalogValue& operator=(DatalogValue&&) noexcept;
+  ~DatalogValue();
 };
+inline DatalogValue::DatalogValue() = default;
+inline DatalogValue::DatalogValue(const DatalogValue&) = default;
+inline DatalogValue::DatalogValue(DatalogValue&&) noexcept = default;
+inline DatalogValue& DatalogValue::operator=(const DatalogValue&) = default;
+inline DatalogValue& DatalogValue::operator=(DatalogValue&&) noexcept = default;
+inline DatalogValue::~DatalogValue() = default;
 
 // An extern function: `left.extern::name()` calls it with right == nullptr,
 // `left.extern::name(right)` with the argument.
