@@ -5,6 +5,7 @@
   datalog_parser_fuzz  every block's Datalog text and authorizer code in the samples
   log_reader_fuzz      the flight-log chain vectors as a JSONL export, whole and line by line
   checkpoint_fuzz      the checkpoint vectors: body, signed and cosigned notes, verifier keys
+  (every target)       fuzz/regressions/<target>/*: inputs that once failed, kept as seeds
 
 Usage: make_corpus.py SOURCE_DIR OUT_DIR
 """
@@ -45,6 +46,12 @@ def main() -> int:
     for key in ("log_key", "witness_key"):
         if "verifier_key" in merkle[key]:
             put(out / "checkpoint_fuzz", merkle[key]["verifier_key"].encode())
+
+    regressions = src / "fuzz/regressions"
+    if regressions.is_dir():
+        for target in regressions.iterdir():
+            for f in target.iterdir():
+                put(out / target.name, f.read_bytes())
     return 0
 
 
