@@ -669,6 +669,9 @@ class Parser {
   }
 
   Result<Expression> Unary(size_t depth) {
+    if (depth > kMaxDepth) {
+      return Error("expression nesting too deep");
+    }
     if (Eat("!")) {
       CUSTOS_ASSIGN_OR_RETURN(Expression e, Unary(depth + 1));
       e.push_back(UnaryOpcode(UnaryOp::kNegate));

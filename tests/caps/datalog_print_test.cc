@@ -72,3 +72,19 @@ TEST(DatalogPrint, ASymbolThatIsNotANameIsNotPrintedAsOne) {
 
 }  // namespace
 }  // namespace custos::caps
+
+namespace custos::caps {
+namespace {
+
+TEST(DatalogParserLimits, DeepNegationIsAnErrorNotAStackOverflow) {
+  // Found by datalog_parser_fuzz: each `!` recursed without a depth check.
+  const std::string text = "check if " + std::string(200000, '!') + "true;";
+  auto code = ParseAuthorizerCode(text);
+  EXPECT_THAT(code, ::custos::testing::StatusIs(Reason::kInvalidArgument));
+  EXPECT_NE(std::string(code.status().message()).find("nesting too deep"), std::string::npos);
+  // Within the cap it still parses.
+  EXPECT_THAT(ParseAuthorizerCode("check if !!!!true;"), ::custos::testing::IsOk());
+}
+
+}  // namespace
+}  // namespace custos::caps
