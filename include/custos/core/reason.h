@@ -141,7 +141,9 @@ enum class ReasonClass : uint8_t {
     "Replay needs a fact about the world (a canonical path, a resolved address) that the "        \
     "recorded decision never observed.")                                                          \
   X(kReplayPolicyMismatch, 186, "replay_policy_mismatch", kFailedPrecondition, 412,               \
-    "The entry was recorded under another policy than the one replayed (use fork-replay).")
+    "The entry was recorded under another policy than the one replayed (use fork-replay).")       \
+  X(kReplayMismatch, 187, "replay_mismatch", kFailedPrecondition, 412,                            \
+    "A replayed decision came out differently from the recorded one (determinism check).")
 
 enum class Reason : uint16_t {
 #define CUSTOS_REASON_ENUM(e, n, name, cls, http, doc) e = n,
