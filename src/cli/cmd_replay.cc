@@ -93,6 +93,7 @@ int RunReplay(const GlobalOptions& g, const ReplayArgs& a, bool fork) {
   o.fork = fork;
   o.behavior = behavior ? &*behavior : nullptr;
   o.keep_same = a.all;
+  o.decode_threads = 2;
   Result<kernel::ReplayReport> r = kernel::ReplayLog(**st, std::move(key).value(), o);
   if (!r.ok())
     return Fail(r.status());

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "custos/crypto/key_store.h"
+#include "kernel/replay_entry_internal.h"
 #include "testing/fake_http_server.h"
 #include "testing/kernel_fixture.h"
 #include "testing/matchers.h"
@@ -213,6 +214,31 @@ TEST_F(ReplayTest, PoisonedToolResultFlipsALaterFlowSensitiveCall) {
   EXPECT_EQ(r->substituted, 1);
 }
 
+TEST_F(ReplayTest, FastEntryReaderAgreesWithDecodeEntry) {
+  RunSession();
+  std::vector<store::LogRow> rows = h_.Rows();
+  ASSERT_GT(rows.size(), 30u);
+  for (const store::LogRow& row : rows) {
+    audit::LogEntry fast;
+    ASSERT_TRUE(internal::ReadEntryFast(row, &fast)) << row.canonical;
+    fast.prev_hash = audit::DecodeEntry(row)->prev_hash;  // not read by the fast path
+    Result<std::string> again = audit::EncodeCanonical(fast);
+    ASSERT_THAT(again, IsOk());
+    EXPECT_EQ(*again, row.canonical);
+  }
+  // Anything off the canonical shape is left to DecodeEntry.
+  store::LogRow bad = rows[1];
+  audit::LogEntry e;
+  bad.canonical.insert(1, " ");
+  EXPECT_FALSE(internal::ReadEntryFast(bad, &e));
+  bad = rows[1];
+  bad.canonical.pop_back();
+  EXPECT_FALSE(internal::ReadEntryFast(bad, &e));
+  bad = rows[1];
+  bad.seq += 1;
+  EXPECT_FALSE(internal::ReadEntryFast(bad, &e));
+}
+
 TEST(BehaviorTest, RejectsUnknownKeysAndEmptyRules) {
   EXPECT_THAT(Behavior::Parse(R"({"results": [{"match": {"seq": 1}}]})"),
               StatusIs(Reason::kInvalidArgument));
@@ -247,6 +273,7 @@ TEST(ReplayScaleTest, HundredThousandEntriesReplayWithNoDifference) {
   ASSERT_THAT(key, IsOk());
   ReplayOptions ro;
   ro.policy = LoadPolicyOrDie(policy);
+  ro.decode_threads = 2;
   Result<ReplayReport> r = ReplayLog(h.kernel().store(), std::move(key).value(), ro);
   ASSERT_THAT(r, IsOk());
   EXPECT_GE(r->entries, 100'000);

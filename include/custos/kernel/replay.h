@@ -107,7 +107,9 @@ struct ReplayOptions {
   bool fork = false;
   const Behavior* behavior = nullptr;  // may be null
   bool keep_same = false;
-  int decode_threads = 1;  // helper threads that read, open and parse ahead (0: inline)
+  // Threads that read, open and parse entries one chunk ahead of the decisions (0: inline,
+  // on the caller's thread; 2 uses both cores of a small machine while decisions run).
+  int decode_threads = 1;
   // Where notices go (e.g. a policy secret with no value here); default: dropped.
   std::function<void(const std::string&)> notice;
 };
