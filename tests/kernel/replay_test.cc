@@ -127,6 +127,8 @@ class ReplayTest : public ::testing::Test {
                 IsDenied(Reason::kUnknownSyscall, "schema"));
     EXPECT_THAT(h_.Worker("tool.invoke", "echo", {{"arguments", {{"q", 2}}}}, {tool_handle_}),
                 IsAllowed());
+    // Not JSON: recorded without a payload, so replay can only skip it (and says why).
+    EXPECT_THAT(h_.kernel().ExecuteJson("{not json"), IsDenied(Reason::kMalformedJson, "schema"));
     ASSERT_TRUE(h_.kernel().Commit().ok());
   }
 
@@ -155,13 +157,17 @@ TEST_F(ReplayTest, SamePolicyReplaysEveryDecisionUnchanged) {
   RunSession();
   Result<ReplayReport> r = Replay(Policy(true, false), /*fork=*/false);
   ASSERT_THAT(r, IsOk());
-  EXPECT_EQ(r->decisions, 22) << Dump(*r);
-  EXPECT_EQ(r->same, r->decisions) << Dump(*r);
+  EXPECT_EQ(r->decisions, 23) << Dump(*r);
+  EXPECT_EQ(r->same, 22) << Dump(*r);
   EXPECT_EQ(r->changed, 0) << Dump(*r);
-  EXPECT_EQ(r->skipped, 0) << Dump(*r);
   EXPECT_EQ(r->unknown, 0) << Dump(*r);
-  EXPECT_TRUE(r->clean());
   EXPECT_THAT(r->transitions, IsEmpty());
+  // The one entry without a payload is reported, with its reason, never dropped.
+  EXPECT_EQ(r->skipped, 1) << Dump(*r);
+  ASSERT_EQ(r->decisions_out.size(), 1u);
+  EXPECT_EQ(r->decisions_out[0].status, ReplayStatus::kSkipped);
+  EXPECT_EQ(r->decisions_out[0].skip.reason(), Reason::kNotFound);
+  EXPECT_EQ(r->decisions_out[0].recorded.reason, Reason::kMalformedJson);
 }
 
 TEST_F(ReplayTest, DeterminismCheckSkipsDecisionsOfAnotherPolicy) {
