@@ -32,6 +32,8 @@ void RegisterInit(CLI::App& app, GlobalOptions& g, int* exit_code);
 void RegisterPolicy(CLI::App& app, GlobalOptions& g, int* exit_code);
 void RegisterRun(CLI::App& app, GlobalOptions& g, int* exit_code);
 void RegisterAudit(CLI::App& app, GlobalOptions& g, int* exit_code);
+// audit replay | fork-replay. REQUIRES: RegisterAudit ran (adds to its `audit` subcommand).
+void RegisterAuditReplay(CLI::App& app, GlobalOptions& g, int* exit_code);
 void RegisterApprovals(CLI::App& app, GlobalOptions& g, int* exit_code);
 void RegisterDemo(CLI::App& app, GlobalOptions& g, int* exit_code);
 

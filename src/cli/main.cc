@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
   RegisterPolicy(app, g, &exit_code);
   RegisterRun(app, g, &exit_code);
   RegisterAudit(app, g, &exit_code);
+  RegisterAuditReplay(app, g, &exit_code);
   RegisterApprovals(app, g, &exit_code);
   RegisterDemo(app, g, &exit_code);
   RegisterReasons(app, &exit_code);

@@ -41,6 +41,9 @@ struct SyscallContext {
   uint16_t port = 0;
   std::string address;      // network.send: the one resolved IP the effect will connect to
   std::string destination;  // secret.open: "host:port" the secret is for
+  // What the decision read from the world that the entry would not otherwise show (the resolved
+  // address); recorded as the decision entry's extra.observed (kernel/environment.h). Null if none.
+  Json observed;
 
   // labels: inputs by handle, and whether the call carries raw caller data.
   std::vector<store::HandleRecord> input_handles;

@@ -91,6 +91,8 @@ audit::LogEntry DecisionEntry(const SyscallContext& ctx, const std::string& id, 
   const std::string req = canonical.ok() ? *canonical : ctx.call.ToJson().dump();
   e.req_hash = crypto::Sha256(req).Hex();
   e.payload = s.SealPayload(req, e.req_hash);
+  if (!ctx.observed.is_null())
+    e.extra["observed"] = ctx.observed;  // what a replay needs from the world (environment.h)
   return e;
 }
 
@@ -241,7 +243,7 @@ SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
       ctx.approval_id = *approval;
       out.approval_id = *approval;
       audit::LogEntry pending = DecisionEntry(ctx, out.id, s);
-      pending.extra = {{"approval_id", *approval}};
+      pending.extra["approval_id"] = *approval;
       if (!Record(std::move(pending), s, &out, true)) {
         if (ctx.reservation)
           s.ledger().Cancel(*ctx.reservation).IgnoreError();
@@ -256,7 +258,7 @@ SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
   audit::LogEntry entry = DecisionEntry(ctx, out.id, s);
   if (!ctx.approval_id.empty()) {
     entry.decision_seq = ctx.decision_entry.seq;
-    entry.extra = {{"approval_id", ctx.approval_id}};
+    entry.extra["approval_id"] = ctx.approval_id;
   }
   out.decision = ctx.decision;
   if (!Record(std::move(entry), s, &out, true)) {

@@ -25,12 +25,13 @@ class Pipeline {
   // deny. `kind_name` is the raw kind if the request had one.
   SyscallResult RecordParseFailure(const Status& st, const Json* raw, const std::string& kind_name,
                                    Services& s) const;
-
- private:
   // Runs the stages and settles the verdict (allow unless a stage said otherwise, observe mode,
-  // redaction). Sets *needs_approval when a stage asked for a person.
+  // redaction): no record, no effect; a reservation the budget stage made is left in
+  // ctx.reservation for the caller to settle or cancel. Used by Execute, Explain and the
+  // Replayer (kernel/replay.h), which runs it against a record-backed Services.
   void Decide(SyscallContext& ctx, Services& s) const;
 
+ private:
   std::vector<std::unique_ptr<Stage>> stages_;
 };
 

@@ -6,6 +6,7 @@
 
 #include "custos/crypto/random.h"
 #include "custos/crypto/sha256.h"
+#include "kernel/environment.h"
 
 namespace custos::kernel {
 namespace {
@@ -79,7 +80,10 @@ const std::string* SecretVault::Find(std::string_view name) const {
 
 Services::Services(KernelOptions options, std::unique_ptr<store::Store> store,
                    std::unique_ptr<crypto::SigningKey> identity)
-    : options_(std::move(options)), store_(std::move(store)), identity_(std::move(identity)) {
+    : options_(std::move(options)),
+      store_(std::move(store)),
+      identity_(std::move(identity)),
+      env_(&LiveEnvironment()) {
   handle_key_ =
       std::make_unique<crypto::AeadKey>(crypto::AeadKey::DeriveFrom(*identity_, "handles"));
   payload_key_ =
@@ -97,6 +101,14 @@ Status Services::Start() {
       writer_, audit::LogWriter::Open(store_.get(), options_.durability, options_.clock));
   SetPolicy(options_.policy);
   return Status::Ok();
+}
+
+void Services::ForgetProcessState() {
+  ledger_ = std::make_unique<budget::Ledger>();
+  std::unique_lock<std::shared_mutex> lock(agents_mu_);
+  children_.clear();
+  account_opened_ms_.clear();
+  wall_deadline_ms_.clear();
 }
 
 namespace {
@@ -218,12 +230,12 @@ Result<budget::AccountKey> Services::Account(const policy::Policy& p, const Agen
   if (!agent.parent.empty()) {
     // A child's account is carved at spawn; one spawned by another process is not in this
     // ledger, so it gets nothing rather than something unaccounted (fail closed).
-    CUSTOS_RETURN_IF_ERROR(ledger_.Open(key, budget::Amounts{}));
+    CUSTOS_RETURN_IF_ERROR(ledger_->Open(key, budget::Amounts{}));
   } else {
     const policy::AgentSpec* spec = p.FindAgent(agent.name);
     if (spec == nullptr)
       return Status(Reason::kUnknownAgent, "agent '" + agent.name + "' is gone");
-    CUSTOS_RETURN_IF_ERROR(ledger_.Open(key, ToAmounts(spec->budget)));
+    CUSTOS_RETURN_IF_ERROR(ledger_->Open(key, ToAmounts(spec->budget)));
   }
   std::unique_lock<std::shared_mutex> lock(agents_mu_);
   account_opened_ms_.emplace(k, clock().NowMillis());
@@ -294,6 +306,10 @@ Result<std::string> Services::Unseal(const store::HandleRecord& h) {
 
 std::string Services::SealPayload(std::string_view bytes, std::string_view ad) const {
   return payload_key_->Seal(bytes, ad);
+}
+
+std::string Services::SealHandleContent(std::string_view content, std::string_view id) const {
+  return handle_key_->Seal(content, id);
 }
 
 }  // namespace custos::kernel

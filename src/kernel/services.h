@@ -53,6 +53,7 @@ class SecretVault {
 };
 
 class Services;
+class Environment;
 
 // CallPin pins the policy and secret-vault snapshots for one syscall on the calling thread: while
 // it lives, Services::policy() and vault() on this thread return the pinned pair without taking
@@ -85,14 +86,25 @@ class Services {
 
   Status Start();  // opens the log writer and loads secrets
 
+  // Forgets what one kernel process holds only in memory (budget accounts and reservations, run
+  // clocks, the cache of spawned agents), as a restart does; the store keeps the rest. For a
+  // replay crossing a `kernel.start` entry (kernel/replay.h).
+  // REQUIRES: no call in flight.
+  void ForgetProcessState();
+
   const KernelOptions& options() const { return options_; }
   const Clock& clock() const { return *options_.clock; }
   store::Store& store() { return *store_; }
-  budget::Ledger& ledger() { return ledger_; }
+  budget::Ledger& ledger() { return *ledger_; }
   audit::LogWriter& log() { return *writer_; }
   const crypto::SigningKey& identity() const { return *identity_; }
   // The token root key is derived from the identity (decision 008).
   TokenAuthority& tokens() { return *tokens_; }
+  // The world a decision reads (paths, DNS, secret values): LiveEnvironment() unless a replay
+  // installed its own record-backed one with UseEnvironment().
+  const Environment& env() const { return *env_; }
+  // REQUIRES: before any call runs; `env` outlives this Services.
+  void UseEnvironment(const Environment* env) { env_ = env; }
 
   std::shared_ptr<const policy::Policy> policy() const;
   std::shared_ptr<const SecretVault> vault() const;
@@ -125,6 +137,9 @@ class Services {
                                          const std::string& run);
   Result<std::string> Unseal(const store::HandleRecord& h);
   std::string SealPayload(std::string_view bytes, std::string_view ad) const;
+  // Seals `content` as the value of handle `id` (what MintHandle stores), for a replay that
+  // substitutes a recorded result (kernel/replay.h). Never stores anything itself.
+  std::string SealHandleContent(std::string_view content, std::string_view id) const;
 
  private:
   KernelOptions options_;
@@ -133,8 +148,9 @@ class Services {
   std::unique_ptr<crypto::AeadKey> handle_key_;
   std::unique_ptr<crypto::AeadKey> payload_key_;
   std::unique_ptr<TokenAuthority> tokens_;
-  budget::Ledger ledger_;
+  std::unique_ptr<budget::Ledger> ledger_ = std::make_unique<budget::Ledger>();
   std::unique_ptr<audit::LogWriter> writer_;
+  const Environment* env_;
 
   friend class CallPin;
   mutable std::mutex policy_mu_;  // guards the two snapshots (swapped, never mutated)

@@ -265,7 +265,11 @@ class SqliteStore final : public Store {
     if (q.limit <= 0) {
       return Status(Reason::kInvalidArgument, "log query limit must be positive");
     }
-    std::string sql = std::string("SELECT ") + kLogColumns + " FROM log WHERE seq >= ?1";
+    std::string sql = std::string("SELECT ") + kLogColumns;
+    if (q.with_payloads) {
+      sql += ", (SELECT payload FROM log_payload WHERE log_payload.seq = log.seq)";
+    }
+    sql += " FROM log WHERE seq >= ?1";
     if (!q.agent.empty()) {
       sql += " AND agent = ?2";
     }
@@ -296,6 +300,9 @@ class SqliteStore final : public Store {
           break;
         }
         rows.push_back(ReadLogRow(s));
+        if (q.with_payloads) {
+          rows.back().payload = s.Text(9);  // NULL reads as ""
+        }
       }
       return rows;
     });

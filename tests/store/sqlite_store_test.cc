@@ -272,6 +272,22 @@ TEST_F(SqliteStoreTest, PayloadIsStoredBesideItsRowAndReadSeparately) {
   EXPECT_EQ((*rows)[0].payload, "");
 }
 
+TEST_F(SqliteStoreTest, ReadLogWithPayloadsReturnsEachRowsPayloadInOneQuery) {
+  LogRow r = Row(1);
+  r.payload = std::string("sealed\0bytes", 12);
+  LogRow r3 = Row(3);
+  r3.payload = "third";
+  ASSERT_THAT(store_->AppendLog({r, Row(2), r3}, Sync::kNone), IsOk());
+  LogQuery q;
+  q.with_payloads = true;
+  auto rows = store_->ReadLog(q);
+  ASSERT_THAT(rows, IsOk());
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ((*rows)[0].payload, r.payload);
+  EXPECT_EQ((*rows)[1].payload, "");
+  EXPECT_EQ((*rows)[2].payload, "third");
+}
+
 TEST_F(SqliteStoreTest, TwoStoresOnOneFileCannotBothAppendTheSameSeq) {
   auto other = OpenSecond();
   ASSERT_NE(other, nullptr);

@@ -144,7 +144,14 @@ enum class ReasonClass : uint8_t {
     "A key is missing, malformed, weak, or has unsafe file permissions.")                         \
   X(kUnavailable, 174, "unavailable", kUnavailable, 503,                                          \
     "The kernel is shutting down or overloaded.")                                                 \
-  X(kIoError, 175, "io_error", kUnavailable, 500, "A local file operation failed.")
+  X(kIoError, 175, "io_error", kUnavailable, 500, "A local file operation failed.")               \
+  X(kReplayFactUnknown, 185, "replay_fact_unknown", kFailedPrecondition, 412,                     \
+    "Replay needs a fact about the world (a canonical path, a resolved address) that the "        \
+    "recorded decision never observed.")                                                          \
+  X(kReplayPolicyMismatch, 186, "replay_policy_mismatch", kFailedPrecondition, 412,               \
+    "The entry was recorded under another policy than the one replayed (use fork-replay).")       \
+  X(kReplayMismatch, 187, "replay_mismatch", kFailedPrecondition, 412,                            \
+    "A replayed decision came out differently from the recorded one (determinism check).")
 
 enum class Reason : uint16_t {
 #define CUSTOS_REASON_ENUM(e, n, name, cls, http, doc) e = n,

@@ -47,6 +47,7 @@ struct LogQuery {
   int64_t from_seq = 1;             // inclusive
   int64_t limit = 1000;             // max rows
   std::string agent, run, verdict;  // "" = any
+  bool with_payloads = false;       // also fill LogRow::payload ("" if the row has none)
 };
 
 // A value the kernel holds for a handle.
@@ -123,8 +124,9 @@ class Store {
   virtual Status AppendLog(const std::vector<LogRow>& rows, Sync sync) = 0;
   // Makes every row appended so far durable, as if each had been appended with Sync::kFull.
   virtual Status SyncLog() = 0;
-  // Rows in seq order, filtered by the non-empty fields of `q`. `payload` is left empty: read it
-  // with ReadPayload(). kInvalidArgument if q.limit <= 0.
+  // Rows in seq order, filtered by the non-empty fields of `q`. `payload` is left empty unless
+  // q.with_payloads (one query instead of a ReadPayload() per row, for replay). kInvalidArgument
+  // if q.limit <= 0.
   virtual Result<std::vector<LogRow>> ReadLog(const LogQuery& q) = 0;
   virtual Result<std::optional<LogRow>> LastLog() = 0;
   virtual Result<int64_t> LogCount() = 0;

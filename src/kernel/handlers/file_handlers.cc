@@ -5,6 +5,7 @@
 #include "custos/effects/file_io.h"
 #include "custos/effects/patch.h"
 #include "custos/effects/path.h"
+#include "kernel/environment.h"
 #include "kernel/handlers/handlers.h"
 
 namespace custos::kernel {
@@ -23,9 +24,9 @@ size_t MaxBytes(const SyscallContext& ctx, const Services& s) {
 
 class FileReadHandler final : public EffectHandler {
  public:
-  Status Resolve(SyscallContext& ctx, Services&) const override {
+  Status Resolve(SyscallContext& ctx, Services& s) const override {
     CUSTOS_ASSIGN_OR_RETURN(ctx.target,
-                            effects::CanonicalPath(ctx.call.target, /*must_exist=*/true));
+                            s.env().CanonicalPath(ctx, ctx.call.target, /*must_exist=*/true));
     return Status::Ok();
   }
 
@@ -57,9 +58,9 @@ Result<std::string> WritePayload(const SyscallContext& ctx, Services& s, const c
 
 class FileWriteHandler final : public EffectHandler {
  public:
-  Status Resolve(SyscallContext& ctx, Services&) const override {
+  Status Resolve(SyscallContext& ctx, Services& s) const override {
     CUSTOS_ASSIGN_OR_RETURN(ctx.target,
-                            effects::CanonicalPath(ctx.call.target, /*must_exist=*/false));
+                            s.env().CanonicalPath(ctx, ctx.call.target, /*must_exist=*/false));
     const std::string mode = ctx.call.args.value("mode", "overwrite");
     if (mode != "overwrite" && mode != "create" && mode != "append") {
       return Status(Reason::kSchemaViolation, "mode is one of create | overwrite | append",
@@ -97,9 +98,9 @@ class FileWriteHandler final : public EffectHandler {
 
 class FilePatchHandler final : public EffectHandler {
  public:
-  Status Resolve(SyscallContext& ctx, Services&) const override {
+  Status Resolve(SyscallContext& ctx, Services& s) const override {
     CUSTOS_ASSIGN_OR_RETURN(ctx.target,
-                            effects::CanonicalPath(ctx.call.target, /*must_exist=*/true));
+                            s.env().CanonicalPath(ctx, ctx.call.target, /*must_exist=*/true));
     if (ctx.call.args.contains("diff") == ctx.call.args.contains("edits")) {
       return Status(Reason::kSchemaViolation, "file.patch needs exactly one of 'diff' or 'edits'",
                     "/args");

@@ -9,6 +9,7 @@
 #include "custos/effects/http_client.h"
 #include "custos/effects/resolve.h"
 #include "custos/effects/url.h"
+#include "kernel/environment.h"
 #include "kernel/handlers/handlers.h"
 
 namespace custos::kernel {
@@ -74,7 +75,8 @@ class NetworkSendHandler final : public EffectHandler {
     ctx.target = url.ToString();
     ctx.host = url.host;
     ctx.port = url.port;
-    CUSTOS_ASSIGN_OR_RETURN(std::vector<std::string> ips, effects::ResolveHost(url.host, url.port));
+    CUSTOS_ASSIGN_OR_RETURN(std::vector<std::string> ips,
+                            s.env().ResolveHost(ctx, url.host, url.port));
     if (ips.empty())
       return Status(Reason::kEffectFailed, "host " + url.host + " has no address");
     ctx.address = ips.front();  // resolved once; the effect connects to exactly this address

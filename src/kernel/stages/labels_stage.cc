@@ -1,4 +1,5 @@
 #include "kernel/effect_handler.h"
+#include "kernel/environment.h"
 #include "kernel/stages/stages.h"
 
 namespace custos::kernel {
@@ -10,7 +11,7 @@ StageVerdict LabelsStage::Run(SyscallContext& ctx, Services& s) const {
   std::string egress;
   HandlerFor(ctx.call.kind).Egress(ctx, s, &egress);
   if (!egress.empty()) {
-    if (std::optional<std::string> hit = s.vault()->scanner().FindIn(egress)) {
+    if (std::optional<std::string> hit = s.env().FindSecret(ctx, *s.vault(), egress)) {
       ctx.decision = Decision::Deny(
           std::string(name()),
           Status(Reason::kSecretInEgress, "outgoing data contains the value of secret '" + *hit +
