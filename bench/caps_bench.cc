@@ -1,6 +1,9 @@
-// Caps token benchmarks: mint, attenuate, and verify + authorize a 2-block token.
+// Caps token benchmarks: mint, attenuate, and verify + authorize a 2-block token; and the
+// kernel's token path (kernel::TokenAuthority): first sight (signatures verified, blocks decoded)
+// and repeat sight (verification cache hit) of verify + authorize for a typical request.
 //
 //   ./caps_bench --benchmark_filter=Caps
+//   ./caps_bench --benchmark_filter=KernelToken
 
 #include <benchmark/benchmark.h>
 
@@ -12,6 +15,8 @@
 #include "custos/caps/builder.h"
 #include "custos/caps/datalog_engine.h"
 #include "custos/caps/datalog_parser.h"
+#include "custos/caps/token_text.h"
+#include "custos/kernel/token_authority.h"
 
 namespace custos::caps {
 namespace {
@@ -46,6 +51,17 @@ void BM_Caps_Attenuate(benchmark::State& state) {
 }
 BENCHMARK(BM_Caps_Attenuate);
 
+// Attenuating a token already verified (what agent.spawn does with the caller's cached token).
+void BM_Caps_AttenuateVerified(benchmark::State& state) {
+  const std::vector<uint8_t> minted = Mint(Root(), kAuthority).value();
+  const Biscuit verified = Biscuit::FromBytes(minted, Root().public_key()).value();
+  for (auto _ : state) {
+    Result<std::vector<uint8_t>> token = AttenuateVerified(minted, verified, kCheck);
+    benchmark::DoNotOptimize(token);
+  }
+}
+BENCHMARK(BM_Caps_AttenuateVerified);
+
 void BM_Caps_VerifyAuthorize2Blocks(benchmark::State& state) {
   const std::vector<uint8_t> minted = Mint(Root(), kAuthority).value();
   const std::vector<uint8_t> token = Attenuate(minted, Root().public_key(), kCheck).value();
@@ -61,6 +77,83 @@ void BM_Caps_VerifyAuthorize2Blocks(benchmark::State& state) {
   state.counters["token_bytes"] = static_cast<double>(token.size());
 }
 BENCHMARK(BM_Caps_VerifyAuthorize2Blocks);
+
+// --- the kernel's token path ---
+
+constexpr std::string_view kGrant =
+    "right(\"file.read\");\nright(\"file.write\");\nright(\"memory.read\");\n"
+    "check if principal(\"worker\");\ncheck if run(\"run-1\");\n"
+    "check if time($time), $time <= 2099-01-01T00:00:00Z;\n";
+constexpr std::string_view kSpawnBlock =
+    "check if agent(\"helper\");\ncheck if operation(\"file.read\") or "
+    "operation(\"memory.read\");\ncheck if resource($r), $r.starts_with(\"/ws/\");\n";
+
+kernel::TokenRequest TypicalRequest() {
+  kernel::TokenRequest r;
+  r.operation = "file.read";
+  r.resource = "/ws/src/main.cc";
+  r.agent = "helper";
+  r.principal = "worker";
+  r.run = "run-1";
+  r.now_ms = 1'800'000'000'000;
+  r.labels = {"trusted", "private"};
+  return r;
+}
+
+// A 2-block token (grant + spawn block) in text form, `n` distinct ones.
+std::vector<std::string> SpawnTokens(kernel::TokenAuthority& a, size_t n) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(a.Attenuate(a.Mint(kGrant).value(), kSpawnBlock).value());
+  }
+  return out;
+}
+
+void Verified(benchmark::State& state, kernel::TokenAuthority& a, const std::string& token,
+              const kernel::TokenRequest& r) {
+  Result<std::shared_ptr<const kernel::VerifiedToken>> v = a.Verify(token);
+  if (!v.ok() || !a.Authorize(**v, r).ok()) {
+    state.SkipWithError("not authorized");
+  }
+}
+
+// First sight: every token is new to the cache (512 distinct tokens through 16 entries).
+void BM_KernelToken_FirstSight(benchmark::State& state) {
+  kernel::TokenAuthority a(SecretKey::Generate(), kernel::TokenCache::kShards);
+  const std::vector<std::string> tokens = SpawnTokens(a, 512);
+  const kernel::TokenRequest r = TypicalRequest();
+  size_t i = 0;
+  for (auto _ : state) {
+    Verified(state, a, tokens[i++ % tokens.size()], r);
+  }
+  state.counters["token_bytes"] = static_cast<double>(tokens[0].size());
+}
+BENCHMARK(BM_KernelToken_FirstSight);
+
+// Repeat sight: the same token again (cache hit); revocation is the store's, not measured here.
+void BM_KernelToken_RepeatSight(benchmark::State& state) {
+  kernel::TokenAuthority a(SecretKey::Generate());
+  const std::string token = SpawnTokens(a, 1).front();
+  const kernel::TokenRequest r = TypicalRequest();
+  Verified(state, a, token, r);
+  for (auto _ : state) {
+    Verified(state, a, token, r);
+  }
+}
+BENCHMARK(BM_KernelToken_RepeatSight);
+
+// The authorizer alone over a prepared 2-block token.
+void BM_KernelToken_AuthorizeOnly(benchmark::State& state) {
+  kernel::TokenAuthority a(SecretKey::Generate());
+  const std::string token = SpawnTokens(a, 1).front();
+  const kernel::TokenRequest r = TypicalRequest();
+  const std::shared_ptr<const kernel::VerifiedToken> v = a.Verify(token).value();
+  for (auto _ : state) {
+    Status st = a.Authorize(*v, r);
+    benchmark::DoNotOptimize(st);
+  }
+}
+BENCHMARK(BM_KernelToken_AuthorizeOnly);
 
 }  // namespace
 }  // namespace custos::caps

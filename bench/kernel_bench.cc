@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -71,10 +72,14 @@ Kernel& SharedKernel(custos::audit::Durability d) {
   return *b.kernel;
 }
 
-Syscall MakeCall(const char* kind, const char* target, custos::Json args = custos::Json::object()) {
+// A syscall by "agent" in run "bench", carrying the token the policy grants it.
+Syscall MakeCall(Kernel& k, const char* kind, const char* target,
+                 custos::Json args = custos::Json::object()) {
   custos::Json j = {
       {"agent", "agent"}, {"run", "bench"}, {"kind", kind}, {"target", target}, {"args", args}};
-  return custos::kernel::ParseSyscall(j).value();
+  Syscall call = custos::kernel::ParseSyscall(j).value();
+  call.token = k.Grant("agent", "bench").value();
+  return call;
 }
 
 void Report(benchmark::State& state, std::vector<int64_t>& ns) {
@@ -108,27 +113,38 @@ void BM_Decision(benchmark::State& state) {
   Kernel& k = SharedKernel(D);
   // A decision with no effect: the policy refuses it (no fs.read glob covers the canonical path),
   // and the refusal is recorded.
-  const Syscall call = MakeCall("file.read", "/etc/passwd");
+  const Syscall call = MakeCall(k, "file.read", "/etc/passwd");
   TimeCalls(state, [&] { return k.Execute(call); });
 }
 
 // Allowed, with a trivial effect: decision entry, effect, outcome entry.
-const Syscall& AssertCall() {
-  static const Syscall call =
-      MakeCall("assert", "budget_remaining", {{"resource", "tool_calls"}, {"at_least", 1}});
-  return call;
+// One per kernel: each kernel has its own token root.
+const Syscall& AssertCall(Kernel& k) {
+  static std::mutex mu;
+  static std::map<Kernel*, Syscall> calls;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = calls.find(&k);
+  if (it == calls.end()) {
+    it = calls
+             .emplace(&k, MakeCall(k, "assert", "budget_remaining",
+                                   {{"resource", "tool_calls"}, {"at_least", 1}}))
+             .first;
+  }
+  return it->second;
 }
 
 template <custos::audit::Durability D>
 void BM_FullSyscall(benchmark::State& state) {
   Kernel& k = SharedKernel(D);
-  TimeCalls(state, [&] { return k.Execute(AssertCall()); });
+  const Syscall& call = AssertCall(k);
+  TimeCalls(state, [&] { return k.Execute(call); });
 }
 
 // The decision stages alone (no record): capability, resolve, inputs, policy, labels, budget.
 void BM_Explain(benchmark::State& state) {
   Kernel& k = SharedKernel(custos::audit::Durability::kNone);
-  TimeCalls(state, [&] { return k.Explain(AssertCall()); });
+  const Syscall& call = AssertCall(k);
+  TimeCalls(state, [&] { return k.Explain(call); });
 }
 
 using custos::audit::Durability;

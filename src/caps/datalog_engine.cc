@@ -1281,6 +1281,13 @@ struct CompiledToken {
   DatalogError error_kind = DatalogError::kNone;
 };
 
+// The authorizer's code resolved once, when it does not depend on the token.
+struct CompiledAuthorizer {
+  AuthorizerCode code;
+  SymbolTable symbols;
+  std::optional<Compiled> compiled;
+};
+
 }  // namespace internal
 
 namespace {
@@ -1308,8 +1315,11 @@ std::shared_ptr<const internal::CompiledToken> CompileToken(
   return c;
 }
 
+// `precompiled`: the authorizer's code resolved once (PrepareAuthorizer), when that does not
+// depend on the token; else the code is resolved here against the token's trust.
 Result<Authorization> Run(Engine& engine, const internal::CompiledToken& token,
-                          const AuthorizerCode& code, std::vector<WorldFact>* world) {
+                          const AuthorizerCode& code, const Compiled* precompiled,
+                          std::span<const AmbientFact> ambient, std::vector<WorldFact>* world) {
   if (!token.error.ok()) {
     return engine.Fail(token.error_kind, StripErrorName(token.error.message(), token.error_kind));
   }
@@ -1317,14 +1327,28 @@ Result<Authorization> Run(Engine& engine, const internal::CompiledToken& token,
     CUSTOS_RETURN_IF_ERROR(engine.AddFact(name, fact, nullptr));
   }
   SymbolTable authorizer_symbols;
-  authorizer_symbols.Extend(code.symbols);
-  Trust trust(token.external_keys);
-  Compiled authorizer;
-  CUSTOS_RETURN_IF_ERROR(CompileSource(
-      engine, Source{std::nullopt, &code.block, &authorizer_symbols, code.public_keys}, trust,
-      &code.policies, authorizer));
-  for (auto& [name, fact] : authorizer.facts) {
-    CUSTOS_RETURN_IF_ERROR(engine.AddFact(name, std::move(fact), nullptr));
+  Compiled compiled_here;
+  if (precompiled == nullptr) {
+    authorizer_symbols.Extend(code.symbols);
+    Trust trust(token.external_keys);
+    CUSTOS_RETURN_IF_ERROR(CompileSource(
+        engine, Source{std::nullopt, &code.block, &authorizer_symbols, code.public_keys}, trust,
+        &code.policies, compiled_here));
+  }
+  const Compiled& authorizer = precompiled != nullptr ? *precompiled : compiled_here;
+  for (const auto& [name, fact] : authorizer.facts) {
+    CUSTOS_RETURN_IF_ERROR(engine.AddFact(name, fact, nullptr));
+  }
+  for (const AmbientFact& f : ambient) {
+    for (const Value& v : f.terms) {
+      if (v.kind != Value::Kind::kInteger && v.kind != Value::Kind::kString &&
+          v.kind != Value::Kind::kDate && v.kind != Value::Kind::kBool &&
+          v.kind != Value::Kind::kNull) {
+        return engine.Fail(DatalogError::kMalformed,
+                           "an ambient fact holds only integers, strings, dates, booleans or null");
+      }
+    }
+    CUSTOS_RETURN_IF_ERROR(engine.AddFact(f.name, Fact{kAuthorizerOrigin, f.terms}, nullptr));
   }
   std::vector<const ERule*> rules;
   rules.reserve(token.compiled.rules.size() + authorizer.rules.size());
@@ -1508,7 +1532,7 @@ Result<Authorization> Authorize(const Biscuit* token, const AuthorizerCode& code
     }
     const std::shared_ptr<const internal::CompiledToken> compiled =
         CompileToken(std::move(blocks), std::move(tables), std::move(external_keys));
-    return Run(engine, *compiled, code, world);
+    return Run(engine, *compiled, code, nullptr, {}, world);
   }();
   if (error != nullptr) {
     *error = r.ok() ? DatalogError::kNone : engine.last_error();
@@ -1540,7 +1564,59 @@ Result<PreparedToken> PrepareToken(Biscuit token) {
 Result<Authorization> Authorize(const PreparedToken& token, const AuthorizerCode& code,
                                 const RunLimits& limits, DatalogError* error) {
   Engine engine(limits, code.externs);
-  Result<Authorization> r = Run(engine, *token.compiled, code, nullptr);
+  Result<Authorization> r = Run(engine, *token.compiled, code, nullptr, {}, nullptr);
+  if (error != nullptr) {
+    *error = r.ok() ? DatalogError::kNone : engine.last_error();
+  }
+  return r;
+}
+
+Result<PreparedAuthorizer> PrepareAuthorizer(AuthorizerCode code) {
+  auto c = std::make_shared<internal::CompiledAuthorizer>();
+  c->code = std::move(code);
+  c->symbols.Extend(c->code.symbols);
+  // `trusting <key>` resolves against the token's third-party blocks: such code is resolved per
+  // token, at authorization.
+  auto keyed = [](const std::vector<Scope>& scopes) {
+    return std::any_of(scopes.begin(), scopes.end(),
+                       [](const Scope& s) { return s.kind == Scope::Kind::kPublicKey; });
+  };
+  bool per_token = keyed(c->code.block.scopes);
+  for (const Rule& r : c->code.block.rules) {
+    per_token = per_token || keyed(r.scopes);
+  }
+  for (const Check& k : c->code.block.checks) {
+    for (const Rule& q : k.queries) {
+      per_token = per_token || keyed(q.scopes);
+    }
+  }
+  for (const Policy& p : c->code.policies) {
+    for (const Rule& q : p.queries) {
+      per_token = per_token || keyed(q.scopes);
+    }
+  }
+  if (!per_token) {
+    Engine engine(RunLimits{}, c->code.externs);
+    Trust trust({});
+    Compiled compiled;
+    Status st = CompileSource(
+        engine, Source{std::nullopt, &c->code.block, &c->symbols, c->code.public_keys}, trust,
+        &c->code.policies, compiled);
+    if (!st.ok()) {
+      return st;
+    }
+    c->compiled.emplace(std::move(compiled));
+  }
+  return PreparedAuthorizer{std::move(c)};
+}
+
+Result<Authorization> Authorize(const PreparedToken& token, const PreparedAuthorizer& authorizer,
+                                std::span<const AmbientFact> ambient, const RunLimits& limits,
+                                DatalogError* error) {
+  const internal::CompiledAuthorizer& a = *authorizer.compiled;
+  Engine engine(limits, a.code.externs);
+  Result<Authorization> r =
+      Run(engine, *token.compiled, a.code, a.compiled ? &*a.compiled : nullptr, ambient, nullptr);
   if (error != nullptr) {
     *error = r.ok() ? DatalogError::kNone : engine.last_error();
   }

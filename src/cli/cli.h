@@ -36,5 +36,6 @@ void RegisterAudit(CLI::App& app, GlobalOptions& g, int* exit_code);
 void RegisterAuditReplay(CLI::App& app, GlobalOptions& g, int* exit_code);
 void RegisterApprovals(CLI::App& app, GlobalOptions& g, int* exit_code);
 void RegisterDemo(CLI::App& app, GlobalOptions& g, int* exit_code);
+void RegisterToken(CLI::App& app, GlobalOptions& g, int* exit_code);
 
 }  // namespace custos::cli

@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
   RegisterAuditReplay(app, g, &exit_code);
   RegisterApprovals(app, g, &exit_code);
   RegisterDemo(app, g, &exit_code);
+  RegisterToken(app, g, &exit_code);
   RegisterReasons(app, &exit_code);
   try {
     app.parse(argc, argv);

@@ -176,8 +176,9 @@ Result<std::string> Kernel::Grant(const std::string& agent, const std::string& r
   e.time_ms = now;
   e.type = "event";
   e.syscall = "token.grant";
-  e.agent = agent;
-  e.run = run;
+  // Caller-chosen names reach the log only through the vault's redaction (INV-6).
+  e.agent = s.vault()->scanner().Redact(agent);
+  e.run = s.vault()->scanner().Redact(run);
   e.policy_hash = std::string(p->hash());
   e.extra = {{"revocation_id", v->revocation_ids.front()}, {"syscalls", kinds}};
   if (options.ttl_ms > 0) {

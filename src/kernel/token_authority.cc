@@ -20,6 +20,11 @@ constexpr std::string_view kAuthorizerPolicy = "allow if operation($op), right($
 
 constexpr std::string_view kTokenRootPurpose = "custos/v1/token-root";
 
+// The longest text caps::DecodeToken accepts (base64 of Biscuit::kMaxTokenBytes).
+constexpr size_t kMaxTokenTextBytes = (caps::Biscuit::kMaxTokenBytes + 2) / 3 * 4;
+// Surrounding whitespace DecodeToken trims (a pasted token); anything longer is refused unhashed.
+constexpr size_t kSlackBytes = 64;
+
 // What a hostile token may cost per authorization (decision 008).
 caps::RunLimits KernelRunLimits() {
   caps::RunLimits l;
@@ -282,10 +287,16 @@ Result<std::shared_ptr<const VerifiedToken>> TokenAuthority::Verify(std::string_
   if (hit != nullptr) {
     *hit = false;
   }
-  CUSTOS_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, caps::DecodeToken(token));
+  // Keyed by the text as presented, so a repeat sight decodes nothing. The key is a SHA-256: a
+  // collision would let unverified bytes ride on a verified token's entry.
+  if (token.size() > kMaxTokenTextBytes + kSlackBytes) {
+    return Status(Reason::kPayloadTooLarge, "token text exceeds " +
+                                                std::to_string(caps::Biscuit::kMaxTokenBytes) +
+                                                " bytes once decoded");
+  }
   thread_local crypto::Sha256Hasher h;
   h.Update(root_.public_key().bytes());
-  h.Update(bytes);
+  h.Update(token);
   const crypto::Digest key = h.Finish();
   if (std::shared_ptr<const VerifiedToken> v = cache_.Find(key.bytes)) {
     if (hit != nullptr) {
@@ -293,6 +304,7 @@ Result<std::shared_ptr<const VerifiedToken>> TokenAuthority::Verify(std::string_
     }
     return v;
   }
+  CUSTOS_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, caps::DecodeToken(token));
   CUSTOS_ASSIGN_OR_RETURN(std::shared_ptr<const VerifiedToken> v,
                           VerifyBytes(bytes, root_.public_key()));
   cache_.Insert(key.bytes, v);
@@ -304,28 +316,28 @@ Status TokenAuthority::Authorize(const VerifiedToken& token, const TokenRequest&
 }
 
 Status AuthorizeToken(const VerifiedToken& token, const TokenRequest& r) {
-  static const caps::AuthorizerCode kPolicy = caps::ParseAuthorizerCode(kAuthorizerPolicy).value();
-  caps::AuthorizerCode code = kPolicy;
+  static const caps::PreparedAuthorizer kPolicy =
+      caps::PrepareAuthorizer(caps::ParseAuthorizerCode(kAuthorizerPolicy).value()).value();
   using caps::StringValue;
-  CUSTOS_RETURN_IF_ERROR(caps::AddAuthorizerFact(code, "operation", {StringValue(r.operation)}));
+  std::vector<caps::AmbientFact> facts;
+  facts.reserve(7 + r.labels.size());
+  facts.push_back({"operation", {StringValue(r.operation)}});
   if (!r.resource.empty()) {
-    CUSTOS_RETURN_IF_ERROR(caps::AddAuthorizerFact(code, "resource", {StringValue(r.resource)}));
+    facts.push_back({"resource", {StringValue(r.resource)}});
   }
-  CUSTOS_RETURN_IF_ERROR(caps::AddAuthorizerFact(code, "agent", {StringValue(r.agent)}));
-  CUSTOS_RETURN_IF_ERROR(caps::AddAuthorizerFact(code, "principal", {StringValue(r.principal)}));
-  CUSTOS_RETURN_IF_ERROR(caps::AddAuthorizerFact(code, "run", {StringValue(r.run)}));
-  CUSTOS_RETURN_IF_ERROR(caps::AddAuthorizerFact(
-      code, "time",
-      {caps::DateValue(static_cast<uint64_t>(std::max<int64_t>(0, r.now_ms)) / 1000)}));
+  facts.push_back({"agent", {StringValue(r.agent)}});
+  facts.push_back({"principal", {StringValue(r.principal)}});
+  facts.push_back({"run", {StringValue(r.run)}});
+  facts.push_back(
+      {"time", {caps::DateValue(static_cast<uint64_t>(std::max<int64_t>(0, r.now_ms)) / 1000)}});
   for (const std::string& l : r.labels) {
-    CUSTOS_RETURN_IF_ERROR(caps::AddAuthorizerFact(code, "label", {StringValue(l)}));
+    facts.push_back({"label", {StringValue(l)}});
   }
   if (!r.args_digest.empty()) {
-    CUSTOS_RETURN_IF_ERROR(
-        caps::AddAuthorizerFact(code, "args_digest", {StringValue(r.args_digest)}));
+    facts.push_back({"args_digest", {StringValue(r.args_digest)}});
   }
   CUSTOS_ASSIGN_OR_RETURN(caps::Authorization a,
-                          caps::Authorize(token.prepared, code, KernelRunLimits()));
+                          caps::Authorize(token.prepared, kPolicy, facts, KernelRunLimits()));
   if (!a.failed_checks.empty()) {
     const caps::FailedCheck& f = a.failed_checks.front();
     const std::string where = f.block_id ? "block " + std::to_string(*f.block_id) : "authorizer";

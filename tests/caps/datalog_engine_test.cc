@@ -9,6 +9,7 @@
 #include <chrono>
 #include <string>
 
+#include "custos/caps/builder.h"
 #include "custos/caps/datalog_parser.h"
 #include "testing/matchers.h"
 
@@ -256,6 +257,52 @@ TEST(DatalogParserTest, ErrorsNameLineAndColumn) {
               HasSubstr("unterminated string"));
   EXPECT_THAT(ParseAuthorizerCode("check if " + std::string(200, '(') + "1").status().message(),
               HasSubstr("nesting too deep"));
+}
+
+}  // namespace
+}  // namespace custos::caps
+
+namespace custos::caps {
+namespace {
+
+// A token prepared once and an authorizer prepared once, with the request's facts given by
+// value, decide exactly as the plain Authorize over the same token with those facts in the code.
+TEST(PreparedAuthorizeTest, MatchesPlainAuthorizeForEveryRequest) {
+  const SecretKey root = SecretKey::Generate();
+  const std::vector<uint8_t> minted =
+      Mint(root, "right(\"read\");\nright(\"write\");\ncheck if user(\"alice\");\n").value();
+  const std::vector<uint8_t> bytes =
+      Attenuate(minted, root.public_key(), "check if resource($r), $r.starts_with(\"/a/\");\n")
+          .value();
+  const Biscuit token = Biscuit::FromBytes(bytes, root.public_key()).value();
+  const PreparedToken prepared = PrepareToken(token).value();
+  const std::string policy = "allow if operation($op), right($op);\n";
+  const PreparedAuthorizer authorizer =
+      PrepareAuthorizer(ParseAuthorizerCode(policy).value()).value();
+
+  struct Request {
+    std::string op, resource, user;
+  };
+  for (const Request& q : {Request{"read", "/a/x", "alice"}, Request{"read", "/b/x", "alice"},
+                           Request{"delete", "/a/x", "alice"}, Request{"write", "/a/y", "bob"}}) {
+    const std::string facts = "operation(\"" + q.op + "\");\nresource(\"" + q.resource +
+                              "\");\nuser(\"" + q.user + "\");\n";
+    const Authorization plain =
+        Authorize(&token, ParseAuthorizerCode(facts + policy).value()).value();
+    const std::vector<AmbientFact> ambient = {{"operation", {StringValue(q.op)}},
+                                              {"resource", {StringValue(q.resource)}},
+                                              {"user", {StringValue(q.user)}}};
+    const Authorization fast = Authorize(prepared, authorizer, ambient).value();
+    EXPECT_EQ(fast.outcome, plain.outcome) << q.op << " " << q.resource << " " << q.user;
+    EXPECT_EQ(fast.failed_checks, plain.failed_checks) << q.op << " " << q.resource;
+  }
+  // Only ground scalar values may be ambient facts.
+  DatalogValue set;
+  set.kind = DatalogValue::Kind::kSet;
+  const std::vector<AmbientFact> bad = {{"operation", {set}}};
+  DatalogError error = DatalogError::kNone;
+  EXPECT_THAT(Authorize(prepared, authorizer, bad, {}, &error), StatusIs(Reason::kTokenInvalid));
+  EXPECT_EQ(error, DatalogError::kMalformed);
 }
 
 }  // namespace

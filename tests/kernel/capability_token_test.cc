@@ -248,6 +248,37 @@ TEST_F(CapabilityTokenTest, ParentRevocationReachesAFreshChildToken) {
   EXPECT_THAT(r.decision.explanation, HasSubstr("block 0"));
 }
 
+TEST_F(CapabilityTokenTest, SpawnNarrowsTheChildsTokenToResourcesAndATtl) {
+  FakeClock clock;
+  KernelHarness::Options ko;
+  ko.clock = &clock;
+  ASSERT_TRUE(h_.Open(testing::MakePolicy(h_.Spec()), ko));
+  WriteFileOrDie(h_.ws() / "b.txt", "beta");
+  Json spawn = CallJson("worker", "agent.spawn", "helper",
+                        {{"syscalls", Json::array({"file.read"})},
+                         {"resources", Json::array({(h_.ws() / "a").string()})},
+                         {"ttl_ms", 5000}});
+  spawn["token"] = Grant("worker");
+  SyscallResult s = h_.ExecRaw(spawn);
+  ASSERT_THAT(s, IsAllowed());
+  const std::string child = s.frame["token"].get<std::string>();
+  EXPECT_THAT(ReadWith(child, "helper"), IsAllowed());
+  Json other = CallJson("helper", "file.read", (h_.ws() / "b.txt").string());
+  other["token"] = child;
+  SyscallResult outside = h_.ExecRaw(other);
+  EXPECT_THAT(outside, IsDenied(Reason::kTokenCheckFailed, "capability"));
+  EXPECT_THAT(outside.decision.explanation, HasSubstr("block 1"));
+  clock.Advance(6000);
+  EXPECT_THAT(ReadWith(child, "helper"), IsDenied(Reason::kTokenExpired, "capability"));
+  // A bad prefix is refused before anything is spawned.
+  Json bad = CallJson("worker", "agent.spawn", "scout",
+                      {{"syscalls", Json::array({"file.read"})}, {"resources", Json::array({7})}});
+  bad["token"] = Grant("worker");
+  SyscallResult r = h_.ExecRaw(bad);
+  EXPECT_THAT(r, IsDenied(Reason::kSchemaViolation, "effect"));
+  EXPECT_EQ(r.decision.at, "/args/resources/0");
+}
+
 TEST_F(CapabilityTokenTest, SingleUseTokenIsBoundToOneExactAction) {
   const std::string path = (h_.out() / "once.txt").string();
   const Json args = {{"content", "exactly this"}};

@@ -36,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -188,5 +189,34 @@ Result<PreparedToken> PrepareToken(Biscuit token);
 // Authorize (above) over a prepared token: the same result for the same token and code.
 Result<Authorization> Authorize(const PreparedToken& token, const AuthorizerCode& code,
                                 const RunLimits& limits = {}, DatalogError* error = nullptr);
+
+// A ground authorizer fact given by value, e.g. {"operation", {StringValue("file.read")}}: the
+// same as AddAuthorizerFact, without interning and resolving symbols on every request. Terms may
+// be integers, strings, dates, booleans or null (else the authorization fails, kMalformed).
+struct AmbientFact {
+  std::string name;
+  std::vector<DatalogValue> terms;
+};
+
+namespace internal {
+struct CompiledAuthorizer;  // datalog_engine.cc
+}  // namespace internal
+
+// The authorizer's code resolved once, for an authorizer that runs the same code against many
+// tokens (the kernel). Code with `trusting <key>` scopes depends on the token's third-party
+// blocks and is resolved at each authorization instead.
+// Thread-compatible: immutable; copies share the compiled form.
+struct PreparedAuthorizer {
+  std::shared_ptr<const internal::CompiledAuthorizer> compiled;
+};
+
+// kTokenInvalid (kInvalidRule, kShadowedVariable, kMalformed) for code Authorize would reject.
+Result<PreparedAuthorizer> PrepareAuthorizer(AuthorizerCode code);
+
+// Authorize over a prepared token and authorizer, with `ambient` added to the authorizer's facts:
+// the same result as Authorize(token, code) with those facts in the code.
+Result<Authorization> Authorize(const PreparedToken& token, const PreparedAuthorizer& authorizer,
+                                std::span<const AmbientFact> ambient, const RunLimits& limits = {},
+                                DatalogError* error = nullptr);
 
 }  // namespace custos::caps
