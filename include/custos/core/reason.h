@@ -136,7 +136,11 @@ enum class ReasonClass : uint8_t {
     "A key is missing, malformed, weak, or has unsafe file permissions.")                         \
   X(kUnavailable, 174, "unavailable", kUnavailable, 503,                                          \
     "The kernel is shutting down or overloaded.")                                                 \
-  X(kIoError, 175, "io_error", kUnavailable, 500, "A local file operation failed.")
+  X(kIoError, 175, "io_error", kUnavailable, 500, "A local file operation failed.")               \
+  X(kNoCheckpoint, 176, "no_checkpoint", kFailedPrecondition, 412,                                \
+    "No signed checkpoint covers what was asked (empty log, no signing key, or none stored).")    \
+  X(kPayloadUnreadable, 177, "payload_unreadable", kPermissionDenied, 403,                        \
+    "A sealed log payload does not open with this identity (wrong key, or it was changed).")
 
 enum class Reason : uint16_t {
 #define CUSTOS_REASON_ENUM(e, n, name, cls, http, doc) e = n,
