@@ -327,19 +327,44 @@ int CmdVerifyTrusted(const GlobalOptions& g, const std::string& keys_file,
   }
   audit::VerifyOptions opts;
   opts.merkle = true;
-  opts.trusted = *trusted;
   const audit::VerifyReport r = audit::VerifyStore(**st, opts);
   PrintReport(r, true);
   if (!r.status.ok()) {
     return ExitCodeOf(r.status.reason());
   }
+  // Every stored checkpoint's root matched; now each must be signed by a pinned key.
+  int64_t from_id = 1;
+  std::optional<store::CheckpointRow> latest;
+  while (true) {
+    Result<std::vector<store::CheckpointRow>> rows = (*st)->ReadCheckpoints(from_id, 1024);
+    if (!rows.ok()) {
+      return Fail(rows.status());
+    }
+    for (store::CheckpointRow& row : *rows) {
+      Result<audit::OpenedCheckpoint> o = audit::OpenCheckpoint(row.note, *trusted);
+      if (!o.ok()) {
+        const Status s(o.status().reason(), "stored checkpoint " + std::to_string(row.id) +
+                                                " (size " + std::to_string(row.size) +
+                                                "): " + std::string(o.status().message()));
+        std::printf("checkpoint FAILED: %s\n", s.ToString().c_str());
+        return Fail(s);
+      }
+      if (!latest || row.size >= latest->size) {
+        latest = std::move(row);
+      }
+    }
+    if (rows->size() < 1024) {
+      break;
+    }
+    from_id = rows->back().id + 1;
+  }
   if (!note) {
-    if (r.checkpoints == 0) {
+    if (!latest) {
       return Fail(Status(Reason::kNoCheckpoint,
                          "no stored checkpoint to verify (run `custos audit checkpoint` or pass "
                          "--from-checkpoint)"));
     }
-    return 0;
+    note = latest->note;
   }
   const Status s = VerifyCheckpoint(**st, *note, *trusted, r.entries);
   if (!s.ok()) {
