@@ -272,19 +272,18 @@ class TreeChecker {
           store_.ReadMerkleNodes(lv, level.front()->index, static_cast<int64_t>(level.size())));
       for (size_t i = 0; i < level.size(); ++i) {
         const MerkleNodeRef& r = *level[i];
+        if (i < stored.size() && stored[i] == Bytes(r.hash)) {
+          ++nodes_;
+          continue;
+        }
         const uint64_t first = (r.index << r.level) + 1, last = (r.index + 1) << r.level;
         const std::string what = "the stored Merkle node (" + std::to_string(r.level) + ", " +
                                  std::to_string(r.index) + ") over entries " +
                                  std::to_string(first) + ".." + std::to_string(last);
-        if (i >= stored.size()) {
-          bad_seq_ = static_cast<int64_t>(first);
-          return Status(Reason::kLogCorrupt, what + " is missing");
-        }
-        if (stored[i] != Bytes(r.hash)) {
-          bad_seq_ = static_cast<int64_t>(first);
-          return Status(Reason::kLogCorrupt, what + " differs from the one recomputed from them");
-        }
-        ++nodes_;
+        bad_seq_ = static_cast<int64_t>(first);
+        return Status(Reason::kLogCorrupt,
+                      what + (i >= stored.size() ? " is missing"
+                                                 : " differs from the one recomputed from them"));
       }
     }
     return Status::Ok();
