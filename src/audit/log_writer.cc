@@ -242,8 +242,11 @@ struct LogWriter::Impl {
           durable_seq = last;
         }
         NotifyProgress(parity);
-        if (signs() && checkpoints.every_entries > 0 &&
-            written_seq - cp_size >= checkpoints.every_entries) {
+        // Under a steady stream of batches the writer is never idle, so both triggers are
+        // checked here too.
+        if (signs() && ((checkpoints.every_entries > 0 &&
+                         written_seq - cp_size >= checkpoints.every_entries) ||
+                        (TimerArmed() && std::chrono::steady_clock::now() >= TimerDeadline()))) {
           if (Status cs = SignLocked(lock); !cs.ok()) {
             Fail(lock, cs, written_seq + 1);
             return;

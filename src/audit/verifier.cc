@@ -282,8 +282,10 @@ class TreeChecker {
                                  std::to_string(first) + ".." + std::to_string(last);
         bad_seq_ = static_cast<int64_t>(first);
         return Status(Reason::kLogCorrupt,
-                      what + (i >= stored.size() ? " is missing"
-                                                 : " differs from the one recomputed from them"));
+                      what + (i >= stored.size()
+                                  ? " is missing (a store written before the tree was kept gets "
+                                    "it at the next kernel start or `custos audit checkpoint`)"
+                                  : " differs from the one recomputed from them"));
       }
     }
     return Status::Ok();

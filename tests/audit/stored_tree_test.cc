@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -171,6 +172,27 @@ TEST_F(StoredTreeTest, TimeTriggerSignsWithoutFurtherAppends) {
   }
   ASSERT_TRUE(latest.has_value());
   EXPECT_EQ(latest->size, 3);
+}
+
+TEST_F(StoredTreeTest, TimeTriggerAlsoFiresUnderASteadyStreamOfAppends) {
+  auto w = Open(Cp(0, 10));
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; !stop.load(); ++i) {
+        ASSERT_THAT(w->Append(Event(i)), IsOk());
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Counted while the writer is still busy (the close adds one more).
+  const size_t during = store_->ReadCheckpoints(1, 1000).value().size();
+  stop = true;
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  EXPECT_GE(during, 2u);
 }
 
 TEST_F(StoredTreeTest, CheckpointCallReturnsANoteCoveringEverythingAppended) {
