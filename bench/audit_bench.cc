@@ -234,14 +234,14 @@ void BM_Verify_1MEntries(benchmark::State& state) {
 }
 BENCHMARK(BM_Verify_1MEntries)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 
-// `custos audit verify` on 1M entries: chain, every stored Merkle node recomputed and compared,
-// and the 1,000 stored checkpoints' roots and signatures.
-void BM_VerifyFull_1MEntries(benchmark::State& state) {
-  constexpr int64_t kEntries = 1'000'000;
+constexpr int64_t kFullEntries = 1'000'000;
+
+// A 1M-entry store as the writer leaves it: rows, every Merkle node, a checkpoint every 1,000.
+store::Store& FullStore() {
   static ScratchDir dir;
   static std::unique_ptr<store::Store> store = [] {
     auto s = store::OpenSqliteStore(dir.path() / "verify-full.db");
-    std::vector<store::LogRow> rows = BuildChain(kEntries);
+    std::vector<store::LogRow> rows = BuildChain(kFullEntries);
     CompactRange range;
     std::vector<MerkleNodeRef> refs;
     constexpr size_t kBatch = 1000;
@@ -261,6 +261,14 @@ void BM_VerifyFull_1MEntries(benchmark::State& state) {
     (*s)->SyncLog().IgnoreError();
     return std::move(s).value();
   }();
+  return *store;
+}
+
+// `custos audit verify` on 1M entries: chain, every stored Merkle node recomputed and compared,
+// and the 1,000 stored checkpoints' roots and signatures.
+void BM_VerifyFull_1MEntries(benchmark::State& state) {
+  constexpr int64_t kEntries = kFullEntries;
+  store::Store* store = &FullStore();
   VerifyOptions opts;
   opts.merkle = true;
   opts.trusted = {MakeNoteVerifier("custos/bench", BenchKey().verifying_key()).value()};
@@ -274,6 +282,22 @@ void BM_VerifyFull_1MEntries(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kEntries);
 }
 BENCHMARK(BM_VerifyFull_1MEntries)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+
+// `custos audit prove`: an inclusion proof from the stored nodes (O(log n) point reads).
+void BM_StoredInclusionProof_1M(benchmark::State& state) {
+  const StoreNodeSource src(&FullStore(), kFullEntries);
+  uint64_t index = 12345;
+  for (auto _ : state) {
+    index = (index * 2654435761u + 1) % kFullEntries;
+    auto proof = InclusionProof(src, index, kFullEntries);
+    if (!proof.ok()) {
+      state.SkipWithError(proof.status().ToString().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(proof->data());
+  }
+}
+BENCHMARK(BM_StoredInclusionProof_1M)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace custos::audit
