@@ -12,9 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "custos/audit/checkpoint.h"
 #include "custos/audit/log_entry.h"
 #include "custos/audit/log_writer.h"
+#include "custos/audit/stored_tree.h"
 #include "custos/audit/verifier.h"
+#include "custos/crypto/keys.h"
 #include "custos/store/store.h"
 
 namespace custos::audit {
@@ -67,7 +70,13 @@ struct AppendFixture {
 // starts and ends the timed loop of all threads together).
 std::unique_ptr<AppendFixture> g_append;
 
-void RunAppend(benchmark::State& state, Durability durability) {
+// The key automatic checkpoints are signed with (issue 4's target: a checkpoint every 1,000).
+const crypto::SigningKey& BenchKey() {
+  static const crypto::SigningKey key = crypto::SigningKey::Generate().value();
+  return key;
+}
+
+void RunAppend(benchmark::State& state, Durability durability, bool checkpoints = false) {
   if (state.thread_index() == 0) {
     g_append = std::make_unique<AppendFixture>();
     auto s = store::OpenSqliteStore(g_append->dir.path() / "bench.db");
@@ -76,7 +85,14 @@ void RunAppend(benchmark::State& state, Durability durability) {
       return;
     }
     g_append->store = std::move(s).value();
-    auto w = LogWriter::Open(g_append->store.get(), durability, &SystemClock());
+    CheckpointOptions cp;
+    if (checkpoints) {
+      cp.key = &BenchKey();
+      cp.origin = "custos/bench";
+      cp.every_entries = 1000;
+      cp.every_ms = 1000;
+    }
+    auto w = LogWriter::Open(g_append->store.get(), durability, &SystemClock(), std::move(cp));
     if (!w.ok()) {
       state.SkipWithError(w.status().ToString().c_str());
       return;
@@ -106,7 +122,13 @@ void BM_LogAppend_None(benchmark::State& state) { RunAppend(state, Durability::k
 void BM_LogAppend_Group(benchmark::State& state) { RunAppend(state, Durability::kGroup); }
 void BM_LogAppend_Fsync(benchmark::State& state) { RunAppend(state, Durability::kFsync); }
 
+// Every append mode stores the Merkle nodes; this one also signs a checkpoint every 1,000 entries.
+void BM_LogAppend_GroupCheckpointed(benchmark::State& state) {
+  RunAppend(state, Durability::kGroup, /*checkpoints=*/true);
+}
+
 BENCHMARK(BM_LogAppend_None)->Threads(1)->Threads(8)->Threads(64)->UseRealTime();
+BENCHMARK(BM_LogAppend_GroupCheckpointed)->Threads(8)->Threads(64)->UseRealTime();
 BENCHMARK(BM_LogAppend_Group)->Threads(1)->Threads(8)->Threads(64)->UseRealTime();
 BENCHMARK(BM_LogAppend_Fsync)->Threads(1)->Threads(8)->UseRealTime()->MinTime(1.0);
 
@@ -211,6 +233,71 @@ void BM_Verify_1MEntries(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kEntries);
 }
 BENCHMARK(BM_Verify_1MEntries)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+
+constexpr int64_t kFullEntries = 1'000'000;
+
+// A 1M-entry store as the writer leaves it: rows, every Merkle node, a checkpoint every 1,000.
+store::Store& FullStore() {
+  static ScratchDir dir;
+  static std::unique_ptr<store::Store> store = [] {
+    auto s = store::OpenSqliteStore(dir.path() / "verify-full.db");
+    std::vector<store::LogRow> rows = BuildChain(kFullEntries);
+    CompactRange range;
+    std::vector<MerkleNodeRef> refs;
+    constexpr size_t kBatch = 1000;
+    for (size_t i = 0; i < rows.size(); i += kBatch) {
+      std::vector<store::LogRow> batch(rows.begin() + i,
+                                       rows.begin() + std::min(rows.size(), i + kBatch));
+      refs.clear();
+      for (const store::LogRow& r : batch) {
+        range.Append(MerkleLeafHash(r.canonical), &refs);
+      }
+      (*s)->AppendLog(batch, ToStoreNodes(refs), store::Sync::kNone).IgnoreError();
+      Checkpoint c{"custos/bench", range.size(), range.Root(), {}};
+      (*s)->PutCheckpoint(static_cast<int64_t>(c.size),
+                          SignCheckpoint(c, c.origin, BenchKey()).value(), 0)
+          .IgnoreError();
+    }
+    (*s)->SyncLog().IgnoreError();
+    return std::move(s).value();
+  }();
+  return *store;
+}
+
+// `custos audit verify` on 1M entries: chain, every stored Merkle node recomputed and compared,
+// and the 1,000 stored checkpoints' roots and signatures.
+void BM_VerifyFull_1MEntries(benchmark::State& state) {
+  constexpr int64_t kEntries = kFullEntries;
+  store::Store* store = &FullStore();
+  VerifyOptions opts;
+  opts.merkle = true;
+  opts.trusted = {MakeNoteVerifier("custos/bench", BenchKey().verifying_key()).value()};
+  for (auto _ : state) {
+    VerifyReport r = VerifyStore(*store, opts);
+    if (!r.status.ok() || r.entries != kEntries || r.checkpoints != 1000) {
+      state.SkipWithError(r.status.ToString().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * kEntries);
+}
+BENCHMARK(BM_VerifyFull_1MEntries)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+
+// `custos audit prove`: an inclusion proof from the stored nodes (O(log n) point reads).
+void BM_StoredInclusionProof_1M(benchmark::State& state) {
+  const StoreNodeSource src(&FullStore(), kFullEntries);
+  uint64_t index = 12345;
+  for (auto _ : state) {
+    index = (index * 2654435761u + 1) % kFullEntries;
+    auto proof = InclusionProof(src, index, kFullEntries);
+    if (!proof.ok()) {
+      state.SkipWithError(proof.status().ToString().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(proof->data());
+  }
+}
+BENCHMARK(BM_StoredInclusionProof_1M)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace custos::audit

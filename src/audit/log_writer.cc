@@ -14,6 +14,7 @@
 #include "custos/audit/log_writer.h"
 
 #include <charconv>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -23,6 +24,7 @@
 
 #include "audit/entry_scan_internal.h"
 #include "audit/log_entry_internal.h"
+#include "custos/audit/stored_tree.h"
 #include "custos/crypto/sha256.h"
 
 namespace custos::audit {
@@ -68,7 +70,52 @@ Result<Durability> ParseDurability(std::string_view name) {
 }
 
 struct LogWriter::Impl {
-  Impl(store::Store* s, Durability d, const Clock* c) : store(s), durability(d), clock(c) {}
+  Impl(store::Store* s, Durability d, const Clock* c, CheckpointOptions cp)
+      : store(s), durability(d), clock(c), checkpoints(std::move(cp)) {}
+
+  bool signs() const { return checkpoints.key != nullptr; }
+
+  // Adds the leaves of `rows` to the frontier and returns the nodes to store with them.
+  // Writer thread (or Open, before it starts).
+  std::vector<store::MerkleNode> NodesFor(const std::vector<store::LogRow>& rows) {
+    node_buf.clear();
+    for (const store::LogRow& r : rows) {
+      frontier.Append(MerkleLeafHash(r.canonical), &node_buf);
+    }
+    return ToStoreNodes(node_buf);
+  }
+
+  // Signs and stores a checkpoint of the frontier (everything written). REQUIRES: mu held,
+  // signs(), written_seq == frontier.size(); releases mu while signing and storing.
+  Status SignLocked(std::unique_lock<std::mutex>& lock) {
+    audit::Checkpoint c;
+    c.origin = checkpoints.origin;
+    c.size = frontier.size();
+    c.root = frontier.Root();
+    lock.unlock();
+    Result<std::string> note = SignCheckpoint(c, checkpoints.origin, *checkpoints.key);
+    Status s = note.status();
+    if (note.ok()) {
+      // A FULL commit: it also syncs the WAL frames of the rows it covers (kNone).
+      s = store->PutCheckpoint(static_cast<int64_t>(c.size), *note, clock->NowMillis());
+    }
+    lock.lock();
+    if (!s.ok()) {
+      return s;
+    }
+    cp_size = static_cast<int64_t>(c.size);
+    durable_seq = std::max(durable_seq, cp_size);
+    last_cp = SignedCheckpoint{c, std::move(note).value()};
+    cp_cv.notify_all();
+    flush_cv.notify_all();
+    return Status::Ok();
+  }
+
+  // REQUIRES: mu held.
+  bool TimerArmed() const { return signs() && checkpoints.every_ms > 0 && written_seq > cp_size; }
+  std::chrono::steady_clock::time_point TimerDeadline() const {
+    return uncovered_since + std::chrono::milliseconds(checkpoints.every_ms);
+  }
 
   // Patches seq and prev_hash into a pre-encoded entry, hashes it and enqueues it.
   // REQUIRES: mu held, no failure, not stopping.
@@ -122,6 +169,7 @@ struct LogWriter::Impl {
     NotifyProgress(0);
     NotifyProgress(1);
     space_cv.notify_all();
+    cp_cv.notify_all();
   }
 
   // Wakes the callers of the batch with `parity` and any Flush().
@@ -134,9 +182,17 @@ struct LogWriter::Impl {
   void Run() {
     std::unique_lock lock(mu);
     std::vector<store::LogRow> batch;
+    auto has_work = [&] {
+      return !queue.empty() || stopping || flush_target > durable_seq || cp_request > cp_size;
+    };
     while (true) {
       writer_idle = true;
-      work_cv.wait(lock, [&] { return !queue.empty() || stopping || flush_target > durable_seq; });
+      bool timer_fired = false;
+      if (TimerArmed()) {
+        timer_fired = !work_cv.wait_until(lock, TimerDeadline(), has_work);
+      } else {
+        work_cv.wait(lock, has_work);
+      }
       writer_idle = false;
       if (failed_from != INT64_MAX) {
         return;
@@ -150,6 +206,7 @@ struct LogWriter::Impl {
         space_cv.notify_all();
         const int64_t first = batch.front().seq, last = batch.back().seq;
         int64_t committed = written_seq;
+        const bool was_covered = written_seq == cp_size;
         lock.unlock();
         Status s;
         if (durability == Durability::kFsync) {
@@ -157,7 +214,7 @@ struct LogWriter::Impl {
           std::vector<store::LogRow> one(1);
           for (store::LogRow& row : batch) {
             one[0] = std::move(row);
-            s = store->AppendLog(one, store::Sync::kFull);
+            s = store->AppendLog(one, NodesFor(one), store::Sync::kFull);
             if (!s.ok()) {
               break;
             }
@@ -168,7 +225,8 @@ struct LogWriter::Impl {
           }
         } else {
           s = store->AppendLog(
-              batch, durability == Durability::kGroup ? store::Sync::kFull : store::Sync::kNone);
+              batch, NodesFor(batch),
+              durability == Durability::kGroup ? store::Sync::kFull : store::Sync::kNone);
         }
         batch.clear();
         lock.lock();
@@ -176,11 +234,24 @@ struct LogWriter::Impl {
           Fail(lock, s, durability == Durability::kFsync ? committed + 1 : first);
           return;
         }
+        if (was_covered) {
+          uncovered_since = std::chrono::steady_clock::now();
+        }
         written_seq = last;
         if (durability != Durability::kNone) {
           durable_seq = last;
         }
         NotifyProgress(parity);
+        // Under a steady stream of batches the writer is never idle, so both triggers are
+        // checked here too.
+        if (signs() && ((checkpoints.every_entries > 0 &&
+                         written_seq - cp_size >= checkpoints.every_entries) ||
+                        (TimerArmed() && std::chrono::steady_clock::now() >= TimerDeadline()))) {
+          if (Status cs = SignLocked(lock); !cs.ok()) {
+            Fail(lock, cs, written_seq + 1);
+            return;
+          }
+        }
         continue;  // take whatever queued meanwhile before syncing or stopping
       }
       if (flush_target > durable_seq || (stopping && durable_seq < written_seq)) {
@@ -196,6 +267,15 @@ struct LogWriter::Impl {
         flush_cv.notify_all();
         continue;
       }
+      if (signs() && written_seq > cp_size &&
+          (cp_request > cp_size || stopping || timer_fired ||
+           (TimerArmed() && std::chrono::steady_clock::now() >= TimerDeadline()))) {
+        if (Status cs = SignLocked(lock); !cs.ok()) {
+          Fail(lock, cs, written_seq + 1);
+          return;
+        }
+        continue;
+      }
       if (stopping) {
         return;
       }
@@ -205,6 +285,12 @@ struct LogWriter::Impl {
   store::Store* const store;
   const Durability durability;
   const Clock* const clock;
+  const CheckpointOptions checkpoints;
+
+  // Writer thread only (and Open, before the thread starts).
+  CompactRange frontier;                                  // the tree of written_seq leaves
+  std::vector<MerkleNodeRef> node_buf;                    // scratch for NodesFor
+  std::chrono::steady_clock::time_point uncovered_since;  // first commit past cp_size
 
   mutable std::mutex mu;
   std::condition_variable work_cv;            // the writer waits for rows, a flush or stop
@@ -224,15 +310,161 @@ struct LogWriter::Impl {
   int64_t flush_target = 0;                   // guarded by mu; Flush() wants durable_seq >= this
   Status failure;                             // guarded by mu
   int64_t failed_from = INT64_MAX;            // guarded by mu; first seq that was not written
+  std::condition_variable cp_cv;              // Checkpoint() waits for cp_size or failure
+  int64_t cp_size = 0;                        // guarded by mu; size of the latest checkpoint
+  int64_t cp_request = 0;                     // guarded by mu; Checkpoint() wants cp_size >= this
+  SignedCheckpoint last_cp;                   // guarded by mu; valid if cp_size > 0
   std::thread thread;
 };
 
+namespace {
+
+constexpr int64_t kRecoveryPageRows = 4096;
+
+// The parsed checkpoint of a stored note. kLogCorrupt if the note is not a checkpoint.
+Result<audit::Checkpoint> ParseStoredCheckpoint(const store::CheckpointRow& row) {
+  Result<SignedNote> n = ParseSignedNote(row.note);
+  Result<audit::Checkpoint> c =
+      n.ok() ? ParseCheckpointBody(n->text) : Result<audit::Checkpoint>(n.status());
+  if (!c.ok()) {
+    return Status(Reason::kLogCorrupt, "stored checkpoint " + std::to_string(row.id) +
+                                           " is malformed: " + std::string(c.status().message()));
+  }
+  if (c->size != static_cast<uint64_t>(row.size)) {
+    return Status(Reason::kLogCorrupt, "stored checkpoint " + std::to_string(row.id) +
+                                           " is filed under size " + std::to_string(row.size) +
+                                           " but its note says " + std::to_string(c->size));
+  }
+  return c;
+}
+
+}  // namespace
+
+// Recovery (see the header). REQUIRES: the writer thread has not started.
+Status LogWriter::Recover(Impl& w, int64_t last_seq) {
+  store::Store& st = *w.store;
+  // 1. The tree covers exactly the rows: build the nodes of rows that have none.
+  CUSTOS_ASSIGN_OR_RETURN(int64_t leaves, st.MerkleLeafCount());
+  if (leaves > last_seq) {
+    return Status(Reason::kLogCorrupt, "the stored Merkle tree has " + std::to_string(leaves) +
+                                           " leaves but the log has " + std::to_string(last_seq) +
+                                           " entries (log rows were removed)");
+  }
+  CUSTOS_ASSIGN_OR_RETURN(
+      w.frontier, CompactRange::FromSource(StoreNodeSource(w.store, static_cast<uint64_t>(leaves)),
+                                           static_cast<uint64_t>(leaves)));
+  store::LogQuery q;
+  q.from_seq = leaves + 1;
+  q.limit = kRecoveryPageRows;
+  while (q.from_seq <= last_seq) {
+    CUSTOS_ASSIGN_OR_RETURN(std::vector<store::LogRow> rows, st.ReadLog(q));
+    if (rows.empty() || rows.front().seq != q.from_seq) {
+      return Status(Reason::kLogGap, "log entry " + std::to_string(q.from_seq) + " is missing");
+    }
+    for (size_t i = 1; i < rows.size(); ++i) {
+      if (rows[i].seq != rows[i - 1].seq + 1) {
+        return Status(Reason::kLogGap,
+                      "log entry " + std::to_string(rows[i - 1].seq + 1) + " is missing");
+      }
+    }
+    CUSTOS_RETURN_IF_ERROR(st.AppendLog({}, w.NodesFor(rows), store::Sync::kFull));
+    q.from_seq = rows.back().seq + 1;
+  }
+
+  // 2. The latest checkpoint must be a prefix of the log, with the stored tree's root.
+  CUSTOS_ASSIGN_OR_RETURN(std::optional<store::CheckpointRow> latest, st.LatestCheckpoint());
+  int64_t covered = 0;
+  if (latest) {
+    CUSTOS_ASSIGN_OR_RETURN(audit::Checkpoint c, ParseStoredCheckpoint(*latest));
+    if (latest->size > last_seq) {
+      return Status(Reason::kLogGap,
+                    "checkpoint " + std::to_string(latest->id) + " covers " +
+                        std::to_string(latest->size) + " entries but the log has only " +
+                        std::to_string(last_seq) +
+                        ": signed entries were removed; refusing to extend (and re-sign) a "
+                        "shorter log");
+    }
+    CUSTOS_ASSIGN_OR_RETURN(
+        MerkleHash root, RootAt(StoreNodeSource(w.store, static_cast<uint64_t>(last_seq)), c.size));
+    if (root != c.root) {
+      return Status(Reason::kLogCorrupt, "the log's first " + std::to_string(c.size) +
+                                             " entries do not match checkpoint " +
+                                             std::to_string(latest->id) + "'s root");
+    }
+    covered = latest->size;
+    w.cp_size = covered;
+    w.last_cp = SignedCheckpoint{c, latest->note};
+  }
+
+  // 3. Entries after it: hash chain and leaves.
+  std::string prev_hex = kGenesisHash;
+  q.from_seq = std::max<int64_t>(1, covered);
+  bool first = covered > 0;
+  while (q.from_seq <= last_seq) {
+    CUSTOS_ASSIGN_OR_RETURN(std::vector<store::LogRow> rows, st.ReadLog(q));
+    const int64_t leaf_from = std::max(q.from_seq, covered + 1);
+    CUSTOS_ASSIGN_OR_RETURN(
+        std::vector<std::string> stored_leaves,
+        st.ReadMerkleNodes(0, static_cast<uint64_t>(leaf_from - 1), kRecoveryPageRows));
+    int64_t expect = q.from_seq;
+    for (const store::LogRow& row : rows) {
+      const std::string at = "log entry " + std::to_string(expect);
+      if (row.seq != expect) {
+        return Status(Reason::kLogGap, at + " is missing");
+      }
+      ++expect;
+      Result<internal::EntryLayout> l =
+          internal::ScanEntry(row.canonical, internal::ScanMode::kCanonical);
+      if (!l.ok()) {
+        return Status(Reason::kLogCorrupt, at + " is malformed: " + l.status().ToString());
+      }
+      std::string_view prev(row.canonical.data() + l->prev_hash_pos, internal::kHashHexLen);
+      if (l->seq != row.seq || ChainHash(prev, row.canonical) != row.hash) {
+        return Status(Reason::kLogCorrupt, at + " does not match its hash");
+      }
+      if (first) {
+        first = false;  // entry `covered` itself only provides the chain head
+        prev_hex = row.hash;
+        continue;
+      }
+      if (prev != prev_hex) {
+        return Status(Reason::kLogGap, at + " does not follow the entry before it");
+      }
+      prev_hex = row.hash;
+      const size_t leaf_pos = static_cast<size_t>(row.seq - leaf_from);
+      const MerkleHash leaf = MerkleLeafHash(row.canonical);
+      if (leaf_pos >= stored_leaves.size() ||
+          stored_leaves[leaf_pos] !=
+              std::string_view(reinterpret_cast<const char*>(leaf.bytes.data()), 32)) {
+        return Status(Reason::kLogCorrupt, at + "'s stored Merkle leaf does not match it");
+      }
+    }
+    if (rows.empty()) {
+      return Status(Reason::kLogGap, "log entry " + std::to_string(q.from_seq) + " is missing");
+    }
+    q.from_seq = rows.back().seq + 1;
+  }
+
+  // 4. Cover everything with a fresh checkpoint.
+  if (w.signs() && last_seq > covered) {
+    std::unique_lock lock(w.mu);
+    return w.SignLocked(lock);
+  }
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<LogWriter>> LogWriter::Open(store::Store* store, Durability durability,
-                                                   const Clock* clock) {
+                                                   const Clock* clock,
+                                                   CheckpointOptions checkpoints) {
   if (store == nullptr || clock == nullptr) {
     return Status(Reason::kInvalidArgument, "LogWriter needs a store and a clock");
   }
-  auto impl = std::make_unique<Impl>(store, durability, clock);
+  if (checkpoints.every_entries < 0 || checkpoints.every_ms < 0 ||
+      (checkpoints.key != nullptr && checkpoints.origin.empty())) {
+    return Status(Reason::kInvalidArgument,
+                  "checkpoint intervals must not be negative and a signing key needs an origin");
+  }
+  auto impl = std::make_unique<Impl>(store, durability, clock, std::move(checkpoints));
   CUSTOS_ASSIGN_OR_RETURN(std::optional<store::LogRow> last, store->LastLog());
   std::string head = kGenesisHash;
   if (last.has_value()) {
@@ -251,6 +483,7 @@ Result<std::unique_ptr<LogWriter>> LogWriter::Open(store::Store* store, Durabili
     head = last->hash;
     impl->last_seq = impl->written_seq = impl->durable_seq = last->seq;
   }
+  CUSTOS_RETURN_IF_ERROR(Recover(*impl, impl->last_seq));
   std::memcpy(impl->head_hex, head.data(), internal::kHashHexLen);
   internal::DecodeHashHex(head, impl->head_bytes);
   Impl* raw = impl.get();
@@ -331,6 +564,32 @@ Result<Appended> LogWriter::Flush() {
   w.flush_cv.wait(lock, [&] { return w.durable_seq >= a.seq || w.failed_from <= a.seq; });
   CUSTOS_RETURN_IF_ERROR(w.FailureFor(a.seq));
   return a;
+}
+
+Result<SignedCheckpoint> LogWriter::Checkpoint() {
+  Impl& w = *impl_;
+  if (!w.signs()) {
+    return Status(Reason::kNoCheckpoint, "this log writer has no checkpoint signing key");
+  }
+  CUSTOS_ASSIGN_OR_RETURN(Appended a, Flush());
+  if (a.seq == 0) {
+    return Status(Reason::kNoCheckpoint, "the flight log is empty: nothing to checkpoint");
+  }
+  std::unique_lock lock(w.mu);
+  if (w.cp_size < a.seq) {
+    if (w.stopping) {
+      return w.Unavailable();
+    }
+    w.cp_request = std::max(w.cp_request, a.seq);
+    if (w.writer_idle) {
+      w.work_cv.notify_one();
+    }
+    w.cp_cv.wait(lock, [&] { return w.cp_size >= a.seq || w.failed_from != INT64_MAX; });
+    if (w.cp_size < a.seq) {
+      return w.Unavailable();
+    }
+  }
+  return w.last_cp;
 }
 
 int64_t LogWriter::last_seq() const {

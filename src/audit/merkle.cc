@@ -62,13 +62,41 @@ MerkleHash MerkleEmptyRoot() { return crypto::Sha256(std::string_view()); }
 
 // ---- CompactRange ----
 
-void CompactRange::Append(const MerkleHash& leaf_hash) {
+Result<CompactRange> CompactRange::FromSource(const NodeSource& src, uint64_t size) {
+  if (size > src.size()) {
+    return Status(Reason::kInvalidArgument,
+                  "tree size " + U(size) + " is beyond the " + U(src.size()) + " leaves available");
+  }
+  CompactRange r;
+  // One perfect subtree per set bit of size, largest first.
+  uint64_t begin = 0;
+  for (int level = 63; level >= 0; --level) {
+    if (((size >> level) & 1) == 0) {
+      continue;
+    }
+    CUSTOS_ASSIGN_OR_RETURN(MerkleHash h, src.Node(level, begin >> level));
+    r.roots_.push_back(h);
+    begin += uint64_t{1} << level;
+  }
+  r.size_ = size;
+  return r;
+}
+
+void CompactRange::Append(const MerkleHash& leaf_hash, std::vector<MerkleNodeRef>* completed) {
   roots_.push_back(leaf_hash);
+  if (completed != nullptr) {
+    completed->push_back(MerkleNodeRef{0, size_, leaf_hash});
+  }
   // Each trailing 1 bit of the old size is a perfect subtree the new leaf completes.
+  int level = 0;
   for (uint64_t s = size_; (s & 1) != 0; s >>= 1) {
     MerkleHash right = roots_.back();
     roots_.pop_back();
     roots_.back() = MerkleNodeHash(roots_.back(), right);
+    ++level;
+    if (completed != nullptr) {
+      completed->push_back(MerkleNodeRef{level, size_ >> level, roots_.back()});
+    }
   }
   ++size_;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <future>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,11 +61,15 @@ struct EntryCheck {
   bool hash_well_formed = false;
   bool hash_matches = false;
   char computed[kHashHexLen] = {};
+  MerkleHash leaf;  // only if asked for
 };
 
 namespace {
 
-void CheckEntry(const store::LogRow& row, EntryCheck* c) {
+void CheckEntry(const store::LogRow& row, EntryCheck* c, bool leaf = false) {
+  if (leaf) {
+    c->leaf = MerkleLeafHash(row.canonical);
+  }
   Result<EntryLayout> l = ScanEntry(row.canonical, ScanMode::kCanonical);
   if (!l.ok()) {
     c->scan_error = l.status();
@@ -162,7 +167,7 @@ namespace {
 
 // Runs CheckEntry over `rows` on up to hardware_concurrency threads (this one included).
 void CheckInParallel(const std::vector<store::LogRow>& rows,
-                     std::vector<internal::EntryCheck>* checks) {
+                     std::vector<internal::EntryCheck>* checks, bool leaves) {
   constexpr size_t kMinRowsPerThread = 2048;
   const size_t hw = std::max<size_t>(1, std::thread::hardware_concurrency());
   const size_t threads = std::clamp<size_t>(rows.size() / kMinRowsPerThread, 1, hw);
@@ -170,7 +175,7 @@ void CheckInParallel(const std::vector<store::LogRow>& rows,
   auto run = [&](size_t begin) {
     const size_t end = std::min(rows.size(), begin + chunk);
     for (size_t i = begin; i < end; ++i) {
-      internal::CheckEntry(rows[i], &(*checks)[i]);
+      internal::CheckEntry(rows[i], &(*checks)[i], leaves);
     }
   };
   std::vector<std::thread> workers;
@@ -183,9 +188,165 @@ void CheckInParallel(const std::vector<store::LogRow>& rows,
   }
 }
 
+std::string_view Bytes(const MerkleHash& h) {
+  return std::string_view(reinterpret_cast<const char*>(h.bytes.data()), h.bytes.size());
+}
+
+struct StoredCheckpoint {
+  int64_t id = 0;
+  Checkpoint checkpoint;
+};
+
+// The store's checkpoints, parsed (and signature-checked against `trusted`), by size.
+Result<std::vector<StoredCheckpoint>> LoadCheckpoints(store::Store& store,
+                                                      const std::vector<NoteVerifier>& trusted) {
+  std::vector<StoredCheckpoint> out;
+  int64_t from = 1;
+  while (true) {
+    CUSTOS_ASSIGN_OR_RETURN(std::vector<store::CheckpointRow> rows,
+                            store.ReadCheckpoints(from, 1024));
+    for (const store::CheckpointRow& row : rows) {
+      const std::string name = "stored checkpoint " + Str(row.id) + " (size " + Str(row.size) + ")";
+      Result<Checkpoint> c = Status(Reason::kLogCorrupt, "unparsed");
+      if (!trusted.empty()) {
+        Result<OpenedCheckpoint> o = OpenCheckpoint(row.note, trusted);
+        if (!o.ok()) {
+          return Status(o.status().reason(), name + ": " + std::string(o.status().message()));
+        }
+        c = o->checkpoint;
+      } else {
+        Result<SignedNote> n = ParseSignedNote(row.note);
+        c = n.ok() ? ParseCheckpointBody(n->text) : Result<Checkpoint>(n.status());
+        if (!c.ok()) {
+          return Status(Reason::kLogCorrupt,
+                        name + " is malformed: " + std::string(c.status().message()));
+        }
+      }
+      if (c->size != static_cast<uint64_t>(row.size)) {
+        return Status(Reason::kLogCorrupt, name + " says size " + std::to_string(c->size));
+      }
+      out.push_back(StoredCheckpoint{row.id, std::move(c).value()});
+    }
+    if (rows.size() < 1024) {
+      break;
+    }
+    from = rows.back().id + 1;
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const StoredCheckpoint& a, const StoredCheckpoint& b) {
+                     return a.checkpoint.size < b.checkpoint.size;
+                   });
+  return out;
+}
+
+// Rebuilds the tree leaf by leaf and compares it with the stored nodes and checkpoints.
+class TreeChecker {
+ public:
+  TreeChecker(store::Store& store, std::vector<StoredCheckpoint> checkpoints)
+      : store_(store), checkpoints_(std::move(checkpoints)) {}
+
+  Status Start() { return CheckCheckpointsAt(0); }
+
+  // The leaves of one page of verified entries.
+  Status AddPage(const std::vector<internal::EntryCheck>& checks, size_t count) {
+    refs_.clear();
+    for (size_t i = 0; i < count; ++i) {
+      range_.Append(checks[i].leaf, &refs_);
+      CUSTOS_RETURN_IF_ERROR(CheckCheckpointsAt(range_.size()));
+    }
+    // Nodes of each level completed by this page have consecutive indexes.
+    std::vector<std::vector<const MerkleNodeRef*>> by_level;
+    for (const MerkleNodeRef& r : refs_) {
+      if (by_level.size() <= static_cast<size_t>(r.level)) {
+        by_level.resize(r.level + 1);
+      }
+      by_level[r.level].push_back(&r);
+    }
+    for (const std::vector<const MerkleNodeRef*>& level : by_level) {
+      if (level.empty()) {
+        continue;
+      }
+      const int lv = level.front()->level;
+      CUSTOS_ASSIGN_OR_RETURN(
+          std::vector<std::string> stored,
+          store_.ReadMerkleNodes(lv, level.front()->index, static_cast<int64_t>(level.size())));
+      for (size_t i = 0; i < level.size(); ++i) {
+        const MerkleNodeRef& r = *level[i];
+        if (i < stored.size() && stored[i] == Bytes(r.hash)) {
+          ++nodes_;
+          continue;
+        }
+        const uint64_t first = (r.index << r.level) + 1, last = (r.index + 1) << r.level;
+        const std::string what = "the stored Merkle node (" + std::to_string(r.level) + ", " +
+                                 std::to_string(r.index) + ") over entries " +
+                                 std::to_string(first) + ".." + std::to_string(last);
+        bad_seq_ = static_cast<int64_t>(first);
+        return Status(Reason::kLogCorrupt,
+                      what + (i >= stored.size()
+                                  ? " is missing (a store written before the tree was kept gets "
+                                    "it at the next kernel start or `custos audit checkpoint`)"
+                                  : " differs from the one recomputed from them"));
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status Finish(int64_t entries) {
+    CUSTOS_RETURN_IF_ERROR(CheckCheckpointsAt(range_.size()));
+    if (next_cp_ < checkpoints_.size()) {
+      const StoredCheckpoint& c = checkpoints_[next_cp_];
+      bad_seq_ = entries + 1;
+      return Status(Reason::kLogGap, "stored checkpoint " + Str(c.id) + " covers " +
+                                         std::to_string(c.checkpoint.size) +
+                                         " entries but the log has only " + Str(entries) +
+                                         ": signed entries were removed");
+    }
+    CUSTOS_ASSIGN_OR_RETURN(int64_t leaves, store_.MerkleLeafCount());
+    if (leaves != entries) {
+      bad_seq_ = std::min(leaves, entries) + 1;
+      return Status(Reason::kLogCorrupt, "the stored Merkle tree has " + Str(leaves) +
+                                             " leaves but the log has " + Str(entries) +
+                                             " entries");
+    }
+    return Status::Ok();
+  }
+
+  int64_t bad_seq() const { return bad_seq_; }
+  int64_t nodes() const { return nodes_; }
+  int64_t checkpoints_checked() const { return static_cast<int64_t>(next_cp_); }
+  MerkleHash root() const { return range_.Root(); }
+
+ private:
+  Status CheckCheckpointsAt(uint64_t size) {
+    while (next_cp_ < checkpoints_.size() && checkpoints_[next_cp_].checkpoint.size <= size) {
+      const StoredCheckpoint& c = checkpoints_[next_cp_];
+      if (c.checkpoint.size == size && c.checkpoint.root != range_.Root()) {
+        bad_seq_ = static_cast<int64_t>(size);
+        return Status(Reason::kLogCorrupt, "stored checkpoint " + Str(c.id) + " (size " +
+                                               std::to_string(size) +
+                                               ") does not match the root of the log's first " +
+                                               std::to_string(size) + " entries");
+      }
+      if (c.checkpoint.size < size) {
+        break;  // unreachable: sizes are checked as each leaf is added
+      }
+      ++next_cp_;
+    }
+    return Status::Ok();
+  }
+
+  store::Store& store_;
+  std::vector<StoredCheckpoint> checkpoints_;
+  size_t next_cp_ = 0;
+  CompactRange range_;
+  std::vector<MerkleNodeRef> refs_;
+  int64_t nodes_ = 0;
+  int64_t bad_seq_ = 0;
+};
+
 }  // namespace
 
-VerifyReport VerifyStore(store::Store& store) {
+VerifyReport VerifyStore(store::Store& store, const VerifyOptions& options) {
   // Reading a page from SQLite costs about as much as verifying it, so the next page is fetched
   // on another thread while this one is checked (the store is thread-safe).
   using Page = Result<std::vector<store::LogRow>>;
@@ -196,6 +357,24 @@ VerifyReport VerifyStore(store::Store& store) {
     return store.ReadLog(q);
   };
   ChainVerifier v;
+  std::optional<TreeChecker> tree;
+  auto tree_failure = [&](const Status& s, int64_t bad) {
+    VerifyReport r = v.Finish();
+    r.status = s;
+    r.first_bad_seq = bad;
+    return r;
+  };
+  if (options.merkle) {
+    Result<std::vector<StoredCheckpoint>> cps = LoadCheckpoints(store, options.trusted);
+    if (!cps.ok()) {
+      return tree_failure(cps.status(), 0);
+    }
+    tree.emplace(store, std::move(cps).value());
+    // Checkpoints of size 0 are checked against the empty tree before any entry.
+    if (Status s = tree->Start(); !s.ok()) {
+      return tree_failure(s, tree->bad_seq());
+    }
+  }
   std::future<Page> next = std::async(std::launch::async, fetch, int64_t{1});
   while (true) {
     Page page = next.get();
@@ -209,7 +388,7 @@ VerifyReport VerifyStore(store::Store& store) {
       next = std::async(std::launch::async, fetch, page->back().seq + 1);
     }
     std::vector<internal::EntryCheck> checks(page->size());
-    CheckInParallel(*page, &checks);
+    CheckInParallel(*page, &checks, options.merkle);
     for (size_t i = 0; i < page->size(); ++i) {
       if (v.AddChecked((*page)[i], checks[i])) {
         continue;
@@ -225,8 +404,22 @@ VerifyReport VerifyStore(store::Store& store) {
       }
       return r;
     }
+    if (tree) {
+      if (Status s = tree->AddPage(checks, checks.size()); !s.ok()) {
+        return tree_failure(s, tree->bad_seq());
+      }
+    }
     if (!more) {
-      return v.Finish();
+      VerifyReport r = v.Finish();
+      if (tree) {
+        if (Status s = tree->Finish(r.entries); !s.ok()) {
+          return tree_failure(s, tree->bad_seq());
+        }
+        r.merkle_nodes = tree->nodes();
+        r.checkpoints = tree->checkpoints_checked();
+        r.root = tree->root();
+      }
+      return r;
     }
   }
 }

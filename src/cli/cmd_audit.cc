@@ -1,5 +1,7 @@
 // custos audit verify | inspect | export | checkpoint | prove | consistency.
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -10,7 +12,10 @@
 #include "cli/cli.h"
 #include "custos/audit/checkpoint.h"
 #include "custos/audit/log_entry.h"
+#include "custos/audit/log_writer.h"
 #include "custos/audit/merkle.h"
+#include "custos/audit/sealed_payload.h"
+#include "custos/audit/stored_tree.h"
 #include "custos/audit/verifier.h"
 #include "custos/core/json.h"
 #include "custos/crypto/key_store.h"
@@ -27,51 +32,21 @@ Result<std::unique_ptr<store::Store>> OpenExistingStore(const GlobalOptions& g) 
   return store::OpenSqliteStore(db);
 }
 
-void PrintReport(const audit::VerifyReport& r) {
+void PrintReport(const audit::VerifyReport& r, bool merkle) {
   if (r.status.ok()) {
     std::printf("verified: %lld entries, hash chain intact, head %s\n",
                 static_cast<long long>(r.entries), r.head_hash.c_str());
+    if (merkle) {
+      std::printf("merkle: root %s, %lld stored nodes match, %lld checkpoints match\n",
+                  r.root.Hex().c_str(), static_cast<long long>(r.merkle_nodes),
+                  static_cast<long long>(r.checkpoints));
+    }
   } else {
     std::printf(
         "FAILED at entry %lld: %s\n  (%lld entries before it verified, last good head %s)\n",
         static_cast<long long>(r.first_bad_seq), r.status.ToString().c_str(),
         static_cast<long long>(r.entries), r.head_hash.c_str());
   }
-}
-
-constexpr char kLatestCheckpointKey[] = "checkpoint.latest";
-
-// The whole log, hash chain checked, as an in-memory Merkle tree (issue 4's store-backed node
-// source will avoid rehashing). Rows are read once: the tree covers exactly the rows verified.
-struct LoadedLog {
-  audit::MerkleTree tree;
-  std::vector<std::string> canonical;  // by leaf index
-};
-
-Result<LoadedLog> LoadLog(store::Store& st) {
-  LoadedLog out;
-  audit::ChainVerifier chain;
-  store::LogQuery q;
-  q.limit = 10000;
-  while (true) {
-    CUSTOS_ASSIGN_OR_RETURN(std::vector<store::LogRow> rows, st.ReadLog(q));
-    for (store::LogRow& row : rows) {
-      if (!chain.Add(row)) {
-        return chain.Finish().status;
-      }
-      out.tree.Append(audit::MerkleLeafHash(row.canonical));
-      out.canonical.push_back(std::move(row.canonical));
-    }
-    if (rows.size() < static_cast<size_t>(q.limit)) {
-      break;
-    }
-    q.from_seq = rows.back().seq + 1;
-  }
-  const audit::VerifyReport r = chain.Finish();
-  if (!r.status.ok()) {
-    return r.status;
-  }
-  return out;
 }
 
 Result<crypto::SigningKey> LoadIdentity(const GlobalOptions& g) {
@@ -99,24 +74,26 @@ struct Latest {
   audit::Checkpoint checkpoint;
 };
 
-// The stored latest checkpoint, verified, and the log it covers (whose root must match).
-Result<Latest> LoadLatest(store::Store& st, const crypto::VerifyingKey& key, const LoadedLog& log) {
-  CUSTOS_ASSIGN_OR_RETURN(std::optional<std::string> note, st.GetMeta(kLatestCheckpointKey));
-  if (!note) {
-    return Status(Reason::kNotFound, "no checkpoint yet (run `custos audit checkpoint`)");
+// The stored checkpoint of the largest size, signature-verified, and the stored tree under it
+// (its root at that size must be the checkpoint's).
+Result<Latest> LoadLatest(store::Store& st, const crypto::VerifyingKey& key,
+                          const audit::NodeSource& tree) {
+  CUSTOS_ASSIGN_OR_RETURN(std::optional<store::CheckpointRow> row, st.LatestCheckpoint());
+  if (!row) {
+    return Status(Reason::kNoCheckpoint, "no checkpoint yet (run `custos audit checkpoint`)");
   }
-  CUSTOS_ASSIGN_OR_RETURN(audit::Checkpoint c, OpenOwnCheckpoint(*note, key));
-  if (c.size > log.tree.size()) {
+  CUSTOS_ASSIGN_OR_RETURN(audit::Checkpoint c, OpenOwnCheckpoint(row->note, key));
+  if (c.size > tree.size()) {
     return Status(Reason::kLogGap, "the latest checkpoint covers " + std::to_string(c.size) +
-                                       " entries but the log has " +
-                                       std::to_string(log.tree.size()) + " (truncated log)");
+                                       " entries but the log has " + std::to_string(tree.size()) +
+                                       " (truncated log)");
   }
-  CUSTOS_ASSIGN_OR_RETURN(audit::MerkleHash root, audit::RootAt(log.tree, c.size));
+  CUSTOS_ASSIGN_OR_RETURN(audit::MerkleHash root, audit::RootAt(tree, c.size));
   if (root != c.root) {
     return Status(Reason::kLogCorrupt, "the log's first " + std::to_string(c.size) +
                                            " entries do not match the latest checkpoint's root");
   }
-  return Latest{*note, c};
+  return Latest{row->note, c};
 }
 
 Json HexList(const std::vector<audit::MerkleHash>& hashes) {
@@ -135,6 +112,9 @@ Result<std::string> ReadFile(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
+// Opens the log writer on the store, which recovers it (builds missing Merkle nodes, checks
+// entries after the latest checkpoint, signs a checkpoint of the whole log if it is not covered
+// yet), and returns the checkpoint of the whole log.
 Status CmdCheckpoint(const GlobalOptions& g, bool verifier_key_only) {
   CUSTOS_ASSIGN_OR_RETURN(crypto::SigningKey key, LoadIdentity(g));
   if (verifier_key_only) {
@@ -145,22 +125,22 @@ Status CmdCheckpoint(const GlobalOptions& g, bool verifier_key_only) {
     return Status::Ok();
   }
   CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> st, OpenExistingStore(g));
-  CUSTOS_ASSIGN_OR_RETURN(LoadedLog log, LoadLog(*st));
-  audit::Checkpoint c;
-  c.origin = OriginOf(key.verifying_key());
-  c.size = log.tree.size();
-  c.root = log.tree.Root();
-  CUSTOS_ASSIGN_OR_RETURN(std::string note, audit::SignCheckpoint(c, c.origin, key));
-  CUSTOS_RETURN_IF_ERROR(st->PutMeta(kLatestCheckpointKey, note));
-  std::fputs(note.c_str(), stdout);
+  audit::CheckpointOptions cp;
+  cp.key = &key;
+  cp.origin = OriginOf(key.verifying_key());
+  CUSTOS_ASSIGN_OR_RETURN(
+      std::unique_ptr<audit::LogWriter> writer,
+      audit::LogWriter::Open(st.get(), audit::Durability::kGroup, &SystemClock(), std::move(cp)));
+  CUSTOS_ASSIGN_OR_RETURN(audit::SignedCheckpoint c, writer->Checkpoint());
+  std::fputs(c.note.c_str(), stdout);
   return Status::Ok();
 }
 
 Status CmdProve(const GlobalOptions& g, int64_t seq) {
   CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> st, OpenExistingStore(g));
   CUSTOS_ASSIGN_OR_RETURN(crypto::SigningKey key, LoadIdentity(g));
-  CUSTOS_ASSIGN_OR_RETURN(LoadedLog log, LoadLog(*st));
-  CUSTOS_ASSIGN_OR_RETURN(Latest latest, LoadLatest(*st, key.verifying_key(), log));
+  CUSTOS_ASSIGN_OR_RETURN(audit::StoreNodeSource tree, audit::OpenStoredTree(st.get()));
+  CUSTOS_ASSIGN_OR_RETURN(Latest latest, LoadLatest(*st, key.verifying_key(), tree));
   const uint64_t size = latest.checkpoint.size;
   if (seq < 1 || static_cast<uint64_t>(seq) > size) {
     return Status(Reason::kInvalidArgument, "entry " + std::to_string(seq) +
@@ -168,15 +148,23 @@ Status CmdProve(const GlobalOptions& g, int64_t seq) {
                                                 std::to_string(size) + ")");
   }
   const uint64_t index = static_cast<uint64_t>(seq - 1);
+  store::LogQuery q;
+  q.from_seq = seq;
+  q.limit = 1;
+  CUSTOS_ASSIGN_OR_RETURN(std::vector<store::LogRow> rows, st->ReadLog(q));
+  if (rows.empty() || rows[0].seq != seq) {
+    return Status(Reason::kLogGap, "log entry " + std::to_string(seq) + " is missing");
+  }
   CUSTOS_ASSIGN_OR_RETURN(std::vector<audit::MerkleHash> proof,
-                          audit::InclusionProof(log.tree, index, size));
-  const audit::MerkleHash leaf = audit::MerkleLeafHash(log.canonical[index]);
+                          audit::InclusionProof(tree, index, size));
+  const audit::MerkleHash leaf = audit::MerkleLeafHash(rows[0].canonical);
+  // The proof comes from stored nodes: check it leads to the signed root before printing it.
   CUSTOS_RETURN_IF_ERROR(audit::VerifyInclusion(index, size, leaf, proof, latest.checkpoint.root));
   const Json out = {{"type", "inclusion"},
                     {"seq", seq},
                     {"leaf_index", index},
                     {"tree_size", size},
-                    {"canonical", log.canonical[index]},
+                    {"canonical", rows[0].canonical},
                     {"leaf_hash", leaf.Hex()},
                     {"root", latest.checkpoint.root.Hex()},
                     {"proof", HexList(proof)},
@@ -190,8 +178,8 @@ Status CmdConsistency(const GlobalOptions& g, const std::string& old_file) {
   CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> st, OpenExistingStore(g));
   CUSTOS_ASSIGN_OR_RETURN(crypto::SigningKey key, LoadIdentity(g));
   CUSTOS_ASSIGN_OR_RETURN(audit::Checkpoint old, OpenOwnCheckpoint(old_note, key.verifying_key()));
-  CUSTOS_ASSIGN_OR_RETURN(LoadedLog log, LoadLog(*st));
-  CUSTOS_ASSIGN_OR_RETURN(Latest latest, LoadLatest(*st, key.verifying_key(), log));
+  CUSTOS_ASSIGN_OR_RETURN(audit::StoreNodeSource tree, audit::OpenStoredTree(st.get()));
+  CUSTOS_ASSIGN_OR_RETURN(Latest latest, LoadLatest(*st, key.verifying_key(), tree));
   const uint64_t m = old.size, n = latest.checkpoint.size;
   if (m > n) {
     return Status(Reason::kInvalidArgument, "the old checkpoint (size " + std::to_string(m) +
@@ -205,7 +193,7 @@ Status CmdConsistency(const GlobalOptions& g, const std::string& old_file) {
       return Status(Reason::kLogCorrupt, "the old checkpoint's root is not the empty tree's");
     }
   } else {
-    CUSTOS_ASSIGN_OR_RETURN(proof, audit::ConsistencyProof(log.tree, m, n));
+    CUSTOS_ASSIGN_OR_RETURN(proof, audit::ConsistencyProof(tree, m, n));
     CUSTOS_RETURN_IF_ERROR(audit::VerifyConsistency(m, n, proof, old.root, latest.checkpoint.root));
   }
   const Json out = {{"type", "consistency"},
@@ -216,6 +204,39 @@ Status CmdConsistency(const GlobalOptions& g, const std::string& old_file) {
                     {"proof", HexList(proof)},
                     {"checkpoint", latest.note}};
   std::printf("%s\n", out.dump(2).c_str());
+  return Status::Ok();
+}
+
+// `audit show SEQ`: the entry and its sealed payload, opened with the identity.
+Status CmdShow(const GlobalOptions& g, int64_t seq) {
+  CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> st, OpenExistingStore(g));
+  store::LogQuery q;
+  q.from_seq = seq;
+  q.limit = 1;
+  CUSTOS_ASSIGN_OR_RETURN(std::vector<store::LogRow> rows, st->ReadLog(q));
+  if (seq < 1 || rows.empty() || rows[0].seq != seq) {
+    return Status(Reason::kNotFound, "no log entry " + std::to_string(seq));
+  }
+  CUSTOS_ASSIGN_OR_RETURN(audit::LogEntry e, audit::DecodeEntry(rows[0]));
+  if (audit::ChainHash(e.prev_hash, rows[0].canonical) != rows[0].hash) {
+    return Status(Reason::kLogCorrupt,
+                  "log entry " + std::to_string(seq) + " does not match its hash");
+  }
+  Json out = {{"entry", Json::parse(rows[0].canonical)}, {"hash", rows[0].hash}};
+  Result<std::string> sealed = st->ReadPayload(seq);
+  if (!sealed.ok() && sealed.status().reason() != Reason::kNotFound) {
+    return sealed.status();
+  }
+  if (sealed.ok()) {
+    CUSTOS_ASSIGN_OR_RETURN(crypto::SigningKey key, LoadIdentity(g));
+    CUSTOS_ASSIGN_OR_RETURN(std::string plain,
+                            audit::OpenPayload(audit::DerivePayloadKey(key), e, *sealed));
+    Result<Json> j = ParseUntrustedJson(plain);
+    out["payload"] = j.ok() ? *j : Json(plain);
+  } else {
+    out["payload"] = nullptr;
+  }
+  std::printf("%s\n", out.dump(2, ' ', false, Json::error_handler_t::replace).c_str());
   return Status::Ok();
 }
 
@@ -255,8 +276,8 @@ Result<std::vector<audit::NoteVerifier>> ReadTrustedKeys(const std::string& path
   return keys;
 }
 
-// After the hash chain of `log_entries` entries verified: opens `note` requiring a signature by
-// one of `trusted`, and checks that its tree is the first `size` entries of the log.
+// After the whole log verified (chain, stored tree, stored checkpoints): opens `note` requiring a
+// signature by one of `trusted`, and checks that its tree is the first `size` entries of the log.
 Status VerifyCheckpoint(store::Store& st, std::string_view note,
                         std::span<const audit::NoteVerifier> trusted, int64_t log_entries) {
   CUSTOS_ASSIGN_OR_RETURN(audit::OpenedCheckpoint o, audit::OpenCheckpoint(note, trusted));
@@ -268,26 +289,10 @@ Status VerifyCheckpoint(store::Store& st, std::string_view note,
                                        std::to_string(log_entries) +
                                        " were removed after the checkpoint was signed");
   }
-  // The first `size` entries again, chain-checked so that the root covers verified rows only.
-  audit::ChainVerifier chain;
-  audit::CompactRange range;
-  store::LogQuery q;
-  while (range.size() < c.size) {
-    q.limit = static_cast<int64_t>(std::min<uint64_t>(10000, c.size - range.size()));
-    CUSTOS_ASSIGN_OR_RETURN(std::vector<store::LogRow> rows, st.ReadLog(q));
-    if (rows.empty()) {
-      return Status(Reason::kLogGap, "the log ended at entry " + std::to_string(range.size()) +
-                                         " while checking checkpoint " + std::to_string(c.size));
-    }
-    for (const store::LogRow& row : rows) {
-      if (!chain.Add(row)) {
-        return chain.Finish().status;
-      }
-      range.Append(audit::MerkleLeafHash(row.canonical));
-    }
-    q.from_seq = rows.back().seq + 1;
-  }
-  if (range.Root() != c.root) {
+  // The stored tree was just checked node by node against the entries.
+  const audit::StoreNodeSource tree(&st, static_cast<uint64_t>(log_entries));
+  CUSTOS_ASSIGN_OR_RETURN(audit::MerkleHash root, audit::RootAt(tree, c.size));
+  if (root != c.root) {
     return Status(Reason::kLogCorrupt, "the log's first " + std::to_string(c.size) +
                                            " entries do not match the checkpoint's root");
   }
@@ -320,22 +325,46 @@ int CmdVerifyTrusted(const GlobalOptions& g, const std::string& keys_file,
   if (!st.ok()) {
     return Fail(st.status());
   }
-  const audit::VerifyReport r = audit::VerifyStore(**st);
-  PrintReport(r);
+  audit::VerifyOptions opts;
+  opts.merkle = true;
+  const audit::VerifyReport r = audit::VerifyStore(**st, opts);
+  PrintReport(r, true);
   if (!r.status.ok()) {
     return ExitCodeOf(r.status.reason());
   }
-  if (!note) {
-    Result<std::optional<std::string>> stored = (*st)->GetMeta(kLatestCheckpointKey);
-    if (!stored.ok()) {
-      return Fail(stored.status());
+  // Every stored checkpoint's root matched; now each must be signed by a pinned key.
+  int64_t from_id = 1;
+  std::optional<store::CheckpointRow> latest;
+  while (true) {
+    Result<std::vector<store::CheckpointRow>> rows = (*st)->ReadCheckpoints(from_id, 1024);
+    if (!rows.ok()) {
+      return Fail(rows.status());
     }
-    if (!*stored) {
-      return Fail(Status(Reason::kNotFound,
+    for (store::CheckpointRow& row : *rows) {
+      Result<audit::OpenedCheckpoint> o = audit::OpenCheckpoint(row.note, *trusted);
+      if (!o.ok()) {
+        const Status s(o.status().reason(), "stored checkpoint " + std::to_string(row.id) +
+                                                " (size " + std::to_string(row.size) +
+                                                "): " + std::string(o.status().message()));
+        std::printf("checkpoint FAILED: %s\n", s.ToString().c_str());
+        return Fail(s);
+      }
+      if (!latest || row.size >= latest->size) {
+        latest = std::move(row);
+      }
+    }
+    if (rows->size() < 1024) {
+      break;
+    }
+    from_id = rows->back().id + 1;
+  }
+  if (!note) {
+    if (!latest) {
+      return Fail(Status(Reason::kNoCheckpoint,
                          "no stored checkpoint to verify (run `custos audit checkpoint` or pass "
                          "--from-checkpoint)"));
     }
-    note = std::move(**stored);
+    note = latest->note;
   }
   const Status s = VerifyCheckpoint(**st, *note, *trusted, r.entries);
   if (!s.ok()) {
@@ -389,9 +418,11 @@ void RegisterAudit(CLI::App& app, GlobalOptions& g, int* exit_code) {
         *exit_code = Fail(st.status());
         return;
       }
-      r = audit::VerifyStore(**st);
+      audit::VerifyOptions opts;
+      opts.merkle = true;
+      r = audit::VerifyStore(**st, opts);
     }
-    PrintReport(r);
+    PrintReport(r, jsonl.empty());
     *exit_code = r.status.ok() ? 0 : ExitCodeOf(r.status.reason());
   });
 
@@ -464,7 +495,9 @@ void RegisterAudit(CLI::App& app, GlobalOptions& g, int* exit_code) {
       *exit_code = Fail(st.status());
       return;
     }
-    FILE* out = out_file.empty() ? stdout : std::fopen(out_file.c_str(), "w");
+    // Written beside the target and renamed into place, so a crash never leaves a torn export.
+    const std::string tmp_file = out_file + ".tmp";
+    FILE* out = out_file.empty() ? stdout : std::fopen(tmp_file.c_str(), "w");
     if (out == nullptr) {
       *exit_code = Fail(Status(Reason::kIoError, "cannot write", out_file));
       return;
@@ -485,8 +518,14 @@ void RegisterAudit(CLI::App& app, GlobalOptions& g, int* exit_code) {
         break;
       q.from_seq = rows->back().seq + 1;
     }
-    if (out != stdout)
+    if (out != stdout) {
+      const bool ok = std::fflush(out) == 0 && ::fsync(fileno(out)) == 0;
       std::fclose(out);
+      if (!ok || std::rename(tmp_file.c_str(), out_file.c_str()) != 0) {
+        *exit_code = Fail(Status(Reason::kIoError, "cannot write", out_file));
+        return;
+      }
+    }
     *exit_code = 0;
   });
 
@@ -506,6 +545,15 @@ void RegisterAudit(CLI::App& app, GlobalOptions& g, int* exit_code) {
   prove->add_option("SEQ", prove_seq, "Sequence number of the entry")->required();
   prove->callback([&g, exit_code] {
     const Status s = CmdProve(g, prove_seq);
+    *exit_code = s.ok() ? 0 : Fail(s);
+  });
+
+  auto* show = audit->add_subcommand(
+      "show", "Print entry SEQ and its sealed payload, decrypted with the identity (owner only)");
+  static int64_t show_seq = 0;
+  show->add_option("SEQ", show_seq, "Sequence number of the entry")->required();
+  show->callback([&g, exit_code] {
+    const Status s = CmdShow(g, show_seq);
     *exit_code = s.ok() ? 0 : Fail(s);
   });
 

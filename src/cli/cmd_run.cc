@@ -38,7 +38,8 @@ void RegisterRun(CLI::App& app, GlobalOptions& g, int* exit_code) {
       *exit_code = Fail(d.status());
       return;
     }
-    Result<KernelSession> session = KernelSession::Open(ResolveDataDir(g), policy_file, *d);
+    Result<KernelSession> session =
+        KernelSession::Open(ResolveDataDir(g), policy_file, *d, *config);
     if (!session.ok()) {
       *exit_code = Fail(session.status());
       return;

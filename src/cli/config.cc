@@ -30,6 +30,17 @@ Result<Config> LoadConfig(const std::filesystem::path& data_dir) {
                     Where(file, node.source()));
     }
     for (const auto& [k, v] : *node.as_table()) {
+      if (k.str() == "checkpoint_every_entries" || k.str() == "checkpoint_every_ms") {
+        const auto* n = v.as_integer();
+        if (n == nullptr || n->get() < 0) {
+          return Status(Reason::kPolicyWrongType,
+                        "log." + std::string(k.str()) + " must be a non-negative integer",
+                        Where(file, v.source()));
+        }
+        (k.str() == "checkpoint_every_entries" ? c.checkpoint_every_entries
+                                               : c.checkpoint_every_ms) = n->get();
+        continue;
+      }
       if (k.str() != "durability") {
         return Status(Reason::kPolicyUnknownKey,
                       "unknown config key 'log." + std::string(k.str()) + "'",

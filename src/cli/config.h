@@ -2,7 +2,9 @@
 // The data directory's optional `config.toml`: settings of the kernel that are not policy.
 //
 //   [log]
-//   durability = "group"   # none | group | fsync
+//   durability = "group"              # none | group | fsync
+//   checkpoint_every_entries = 1000   # sign a checkpoint every N entries (0: never by count)
+//   checkpoint_every_ms = 1000        # ... or T ms after the first uncovered entry (0: never)
 //
 // A missing file means defaults. Unknown keys and bad values are errors with file:line:col, like
 // policy errors. Command-line flags override the file.
@@ -18,6 +20,8 @@ namespace custos::cli {
 
 struct Config {
   audit::Durability durability = audit::Durability::kGroup;
+  int64_t checkpoint_every_entries = 1000;
+  int64_t checkpoint_every_ms = 1000;
 };
 
 Result<Config> LoadConfig(const std::filesystem::path& data_dir);

@@ -9,13 +9,15 @@ namespace custos::cli {
 
 Result<KernelSession> KernelSession::Open(const std::filesystem::path& data_dir,
                                           const std::string& policy_file,
-                                          audit::Durability durability) {
+                                          audit::Durability durability, const Config& config) {
   CUSTOS_ASSIGN_OR_RETURN(std::shared_ptr<const policy::Policy> p,
                           policy::Policy::LoadFile(policy_file));
   kernel::KernelOptions o;
   o.data_dir = data_dir;
   o.policy = std::move(p);
   o.durability = durability;
+  o.checkpoint_every_entries = config.checkpoint_every_entries;
+  o.checkpoint_every_ms = config.checkpoint_every_ms;
   o.passphrase = PassphraseFromEnv();
   KernelSession s;
   CUSTOS_ASSIGN_OR_RETURN(s.kernel_, kernel::Kernel::Open(std::move(o)));

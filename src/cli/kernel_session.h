@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "cli/config.h"
 #include "custos/kernel/kernel.h"
 
 namespace custos::cli {
@@ -16,7 +17,8 @@ namespace custos::cli {
 class KernelSession {
  public:
   static Result<KernelSession> Open(const std::filesystem::path& data_dir,
-                                    const std::string& policy_file, audit::Durability durability);
+                                    const std::string& policy_file, audit::Durability durability,
+                                    const Config& config);
   static Result<KernelSession> OpenScratch(const std::string& policy_file);
 
   KernelSession(KernelSession&& o) noexcept

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "custos/audit/sealed_payload.h"
 #include "custos/crypto/random.h"
 #include "custos/crypto/sha256.h"
 #include "kernel/environment.h"
@@ -86,8 +87,7 @@ Services::Services(KernelOptions options, std::unique_ptr<store::Store> store,
       env_(&LiveEnvironment()) {
   handle_key_ =
       std::make_unique<crypto::AeadKey>(crypto::AeadKey::DeriveFrom(*identity_, "handles"));
-  payload_key_ =
-      std::make_unique<crypto::AeadKey>(crypto::AeadKey::DeriveFrom(*identity_, "payloads"));
+  payload_key_ = std::make_unique<crypto::AeadKey>(audit::DerivePayloadKey(*identity_));
   // The Biscuit token root: its own Ed25519 key, derived for that one purpose (decision 008).
   tokens_ = std::make_unique<TokenAuthority>(DeriveTokenRoot(*identity_));
 }
@@ -97,8 +97,13 @@ Services::~Services() {
 }
 
 Status Services::Start() {
-  CUSTOS_ASSIGN_OR_RETURN(
-      writer_, audit::LogWriter::Open(store_.get(), options_.durability, options_.clock));
+  audit::CheckpointOptions cp;
+  cp.key = identity_.get();
+  cp.origin = "custos/" + identity_->verifying_key().id().hex;
+  cp.every_entries = options_.checkpoint_every_entries;
+  cp.every_ms = options_.checkpoint_every_ms;
+  CUSTOS_ASSIGN_OR_RETURN(writer_, audit::LogWriter::Open(store_.get(), options_.durability,
+                                                          options_.clock, std::move(cp)));
   SetPolicy(options_.policy);
   return Status::Ok();
 }
@@ -305,7 +310,7 @@ Result<std::string> Services::Unseal(const store::HandleRecord& h) {
 }
 
 std::string Services::SealPayload(std::string_view bytes, std::string_view ad) const {
-  return payload_key_->Seal(bytes, ad);
+  return audit::SealPayload(*payload_key_, bytes, ad);
 }
 
 std::string Services::SealHandleContent(std::string_view content, std::string_view id) const {

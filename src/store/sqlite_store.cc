@@ -32,7 +32,13 @@ using internal::WriteTxn;
 
 constexpr int kSchemaVersion = 1;
 
-// Version 1. A later version adds a migration step in Migrate(); columns are never reused.
+// Version 1. A later version adds a migration step in Migrate(); columns are never reused. The
+// merkle and checkpoints tables were added to version 1 without a bump: they are new tables
+// (CREATE IF NOT EXISTS adds them to an older file), and LogWriter::Open builds the nodes of rows
+// written before them.
+//
+// merkle.id packs a node's position as level << 56 | index, so one level's nodes are one
+// contiguous rowid range and a node lookup is one b-tree probe.
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -48,6 +54,13 @@ CREATE TABLE IF NOT EXISTS log(
   reason TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS log_by_run ON log(run, seq);
 CREATE TABLE IF NOT EXISTS log_payload(seq INTEGER PRIMARY KEY, payload BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS merkle(id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  size INTEGER NOT NULL,
+  note TEXT NOT NULL,
+  time_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS checkpoints_by_size ON checkpoints(size, id);
 CREATE TABLE IF NOT EXISTS handles(
   id TEXT PRIMARY KEY,
   owner_agent TEXT NOT NULL,
@@ -116,6 +129,13 @@ constexpr char kHeapColumns[] = "id, type, version, value, labels, updated_ms";
 constexpr char kApprovalColumns[] =
     "id, agent, run, syscall, target, rule, question, state, answered_by, note, created_ms, "
     "deadline_ms, answered_ms";
+
+constexpr int kMaxMerkleLevel = 55;
+constexpr uint64_t kMaxMerkleIndex = (uint64_t{1} << 56) - 1;
+
+int64_t MerkleId(int level, uint64_t index) {
+  return static_cast<int64_t>((static_cast<uint64_t>(level) << 56) | index);
+}
 
 bool IsUniqueViolation(int rc) {
   return rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE;
@@ -202,9 +222,20 @@ class SqliteStore final : public Store {
 
   // --- Flight log ---
 
-  Status AppendLog(const std::vector<LogRow>& rows, Sync sync) override {
-    if (rows.empty()) {
+  using Store::AppendLog;
+
+  Status AppendLog(const std::vector<LogRow>& rows, const std::vector<MerkleNode>& nodes,
+                   Sync sync) override {
+    if (rows.empty() && nodes.empty()) {
       return Status::Ok();
+    }
+    for (const MerkleNode& n : nodes) {
+      if (n.level < 0 || n.level > kMaxMerkleLevel || n.index > kMaxMerkleIndex ||
+          n.hash.size() != 32) {
+        return Status(Reason::kInvalidArgument,
+                      "Merkle node (" + std::to_string(n.level) + ", " + std::to_string(n.index) +
+                          ") is out of range or its hash is not 32 bytes");
+      }
     }
     for (size_t i = 1; i < rows.size(); ++i) {
       if (rows[i].seq != rows[i - 1].seq + 1) {
@@ -217,7 +248,7 @@ class SqliteStore final : public Store {
     CUSTOS_RETURN_IF_ERROR(SetSyncLocked(sync));
     CUSTOS_ASSIGN_OR_RETURN(WriteTxn txn, WriteTxn::Begin(*writer_));
     CUSTOS_ASSIGN_OR_RETURN(int64_t last, LastSeqLocked());
-    if (rows.front().seq != last + 1) {
+    if (!rows.empty() && rows.front().seq != last + 1) {
       return Status(Reason::kLogGap, "log append starts at seq " +
                                          std::to_string(rows.front().seq) +
                                          " but the log ends at seq " + std::to_string(last) +
@@ -245,7 +276,119 @@ class SqliteStore final : public Store {
         CUSTOS_RETURN_IF_ERROR(pay.Run());
       }
     }
+    for (const MerkleNode& n : nodes) {
+      CUSTOS_ASSIGN_OR_RETURN(Stmt ins,
+                              writer_->Prepare("INSERT INTO merkle(id, hash) VALUES(?1, ?2)"));
+      ins.Bind(1, MerkleId(n.level, n.index)).BindBlob(2, n.hash);
+      Status st = ins.Run();
+      if (!st.ok()) {
+        if (IsUniqueViolation(ins.last_code())) {
+          return Status(Reason::kAlreadyExists, "Merkle node (" + std::to_string(n.level) + ", " +
+                                                    std::to_string(n.index) +
+                                                    ") is already stored");
+        }
+        return st;
+      }
+    }
     return txn.Commit();
+  }
+
+  Result<std::string> ReadMerkleNode(int level, uint64_t index) override {
+    if (level < 0 || level > kMaxMerkleLevel || index > kMaxMerkleIndex) {
+      return Status(Reason::kInvalidArgument, "Merkle node position out of range");
+    }
+    return WithReader([&](Connection& c) -> Result<std::string> {
+      CUSTOS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT hash FROM merkle WHERE id = ?1"));
+      s.Bind(1, MerkleId(level, index));
+      CUSTOS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) {
+        return Status(Reason::kNotFound, "Merkle node (" + std::to_string(level) + ", " +
+                                             std::to_string(index) + ") is not stored");
+      }
+      return s.Text(0);
+    });
+  }
+
+  Result<std::vector<std::string>> ReadMerkleNodes(int level, uint64_t index,
+                                                   int64_t limit) override {
+    if (level < 0 || level > kMaxMerkleLevel || index > kMaxMerkleIndex || limit <= 0) {
+      return Status(Reason::kInvalidArgument, "Merkle node range out of range");
+    }
+    return WithReader([&](Connection& c) -> Result<std::vector<std::string>> {
+      CUSTOS_ASSIGN_OR_RETURN(
+          Stmt s, c.Prepare("SELECT id, hash FROM merkle WHERE id >= ?1 AND id <= ?2 ORDER BY id "
+                            "LIMIT ?3"));
+      s.Bind(1, MerkleId(level, index)).Bind(2, MerkleId(level, kMaxMerkleIndex)).Bind(3, limit);
+      std::vector<std::string> out;
+      int64_t expect = MerkleId(level, index);
+      while (true) {
+        CUSTOS_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row || s.Int(0) != expect) {
+          break;
+        }
+        out.push_back(s.Text(1));
+        ++expect;
+      }
+      return out;
+    });
+  }
+
+  Result<int64_t> MerkleLeafCount() override {
+    return WithReader([&](Connection& c) -> Result<int64_t> {
+      // Leaves are stored in order without gaps (AppendLog's callers append them in order), so
+      // the count is the largest leaf index + 1; max(id) over the level-0 range is one probe.
+      CUSTOS_ASSIGN_OR_RETURN(
+          Stmt s, c.Prepare("SELECT coalesce(max(id) + 1, 0) FROM merkle WHERE id < ?1"));
+      s.Bind(1, MerkleId(1, 0));
+      CUSTOS_ASSIGN_OR_RETURN(bool row, s.Step());
+      return row ? s.Int(0) : int64_t{0};
+    });
+  }
+
+  Status PutCheckpoint(int64_t size, const std::string& note, int64_t time_ms) override {
+    if (size < 0) {
+      return Status(Reason::kInvalidArgument, "checkpoint size must not be negative");
+    }
+    return WithWriter([&](Connection& c) -> Status {
+      CUSTOS_ASSIGN_OR_RETURN(WriteTxn txn, WriteTxn::Begin(c));
+      CUSTOS_ASSIGN_OR_RETURN(
+          Stmt s, c.Prepare("INSERT INTO checkpoints(size, note, time_ms) VALUES(?1, ?2, ?3)"));
+      s.Bind(1, size).BindText(2, note).Bind(3, time_ms);
+      CUSTOS_RETURN_IF_ERROR(s.Run());
+      return txn.Commit();
+    });
+  }
+
+  Result<std::vector<CheckpointRow>> ReadCheckpoints(int64_t from_id, int64_t limit) override {
+    if (limit <= 0) {
+      return Status(Reason::kInvalidArgument, "checkpoint query limit must be positive");
+    }
+    return WithReader([&](Connection& c) -> Result<std::vector<CheckpointRow>> {
+      CUSTOS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT id, size, note, time_ms FROM checkpoints "
+                                                "WHERE id >= ?1 ORDER BY id LIMIT ?2"));
+      s.Bind(1, from_id).Bind(2, limit);
+      std::vector<CheckpointRow> out;
+      while (true) {
+        CUSTOS_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) {
+          break;
+        }
+        out.push_back(CheckpointRow{s.Int(0), s.Int(1), s.Text(2), s.Int(3)});
+      }
+      return out;
+    });
+  }
+
+  Result<std::optional<CheckpointRow>> LatestCheckpoint() override {
+    return WithReader([&](Connection& c) -> Result<std::optional<CheckpointRow>> {
+      CUSTOS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT id, size, note, time_ms FROM checkpoints "
+                                                "ORDER BY size DESC, id DESC LIMIT 1"));
+      CUSTOS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) {
+        return std::optional<CheckpointRow>();
+      }
+      return std::optional<CheckpointRow>(CheckpointRow{s.Int(0), s.Int(1), s.Text(2), s.Int(3)});
+    });
   }
 
   Status SyncLog() override {

@@ -31,7 +31,9 @@ class FaultStore final : public store::Store {
   }
   int sync_log_calls() const { return sync_log_calls_.load(); }
 
-  Status AppendLog(const std::vector<store::LogRow>& rows, store::Sync sync) override {
+  using store::Store::AppendLog;
+  Status AppendLog(const std::vector<store::LogRow>& rows,
+                   const std::vector<store::MerkleNode>& nodes, store::Sync sync) override {
     if (append_delay_ms.load() > 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(append_delay_ms.load()));
     }
@@ -43,7 +45,7 @@ class FaultStore final : public store::Store {
       batch_sizes_.push_back(rows.size());
       syncs_.push_back(sync);
     }
-    return inner_->AppendLog(rows, sync);
+    return inner_->AppendLog(rows, nodes, sync);
   }
   Status SyncLog() override {
     ++sync_log_calls_;
@@ -66,6 +68,24 @@ class FaultStore final : public store::Store {
   }
   Result<int64_t> LogCount() override { return inner_->LogCount(); }
   Result<std::string> ReadPayload(int64_t seq) override { return inner_->ReadPayload(seq); }
+  Result<std::string> ReadMerkleNode(int level, uint64_t index) override {
+    return inner_->ReadMerkleNode(level, index);
+  }
+  Result<std::vector<std::string>> ReadMerkleNodes(int level, uint64_t index,
+                                                   int64_t limit) override {
+    return inner_->ReadMerkleNodes(level, index, limit);
+  }
+  Result<int64_t> MerkleLeafCount() override { return inner_->MerkleLeafCount(); }
+  Status PutCheckpoint(int64_t size, const std::string& note, int64_t time_ms) override {
+    return inner_->PutCheckpoint(size, note, time_ms);
+  }
+  Result<std::vector<store::CheckpointRow>> ReadCheckpoints(int64_t from_id,
+                                                            int64_t limit) override {
+    return inner_->ReadCheckpoints(from_id, limit);
+  }
+  Result<std::optional<store::CheckpointRow>> LatestCheckpoint() override {
+    return inner_->LatestCheckpoint();
+  }
   Status PutHandle(const store::HandleRecord& h) override { return inner_->PutHandle(h); }
   Result<store::HandleRecord> GetHandle(const std::string& id) override {
     return inner_->GetHandle(id);

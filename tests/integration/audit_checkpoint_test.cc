@@ -4,6 +4,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <fstream>
 #include <string>
@@ -24,6 +25,15 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
+
+void ExecSql(const std::string& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(h);
+}
 
 void Write(const std::filesystem::path& p, const std::string& s) {
   std::ofstream f(p, std::ios::binary);
@@ -129,10 +139,13 @@ TEST_F(AuditCheckpointCliTest, ProveGivesAnInclusionProofThatVerifies) {
   EXPECT_EQ(Audit({"prove", "0"}).code, ExitCodeOf(Reason::kInvalidArgument));
 }
 
-TEST_F(AuditCheckpointCliTest, ProveWithoutACheckpointIsNotFound) {
+TEST_F(AuditCheckpointCliTest, EveryRunEndsCheckpointedAndProveWithoutOneIsNoCheckpoint) {
   RunReads(1);
+  // The kernel signs a checkpoint of the whole log when it shuts down.
+  EXPECT_EQ(Audit({"prove", "1"}).code, 0);
+  ExecSql(data_ + "/custos.db", "DELETE FROM checkpoints");
   CliResult p = Audit({"prove", "1"});
-  EXPECT_EQ(p.code, ExitCodeOf(Reason::kNotFound));
+  EXPECT_EQ(p.code, ExitCodeOf(Reason::kNoCheckpoint));
   EXPECT_THAT(p.err, HasSubstr("audit checkpoint"));
 }
 

@@ -14,6 +14,7 @@
 
 #include "custos/audit/checkpoint.h"
 #include "custos/audit/merkle.h"
+#include "custos/core/encoding.h"
 #include "custos/core/json.h"
 #include "custos/core/reason.h"
 #include "custos/crypto/key_store.h"
@@ -188,10 +189,13 @@ TEST_F(AuditTrustedKeysTest, TruncatedTailIsALogGap) {
   ASSERT_GE(size, 3u);
   // The last two entries vanish: the hash chain of what remains is intact.
   ExecSql(db_, "DELETE FROM " + table + " WHERE seq > " + std::to_string(size - 2));
-  EXPECT_EQ(Audit({"verify"}).code, 0);
+  // The stored checkpoints alone reveal it, even without pinned keys.
+  CliResult plain = Audit({"verify"});
+  EXPECT_EQ(plain.code, ExitCodeOf(Reason::kLogGap)) << plain.out << plain.err;
+  EXPECT_THAT(plain.out, HasSubstr("signed entries were removed"));
   CliResult v = Audit({"verify", "--trusted-keys", keys_});
   EXPECT_EQ(v.code, ExitCodeOf(Reason::kLogGap)) << v.out << v.err;
-  EXPECT_THAT(v.err, HasSubstr("were removed"));
+  EXPECT_THAT(v.out, HasSubstr("were removed"));
   EXPECT_THAT(v.out, Not(HasSubstr(" verified (signed by")));
 }
 
@@ -207,6 +211,50 @@ TEST_F(AuditTrustedKeysTest, ChangedEntryIsCorrupt) {
   EXPECT_EQ(v.code, ExitCodeOf(Reason::kLogCorrupt)) << v.out << v.err;
   EXPECT_THAT(v.out, HasSubstr("FAILED at entry"));
   EXPECT_THAT(v.out, Not(HasSubstr(" verified (signed by")));
+}
+
+TEST_F(AuditTrustedKeysTest, WitnessCosignatureIsVerifiedWhenItsKeyIsPinned) {
+  LogWithCheckpoint();
+  const crypto::SigningKey witness = crypto::SigningKey::Generate().value();
+  const std::string cosigned =
+      audit::CosignNote(checkpoint_, "witness.example/w1", witness).value();
+  const std::string note = (dir_.path() / "cosigned.note").string();
+  Write(note, cosigned);
+  const std::string witness_vkey = audit::VerifierKeyString(
+      audit::MakeNoteVerifier("witness.example/w1", witness.verifying_key()).value());
+
+  // Log key and witness pinned: both signatures verify.
+  Write(keys_, vkey_ + "\n" + witness_vkey + "\n");
+  CliResult both = Audit({"verify", "--trusted-keys", keys_, "--from-checkpoint", note});
+  ASSERT_EQ(both.code, 0) << both.out << both.err;
+  EXPECT_THAT(both.out, HasSubstr("witness.example/w1"));
+
+  // The witness alone pinned: its cosignature is enough for the given note, but the stored
+  // checkpoints (signed by the log key only) are not signed by a pinned key.
+  Write(keys_, witness_vkey + "\n");
+  CliResult only = Audit({"verify", "--trusted-keys", keys_, "--from-checkpoint", note});
+  EXPECT_EQ(only.code, ExitCodeOf(Reason::kKeyError)) << only.out << only.err;
+
+  // A forged witness line (right name and key hash, wrong signature) rejects the note.
+  const std::string forged_witness =
+      audit::CosignNote(checkpoint_, "witness.example/w1", crypto::SigningKey::Generate().value())
+          .value();
+  // Same key hash as the pinned witness: take its line's key hash, keep the forged signature.
+  const std::string pinned_line = cosigned.substr(cosigned.rfind("\xe2\x80\x94"));
+  const std::string forged_line = forged_witness.substr(forged_witness.rfind("\xe2\x80\x94"));
+  const std::string prefix = "\xe2\x80\x94 witness.example/w1 ";
+  std::vector<uint8_t> pinned_raw =
+      Base64Decode(pinned_line.substr(prefix.size(), pinned_line.size() - prefix.size() - 1))
+          .value();
+  std::vector<uint8_t> forged_raw =
+      Base64Decode(forged_line.substr(prefix.size(), forged_line.size() - prefix.size() - 1))
+          .value();
+  std::copy(pinned_raw.begin(), pinned_raw.begin() + 4, forged_raw.begin());
+  const std::string bad = checkpoint_ + prefix + Base64Encode(forged_raw) + "\n";
+  Write(note, bad);
+  Write(keys_, vkey_ + "\n" + witness_vkey + "\n");
+  CliResult f = Audit({"verify", "--trusted-keys", keys_, "--from-checkpoint", note});
+  EXPECT_EQ(f.code, ExitCodeOf(Reason::kTokenInvalid)) << f.out << f.err;
 }
 
 }  // namespace

@@ -289,6 +289,29 @@ TEST_F(CliTest, DurabilityComesFromTheDataDirConfigAndBadConfigIsRefused) {
   EXPECT_THAT(bad.err, HasSubstr("config.toml:2:"));
 }
 
+TEST_F(CliTest, CheckpointIntervalComesFromTheDataDirConfig) {
+  std::filesystem::create_directories(data_);
+  const std::string read = Line("file.read", (dir_.path() / "root" / "hello.txt").string());
+  // Defaults (1000 entries / 1000 ms): a short run is covered by the checkpoint at shutdown.
+  ASSERT_EQ(Run(read + read).code, 0);
+  CliResult one = RunCustos({"--data-dir", data_, "audit", "verify"});
+  ASSERT_EQ(one.code, 0) << one.out << one.err;
+  EXPECT_THAT(one.out, HasSubstr(", 1 checkpoints match"));
+
+  // Every 2 entries: each group-commit batch past two entries is checkpointed.
+  Write(data_ + "/config.toml", "[log]\ncheckpoint_every_entries = 2\ncheckpoint_every_ms = 0\n");
+  ASSERT_EQ(Run(read + read + read + read).code, 0);
+  CliResult many = RunCustos({"--data-dir", data_, "audit", "verify"});
+  ASSERT_EQ(many.code, 0) << many.out << many.err;
+  EXPECT_THAT(many.out, ::testing::Not(HasSubstr(", 1 checkpoints match")));
+  EXPECT_THAT(many.out, ::testing::Not(HasSubstr(", 2 checkpoints match")));
+
+  Write(data_ + "/config.toml", "[log]\ndurability = \"group\"\ncheckpoint_every_ms = -5\n");
+  CliResult bad = Run(read, "");
+  EXPECT_EQ(bad.code, ExitCodeOf(Reason::kPolicyWrongType));
+  EXPECT_THAT(bad.err, HasSubstr("config.toml:3:"));
+}
+
 TEST(CliDemoTest, DemoBlocksTheExfiltrationAndVerifiesItsLog) {
   TempDir dir;
   CliResult r = RunCustos({"--data-dir", (dir.path() / "demo").string(), "demo"});

@@ -455,10 +455,12 @@ class FlakyStore final : public store::Store {
   std::atomic<bool> fail_heap{false};
   std::atomic<bool> fail_put_handle{false};
 
-  Status AppendLog(const std::vector<store::LogRow>& rows, store::Sync sync) override {
+  using store::Store::AppendLog;
+  Status AppendLog(const std::vector<store::LogRow>& rows,
+                   const std::vector<store::MerkleNode>& nodes, store::Sync sync) override {
     if (fail_append.load())
       return Status(Reason::kStoreError, "injected append failure");
-    return inner_->AppendLog(rows, sync);
+    return inner_->AppendLog(rows, nodes, sync);
   }
   Status SyncLog() override { return inner_->SyncLog(); }
   Result<std::vector<store::LogRow>> ReadLog(const store::LogQuery& q) override {
@@ -467,6 +469,24 @@ class FlakyStore final : public store::Store {
   Result<std::optional<store::LogRow>> LastLog() override { return inner_->LastLog(); }
   Result<int64_t> LogCount() override { return inner_->LogCount(); }
   Result<std::string> ReadPayload(int64_t seq) override { return inner_->ReadPayload(seq); }
+  Result<std::string> ReadMerkleNode(int level, uint64_t index) override {
+    return inner_->ReadMerkleNode(level, index);
+  }
+  Result<std::vector<std::string>> ReadMerkleNodes(int level, uint64_t index,
+                                                   int64_t limit) override {
+    return inner_->ReadMerkleNodes(level, index, limit);
+  }
+  Result<int64_t> MerkleLeafCount() override { return inner_->MerkleLeafCount(); }
+  Status PutCheckpoint(int64_t size, const std::string& note, int64_t time_ms) override {
+    return inner_->PutCheckpoint(size, note, time_ms);
+  }
+  Result<std::vector<store::CheckpointRow>> ReadCheckpoints(int64_t from_id,
+                                                            int64_t limit) override {
+    return inner_->ReadCheckpoints(from_id, limit);
+  }
+  Result<std::optional<store::CheckpointRow>> LatestCheckpoint() override {
+    return inner_->LatestCheckpoint();
+  }
   Status PutHandle(const store::HandleRecord& h) override {
     if (fail_put_handle.load())
       return Status(Reason::kStoreError, "injected handle failure");

@@ -64,10 +64,10 @@ TEST_F(AuditCommitCheckpointTest, CommitReturnsACheckpointSignedByTheKernelOfThe
   EXPECT_EQ(o->checkpoint.root, RootOfFirst(o->checkpoint.size));
 
   // It is the stored latest checkpoint.
-  Result<std::optional<std::string>> stored = h_.kernel().store().GetMeta("checkpoint.latest");
+  Result<std::optional<store::CheckpointRow>> stored = h_.kernel().store().LatestCheckpoint();
   ASSERT_THAT(stored, IsOk());
   ASSERT_TRUE(stored->has_value());
-  EXPECT_EQ(**stored, note);
+  EXPECT_EQ((*stored)->note, note);
 }
 
 TEST_F(AuditCommitCheckpointTest, LaterCommitStoresALargerCheckpointAndOtherKeysDoNotOpenIt) {
@@ -87,10 +87,10 @@ TEST_F(AuditCommitCheckpointTest, LaterCommitStoresALargerCheckpointAndOtherKeys
   EXPECT_LT(a->checkpoint.size, b->checkpoint.size);
   EXPECT_EQ(b->checkpoint.size, second.frame["durable_seq"].get<uint64_t>());
   EXPECT_EQ(b->checkpoint.root, RootOfFirst(b->checkpoint.size));
-  Result<std::optional<std::string>> stored = h_.kernel().store().GetMeta("checkpoint.latest");
+  Result<std::optional<store::CheckpointRow>> stored = h_.kernel().store().LatestCheckpoint();
   ASSERT_THAT(stored, IsOk());
   ASSERT_TRUE(stored->has_value());
-  EXPECT_EQ(**stored, second.frame["checkpoint"].get<std::string>());
+  EXPECT_EQ((*stored)->note, second.frame["checkpoint"].get<std::string>());
 
   // Under the same name but another key, the kernel's signature is not trusted.
   const crypto::SigningKey other = crypto::SigningKey::Generate().value();

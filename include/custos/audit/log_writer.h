@@ -13,10 +13,32 @@
 // writer stops accepting entries (every later Append fails with kUnavailable: fail closed), and no
 // partial batch is left in the store.
 //
-// On Open the writer reads the last row so the chain continues across restarts, and refuses
-// (kLogCorrupt) to extend a last row whose hash does not recompute. At most 16384 entries wait
-// for the writer; beyond that Append blocks (in every mode), so memory stays bounded. The
-// destructor drains the queue and, in kNone, syncs it.
+// Merkle tree: the writer keeps the tree's frontier (CompactRange) and stores each entry's leaf
+// and every perfect subtree it completes in the same transaction as the rows (O(log n) per
+// entry, never a rebuild; audit/stored_tree.h reads them back).
+//
+// Checkpoints: with a CheckpointOptions key, the writer thread signs a C2SP checkpoint
+// (docs/spec/checkpoint.md) of everything committed every `every_entries` entries or `every_ms`
+// milliseconds after the first entry not yet covered, whichever comes first, and on Checkpoint().
+// A checkpoint is signed after the commit that made its entries durable (its own store write is
+// fsync'd, which in kNone also syncs the rows it covers), so callers never wait for a signature
+// and no checkpoint ever covers a row that is not on disk. Every checkpoint is kept.
+//
+// Recovery on Open (docs/decisions/010-flight-log-recovery.md). The store commits rows, payloads
+// and nodes atomically, so a crash leaves a prefix of whole batches; Open then
+//  - refuses (kLogCorrupt) to extend a last row whose hash does not recompute;
+//  - builds the Merkle nodes of rows that have none (rows written before the tree was stored, or
+//    appended without nodes), so the tree always covers exactly the rows;
+//  - refuses (kLogGap) a store whose latest checkpoint covers more entries than the log holds
+//    (entries were removed after they were signed: re-signing a shorter tree would sign a fork),
+//    and (kLogCorrupt) one whose checkpoint root is not the stored tree's root at that size;
+//  - checks the hash chain and leaves of every entry after the latest checkpoint (kLogCorrupt /
+//    kLogGap naming the first bad one: such an entry cannot come from a crash, so it is evidence
+//    and is never truncated away);
+//  - signs a checkpoint of the whole log if it is not covered yet (with a key).
+// At most 16384 entries wait for the writer; beyond that Append blocks (in every mode), so memory
+// stays bounded. The destructor drains the queue, syncs it in kNone, and signs a final checkpoint
+// if the last entries are not covered.
 //
 // Thread-safe.
 
@@ -24,6 +46,7 @@
 #include <memory>
 #include <string>
 
+#include "custos/audit/checkpoint.h"
 #include "custos/audit/log_entry.h"
 #include "custos/core/clock.h"
 #include "custos/core/result.h"
@@ -40,11 +63,27 @@ struct Appended {
   std::string hash;
 };
 
+// Automatic checkpoints. Without a key the writer signs nothing (Checkpoint() is then
+// kNoCheckpoint), but still keeps the Merkle tree.
+struct CheckpointOptions {
+  const crypto::SigningKey* key = nullptr;  // must outlive the writer
+  std::string origin;                       // body origin line and key name ("custos/<key id>")
+  int64_t every_entries = 1000;             // 0: never by count
+  int64_t every_ms = 1000;                  // 0: never by time
+};
+
+struct SignedCheckpoint {
+  Checkpoint checkpoint;
+  std::string note;
+};
+
 class LogWriter {
  public:
-  // `store` must outlive the writer.
+  // `store` must outlive the writer. kInvalidArgument if the checkpoint intervals are negative or
+  // a key is given without an origin; recovery errors as described above.
   static Result<std::unique_ptr<LogWriter>> Open(store::Store* store, Durability durability,
-                                                 const Clock* clock);
+                                                 const Clock* clock,
+                                                 CheckpointOptions checkpoints = {});
   ~LogWriter();  // drains the queue and stops the thread
 
   // Fills seq, prev_hash, hash (and time_ms when 0), records the entry, and waits per the mode.
@@ -53,11 +92,16 @@ class LogWriter {
   // Waits until everything appended so far is durable (fsync'd), whatever the mode, and returns
   // the last entry's seq and hash (0 and kGenesisHash for an empty log).
   Result<Appended> Flush();
+  // Flush(), then a signed checkpoint of at least everything appended before the call (one
+  // already stored is reused); the writer thread signs it. kNoCheckpoint without a key or on an
+  // empty log; the writer's failure status if it stopped.
+  Result<SignedCheckpoint> Checkpoint();
   // The last sequence number handed out (not necessarily durable in kNone).
   int64_t last_seq() const;
 
  private:
   struct Impl;
+  static Status Recover(Impl& w, int64_t last_seq);
   explicit LogWriter(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

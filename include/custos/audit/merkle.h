@@ -34,10 +34,26 @@ MerkleHash MerkleLeafHash(std::string_view canonical);
 MerkleHash MerkleNodeHash(const MerkleHash& left, const MerkleHash& right);
 MerkleHash MerkleEmptyRoot();  // SHA-256 of the empty string
 
+// A perfect subtree's hash and position: 2^level leaves starting at leaf index << level.
+struct MerkleNodeRef {
+  int level = 0;
+  uint64_t index = 0;
+  MerkleHash hash;
+};
+
+class NodeSource;
+
 // The frontier of an append-only tree: one perfect-subtree root per set bit of size().
 class CompactRange {
  public:
-  void Append(const MerkleHash& leaf_hash);  // O(log n)
+  CompactRange() = default;
+  // The frontier of the first `size` leaves of `src` (O(log n) Node() calls); the source's errors
+  // (kInvalidArgument if size > src.size(), kNotFound / kStoreError from a store) pass through.
+  static Result<CompactRange> FromSource(const NodeSource& src, uint64_t size);
+
+  // O(log n). If `completed` is not null, appends the new leaf (level 0) and every perfect subtree
+  // it completes, lowest level first: exactly the nodes a store must add for this leaf.
+  void Append(const MerkleHash& leaf_hash, std::vector<MerkleNodeRef>* completed = nullptr);
   uint64_t size() const { return size_; }
   MerkleHash Root() const;  // MTH of all leaves appended so far
 

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "custos/audit/checkpoint.h"
+#include "custos/audit/merkle.h"
 #include "custos/core/result.h"
 #include "custos/store/store.h"
 
@@ -21,6 +23,23 @@ struct VerifyReport {
   int64_t first_bad_seq = 0;  // 0 if ok
   Status status;              // ok, or kLogCorrupt / kLogGap with the explanation
   std::string head_hash;      // hash of the last good entry
+  // With VerifyOptions::merkle:
+  int64_t merkle_nodes = 0;  // stored nodes found equal to the recomputed ones
+  int64_t checkpoints = 0;   // stored checkpoints whose root (and signature) verified
+  MerkleHash root;           // recomputed root of the whole log
+};
+
+// What VerifyStore checks besides the hash chain.
+struct VerifyOptions {
+  // Recompute the RFC 9162 tree from the entries' canonical bytes and check that the store holds
+  // exactly its nodes (every leaf and perfect subtree, none beyond the log) and that every stored
+  // checkpoint's root is the root of the log prefix of its size. A missing or different node is
+  // kLogCorrupt; a checkpoint larger than the log is kLogGap; a malformed one kLogCorrupt.
+  bool merkle = false;
+  // If not empty (with merkle), every stored checkpoint must also carry a valid signature by one
+  // of these keys: OpenCheckpoint's errors (kKeyError: no trusted key signed it; kTokenInvalid: a
+  // bad signature) name the checkpoint.
+  std::vector<NoteVerifier> trusted;
 };
 
 namespace internal {
@@ -36,7 +55,7 @@ class ChainVerifier {
 
  private:
   // VerifyStore checks each entry's own hash on several threads, then links them here in order.
-  friend VerifyReport VerifyStore(store::Store& store);
+  friend VerifyReport VerifyStore(store::Store& store, const VerifyOptions& options);
   bool AddChecked(const store::LogRow& row, const internal::EntryCheck& check);
 
   VerifyReport report_;
@@ -48,7 +67,7 @@ class ChainVerifier {
 // current one is checked, and entries' own hashes are checked on up to hardware_concurrency
 // threads; the report is the same as feeding every row to one ChainVerifier. A store error ends
 // verification with that status (never success).
-VerifyReport VerifyStore(store::Store& store);
+VerifyReport VerifyStore(store::Store& store, const VerifyOptions& options = {});
 // Verifies a JSONL export (one ToJsonLine() per line).
 VerifyReport VerifyJsonl(std::string_view text);
 

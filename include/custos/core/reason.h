@@ -145,6 +145,10 @@ enum class ReasonClass : uint8_t {
   X(kUnavailable, 174, "unavailable", kUnavailable, 503,                                          \
     "The kernel is shutting down or overloaded.")                                                 \
   X(kIoError, 175, "io_error", kUnavailable, 500, "A local file operation failed.")               \
+  X(kNoCheckpoint, 176, "no_checkpoint", kFailedPrecondition, 412,                                \
+    "No signed checkpoint covers what was asked (empty log, no signing key, or none stored).")    \
+  X(kPayloadUnreadable, 177, "payload_unreadable", kPermissionDenied, 403,                        \
+    "A sealed log payload does not open with this identity (wrong key, or it was changed).")      \
   X(kReplayFactUnknown, 185, "replay_fact_unknown", kFailedPrecondition, 412,                     \
     "Replay needs a fact about the world (a canonical path, a resolved address) that the "        \
     "recorded decision never observed.")                                                          \

@@ -55,6 +55,11 @@ struct KernelOptions {
   std::filesystem::path data_dir;  // keys, store, sealed payloads; created 0700 if missing
   std::shared_ptr<const policy::Policy> policy;
   audit::Durability durability = audit::Durability::kGroup;
+  // Automatic signed checkpoints of the flight log (docs/spec/checkpoint.md): every N entries or
+  // T ms after the first uncovered entry, whichever comes first; 0 disables that trigger.
+  // audit.commit and shutdown always checkpoint.
+  int64_t checkpoint_every_entries = 1000;
+  int64_t checkpoint_every_ms = 1000;
   const Clock* clock = nullptr;   // default SystemClock()
   int64_t approval_poll_ms = 50;  // how often a waiting syscall checks for an answer
   // Passphrase of an encrypted identity file (else the file must be unencrypted).

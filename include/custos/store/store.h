@@ -43,6 +43,23 @@ struct LogRow {
   std::string payload;
 };
 
+// One node of the flight log's RFC 9162 Merkle tree: the hash (32 raw bytes) of the perfect subtree
+// of 2^level leaves that starts at leaf index << level. Leaves are level 0 (leaf i = entry i + 1).
+struct MerkleNode {
+  int level = 0;  // 0..55
+  uint64_t index = 0;
+  std::string hash;
+};
+
+// A signed checkpoint note (docs/spec/checkpoint.md) of the first `size` entries. Every one is
+// kept, in the order stored (`id`), so old checkpoints stay available for consistency proofs.
+struct CheckpointRow {
+  int64_t id = 0;
+  int64_t size = 0;
+  std::string note;
+  int64_t time_ms = 0;
+};
+
 struct LogQuery {
   int64_t from_seq = 1;             // inclusive
   int64_t limit = 1000;             // max rows
@@ -119,9 +136,15 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Flight log. Appends rows in one transaction, all or none; rows must continue the sequence
-  // (the first row's seq = last + 1, then consecutive), else kLogGap and nothing is written.
-  virtual Status AppendLog(const std::vector<LogRow>& rows, Sync sync) = 0;
+  // Flight log. Appends rows and the Merkle nodes they complete in one transaction, all or none;
+  // rows must continue the sequence (the first row's seq = last + 1, then consecutive), else
+  // kLogGap and nothing is written. Nodes are stored as given (the audit module computes them);
+  // kInvalidArgument for a hash that is not 32 bytes or a level above 55, kAlreadyExists for a
+  // node already stored.
+  virtual Status AppendLog(const std::vector<LogRow>& rows, const std::vector<MerkleNode>& nodes,
+                           Sync sync) = 0;
+  // Rows only, no Merkle nodes (tests, tools; LogWriter::Open catches the tree up).
+  Status AppendLog(const std::vector<LogRow>& rows, Sync sync) { return AppendLog(rows, {}, sync); }
   // Makes every row appended so far durable, as if each had been appended with Sync::kFull.
   virtual Status SyncLog() = 0;
   // Rows in seq order, filtered by the non-empty fields of `q`. `payload` is left empty unless
@@ -132,6 +155,21 @@ class Store {
   virtual Result<int64_t> LogCount() = 0;
   // The sealed payload stored with row `seq` (kNotFound if none).
   virtual Result<std::string> ReadPayload(int64_t seq) = 0;
+
+  // Merkle tree nodes (written by AppendLog). kNotFound if node (level, index) is not stored.
+  virtual Result<std::string> ReadMerkleNode(int level, uint64_t index) = 0;
+  // Up to `limit` consecutive nodes of `level` from `index` on, stopping at the first missing.
+  virtual Result<std::vector<std::string>> ReadMerkleNodes(int level, uint64_t index,
+                                                           int64_t limit) = 0;
+  // Number of leaves (level-0 nodes) stored: the size of the tree the nodes cover.
+  virtual Result<int64_t> MerkleLeafCount() = 0;
+
+  // Checkpoints. PutCheckpoint keeps every note (kInvalidArgument if size < 0).
+  virtual Status PutCheckpoint(int64_t size, const std::string& note, int64_t time_ms) = 0;
+  // Checkpoints with id >= from_id in id order, at most `limit`.
+  virtual Result<std::vector<CheckpointRow>> ReadCheckpoints(int64_t from_id, int64_t limit) = 0;
+  // The checkpoint of the largest size (the latest stored among equals), nullopt if none.
+  virtual Result<std::optional<CheckpointRow>> LatestCheckpoint() = 0;
 
   // Handles. PutHandle is kAlreadyExists if the id exists; GetHandle kNotFound if missing.
   virtual Status PutHandle(const HandleRecord& h) = 0;

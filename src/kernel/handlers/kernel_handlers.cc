@@ -174,65 +174,22 @@ class HumanApproveHandler final : public EffectHandler {
   }
 };
 
-// Flushes the log and signs a checkpoint (docs/spec/checkpoint.md) of its first durable_seq
-// entries with the kernel identity, stored as "checkpoint.latest" unless a larger one is already
-// there (commits may race; the stored checkpoint never goes backwards).
+// Flushes the log and has the log writer sign a checkpoint (docs/spec/checkpoint.md) of
+// everything logged before this call, from the Merkle tree it keeps (no rehashing); the note is
+// stored with every other checkpoint and returned.
 class AuditCommitHandler final : public EffectHandler {
  public:
   Result<EffectOutput> Perform(SyscallContext&, Services& s) const override {
     CUSTOS_ASSIGN_OR_RETURN(audit::Appended a, s.log().Flush());
-    const uint64_t size = static_cast<uint64_t>(a.seq);
-    audit::CompactRange range;
-    store::LogQuery q;
-    while (range.size() < size) {
-      q.limit = static_cast<int64_t>(std::min<uint64_t>(10000, size - range.size()));
-      CUSTOS_ASSIGN_OR_RETURN(std::vector<store::LogRow> rows, s.store().ReadLog(q));
-      if (rows.empty()) {
-        return Status(Reason::kLogGap, "the log ends at entry " + std::to_string(range.size()) +
-                                           " below its durable seq " + std::to_string(size));
-      }
-      for (const store::LogRow& row : rows) {
-        if (row.seq != static_cast<int64_t>(range.size()) + 1) {
-          return Status(Reason::kLogGap,
-                        "entry " + std::to_string(range.size() + 1) + " is missing from the log");
-        }
-        range.Append(audit::MerkleLeafHash(row.canonical));
-      }
-      q.from_seq = rows.back().seq + 1;
-    }
-    const crypto::SigningKey& key = s.identity();
-    audit::Checkpoint c;
-    c.origin = "custos/" + key.verifying_key().id().hex;
-    c.size = size;
-    c.root = range.Root();
-    CUSTOS_ASSIGN_OR_RETURN(std::string note, audit::SignCheckpoint(c, c.origin, key));
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      CUSTOS_ASSIGN_OR_RETURN(std::optional<std::string> stored,
-                              s.store().GetMeta(kLatestCheckpointKey));
-      if (!stored || StoredSize(*stored) < size) {
-        CUSTOS_RETURN_IF_ERROR(s.store().PutMeta(kLatestCheckpointKey, note));
-      }
-    }
+    CUSTOS_ASSIGN_OR_RETURN(audit::SignedCheckpoint cp, s.log().Checkpoint());
     EffectOutput out;
-    out.frame = {{"durable_seq", a.seq}, {"head_hash", a.hash}, {"checkpoint", note}};
+    out.frame = {{"durable_seq", a.seq},
+                 {"head_hash", a.hash},
+                 {"checkpoint_size", cp.checkpoint.size},
+                 {"root", cp.checkpoint.root.Hex()},
+                 {"checkpoint", cp.note}};
     return out;
   }
-
- private:
-  static constexpr char kLatestCheckpointKey[] = "checkpoint.latest";
-
-  // The size of a stored checkpoint note, 0 if it does not parse (it is then replaced).
-  static uint64_t StoredSize(std::string_view note) {
-    Result<audit::SignedNote> n = audit::ParseSignedNote(note);
-    if (!n.ok()) {
-      return 0;
-    }
-    Result<audit::Checkpoint> c = audit::ParseCheckpointBody(n->text);
-    return c.ok() ? c->size : 0;
-  }
-
-  mutable std::mutex mu_;
 };
 
 class AssertHandler final : public EffectHandler {
