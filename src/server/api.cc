@@ -22,6 +22,7 @@ constexpr RouteInfo kRoutes[] = {
     {"POST", "/v1/syscall", true, false},
     {"POST", "/v1/explain", true, false},
     {"POST", "/v1/request_capabilities", true, false},
+    {"GET", "/v1/budgets", true, false},
     {"GET", "/v1/approvals", true, true},
     {"POST", "/v1/approvals/{id}", true, true},
     {"GET", "/v1/audit", true, false},
@@ -260,6 +261,8 @@ HttpResponse Api::Dispatch(const RouteInfo& route, const std::vector<std::string
     return Explain(req, who);
   if (p == "/v1/request_capabilities")
     return RequestCapabilities(req, who);
+  if (p == "/v1/budgets")
+    return Budgets(query, who);
   if (p == "/v1/approvals")
     return ListApprovals(query);
   if (p == "/v1/approvals/{id}")
@@ -373,6 +376,35 @@ HttpResponse Api::Explain(const HttpRequest& req, const Identity& who) {
   shown.decision = kernel_->Explain(*call);
   Json out = shown.ToJson();
   return JsonResponse(200, Json{{"decision", out["decision"]}});
+}
+
+HttpResponse Api::Budgets(std::string_view query, const Identity& who) {
+  const std::optional<std::string> run = QueryParam(query, "run");
+  if (!run || run->empty())
+    return ErrorResponse(Status(Reason::kSchemaViolation, "run is required", "?run"));
+  // Each figure is an `assert budget_remaining` syscall of the caller: read through the kernel,
+  // decided and recorded like any other call, so a budget read is never a side channel.
+  Json remaining = Json::object();
+  for (int i = 0; i < budget::kResourceCount; ++i) {
+    const std::string name(budget::ResourceName(static_cast<budget::Resource>(i)));
+    Result<kernel::Syscall> call =
+        kernel::ParseSyscall(Json{{"agent", who.agent},
+                                  {"run", *run},
+                                  {"kind", "assert"},
+                                  {"target", "budget_remaining"},
+                                  {"args", {{"resource", name}, {"at_least", 0}}}});
+    if (!call.ok())
+      return ErrorResponse(call.status());
+    const kernel::SyscallResult r = kernel_->Execute(*call);
+    metrics_->Decided(VerdictName(r.decision.verdict), ReasonName(r.decision.reason));
+    if (!r.decision.allowed()) {
+      return ErrorResponse(Status(r.decision.reason, r.decision.explanation, "/" + name));
+    }
+    const int64_t left = r.frame.value("remaining", int64_t{0});
+    // Resources the policy does not budget are unlimited (the ledger's kUnlimited, minus use).
+    remaining[name] = left > budget::kUnlimited / 2 ? Json("unlimited") : Json(left);
+  }
+  return JsonResponse(200, Json{{"agent", who.agent}, {"run", *run}, {"remaining", remaining}});
 }
 
 HttpResponse Api::ListApprovals(std::string_view query) {

@@ -250,6 +250,25 @@ TEST_F(ApiTest, ExplainDryRunsASyscallOrTracesAnActionId) {
             "not_found");
 }
 
+TEST_F(ApiTest, BudgetsShowTheCallersRemainingAmounts) {
+  ServerHarness s;
+  PolicySpec spec = s.kernel().Spec();
+  spec.worker_budget = "tool_calls = 3";
+  ASSERT_TRUE(s.Start(spec));
+  HttpReply r = s.Call("worker", "GET", "/v1/budgets?run=run-1");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(BodyJson(r)["remaining"]["tool_calls"], 3);
+  ASSERT_EQ(s.Call("worker", "POST", "/v1/syscall",
+                   Call("tool.invoke", "echo", {{"arguments", {{"a", 1}}}}).dump())
+                .status,
+            200);
+  r = s.Call("worker", "GET", "/v1/budgets?run=run-1");
+  EXPECT_EQ(BodyJson(r)["remaining"]["tool_calls"], 2) << r.body;
+  EXPECT_EQ(ErrorReason(s.Call("worker", "GET", "/v1/budgets")), "schema_violation");
+  // reader holds `assert`, so it reads its own (default) budgets.
+  EXPECT_EQ(s.Call("reader", "GET", "/v1/budgets?run=run-1").status, 200);
+}
+
 TEST_F(ApiTest, MetricsCountDecisionsAndLatency) {
   ASSERT_EQ(
       s_.Call("worker", "POST", "/v1/syscall", Call("memory.alloc", "m", {{"value", 1}}).dump())

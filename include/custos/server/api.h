@@ -105,6 +105,7 @@ class Api {
                         std::string_view query, const HttpRequest& req, const Identity& who);
   HttpResponse Syscall(const HttpRequest& req, const Identity& who);
   HttpResponse Explain(const HttpRequest& req, const Identity& who);
+  HttpResponse Budgets(std::string_view query, const Identity& who);
   HttpResponse ListApprovals(std::string_view query);
   HttpResponse AnswerApproval(const std::string& id, const HttpRequest& req, const Identity& who);
   HttpResponse AuditQuery(std::string_view query, const Identity& who);
