@@ -11,6 +11,7 @@
 #include "custos/kernel/syscall.h"
 #include "custos/policy/policy.h"
 #include "server/capabilities.h"
+#include "server/shaping.h"
 
 namespace custos::server {
 namespace {
@@ -22,6 +23,8 @@ constexpr RouteInfo kRoutes[] = {
     {"POST", "/v1/syscall", true, false},
     {"POST", "/v1/explain", true, false},
     {"POST", "/v1/request_capabilities", true, false},
+    {"POST", "/v1/invoke", true, false},
+    {"POST", "/v1/expand", true, false},
     {"GET", "/v1/budgets", true, false},
     {"GET", "/v1/approvals", true, true},
     {"POST", "/v1/approvals/{id}", true, true},
@@ -261,6 +264,10 @@ HttpResponse Api::Dispatch(const RouteInfo& route, const std::vector<std::string
     return Explain(req, who);
   if (p == "/v1/request_capabilities")
     return RequestCapabilities(req, who);
+  if (p == "/v1/invoke")
+    return Invoke(req, who);
+  if (p == "/v1/expand")
+    return Expand(req, who);
   if (p == "/v1/budgets")
     return Budgets(query, who);
   if (p == "/v1/approvals")
@@ -376,6 +383,104 @@ HttpResponse Api::Explain(const HttpRequest& req, const Identity& who) {
   shown.decision = kernel_->Explain(*call);
   Json out = shown.ToJson();
   return JsonResponse(200, Json{{"decision", out["decision"]}});
+}
+
+kernel::SyscallResult Api::ExecuteBound(Json call, const Identity& who, Status* refused) {
+  if (Status st = BindAgent(&call, who, /*record=*/true); !st.ok()) {
+    metrics_->Decided("deny", ReasonName(st.reason()));
+    *refused = st;
+    return {};
+  }
+  Result<kernel::Syscall> parsed = kernel::ParseSyscall(call);
+  kernel::SyscallResult r = parsed.ok() ? kernel_->Execute(*parsed)
+                                        : kernel_->RecordRefusal(call, "schema", parsed.status());
+  metrics_->Decided(VerdictName(r.decision.verdict), ReasonName(r.decision.reason));
+  return r;
+}
+
+HttpResponse Api::Invoke(const HttpRequest& req, const Identity& who) {
+  Result<Json> body = BodyObject(req);
+  if (!body.ok())
+    return ErrorResponse(body.status());
+  const Json& j = *body;
+  Result<std::string> mode = ParseResponseMode(j);
+  if (!mode.ok())
+    return ErrorResponse(mode.status());
+  for (const char* k : {"tool", "run"}) {
+    if (!j.contains(k) || !j[k].is_string()) {
+      return ErrorResponse(Status(Reason::kSchemaViolation, std::string(k) + " must be a string",
+                                  "/" + std::string(k)));
+    }
+  }
+  Json call = {{"run", j["run"]},
+               {"kind", "tool.invoke"},
+               {"target", j["tool"]},
+               {"args", {{"arguments", j.value("args", Json::object())}}}};
+  for (const char* k : {"agent", "token", "intent", "inputs"}) {
+    if (j.contains(k))
+      call[k] = j[k];
+  }
+  Status refused;
+  kernel::SyscallResult r = ExecuteBound(std::move(call), who, &refused);
+  if (!refused.ok())
+    return ErrorResponse(refused);
+  Json out = r.ToJson();
+  out["response_mode"] = *mode;
+  if (!r.frame.is_null())
+    out["frame"] = ShapeFrame(r.frame, *mode);
+  return JsonResponse(200, out);
+}
+
+HttpResponse Api::Expand(const HttpRequest& req, const Identity& who) {
+  Result<Json> body = BodyObject(req);
+  if (!body.ok())
+    return ErrorResponse(body.status());
+  const Json& j = *body;
+  for (const char* k : {"handle", "run"}) {
+    if (!j.contains(k) || !j[k].is_string()) {
+      return ErrorResponse(Status(Reason::kSchemaViolation, std::string(k) + " must be a string",
+                                  "/" + std::string(k)));
+    }
+  }
+  Result<ExpandQuery> q = ParseExpandQuery(j);
+  if (!q.ok())
+    return ErrorResponse(q.status());
+  // Reading the handle is a context.read syscall: decided (ownership, labels) and recorded.
+  Json call = {{"run", j["run"]}, {"kind", "context.read"}, {"target", j["handle"]}};
+  if (j.contains("agent"))
+    call["agent"] = j["agent"];
+  Status refused;
+  kernel::SyscallResult r = ExecuteBound(std::move(call), who, &refused);
+  if (!refused.ok())
+    return ErrorResponse(refused);
+  Json out = r.ToJson();
+  if (!r.decision.allowed() || !r.frame.is_object() || !r.frame.contains("text")) {
+    return JsonResponse(200, out);
+  }
+  const std::string text = r.frame["text"].get<std::string>();
+  const bool truncated = r.frame.value("truncated", false);
+  Json rows = truncated ? Json() : ExpandRows(text, *q);
+  if (rows.is_null()) {
+    // Not a (complete) JSON array: page through lines instead; filter and fields do not apply.
+    Json lines = Json::array();
+    int64_t n = 0;
+    size_t start = 0;
+    while (start < text.size()) {
+      size_t end = text.find('\n', start);
+      if (end == std::string::npos)
+        end = text.size();
+      if (n >= q->offset && static_cast<int64_t>(lines.size()) < q->limit)
+        lines.push_back(text.substr(start, end - start));
+      ++n;
+      start = end + 1;
+    }
+    rows = {{"lines", lines}, {"total_lines", n}, {"offset", q->offset}, {"limit", q->limit}};
+    if (truncated)
+      rows["truncated"] = true;
+  }
+  rows["labels"] = r.frame.value("labels", Json::array());
+  out["frame"] = rows;
+  return JsonResponse(200, out);
 }
 
 HttpResponse Api::Budgets(std::string_view query, const Identity& who) {

@@ -250,6 +250,63 @@ TEST_F(ApiTest, ExplainDryRunsASyscallOrTracesAnActionId) {
             "not_found");
 }
 
+TEST(ApiInvokeTest, InvokeShapesToolOutputAndExpandPagesThroughItsHandle) {
+  ServerHarness s;
+  PolicySpec spec = s.kernel().Spec();
+  spec.extra =
+      "[[tools.registry]]\nname = \"rows\"\ncommand = [\"/bin/sh\", \"-c\", \"cat >/dev/null; "
+      "echo '[{\\\"a\\\":1,\\\"b\\\":\\\"x\\\"},{\\\"a\\\":2,\\\"b\\\":\\\"y\\\"},"
+      "{\\\"a\\\":3,\\\"b\\\":\\\"x\\\"}]'\"]\ndescription = \"Lists rows.\"\n";
+  std::string policy = MakePolicy(spec);
+  const std::string allow = "allow = [\"echo\", ";
+  policy.replace(policy.find(allow), allow.size(), "allow = [\"rows\", \"echo\", ");
+  spec.extra.clear();
+  ASSERT_TRUE(s.Start(spec));
+  WriteFileOrDie(s.policy_file(), policy);
+  ASSERT_EQ(s.Call("lead", "POST", "/v1/admin/reload").status, 200);
+
+  HttpReply r = s.Call("worker", "POST", "/v1/invoke",
+                       R"({"tool":"rows","run":"run-1","args":{},"response_mode":"table"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json j = BodyJson(r);
+  ASSERT_EQ(j["decision"]["verdict"], "allow") << r.body;
+  EXPECT_EQ(j["response_mode"], "table");
+  EXPECT_EQ(j["frame"]["columns"], Json::array({"a", "b"}));
+  EXPECT_EQ(j["frame"]["total_rows"], 3);
+  EXPECT_EQ(j["frame"]["rows"][1], Json::array({2, "y"}));
+  const std::string handle = j["handle"]["id"];
+
+  r = s.Call("worker", "POST", "/v1/invoke",
+             R"({"tool":"rows","run":"run-1","response_mode":"handle"})");
+  j = BodyJson(r);
+  EXPECT_FALSE(j["frame"].contains("text"));
+  EXPECT_TRUE(j["handle"].contains("id"));
+  r = s.Call("worker", "POST", "/v1/invoke", R"({"tool":"rows","run":"run-1"})");
+  EXPECT_EQ(BodyJson(r)["response_mode"], "summary");
+  EXPECT_TRUE(BodyJson(r)["frame"].contains("summary")) << r.body;
+  EXPECT_EQ(ErrorReason(s.Call("worker", "POST", "/v1/invoke",
+                               R"({"tool":"rows","run":"run-1","response_mode":"all"})")),
+            "invalid_argument");
+
+  r = s.Call("worker", "POST", "/v1/expand",
+             Json{{"handle", handle},
+                  {"run", "run-1"},
+                  {"filter", {{"b", "x"}}},
+                  {"fields", {"a"}},
+                  {"offset", 1},
+                  {"limit", 5}}
+                 .dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  j = BodyJson(r);
+  ASSERT_EQ(j["decision"]["verdict"], "allow") << r.body;
+  EXPECT_EQ(j["frame"]["matched"], 2);
+  EXPECT_EQ(j["frame"]["rows"], Json::array({Json{{"a", 3}}}));
+  // Another agent cannot expand the worker's handle: the kernel refuses it.
+  r = s.Call("reader", "POST", "/v1/expand", Json{{"handle", handle}, {"run", "run-1"}}.dump());
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(BodyJson(r)["decision"]["verdict"], "deny") << r.body;
+}
+
 TEST_F(ApiTest, BudgetsShowTheCallersRemainingAmounts) {
   ServerHarness s;
   PolicySpec spec = s.kernel().Spec();

@@ -105,7 +105,12 @@ class Api {
                         std::string_view query, const HttpRequest& req, const Identity& who);
   HttpResponse Syscall(const HttpRequest& req, const Identity& who);
   HttpResponse Explain(const HttpRequest& req, const Identity& who);
+  HttpResponse Invoke(const HttpRequest& req, const Identity& who);
+  HttpResponse Expand(const HttpRequest& req, const Identity& who);
   HttpResponse Budgets(std::string_view query, const Identity& who);
+  // Applies the identity rule to `call`, then executes it (a schema failure is a recorded deny).
+  // *refused is set (and nothing executed) when the caller acts for another agent.
+  kernel::SyscallResult ExecuteBound(Json call, const Identity& who, Status* refused);
   HttpResponse ListApprovals(std::string_view query);
   HttpResponse AnswerApproval(const std::string& id, const HttpRequest& req, const Identity& who);
   HttpResponse AuditQuery(std::string_view query, const Identity& who);

@@ -181,6 +181,27 @@ class Client:
         r = SyscallResult.from_json(self.request("POST", "/v1/syscall", call))
         return r.check() if check else r
 
+    def invoke(self, tool: str, args: Optional[dict] = None, run: Optional[str] = None,
+               response_mode: str = "summary", token: Optional[str] = None,
+               check: bool = False) -> SyscallResult:
+        """Invokes a tool; the frame is shaped by response_mode (summary|table|handle|raw)."""
+        body = {"tool": tool, "run": run or self.run, "args": args or {},
+                "response_mode": response_mode}
+        if token is not None:
+            body["token"] = token
+        r = SyscallResult.from_json(self.request("POST", "/v1/invoke", body))
+        return r.check() if check else r
+
+    def expand(self, handle: str, run: Optional[str] = None, limit: int = 100, offset: int = 0,
+               fields: Optional[List[str]] = None, filter: Optional[dict] = None) -> SyscallResult:
+        """Pages through a handle's content: rows of a JSON array (filter, fields), else lines."""
+        body = {"handle": handle, "run": run or self.run, "limit": limit, "offset": offset}
+        if fields is not None:
+            body["fields"] = fields
+        if filter is not None:
+            body["filter"] = filter
+        return SyscallResult.from_json(self.request("POST", "/v1/expand", body))
+
     def explain(self, kind: str, target: Optional[str] = None, args: Optional[dict] = None,
                 run: Optional[str] = None) -> Decision:
         """What the kernel would decide now; nothing is performed or recorded."""

@@ -21,7 +21,7 @@ name = "python-sdk-test"
 [budgets.default]
 tool_calls = 5
 [agents.worker]
-syscalls = ["memory.alloc", "memory.read", "assert", "audit.commit", "tool.invoke"]
+syscalls = ["memory.alloc", "memory.read", "assert", "audit.commit", "tool.invoke", "context.read"]
 [agents.reader]
 syscalls = ["memory.read", "assert"]
 [agents.ops]
@@ -135,6 +135,16 @@ class ClientTest(DaemonTestCase):
                 c.approvals()
             with self.assertRaises(custos.RouteNotFoundError):
                 c.request("GET", "/v1/nope")
+
+    def test_invoke_and_expand(self):
+        with self.client(run="invoke-run") as c:
+            r = c.invoke("echo", {"hello": "world"}, response_mode="raw", check=True)
+            self.assertIn("hello", r.frame["text"])
+            e = c.expand(r.handle.id)
+            self.assertTrue(e.decision.allowed, e)
+            self.assertIn("hello", e.frame["lines"][0])
+            s = c.invoke("echo", {"x": 1})
+            self.assertIn("summary", s.frame)
 
     def test_explain_and_capabilities(self):
         with self.client() as c:
