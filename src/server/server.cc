@@ -187,6 +187,25 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     }
     timer_.cancel();
     Arm(srv_.options.limits.body_timeout_ms);
+    if (auto it = h.find(http::field::expect);
+        it != h.end() && beast::iequals(it->value(), "100-continue")) {
+      // curl and others wait for this before sending a body over 1 KiB; the body cap has already
+      // been checked against Content-Length by the parser.
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      net::async_write(socket_, net::buffer(kContinue),
+                       [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                         if (ec) {
+                           self->OnReadError(ec);
+                           return;
+                         }
+                         self->ReadBody();
+                       });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     http::async_read(
         socket_, buffer_, *parser_,
         [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });

@@ -49,6 +49,32 @@ TEST(TransportTest, OversizedBodyIs413AndTheConnectionCloses) {
   EXPECT_TRUE(c.WaitClosed(2000));
 }
 
+TEST(TransportTest, ExpectContinueIsAnsweredAndAnOversizedLengthIsRefusedUpFront) {
+  ServerHarness s;
+  server::ServerLimits l;
+  l.max_body_bytes = 1024;
+  ASSERT_TRUE(s.Start(s.kernel().Spec(), l));
+  const std::string body = Alloc("expect");
+  RawConnection c = s.Tcp();
+  ASSERT_TRUE(c.Send("POST /v1/syscall HTTP/1.1\r\nHost: x\r\n" + s.Auth("worker") +
+                     "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                     "Content-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n"));
+  EXPECT_THAT(c.ReadSome(2000), HasSubstr("HTTP/1.1 100 Continue"));
+  ASSERT_TRUE(c.Send(body));
+  HttpReply r = c.Read();
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(BodyJson(r)["decision"]["verdict"], "allow");
+  // A declared length over the cap is refused before any body byte is sent.
+  RawConnection d = s.Tcp();
+  ASSERT_TRUE(d.Send("POST /v1/syscall HTTP/1.1\r\nHost: x\r\n" + s.Auth("worker") +
+                     "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                     "Content-Length: 100000000\r\n\r\n"));
+  r = d.Read(2000);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(ErrorReason(r), "payload_too_large");
+}
+
 TEST(TransportTest, AbsurdHeaderCountsAndSizesAre431) {
   ServerHarness s;
   server::ServerLimits l;
