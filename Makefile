@@ -1,9 +1,10 @@
 # Custos — top-level entry points. `make demo` and `make test` work on a fresh Debian 12 machine.
 BUILD ?= build
 TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test test-unit test-sanitize demo bench format check-format clean
+.PHONY: all deps configure build test test-unit test-sanitize fuzz demo bench format check-format clean
 
 all: build
 
@@ -17,11 +18,12 @@ build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
 # Every test: unit, invariants, canary, integration, conformance vectors (ctest), the layering
-# check, and the ThreadSanitizer run of the concurrency tests.
+# check, the ThreadSanitizer run of the concurrency tests, and a bounded libFuzzer run.
 test: build
 	@scripts/check_layering.sh
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
 	@$(MAKE) --no-print-directory test-sanitize
+	@$(MAKE) --no-print-directory fuzz
 
 test-unit: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
@@ -34,6 +36,11 @@ test-sanitize: deps
 	@cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 	  ctest --output-on-failure -j $(JOBS) --timeout 600 -L 'budget|audit|kernel|server' -E 'Crash|Kill'
 
+# libFuzzer targets (token parser, Datalog parser, log reader, checkpoint parser): clang build with
+# ASan + UBSan, ~3 minutes of fuzzing from a corpus of the repository's samples and vectors.
+fuzz: deps
+	@scripts/fuzz.sh $(FUZZ_BUILD)
+
 demo: build
 	@$(BUILD)/custos demo
 
@@ -41,10 +48,10 @@ bench: build
 	@scripts/bench.sh $(BUILD)
 
 format:
-	@find include src tests bench -name '*.h' -o -name '*.cc' | xargs clang-format -i
+	@find include src tests bench fuzz -name '*.h' -o -name '*.cc' | xargs clang-format -i
 
 check-format:
-	@find include src tests bench -name '*.h' -o -name '*.cc' | xargs clang-format --dry-run --Werror
+	@find include src tests bench fuzz -name '*.h' -o -name '*.cc' | xargs clang-format --dry-run --Werror
 
 clean:
-	rm -rf $(BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -412,13 +412,17 @@ Result<std::vector<uint8_t>> Mint(const SecretKey& root, std::string_view author
   return out;
 }
 
-Result<std::vector<uint8_t>> Attenuate(std::span<const uint8_t> token, const PublicKey& root,
-                                       std::string_view block_datalog) {
-  CUSTOS_ASSIGN_OR_RETURN(Attenuable in, VerifyAttenuable(token, root));
+namespace {
+
+// Appends the block to `in` (a token verified one way or another) and serializes it.
+Result<std::vector<uint8_t>> AppendBlock(Attenuable& in, std::string_view block_datalog) {
   std::string* secret_bytes = in.proto.mutable_proof()->mutable_nextsecret();
   Result<SecretKey> signer = SecretKey::FromSeed(Bytes(*secret_bytes));
   sodium_memzero(secret_bytes->data(), secret_bytes->size());
   CUSTOS_RETURN_IF_ERROR(signer);
+  if (!(signer->public_key() == in.verified.blocks().back().next_key)) {
+    return Status(Reason::kInvalidArgument, "the token's proof does not match its last block");
+  }
 
   // The first-party tables the new block is interpreted with (datalog.h, TablesFor).
   std::vector<std::string> symbols;
@@ -438,6 +442,35 @@ Result<std::vector<uint8_t>> Attenuate(std::span<const uint8_t> token, const Pub
   Result<std::vector<uint8_t>> out = Serialize(in.proto);
   sodium_memzero(in.proto.mutable_proof()->mutable_nextsecret()->data(), SecretKey::kSeedBytes);
   return out;
+}
+
+}  // namespace
+
+Result<std::vector<uint8_t>> Attenuate(std::span<const uint8_t> token, const PublicKey& root,
+                                       std::string_view block_datalog) {
+  CUSTOS_ASSIGN_OR_RETURN(Attenuable in, VerifyAttenuable(token, root));
+  return AppendBlock(in, block_datalog);
+}
+
+Result<std::vector<uint8_t>> AttenuateVerified(std::span<const uint8_t> token,
+                                               const Biscuit& verified,
+                                               std::string_view block_datalog) {
+  if (verified.sealed()) {
+    return Status(Reason::kInvalidArgument, "the token is sealed and cannot be extended");
+  }
+  if (verified.blocks().back().next_key.algorithm() != Algorithm::kEd25519) {
+    return Status(Reason::kInvalidArgument, "only Ed25519 proof keys can sign new blocks");
+  }
+  if (token.size() > Biscuit::kMaxTokenBytes) {
+    return Status(Reason::kPayloadTooLarge, "token exceeds the size cap");
+  }
+  Attenuable in{.verified = verified, .proto = {}};
+  if (!in.proto.ParseFromArray(token.data(), static_cast<int>(token.size())) ||
+      static_cast<size_t>(in.proto.blocks_size()) + 1 != verified.blocks().size() ||
+      !in.proto.has_proof() || !in.proto.proof().has_nextsecret()) {
+    return Status(Reason::kInvalidArgument, "the token is not the one that was verified");
+  }
+  return AppendBlock(in, block_datalog);
 }
 
 Result<std::vector<uint8_t>> Seal(std::span<const uint8_t> token, const PublicKey& root) {

@@ -171,6 +171,60 @@ Result<Rule> DecodeRule(const pb::RuleV2& in) {
 
 // Printing.
 
+// A string literal the parser reads back as the same bytes: quotes, backslashes, line breaks and
+// other control characters except tab are escaped, so a hostile string cannot end its literal early
+// and make the printed block say something it does not (`custos token inspect` shows tokens to
+// people).
+std::string QuoteString(std::string_view s) {
+  std::string out = "\"";
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':  // as the official samples print it (test "hello é\t😁"); harmless in a literal
+        out += ch;
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          static constexpr char kHex[] = "0123456789abcdef";
+          out += "\\u{";
+          if (c >= 0x10)
+            out += kHex[c >> 4];
+          out += kHex[c & 0xf];
+          out += '}';
+        } else {
+          out += ch;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// Names (predicates, variables, extern functions) come from a token's symbol table, which anyone
+// who appends a block writes. Only names the parser could have produced are printed.
+bool IsPrintableName(std::string_view name) {
+  if (name.empty())
+    return false;
+  for (const char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == ':';
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
 class Printer {
  public:
   Printer(const SymbolTable& symbols, std::span<const PublicKey> keys)
@@ -185,17 +239,27 @@ class Printer {
     return std::string(*s);
   }
 
+  Result<std::string> Name(uint64_t index) const {
+    CUSTOS_ASSIGN_OR_RETURN(std::string name, Symbol(index));
+    if (!IsPrintableName(name)) {
+      return FormatErrorStatus(FormatError::kDeserialization,
+                               "symbol " + std::to_string(index) +
+                                   " is used as a name but is not one (letters, digits, _ and :)");
+    }
+    return name;
+  }
+
   Result<std::string> PrintTerm(const Term& t) const {
     switch (t.kind) {
       case Term::Kind::kVariable: {
-        CUSTOS_ASSIGN_OR_RETURN(std::string name, Symbol(t.symbol));
+        CUSTOS_ASSIGN_OR_RETURN(std::string name, Name(t.symbol));
         return "$" + name;
       }
       case Term::Kind::kInteger:
         return std::to_string(t.integer);
       case Term::Kind::kString: {
         CUSTOS_ASSIGN_OR_RETURN(std::string s, Symbol(t.symbol));
-        return "\"" + s + "\"";
+        return QuoteString(s);
       }
       case Term::Kind::kDate: {
         const auto seconds = static_cast<std::time_t>(t.symbol);
@@ -244,7 +308,7 @@ class Printer {
   }
 
   Result<std::string> PrintPredicate(const Predicate& p) const {
-    CUSTOS_ASSIGN_OR_RETURN(std::string name, Symbol(p.name));
+    CUSTOS_ASSIGN_OR_RETURN(std::string name, Name(p.name));
     CUSTOS_ASSIGN_OR_RETURN(std::string terms, Join("(", p.terms, ")"));
     return name + terms;
   }
@@ -302,7 +366,7 @@ class Printer {
     if (!op.ffi_name) {
       return FormatErrorStatus(FormatError::kDeserialization, "extern call without a name");
     }
-    CUSTOS_ASSIGN_OR_RETURN(std::string name, Symbol(*op.ffi_name));
+    CUSTOS_ASSIGN_OR_RETURN(std::string name, Name(*op.ffi_name));
     return ".extern::" + name;
   }
 

@@ -356,7 +356,7 @@ class Engine {
     return Status::Ok();
   }
 
-  Status RunRules(const std::vector<ERule>& rules) {
+  Status RunRules(const std::vector<const ERule*>& rules) {
     for (auto& [name, rel] : world_) {
       rel.delta_begin = 0;
       rel.delta_end = rel.facts.size();
@@ -367,7 +367,8 @@ class Engine {
       }
       std::map<std::string, std::set<Fact, FactLess>> produced;
       size_t produced_count = 0;
-      for (const ERule& r : rules) {
+      for (const ERule* rp : rules) {
+        const ERule& r = *rp;
         auto emit = [&](const Bindings& b, Origins acc) -> Status {
           Fact f{acc | r.origin, {}};
           for (const ETerm& t : r.head.terms) {
@@ -1079,7 +1080,9 @@ bool VariablesBound(const ERule& r, bool check_head) {
 // Which blocks and whether the authorizer a rule trusts (see the header).
 class Trust {
  public:
-  explicit Trust(const Biscuit* token) : token_(token) {}
+  // external_keys[i]: the key that signed block i if it is a third-party block.
+  explicit Trust(std::span<const std::optional<PublicKey>> external_keys)
+      : external_keys_(external_keys) {}
 
   Result<Origins> For(const std::vector<Scope>& scopes, const std::optional<size_t>& current,
                       Resolver& keys) {
@@ -1099,11 +1102,9 @@ class Trust {
           break;
         case Scope::Kind::kPublicKey: {
           CUSTOS_ASSIGN_OR_RETURN(PublicKey key, keys.Key(s.public_key));
-          if (token_ != nullptr) {
-            for (size_t i = 0; i < token_->blocks().size(); ++i) {
-              if (token_->blocks()[i].external_key == key) {
-                o = o | BlockOrigin(i);
-              }
+          for (size_t i = 0; i < external_keys_.size(); ++i) {
+            if (external_keys_[i] == key) {
+              o = o | BlockOrigin(i);
             }
           }
           break;
@@ -1124,7 +1125,7 @@ class Trust {
   }
 
  private:
-  const Biscuit* token_;
+  std::span<const std::optional<PublicKey>> external_keys_;
 };
 
 Result<std::string> CheckText(const Check& c, const SymbolTable& symbols,
@@ -1155,125 +1156,187 @@ struct Source {
   std::span<const PublicKey> keys;
 };
 
-Result<Authorization> Run(Engine& engine, const Biscuit* token, const AuthorizerCode& code,
-                          std::vector<WorldFact>* world) {
+// Engine::Fail prefixes the error's name; a stored failure message already carries it.
+std::string StripErrorName(std::string_view message, DatalogError e) {
+  const std::string prefix = std::string(DatalogErrorName(e)) + ": ";
+  if (message.substr(0, prefix.size()) == prefix) {
+    message.remove_prefix(prefix.size());
+  }
+  return std::string(message);
+}
+
+// What one source (a block or the authorizer) contributes, resolved for the engine.
+struct Compiled {
+  std::vector<std::pair<std::string, Fact>> facts;
+  std::vector<ERule> rules;
+  std::vector<ECheck> checks;
+  std::vector<std::pair<Policy::Kind, std::vector<ERule>>> policies;
+};
+
+// Resolves `src` into `out` (appending). `policies` is the authorizer's, or null for a block.
+Status CompileSource(Engine& engine, const Source& src, Trust& trust,
+                     const std::vector<Policy>* policies, Compiled& dst) {
+  Resolver res(engine, *src.symbols, src.keys);
+  const Origins origin = src.block_id ? BlockOrigin(*src.block_id) : kAuthorizerOrigin;
+  Origins block_default = BlockOrigin(0) | kAuthorizerOrigin;
+  if (!src.block->scopes.empty()) {
+    CUSTOS_ASSIGN_OR_RETURN(block_default, trust.For(src.block->scopes, src.block_id, res));
+  }
+  for (const Predicate& p : src.block->facts) {
+    CUSTOS_ASSIGN_OR_RETURN(EPredicate f, res.Resolve(p));
+    Fact fact{origin, {}};
+    for (ETerm& t : f.terms) {
+      if (t.variable) {
+        return engine.Fail(DatalogError::kMalformed, "a fact contains a variable");
+      }
+      fact.terms.push_back(std::move(t.value));
+    }
+    dst.facts.emplace_back(std::move(f.name), std::move(fact));
+  }
+  // `where` names the statement in errors: "rule <i>", "check <i>" or "policy <i>".
+  auto resolve_rule = [&](const Rule& r, bool check_head,
+                          const std::string& where) -> Result<ERule> {
+    if (r.body.size() > kMaxBodyPredicates) {
+      return engine.Fail(
+          DatalogError::kMalformed,
+          where + " has more than " + std::to_string(kMaxBodyPredicates) + " predicates");
+    }
+    ERule out;
+    res.BeginRule();
+    CUSTOS_ASSIGN_OR_RETURN(out.head, res.Resolve(r.head));
+    for (const Predicate& p : r.body) {
+      CUSTOS_ASSIGN_OR_RETURN(EPredicate e, res.Resolve(p));
+      out.body.push_back(std::move(e));
+    }
+    for (const Expression& x : r.expressions) {
+      CUSTOS_ASSIGN_OR_RETURN(EExpression e, res.Resolve(x));
+      out.expressions.push_back(std::move(e));
+    }
+    out.slots = res.SlotCount();
+    CUSTOS_ASSIGN_OR_RETURN(out.trusted, trust.ForRule(r.scopes, block_default, src.block_id, res));
+    out.origin = origin;
+    if (!VariablesBound(out, check_head)) {
+      CUSTOS_ASSIGN_OR_RETURN(std::string text, RuleText(r, *src.symbols, src.keys));
+      if (src.block_id) {
+        return engine.Fail(DatalogError::kInvalidBlockRule,
+                           "block " + std::to_string(*src.block_id) + ", " + where + ": " + text);
+      }
+      return engine.Fail(DatalogError::kInvalidRule, where + ": " + text);
+    }
+    const std::set<std::string> bound = BodyVariables(out);
+    for (const EExpression& e : out.expressions) {
+      if (std::optional<std::string> p = ShadowedParameter(e, bound)) {
+        return engine.Fail(DatalogError::kShadowedVariable,
+                           "closure parameter $" + *p + " in " + where + " shadows a variable");
+      }
+    }
+    return out;
+  };
+  for (size_t ri = 0; ri < src.block->rules.size(); ++ri) {
+    CUSTOS_ASSIGN_OR_RETURN(ERule e,
+                            resolve_rule(src.block->rules[ri], true, "rule " + std::to_string(ri)));
+    dst.rules.push_back(std::move(e));
+  }
+  for (size_t ci = 0; ci < src.block->checks.size(); ++ci) {
+    const Check& c = src.block->checks[ci];
+    ECheck e;
+    e.kind = c.kind;
+    e.block_id = src.block_id;
+    e.check_id = ci;
+    e.source = &c;
+    e.symbols = src.symbols;
+    e.keys = src.keys;
+    for (const Rule& q : c.queries) {
+      CUSTOS_ASSIGN_OR_RETURN(ERule eq, resolve_rule(q, false, "check " + std::to_string(ci)));
+      e.queries.push_back(std::move(eq));
+    }
+    dst.checks.push_back(std::move(e));
+  }
+  if (policies != nullptr) {
+    for (size_t pi = 0; pi < policies->size(); ++pi) {
+      const Policy& p = (*policies)[pi];
+      std::vector<ERule> queries;
+      for (const Rule& q : p.queries) {
+        CUSTOS_ASSIGN_OR_RETURN(ERule eq, resolve_rule(q, false, "policy " + std::to_string(pi)));
+        queries.push_back(std::move(eq));
+      }
+      dst.policies.emplace_back(p.kind, std::move(queries));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+namespace internal {
+
+// A token's blocks resolved once (PrepareToken) for every later authorization. Owns copies of the
+// blocks and tables its checks point into, so it is self-contained and immutable.
+struct CompiledToken {
   std::vector<DatalogBlock> blocks;
   std::vector<BlockTables> tables;
-  if (token != nullptr) {
-    for (size_t i = 0; i < token->blocks().size(); ++i) {
-      Result<DatalogBlock> b = DecodeDatalog(token->blocks()[i].payload);
-      if (!b.ok()) {
-        return engine.Fail(DatalogError::kMalformed, b.status().message());
-      }
-      blocks.push_back(std::move(*b));
-      tables.push_back(TablesFor(*token, i));
+  std::vector<std::optional<PublicKey>> external_keys;
+  Compiled compiled;
+  Status error = Status::Ok();  // a block that cannot be resolved: reported by Authorize
+  DatalogError error_kind = DatalogError::kNone;
+};
+
+}  // namespace internal
+
+namespace {
+
+std::shared_ptr<const internal::CompiledToken> CompileToken(
+    std::vector<DatalogBlock> blocks, std::vector<BlockTables> tables,
+    std::vector<std::optional<PublicKey>> external_keys) {
+  auto c = std::make_shared<internal::CompiledToken>();
+  c->blocks = std::move(blocks);
+  c->tables = std::move(tables);
+  c->external_keys = std::move(external_keys);
+  static const std::map<std::string, ExternFunction, std::less<>> kNoExterns;
+  Engine engine(RunLimits{}, kNoExterns);
+  Trust trust(c->external_keys);
+  for (size_t i = 0; i < c->blocks.size(); ++i) {
+    const Source src{i, &c->blocks[i], &c->tables[i].symbols, c->tables[i].public_keys};
+    Status st = CompileSource(engine, src, trust, nullptr, c->compiled);
+    if (!st.ok()) {
+      c->error = std::move(st);
+      c->error_kind = engine.last_error();
+      c->compiled = Compiled{};
+      break;
     }
+  }
+  return c;
+}
+
+Result<Authorization> Run(Engine& engine, const internal::CompiledToken& token,
+                          const AuthorizerCode& code, std::vector<WorldFact>* world) {
+  if (!token.error.ok()) {
+    return engine.Fail(token.error_kind, StripErrorName(token.error.message(), token.error_kind));
+  }
+  for (const auto& [name, fact] : token.compiled.facts) {
+    CUSTOS_RETURN_IF_ERROR(engine.AddFact(name, fact, nullptr));
   }
   SymbolTable authorizer_symbols;
   authorizer_symbols.Extend(code.symbols);
-  std::vector<Source> sources;
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    sources.push_back({i, &blocks[i], &tables[i].symbols, tables[i].public_keys});
+  Trust trust(token.external_keys);
+  Compiled authorizer;
+  CUSTOS_RETURN_IF_ERROR(CompileSource(
+      engine, Source{std::nullopt, &code.block, &authorizer_symbols, code.public_keys}, trust,
+      &code.policies, authorizer));
+  for (auto& [name, fact] : authorizer.facts) {
+    CUSTOS_RETURN_IF_ERROR(engine.AddFact(name, std::move(fact), nullptr));
   }
-  sources.push_back({std::nullopt, &code.block, &authorizer_symbols, code.public_keys});
-
-  Trust trust(token);
-  std::vector<ERule> rules;
-  std::vector<ECheck> authorizer_checks;
-  std::vector<ECheck> block_checks;  // authority first
-  std::vector<std::pair<Policy::Kind, std::vector<ERule>>> policies;
-  std::vector<std::string> head_names;
-  for (const Source& src : sources) {
-    Resolver res(engine, *src.symbols, src.keys);
-    const Origins origin = src.block_id ? BlockOrigin(*src.block_id) : kAuthorizerOrigin;
-    Origins block_default = BlockOrigin(0) | kAuthorizerOrigin;
-    if (!src.block->scopes.empty()) {
-      CUSTOS_ASSIGN_OR_RETURN(block_default, trust.For(src.block->scopes, src.block_id, res));
-    }
-    for (const Predicate& p : src.block->facts) {
-      CUSTOS_ASSIGN_OR_RETURN(EPredicate f, res.Resolve(p));
-      Fact fact{origin, {}};
-      for (ETerm& t : f.terms) {
-        if (t.variable) {
-          return engine.Fail(DatalogError::kMalformed, "a fact contains a variable");
-        }
-        fact.terms.push_back(std::move(t.value));
-      }
-      CUSTOS_RETURN_IF_ERROR(engine.AddFact(f.name, std::move(fact), nullptr));
-    }
-    // `where` names the statement in errors: "rule <i>", "check <i>" or "policy <i>".
-    auto resolve_rule = [&](const Rule& r, bool check_head,
-                            const std::string& where) -> Result<ERule> {
-      if (r.body.size() > kMaxBodyPredicates) {
-        return engine.Fail(
-            DatalogError::kMalformed,
-            where + " has more than " + std::to_string(kMaxBodyPredicates) + " predicates");
-      }
-      ERule out;
-      res.BeginRule();
-      CUSTOS_ASSIGN_OR_RETURN(out.head, res.Resolve(r.head));
-      for (const Predicate& p : r.body) {
-        CUSTOS_ASSIGN_OR_RETURN(EPredicate e, res.Resolve(p));
-        out.body.push_back(std::move(e));
-      }
-      for (const Expression& x : r.expressions) {
-        CUSTOS_ASSIGN_OR_RETURN(EExpression e, res.Resolve(x));
-        out.expressions.push_back(std::move(e));
-      }
-      out.slots = res.SlotCount();
-      CUSTOS_ASSIGN_OR_RETURN(out.trusted,
-                              trust.ForRule(r.scopes, block_default, src.block_id, res));
-      out.origin = origin;
-      if (!VariablesBound(out, check_head)) {
-        CUSTOS_ASSIGN_OR_RETURN(std::string text, RuleText(r, *src.symbols, src.keys));
-        if (src.block_id) {
-          return engine.Fail(DatalogError::kInvalidBlockRule,
-                             "block " + std::to_string(*src.block_id) + ", " + where + ": " + text);
-        }
-        return engine.Fail(DatalogError::kInvalidRule, where + ": " + text);
-      }
-      const std::set<std::string> bound = BodyVariables(out);
-      for (const EExpression& e : out.expressions) {
-        if (std::optional<std::string> p = ShadowedParameter(e, bound)) {
-          return engine.Fail(DatalogError::kShadowedVariable,
-                             "closure parameter $" + *p + " in " + where + " shadows a variable");
-        }
-      }
-      return out;
-    };
-    for (size_t ri = 0; ri < src.block->rules.size(); ++ri) {
-      CUSTOS_ASSIGN_OR_RETURN(
-          ERule e, resolve_rule(src.block->rules[ri], true, "rule " + std::to_string(ri)));
-      rules.push_back(std::move(e));
-    }
-    for (size_t ci = 0; ci < src.block->checks.size(); ++ci) {
-      const Check& c = src.block->checks[ci];
-      ECheck e;
-      e.kind = c.kind;
-      e.block_id = src.block_id;
-      e.check_id = ci;
-      e.source = &c;
-      e.symbols = src.symbols;
-      e.keys = src.keys;
-      for (const Rule& q : c.queries) {
-        CUSTOS_ASSIGN_OR_RETURN(ERule eq, resolve_rule(q, false, "check " + std::to_string(ci)));
-        e.queries.push_back(std::move(eq));
-      }
-      (src.block_id ? block_checks : authorizer_checks).push_back(std::move(e));
-    }
-    if (!src.block_id) {
-      for (size_t pi = 0; pi < code.policies.size(); ++pi) {
-        const Policy& p = code.policies[pi];
-        std::vector<ERule> queries;
-        for (const Rule& q : p.queries) {
-          CUSTOS_ASSIGN_OR_RETURN(ERule eq, resolve_rule(q, false, "policy " + std::to_string(pi)));
-          queries.push_back(std::move(eq));
-        }
-        policies.emplace_back(p.kind, std::move(queries));
-      }
-    }
+  std::vector<const ERule*> rules;
+  rules.reserve(token.compiled.rules.size() + authorizer.rules.size());
+  for (const ERule& r : token.compiled.rules) {
+    rules.push_back(&r);
   }
-
+  for (const ERule& r : authorizer.rules) {
+    rules.push_back(&r);
+  }
+  const std::vector<ECheck>& authorizer_checks = authorizer.checks;
+  const std::vector<ECheck>& block_checks = token.compiled.checks;  // authority first
+  const auto& policies = authorizer.policies;
   CUSTOS_RETURN_IF_ERROR(engine.RunRules(rules));
   if (world != nullptr) {
     engine.Dump(*world);
@@ -1358,11 +1421,126 @@ std::string_view DatalogErrorName(DatalogError e) {
   return "unknown";
 }
 
+Status AddAuthorizerFact(AuthorizerCode& code, std::string_view name,
+                         std::initializer_list<DatalogValue> terms) {
+  auto intern = [&](std::string_view text) -> uint64_t {
+    auto it = std::find(code.symbols.begin(), code.symbols.end(), text);
+    if (it == code.symbols.end()) {
+      code.symbols.emplace_back(text);
+      it = code.symbols.end() - 1;
+    }
+    return SymbolTable::kOffset + static_cast<uint64_t>(it - code.symbols.begin());
+  };
+  Predicate p;
+  p.terms.reserve(terms.size());
+  for (const DatalogValue& v : terms) {
+    Term t;
+    switch (v.kind) {
+      case DatalogValue::Kind::kInteger:
+        t.kind = Term::Kind::kInteger;
+        t.integer = v.integer;
+        break;
+      case DatalogValue::Kind::kString:
+        t.kind = Term::Kind::kString;
+        t.symbol = intern(v.text);
+        break;
+      case DatalogValue::Kind::kDate:
+        t.kind = Term::Kind::kDate;
+        t.symbol = v.date;
+        break;
+      case DatalogValue::Kind::kBool:
+        t.kind = Term::Kind::kBool;
+        t.boolean = v.boolean;
+        break;
+      case DatalogValue::Kind::kNull:
+        t.kind = Term::Kind::kNull;
+        break;
+      default:
+        return Status(Reason::kInvalidArgument,
+                      "an ambient fact holds only integers, strings, dates, booleans or null");
+    }
+    p.terms.push_back(std::move(t));
+  }
+  p.name = intern(name);
+  code.block.facts.push_back(std::move(p));
+  return Status::Ok();
+}
+
+DatalogValue StringValue(std::string_view s) {
+  DatalogValue v;
+  v.kind = DatalogValue::Kind::kString;
+  v.text = std::string(s);
+  return v;
+}
+
+DatalogValue IntegerValue(int64_t i) {
+  DatalogValue v;
+  v.kind = DatalogValue::Kind::kInteger;
+  v.integer = i;
+  return v;
+}
+
+DatalogValue DateValue(uint64_t seconds_since_epoch) {
+  DatalogValue v;
+  v.kind = DatalogValue::Kind::kDate;
+  v.date = seconds_since_epoch;
+  return v;
+}
+
 Result<Authorization> Authorize(const Biscuit* token, const AuthorizerCode& code,
                                 const RunLimits& limits, DatalogError* error,
                                 std::vector<WorldFact>* world) {
   Engine engine(limits, code.externs);
-  Result<Authorization> r = Run(engine, token, code, world);
+  Result<Authorization> r = [&]() -> Result<Authorization> {
+    std::vector<DatalogBlock> blocks;
+    std::vector<BlockTables> tables;
+    std::vector<std::optional<PublicKey>> external_keys;
+    if (token != nullptr) {
+      for (size_t i = 0; i < token->blocks().size(); ++i) {
+        Result<DatalogBlock> b = DecodeDatalog(token->blocks()[i].payload);
+        if (!b.ok()) {
+          return engine.Fail(DatalogError::kMalformed, b.status().message());
+        }
+        blocks.push_back(std::move(*b));
+        tables.push_back(TablesFor(*token, i));
+        external_keys.push_back(token->blocks()[i].external_key);
+      }
+    }
+    const std::shared_ptr<const internal::CompiledToken> compiled =
+        CompileToken(std::move(blocks), std::move(tables), std::move(external_keys));
+    return Run(engine, *compiled, code, world);
+  }();
+  if (error != nullptr) {
+    *error = r.ok() ? DatalogError::kNone : engine.last_error();
+  }
+  return r;
+}
+
+}  // namespace custos::caps
+
+namespace custos::caps {
+
+Result<PreparedToken> PrepareToken(Biscuit token) {
+  PreparedToken out{std::move(token), {}, {}, nullptr};
+  std::vector<std::optional<PublicKey>> external_keys;
+  for (size_t i = 0; i < out.token.blocks().size(); ++i) {
+    Result<DatalogBlock> b = DecodeDatalog(out.token.blocks()[i].payload);
+    if (!b.ok()) {
+      return Status(Reason::kTokenInvalid, std::string(DatalogErrorName(DatalogError::kMalformed)) +
+                                               ": " + std::string(b.status().message()));
+    }
+    out.blocks.push_back(std::move(*b));
+    out.tables.push_back(TablesFor(out.token, i));
+    external_keys.push_back(out.token.blocks()[i].external_key);
+  }
+  out.compiled = CompileToken(out.blocks, out.tables, std::move(external_keys));
+  return out;
+}
+
+Result<Authorization> Authorize(const PreparedToken& token, const AuthorizerCode& code,
+                                const RunLimits& limits, DatalogError* error) {
+  Engine engine(limits, code.externs);
+  Result<Authorization> r = Run(engine, *token.compiled, code, nullptr);
   if (error != nullptr) {
     *error = r.ok() ? DatalogError::kNone : engine.last_error();
   }

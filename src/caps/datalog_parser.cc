@@ -302,6 +302,11 @@ class Parser {
           case '\\':
             c = e;
             break;
+          case 'u': {  // \u{1f}: a Unicode scalar value in hex, as the printer writes controls
+            CUSTOS_ASSIGN_OR_RETURN(uint32_t cp, UnicodeEscape());
+            AppendUtf8(cp, &out);
+            continue;
+          }
           default:
             --pos_;
             return Error("unknown escape sequence");
@@ -314,6 +319,51 @@ class Parser {
     }
     ++pos_;
     return out;
+  }
+
+  // After `\u`: `{`, 1 to 6 hex digits, `}`; a scalar value (no surrogates, at most 0x10FFFF).
+  Result<uint32_t> UnicodeEscape() {
+    if (pos_ >= text_.size() || text_[pos_] != '{') {
+      return Error("expected { after \\u");
+    }
+    ++pos_;
+    uint32_t cp = 0;
+    size_t digits = 0;
+    while (pos_ < text_.size() && text_[pos_] != '}') {
+      const char h = text_[pos_];
+      const int v = (h >= '0' && h <= '9')   ? h - '0'
+                    : (h >= 'a' && h <= 'f') ? h - 'a' + 10
+                    : (h >= 'A' && h <= 'F') ? h - 'A' + 10
+                                             : -1;
+      if (v < 0 || ++digits > 6) {
+        return Error("bad \\u{...} escape");
+      }
+      cp = cp * 16 + static_cast<uint32_t>(v);
+      ++pos_;
+    }
+    if (pos_ >= text_.size() || digits == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return Error("bad \\u{...} escape");
+    }
+    ++pos_;
+    return cp;
+  }
+
+  static void AppendUtf8(uint32_t cp, std::string* out) {
+    if (cp < 0x80) {
+      *out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      *out += static_cast<char>(0xC0 | (cp >> 6));
+      *out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      *out += static_cast<char>(0xE0 | (cp >> 12));
+      *out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      *out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      *out += static_cast<char>(0xF0 | (cp >> 18));
+      *out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      *out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      *out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
   }
 
   Result<uint64_t> Date() {
@@ -619,6 +669,9 @@ class Parser {
   }
 
   Result<Expression> Unary(size_t depth) {
+    if (depth > kMaxDepth) {
+      return Error("expression nesting too deep");
+    }
     if (Eat("!")) {
       CUSTOS_ASSIGN_OR_RETURN(Expression e, Unary(depth + 1));
       e.push_back(UnaryOpcode(UnaryOp::kNegate));

@@ -16,6 +16,7 @@
 #include "custos/audit/verifier.h"
 #include "custos/crypto/random.h"
 #include "custos/kernel/kernel.h"
+#include "custos/kernel/token_wallet.h"
 #include "custos/policy/policy.h"
 
 namespace custos::cli {
@@ -179,9 +180,12 @@ void RegisterDemo(CLI::App& app, GlobalOptions& g, int* exit_code) {
       return j;
     };
     int failures = 0;
+    kernel::TokenWallet wallet(kernel);
     std::string page_handle, notes_handle, token_handle;
     auto run = [&](const std::string& title, bool attack, const Json& j) -> kernel::SyscallResult {
-      kernel::SyscallResult r = kernel.ExecuteJson(j.dump());
+      Json with_token = j;
+      wallet.Attach(with_token);  // the researcher's token, granted from the policy
+      kernel::SyscallResult r = kernel.ExecuteJson(with_token.dump());
       const bool allowed = r.decision.allowed();
       const bool as_expected = attack ? !allowed : allowed;
       if (!as_expected)

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "cli/kernel_session.h"
+#include "custos/kernel/token_wallet.h"
 #include "custos/policy/policy.h"
 
 namespace custos::cli {
@@ -77,6 +78,10 @@ void RegisterPolicy(CLI::App& app, GlobalOptions& g, int* exit_code) {
       return;
     }
     (void)g;
+    // Explain decides as if the agent presented the token the policy grants it (unless the
+    // request names one), so the answer is about the policy, not about a missing token.
+    kernel::TokenWallet wallet(session->kernel());
+    wallet.Attach(*sc);
     Decision d = session->kernel().Explain(*sc);
     if (*json_out) {
       kernel::SyscallResult r;

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/config.h"
 #include "cli/kernel_session.h"
+#include "custos/kernel/token_wallet.h"
 
 namespace custos::cli {
 
@@ -54,23 +55,27 @@ void RegisterRun(CLI::App& app, GlobalOptions& g, int* exit_code) {
     }
     std::string line;
     int64_t lineno = 0, denied = 0;
+    kernel::TokenWallet wallet(session->kernel());
     while (std::getline(*in, line)) {
       ++lineno;
       if (line.empty() || line[0] == '#')
         continue;
       std::string text = line;
-      // Fill in the agent and run for scripts that leave them to the command line.
-      if (!agent.empty() || !run_id.empty()) {
-        Result<Json> j = ParseUntrustedJson(line);
-        if (j.ok() && j->is_object()) {
-          if (!agent.empty() && !j->contains("agent"))
-            (*j)["agent"] = agent;
-          if (!run_id.empty() && !j->contains("run"))
-            (*j)["run"] = run_id;
-          text = j->dump();
-        }
+      // Fill in the agent and run for scripts that leave them to the command line, and the
+      // capability token for lines that carry none (granted from the policy, or the token a
+      // spawn returned for a child).
+      Result<Json> j = ParseUntrustedJson(line);
+      if (j.ok() && j->is_object()) {
+        if (!agent.empty() && !j->contains("agent"))
+          (*j)["agent"] = agent;
+        if (!run_id.empty() && !j->contains("run"))
+          (*j)["run"] = run_id;
+        wallet.Attach(*j);
+        text = j->dump();
       }
       kernel::SyscallResult r = session->kernel().ExecuteJson(text);
+      if (j.ok())
+        wallet.Observe(*j, r);
       if (!r.decision.allowed())
         ++denied;
       Json out = r.ToJson();

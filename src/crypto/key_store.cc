@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -464,6 +465,21 @@ Result<SigningKey> KeyStore::LoadOrCreate(const std::filesystem::path& path, boo
   if (created != nullptr)
     *created = true;
   return key;
+}
+
+Status KeyStore::LendDerivedSeed(const SigningKey& key, std::string_view purpose,
+                                 const std::function<Status(std::span<const uint8_t>)>& use) {
+  const std::span<const uint8_t> seed = key.ExportSecret(SecretAccess());
+  std::array<uint8_t, crypto_generichash_BYTES> derived{};
+  static_assert(crypto_generichash_BYTES == 32);
+  if (crypto_generichash(derived.data(), derived.size(),
+                         reinterpret_cast<const uint8_t*>(purpose.data()), purpose.size(),
+                         seed.data(), seed.size()) != 0) {
+    return Status(Reason::kKeyError, "cannot derive a key");
+  }
+  Status st = use(std::span<const uint8_t>(derived));
+  sodium_memzero(derived.data(), derived.size());
+  return st;
 }
 
 Result<SigningKey> KeyStore::FromSeedForTest(std::span<const uint8_t> seed) {

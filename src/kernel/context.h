@@ -13,6 +13,7 @@
 #include "custos/budget/ledger.h"
 #include "custos/core/decision.h"
 #include "custos/kernel/syscall.h"
+#include "custos/kernel/token_authority.h"
 #include "custos/labels/label_set.h"
 #include "custos/policy/policy.h"
 #include "custos/store/store.h"
@@ -26,9 +27,13 @@ struct SyscallContext {
   std::shared_ptr<const policy::Policy> policy;
   int64_t now_ms = 0;
 
+  // Explain(): decide without side effects (token uses are checked, not counted).
+  bool explain = false;
+
   // capability: who the policy is written for, and what this agent may ask for.
   std::string principal;
   SyscallSet syscalls;
+  std::shared_ptr<const VerifiedToken> token;  // verified, unrevoked; authorized later
 
   // resolve: the canonical form of the target that policy decides on.
   std::string target;  // canonical path, URL, tool, model, ...

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "custos/crypto/key_store.h"
@@ -143,6 +144,93 @@ Status Kernel::AnswerApproval(const std::string& id, bool approve, const std::st
 }
 
 Result<audit::Appended> Kernel::Commit() { return impl_->services->log().Flush(); }
+
+Result<std::string> Kernel::Grant(const std::string& agent, const std::string& run,
+                                  const GrantOptions& options) {
+  Services& s = *impl_->services;
+  const std::shared_ptr<const policy::Policy> p = s.policy();
+  const policy::AgentSpec* spec = p->FindAgent(agent);
+  if (spec == nullptr) {
+    return Status(Reason::kUnknownAgent, "agent '" + agent + "' is not defined in the policy (" +
+                                             std::string(p->name()) + ")");
+  }
+  std::vector<std::string> kinds;
+  if (options.syscalls.empty()) {
+    for (SyscallKind k : AllSyscalls()) {
+      if (spec->syscalls.Contains(k)) {
+        kinds.emplace_back(SyscallName(k));
+      }
+    }
+  } else {
+    for (const std::string& name : options.syscalls) {
+      std::optional<SyscallKind> k = SyscallFromName(name);
+      if (!k) {
+        return Status(Reason::kUnknownSyscall, "unknown syscall '" + name + "' in the grant");
+      }
+      if (!spec->syscalls.Contains(*k)) {
+        return Status(Reason::kCapabilityMissing,
+                      "the policy does not grant " + name + " to agent '" + agent + "'");
+      }
+      kinds.push_back(name);
+    }
+  }
+  const int64_t now = s.clock().NowMillis();
+  CUSTOS_ASSIGN_OR_RETURN(std::string datalog,
+                          TokenAuthority::GrantDatalog(agent, run, kinds, options, now));
+  CUSTOS_ASSIGN_OR_RETURN(std::string token, s.tokens().Mint(datalog));
+  CUSTOS_ASSIGN_OR_RETURN(std::shared_ptr<const VerifiedToken> v, s.tokens().Verify(token));
+  audit::LogEntry e;
+  e.time_ms = now;
+  e.type = "event";
+  e.syscall = "token.grant";
+  e.agent = agent;
+  e.run = run;
+  e.policy_hash = std::string(p->hash());
+  e.extra = {{"revocation_id", v->revocation_ids.front()}, {"syscalls", kinds}};
+  if (options.ttl_ms > 0) {
+    e.extra["expires_ms"] = now + options.ttl_ms;
+  }
+  CUSTOS_RETURN_IF_ERROR(s.log().Append(std::move(e)));
+  return token;
+}
+
+Result<std::string> Kernel::MintToken(std::string_view authority_datalog) {
+  Services& s = *impl_->services;
+  CUSTOS_ASSIGN_OR_RETURN(std::string token, s.tokens().Mint(authority_datalog));
+  CUSTOS_ASSIGN_OR_RETURN(std::shared_ptr<const VerifiedToken> v, s.tokens().Verify(token));
+  audit::LogEntry e;
+  e.time_ms = s.clock().NowMillis();
+  e.type = "event";
+  e.syscall = "token.mint";
+  e.policy_hash = std::string(s.policy()->hash());
+  e.extra = {{"revocation_id", v->revocation_ids.front()}};
+  CUSTOS_RETURN_IF_ERROR(s.log().Append(std::move(e)));
+  return token;
+}
+
+Status Kernel::Revoke(std::string_view token_or_id, const std::string& note) {
+  Services& s = *impl_->services;
+  std::string id;
+  if (IsRevocationId(token_or_id)) {
+    id = std::string(token_or_id);
+  } else {
+    CUSTOS_ASSIGN_OR_RETURN(std::shared_ptr<const VerifiedToken> v, s.tokens().Verify(token_or_id));
+    id = v->revocation_ids.back();  // the token itself, and everything attenuated from it
+  }
+  const int64_t now = s.clock().NowMillis();
+  CUSTOS_RETURN_IF_ERROR(s.store().RevokeToken(id, note, now));
+  audit::LogEntry e;
+  e.time_ms = now;
+  e.type = "event";
+  e.syscall = "token.revoke";
+  e.policy_hash = std::string(s.policy()->hash());
+  e.extra = {{"revocation_id", id}};
+  return s.log().Append(std::move(e)).status();
+}
+
+std::string Kernel::token_root_public_key() const {
+  return impl_->services->tokens().root_public_key().ToString();
+}
 
 store::Store& Kernel::store() { return impl_->services->store(); }
 

@@ -1,6 +1,6 @@
 // The syscall pipeline (DESIGN.md "One request, end to end"):
 //
-//   capability → resolve → inputs → policy → labels → budget → [approval]
+//   capability → resolve → inputs → token → policy → labels → budget → token use → [approval]
 //     → record(decision) → effect → record(outcome)
 //
 // Parse and schema run before (ParseSyscall). The decision entry is appended before the effect
@@ -118,9 +118,11 @@ Pipeline::Pipeline() {
   stages_.push_back(std::make_unique<CapabilityStage>());
   stages_.push_back(std::make_unique<ResolveStage>());
   stages_.push_back(std::make_unique<InputsStage>());
+  stages_.push_back(std::make_unique<TokenAuthorizeStage>());
   stages_.push_back(std::make_unique<PolicyStage>());
   stages_.push_back(std::make_unique<LabelsStage>());
   stages_.push_back(std::make_unique<BudgetStage>());
+  stages_.push_back(std::make_unique<TokenUseStage>());
 }
 
 Pipeline::~Pipeline() = default;
@@ -201,6 +203,7 @@ void Pipeline::Decide(SyscallContext& ctx, Services& s) const {
 Decision Pipeline::Explain(const Syscall& call, Services& s) const {
   const CallPin pin(s);  // one policy + vault snapshot for the whole call
   SyscallContext ctx(call);
+  ctx.explain = true;
   Decide(ctx, s);
   if (ctx.reservation)
     s.ledger().Cancel(*ctx.reservation).IgnoreError();

@@ -84,6 +84,8 @@ Services::Services(KernelOptions options, std::unique_ptr<store::Store> store,
       std::make_unique<crypto::AeadKey>(crypto::AeadKey::DeriveFrom(*identity_, "handles"));
   payload_key_ =
       std::make_unique<crypto::AeadKey>(crypto::AeadKey::DeriveFrom(*identity_, "payloads"));
+  // The Biscuit token root: its own Ed25519 key, derived for that one purpose (decision 008).
+  tokens_ = std::make_unique<TokenAuthority>(DeriveTokenRoot(*identity_));
 }
 
 Services::~Services() {

@@ -21,6 +21,7 @@
 #include "custos/crypto/keys.h"
 #include "custos/effects/secret_scanner.h"
 #include "custos/kernel/kernel.h"
+#include "custos/kernel/token_authority.h"
 #include "custos/labels/label_set.h"
 #include "custos/policy/policy.h"
 #include "custos/store/store.h"
@@ -90,6 +91,8 @@ class Services {
   budget::Ledger& ledger() { return ledger_; }
   audit::LogWriter& log() { return *writer_; }
   const crypto::SigningKey& identity() const { return *identity_; }
+  // The token root key is derived from the identity (decision 008).
+  TokenAuthority& tokens() { return *tokens_; }
 
   std::shared_ptr<const policy::Policy> policy() const;
   std::shared_ptr<const SecretVault> vault() const;
@@ -129,6 +132,7 @@ class Services {
   std::unique_ptr<crypto::SigningKey> identity_;
   std::unique_ptr<crypto::AeadKey> handle_key_;
   std::unique_ptr<crypto::AeadKey> payload_key_;
+  std::unique_ptr<TokenAuthority> tokens_;
   budget::Ledger ledger_;
   std::unique_ptr<audit::LogWriter> writer_;
 

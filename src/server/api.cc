@@ -23,6 +23,8 @@ constexpr RouteInfo kRoutes[] = {
     {"POST", "/v1/syscall", true, false},
     {"POST", "/v1/explain", true, false},
     {"POST", "/v1/request_capabilities", true, false},
+    {"POST", "/v1/grant", true, true},
+    {"POST", "/v1/revoke", true, true},
     {"POST", "/v1/invoke", true, false},
     {"POST", "/v1/expand", true, false},
     {"GET", "/v1/budgets", true, false},
@@ -176,7 +178,11 @@ HttpResponse ErrorResponse(const Status& s) {
 
 Api::Api(kernel::Kernel* kernel, Metrics* metrics, ApiOptions options,
          std::shared_ptr<const Authenticator> auth)
-    : kernel_(kernel), metrics_(metrics), options_(std::move(options)), auth_(std::move(auth)) {}
+    : kernel_(kernel),
+      metrics_(metrics),
+      options_(std::move(options)),
+      auth_(std::move(auth)),
+      wallet_(*kernel) {}
 
 std::shared_ptr<const Authenticator> Api::auth() const {
   std::lock_guard<std::mutex> l(auth_mu_);
@@ -264,6 +270,10 @@ HttpResponse Api::Dispatch(const RouteInfo& route, const std::vector<std::string
     return Explain(req, who);
   if (p == "/v1/request_capabilities")
     return RequestCapabilities(req, who);
+  if (p == "/v1/grant")
+    return Grant(req, who);
+  if (p == "/v1/revoke")
+    return Revoke(req, who);
   if (p == "/v1/invoke")
     return Invoke(req, who);
   if (p == "/v1/expand")
@@ -328,9 +338,14 @@ HttpResponse Api::Syscall(const HttpRequest& req, const Identity& who) {
   }
   std::string kind_name;
   Result<kernel::Syscall> parsed = kernel::ParseSyscall(call, &kind_name);
-  const kernel::SyscallResult result =
-      parsed.ok() ? kernel_->Execute(*parsed)
-                  : kernel_->RecordRefusal(call, "schema", parsed.status());
+  kernel::SyscallResult result;
+  if (parsed.ok()) {
+    wallet_.Attach(*parsed);
+    result = kernel_->Execute(*parsed);
+    wallet_.Observe(*parsed, result);
+  } else {
+    result = kernel_->RecordRefusal(call, "schema", parsed.status());
+  }
   metrics_->Decided(VerdictName(result.decision.verdict), ReasonName(result.decision.reason));
   return JsonResponse(200, result.ToJson());
 }
@@ -380,7 +395,9 @@ HttpResponse Api::Explain(const HttpRequest& req, const Identity& who) {
   if (!call.ok())
     return ErrorResponse(call.status());
   kernel::SyscallResult shown;
-  shown.decision = kernel_->Explain(*call);
+  kernel::Syscall dry = *call;
+  wallet_.Attach(dry);
+  shown.decision = kernel_->Explain(dry);
   Json out = shown.ToJson();
   return JsonResponse(200, Json{{"decision", out["decision"]}});
 }
@@ -392,10 +409,86 @@ kernel::SyscallResult Api::ExecuteBound(Json call, const Identity& who, Status* 
     return {};
   }
   Result<kernel::Syscall> parsed = kernel::ParseSyscall(call);
-  kernel::SyscallResult r = parsed.ok() ? kernel_->Execute(*parsed)
-                                        : kernel_->RecordRefusal(call, "schema", parsed.status());
+  kernel::SyscallResult r;
+  if (parsed.ok()) {
+    wallet_.Attach(*parsed);
+    r = kernel_->Execute(*parsed);
+    wallet_.Observe(*parsed, r);
+  } else {
+    r = kernel_->RecordRefusal(call, "schema", parsed.status());
+  }
   metrics_->Decided(VerdictName(r.decision.verdict), ReasonName(r.decision.reason));
   return r;
+}
+
+HttpResponse Api::Grant(const HttpRequest& req, const Identity& who) {
+  Result<Json> body = BodyObject(req);
+  if (!body.ok())
+    return ErrorResponse(body.status());
+  const Json& j = *body;
+  if (!j.contains("agent") || !j["agent"].is_string())
+    return ErrorResponse(Status(Reason::kSchemaViolation, "agent must be a string", "/agent"));
+  if (j.contains("run") && !j["run"].is_string())
+    return ErrorResponse(Status(Reason::kSchemaViolation, "run must be a string", "/run"));
+  kernel::GrantOptions o;
+  for (const char* k : {"syscalls", "resource_prefixes"}) {
+    if (!j.contains(k))
+      continue;
+    const std::string key(k);
+    if (!j[key].is_array()) {
+      return ErrorResponse(
+          Status(Reason::kSchemaViolation, key + " must be an array of strings", "/" + key));
+    }
+    for (size_t i = 0; i < j[key].size(); ++i) {
+      if (!j[key][i].is_string()) {
+        return ErrorResponse(Status(Reason::kSchemaViolation, key + " must be an array of strings",
+                                    "/" + key + "/" + std::to_string(i)));
+      }
+      (key == "syscalls" ? o.syscalls : o.resource_prefixes)
+          .push_back(j[key][i].get<std::string>());
+    }
+  }
+  for (const char* k : {"ttl_ms", "max_uses", "rate_count", "rate_window_ms"}) {
+    if (!j.contains(k))
+      continue;
+    const std::string key(k);
+    if (!j[key].is_number_integer() || j[key].get<int64_t>() < 0) {
+      return ErrorResponse(
+          Status(Reason::kSchemaViolation, key + " must be a non-negative integer", "/" + key));
+    }
+    const int64_t v = j[key].get<int64_t>();
+    if (key == "ttl_ms") {
+      o.ttl_ms = v;
+    } else if (key == "max_uses") {
+      o.max_uses = v;
+    } else if (key == "rate_count") {
+      o.rate_count = v;
+    } else {
+      o.rate_window_ms = v;
+    }
+  }
+  const std::string agent = j["agent"].get<std::string>();
+  const std::string run = j.value("run", std::string());
+  Result<std::string> token = kernel_->Grant(agent, run, o);
+  if (!token.ok())
+    return ErrorResponse(token.status());
+  return JsonResponse(
+      200, Json{{"agent", agent}, {"run", run}, {"token", *token}, {"granted_by", who.agent}});
+}
+
+HttpResponse Api::Revoke(const HttpRequest& req, const Identity& who) {
+  Result<Json> body = BodyObject(req);
+  if (!body.ok())
+    return ErrorResponse(body.status());
+  const Json& j = *body;
+  if (!j.contains("token") || !j["token"].is_string()) {
+    return ErrorResponse(Status(Reason::kSchemaViolation,
+                                "token must be a token or a revocation id (hex)", "/token"));
+  }
+  const std::string note = "by " + who.agent + ": " + j.value("note", std::string());
+  if (Status st = kernel_->Revoke(j["token"].get<std::string>(), note); !st.ok())
+    return ErrorResponse(st);
+  return JsonResponse(200, Json{{"revoked", true}});
 }
 
 HttpResponse Api::Invoke(const HttpRequest& req, const Identity& who) {
@@ -500,6 +593,7 @@ HttpResponse Api::Budgets(std::string_view query, const Identity& who) {
                                   {"args", {{"resource", name}, {"at_least", 0}}}});
     if (!call.ok())
       return ErrorResponse(call.status());
+    wallet_.Attach(*call);
     const kernel::SyscallResult r = kernel_->Execute(*call);
     metrics_->Decided(VerdictName(r.decision.verdict), ReasonName(r.decision.reason));
     if (!r.decision.allowed()) {
@@ -678,6 +772,7 @@ HttpResponse Api::AuditCheckpoint(const HttpRequest& req, const Identity& who) {
   Result<kernel::Syscall> parsed = kernel::ParseSyscall(call);
   if (!parsed.ok())
     return ErrorResponse(parsed.status());
+  wallet_.Attach(*parsed);
   const kernel::SyscallResult result = kernel_->Execute(*parsed);
   metrics_->Decided(VerdictName(result.decision.verdict), ReasonName(result.decision.reason));
   return JsonResponse(200, result.ToJson());

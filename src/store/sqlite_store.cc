@@ -100,6 +100,15 @@ CREATE TABLE IF NOT EXISTS agents(
   budget TEXT NOT NULL,
   created_ms INTEGER NOT NULL,
   PRIMARY KEY(run, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS revocations(
+  id TEXT PRIMARY KEY,
+  note TEXT NOT NULL,
+  revoked_ms INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS token_uses(
+  id TEXT PRIMARY KEY,
+  uses INTEGER NOT NULL,
+  window_start_ms INTEGER NOT NULL,
+  window_uses INTEGER NOT NULL) WITHOUT ROWID;
 )sql";
 
 constexpr char kLogColumns[] = "seq, hash, canonical, time_ms, agent, run, type, verdict, reason";
@@ -694,6 +703,93 @@ class SqliteStore final : public Store {
       CUSTOS_ASSIGN_OR_RETURN(a.budget, JsonColumn(s.Text(4), "agent budget"));
       a.created_ms = s.Int(5);
       return std::optional<AgentRecord>(std::move(a));
+    });
+  }
+
+  // --- Token revocations and use caveats ---
+
+  Status RevokeToken(const std::string& revocation_id, const std::string& note,
+                     int64_t at_ms) override {
+    return WithWriter([&](Connection& c) -> Status {
+      CUSTOS_ASSIGN_OR_RETURN(WriteTxn txn, WriteTxn::Begin(c));
+      CUSTOS_ASSIGN_OR_RETURN(Stmt s,
+                              c.Prepare("INSERT OR IGNORE INTO revocations(id, note, revoked_ms) "
+                                        "VALUES(?1, ?2, ?3)"));
+      s.BindText(1, revocation_id).BindText(2, note).Bind(3, at_ms);
+      CUSTOS_RETURN_IF_ERROR(s.Run());
+      return txn.Commit();
+    });
+  }
+
+  Result<std::optional<std::string>> FirstRevoked(std::span<const std::string> ids) override {
+    if (ids.empty()) {
+      return std::optional<std::string>();
+    }
+    // One statement for the whole chain: "?1, ?2, ..." (a token has at most 64 blocks).
+    std::string sql = "SELECT id FROM revocations WHERE id IN (";
+    for (size_t i = 0; i < ids.size(); ++i) {
+      sql += (i == 0 ? "?" : ", ?") + std::to_string(i + 1);
+    }
+    sql += ") LIMIT 1";
+    return WithReader([&](Connection& c) -> Result<std::optional<std::string>> {
+      CUSTOS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(sql));
+      for (size_t i = 0; i < ids.size(); ++i) {
+        s.BindText(static_cast<int>(i + 1), ids[i]);
+      }
+      CUSTOS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) {
+        return std::optional<std::string>();
+      }
+      return std::optional<std::string>(s.Text(0));
+    });
+  }
+
+  Status CountTokenUse(const std::string& caveat_id, const TokenUseLimits& limits, int64_t now_ms,
+                       bool dry_run) override {
+    return WithWriter([&](Connection& c) -> Status {
+      // BEGIN IMMEDIATE: the read, the check and the write are one step for every process.
+      CUSTOS_ASSIGN_OR_RETURN(WriteTxn txn, WriteTxn::Begin(c));
+      int64_t uses = 0;
+      int64_t window_start = now_ms;
+      int64_t window_uses = 0;
+      {
+        CUSTOS_ASSIGN_OR_RETURN(
+            Stmt s, c.Prepare("SELECT uses, window_start_ms, window_uses FROM token_uses "
+                              "WHERE id = ?1"));
+        s.BindText(1, caveat_id);
+        CUSTOS_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (row) {
+          uses = s.Int(0);
+          window_start = s.Int(1);
+          window_uses = s.Int(2);
+        }
+      }
+      if (limits.max_uses > 0 && uses >= limits.max_uses) {
+        return Status(
+            Reason::kTokenUsesExhausted,
+            "the token allows " + std::to_string(limits.max_uses) + " use(s); all are used");
+      }
+      if (limits.rate_count > 0 && limits.rate_window_ms > 0) {
+        if (now_ms >= window_start + limits.rate_window_ms || now_ms < window_start) {
+          window_start = now_ms;
+          window_uses = 0;
+        }
+        if (window_uses >= limits.rate_count) {
+          return Status(Reason::kTokenRateLimited,
+                        "the token allows " + std::to_string(limits.rate_count) + " use(s) per " +
+                            std::to_string(limits.rate_window_ms) + " ms; the window resets in " +
+                            std::to_string(window_start + limits.rate_window_ms - now_ms) + " ms");
+        }
+      }
+      if (dry_run) {
+        return Status::Ok();
+      }
+      CUSTOS_ASSIGN_OR_RETURN(
+          Stmt u, c.Prepare("INSERT OR REPLACE INTO token_uses(id, uses, window_start_ms, "
+                            "window_uses) VALUES(?1, ?2, ?3, ?4)"));
+      u.BindText(1, caveat_id).Bind(2, uses + 1).Bind(3, window_start).Bind(4, window_uses + 1);
+      CUSTOS_RETURN_IF_ERROR(u.Run());
+      return txn.Commit();
     });
   }
 

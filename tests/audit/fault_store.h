@@ -109,6 +109,16 @@ class FaultStore final : public store::Store {
   Result<std::optional<std::string>> GetMeta(const std::string& key) override {
     return inner_->GetMeta(key);
   }
+  Status RevokeToken(const std::string& id, const std::string& note, int64_t at_ms) override {
+    return inner_->RevokeToken(id, note, at_ms);
+  }
+  Result<std::optional<std::string>> FirstRevoked(std::span<const std::string> ids) override {
+    return inner_->FirstRevoked(ids);
+  }
+  Status CountTokenUse(const std::string& id, const store::TokenUseLimits& limits, int64_t now_ms,
+                       bool dry_run) override {
+    return inner_->CountTokenUse(id, limits, now_ms, dry_run);
+  }
 
  private:
   store::Store* inner_;

@@ -1,6 +1,6 @@
 #pragma once
-// Runs the `custos` binary (path from $CUSTOS_BIN, set by CMake) for integration tests and
-// captures its exit code, stdout and stderr.
+// Runs the `custos` binary (path from $CUSTOS_BIN, set by CMake) — or any program — for
+// integration tests and captures its exit code, stdout and stderr.
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,9 +47,9 @@ inline std::string Quote(const std::string& s) {
   return q + "'";
 }
 
-// Runs custos with `args` (shell-quoted here), optional stdin text, in `env` (NAME=value pairs).
-inline CliResult RunCustos(const std::vector<std::string>& args, const std::string& stdin_text = "",
-                           const std::string& env = "") {
+// Runs `program` with `args` (shell-quoted here), optional stdin text, in `env` (NAME=value pairs).
+inline CliResult RunProgram(const std::string& program, const std::vector<std::string>& args,
+                            const std::string& stdin_text = "", const std::string& env = "") {
   char dir_tmpl[] = "/tmp/custos-cli-XXXXXX";
   const std::string dir = ::mkdtemp(dir_tmpl);
   const std::string in = dir + "/in", out = dir + "/out", err = dir + "/err";
@@ -57,7 +57,7 @@ inline CliResult RunCustos(const std::vector<std::string>& args, const std::stri
     std::ofstream f(in, std::ios::binary);
     f << stdin_text;
   }
-  std::string cmd = env + " " + Quote(CustosBin());
+  std::string cmd = env + " " + Quote(program);
   for (const std::string& a : args)
     cmd += " " + Quote(a);
   cmd += " <" + in + " >" + out + " 2>" + err;
@@ -68,6 +68,12 @@ inline CliResult RunCustos(const std::vector<std::string>& args, const std::stri
   r.err = ReadAll(err);
   std::system(("rm -rf " + Quote(dir)).c_str());
   return r;
+}
+
+// Runs custos with `args`, optional stdin text, in `env` (NAME=value pairs).
+inline CliResult RunCustos(const std::vector<std::string>& args, const std::string& stdin_text = "",
+                           const std::string& env = "") {
+  return RunProgram(CustosBin(), args, stdin_text, env);
 }
 
 }  // namespace custos::testing

@@ -518,6 +518,16 @@ class FlakyStore final : public store::Store {
   Result<std::optional<std::string>> GetMeta(const std::string& k) override {
     return inner_->GetMeta(k);
   }
+  Status RevokeToken(const std::string& id, const std::string& note, int64_t at_ms) override {
+    return inner_->RevokeToken(id, note, at_ms);
+  }
+  Result<std::optional<std::string>> FirstRevoked(std::span<const std::string> ids) override {
+    return inner_->FirstRevoked(ids);
+  }
+  Status CountTokenUse(const std::string& id, const store::TokenUseLimits& limits, int64_t now_ms,
+                       bool dry_run) override {
+    return inner_->CountTokenUse(id, limits, now_ms, dry_run);
+  }
 
  private:
   std::unique_ptr<store::Store> inner_;
@@ -543,9 +553,20 @@ class Inv7FailClosedStoreTest : public ::testing::Test {
     ASSERT_THAT(services_->Start(), IsOk());
   }
 
+  // Runs `j` with a token the services' root minted for its agent (every right; the policy
+  // still decides).
   SyscallResult Run(const Json& j) {
     Result<Syscall> call = ParseSyscall(j);
     EXPECT_TRUE(call.ok()) << call.status().ToString();
+    std::vector<std::string> all;
+    for (SyscallKind k : AllSyscalls())
+      all.emplace_back(SyscallName(k));
+    Result<std::string> datalog =
+        TokenAuthority::GrantDatalog(call->agent, call->run, all, {}, SystemClock().NowMillis());
+    EXPECT_TRUE(datalog.ok());
+    Result<std::string> token = services_->tokens().Mint(*datalog);
+    EXPECT_TRUE(token.ok()) << token.status().ToString();
+    call->token = *token;
     return pipeline_.Execute(*call, *services_);
   }
 

@@ -156,10 +156,12 @@ TEST_F(AgentSpawnTest, MissingSyscallsIsASchemaViolation) {
 }
 
 TEST_F(AgentSpawnTest, ChildStaysAttenuatedAcrossAKernelRestart) {
-  ASSERT_THAT(Spawn("worker", "helper", {"memory.read", "memory.alloc", "tool.invoke"},
-                    {{"tool_calls", 5}}),
-              IsAllowed());
+  SyscallResult spawned = Spawn("worker", "helper", {"memory.read", "memory.alloc", "tool.invoke"},
+                                {{"tool_calls", 5}});
+  ASSERT_THAT(spawned, IsAllowed());
   ASSERT_TRUE(h_.Open(h_.Spec()));  // a new kernel over the same store: the child comes from it
+  // The child keeps the token its spawn returned (same identity, so the same token root).
+  h_.wallet().Observe(CallJson("worker", "agent.spawn", "helper"), spawned);
   // Still the child, never the template (which holds every syscall)...
   EXPECT_THAT(h_.Exec("helper", "file.read", (h_.ws() / "notes.md").string()),
               IsDenied(Reason::kCapabilityMissing, "capability"));

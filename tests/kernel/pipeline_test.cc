@@ -241,10 +241,12 @@ TEST(ExplainTest, ExplainDecidesWithoutRecordingOrPerforming) {
   PolicySpec spec = h.Spec();
   spec.worker_budget = "tool_calls = 1";
   ASSERT_TRUE(h.Open(spec));
+  const std::string token = h.TokenFor("worker");  // granting is recorded; explaining is not
   const int64_t before = *h.kernel().store().LogCount();
   Syscall call;
   call.agent = "worker";
   call.run = "run-1";
+  call.token = token;
   call.kind = SyscallKind::kFileWrite;
   call.target = (h.out() / "x.txt").string();
   call.args = {{"content", "x"}};
@@ -259,6 +261,7 @@ TEST(ExplainTest, ExplainDecidesWithoutRecordingOrPerforming) {
   Syscall tool;
   tool.agent = "worker";
   tool.run = "run-1";
+  tool.token = token;
   tool.kind = SyscallKind::kToolInvoke;
   tool.target = "echo";
   EXPECT_TRUE(h.kernel().Explain(tool).allowed());

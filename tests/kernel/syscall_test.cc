@@ -87,6 +87,13 @@ std::vector<BadRequest> BadRequests() {
            R"("kind":"assert","target":"labels_at_most","args":{"labels":["public"]},)"
            R"("inputs":["not-a-handle"]})",
        Reason::kUnknownHandle, "inputs", "/inputs/0"},
+      {"TokenMissing", "{" + ok_head + R"("kind":"audit.commit","token":""})",
+       Reason::kTokenMissing, "capability", "/token"},
+      {"TokenGarbage", "{" + ok_head + R"("kind":"audit.commit","token":"%%%"})",
+       Reason::kTokenInvalid, "capability", "/token"},
+      {"OversizeToken",
+       "{" + ok_head + R"("kind":"audit.commit","token":")" + std::string(20000, 'A') + "\"}",
+       Reason::kPayloadTooLarge, "schema", "/token"},
   };
 }
 
@@ -107,7 +114,15 @@ KernelHarness* SyscallParseTest::harness_ = nullptr;
 TEST_P(SyscallParseTest, BadRequestIsDeniedRecordedAndTheKernelKeepsServing) {
   const BadRequest& bad = GetParam();
   KernelHarness& h = *harness_;
-  SyscallResult r = h.kernel().ExecuteJson(bad.text);
+  // Requests that parse carry the agent's token (unless they name one), so that each is refused
+  // for its own defect and not for a missing token.
+  std::string text = bad.text;
+  Json j = Json::parse(bad.text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object()) {
+    h.wallet().Attach(j);
+    text = j.dump();
+  }
+  SyscallResult r = h.kernel().ExecuteJson(text);
   EXPECT_THAT(r, IsDenied(bad.reason, bad.stage));
   if (!bad.at.empty()) {
     EXPECT_EQ(r.decision.at, bad.at);

@@ -307,6 +307,36 @@ TEST(ApiInvokeTest, InvokeShapesToolOutputAndExpandPagesThroughItsHandle) {
   EXPECT_EQ(BodyJson(r)["decision"]["verdict"], "deny") << r.body;
 }
 
+TEST_F(ApiTest, AdminGrantsANarrowTokenAndRevocationReachesEveryCaller) {
+  EXPECT_EQ(ErrorReason(s_.Call("worker", "POST", "/v1/grant", R"({"agent":"worker"})")),
+            "admin_required");
+  HttpReply g = s_.Call("lead", "POST", "/v1/grant",
+                        R"({"agent":"worker","run":"run-1","syscalls":["memory.alloc"]})");
+  ASSERT_EQ(g.status, 200) << g.body;
+  const std::string token = BodyJson(g)["token"];
+  ASSERT_FALSE(token.empty());
+  Json call = Call("memory.alloc", "granted", {{"value", 1}});
+  call["token"] = token;
+  HttpReply r = s_.Call("worker", "POST", "/v1/syscall", call.dump());
+  ASSERT_EQ(BodyJson(r)["decision"]["verdict"], "allow") << r.body;
+  // The narrow token does not grant memory.read.
+  Json read = Call("memory.read", "granted");
+  read["token"] = token;
+  EXPECT_EQ(BodyJson(s_.Call("worker", "POST", "/v1/syscall", read.dump()))["decision"]["verdict"],
+            "deny");
+  HttpReply rv = s_.Call("lead", "POST", "/v1/revoke", Json{{"token", token}}.dump());
+  ASSERT_EQ(rv.status, 200) << rv.body;
+  // Over TCP and over the socket (a second connection, a second "process"): refused.
+  call["target"] = "after";
+  r = s_.Call("worker", "POST", "/v1/syscall", call.dump());
+  EXPECT_EQ(BodyJson(r)["decision"]["reason"], "token_revoked") << r.body;
+  RawConnection u = s_.Unix();
+  r = u.Call("POST", "/v1/syscall", call.dump());
+  EXPECT_EQ(BodyJson(r)["decision"]["reason"], "token_revoked") << r.body;
+  EXPECT_EQ(ErrorReason(s_.Call("lead", "POST", "/v1/revoke", R"({"token":"nonsense"})")),
+            "token_invalid");
+}
+
 TEST_F(ApiTest, BudgetsShowTheCallersRemainingAmounts) {
   ServerHarness s;
   PolicySpec spec = s.kernel().Spec();

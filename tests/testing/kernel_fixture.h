@@ -24,6 +24,7 @@
 #include "custos/audit/verifier.h"
 #include "custos/core/json.h"
 #include "custos/kernel/kernel.h"
+#include "custos/kernel/token_wallet.h"
 #include "custos/policy/policy.h"
 #include "testing/temp_dir.h"
 
@@ -185,6 +186,7 @@ class KernelHarness {
   // Opens the kernel with `policy_toml`. Fails the test (and returns false) if it cannot.
   // Opens (or reopens, after closing the current kernel) over the same data directory.
   bool Open(const std::string& policy_toml, Options o) {
+    wallet_.reset();
     kernel_.reset();
     std::shared_ptr<const policy::Policy> p = LoadPolicyOrDie(policy_toml);
     if (p == nullptr)
@@ -203,19 +205,37 @@ class KernelHarness {
       return false;
     }
     kernel_ = std::move(k).value();
+    wallet_ = std::make_unique<kernel::TokenWallet>(*kernel_);
     return true;
   }
   bool Open(const std::string& policy_toml) { return Open(policy_toml, Options{}); }
   bool Open(const PolicySpec& spec) { return Open(MakePolicy(spec)); }
 
-  void Close() { kernel_.reset(); }
+  void Close() {
+    wallet_.reset();
+    kernel_.reset();
+  }
 
   kernel::Kernel& kernel() { return *kernel_; }
+  // The capability tokens Exec() attaches: Kernel::Grant for policy agents, the token agent.spawn
+  // returned for children. A call that names its own "token" keeps it.
+  kernel::TokenWallet& wallet() { return *wallet_; }
+  std::string TokenFor(const std::string& agent, const std::string& run = "run-1") {
+    return wallet_->TokenFor(agent, run);
+  }
   const std::filesystem::path& root() const { return root_; }
   std::filesystem::path ws() const { return root_ / "ws"; }
   std::filesystem::path out() const { return root_ / "ws" / "out"; }
 
-  kernel::SyscallResult Exec(const Json& j) { return kernel_->ExecuteJson(j.dump()); }
+  kernel::SyscallResult Exec(const Json& j) {
+    Json call = j;
+    wallet_->Attach(call);
+    kernel::SyscallResult r = kernel_->ExecuteJson(call.dump());
+    wallet_->Observe(call, r);
+    return r;
+  }
+  // Exactly as given: no token is attached.
+  kernel::SyscallResult ExecRaw(const Json& j) { return kernel_->ExecuteJson(j.dump()); }
   kernel::SyscallResult Exec(const std::string& agent, const std::string& kind,
                              const std::string& target, Json args = Json::object(),
                              std::vector<std::string> inputs = {},
@@ -291,6 +311,7 @@ class KernelHarness {
   TempDir tmp_;
   std::filesystem::path root_;
   std::unique_ptr<kernel::Kernel> kernel_;
+  std::unique_ptr<kernel::TokenWallet> wallet_;
 };
 
 // --- matchers -------------------------------------------------------------------------------

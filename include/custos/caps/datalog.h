@@ -45,7 +45,22 @@ struct Term {
   std::vector<uint8_t> bytes;
   std::vector<Term> items;                     // set or array elements
   std::vector<std::pair<Term, Term>> entries;  // map: key (kInteger or kString), value
+
+  // Declared here, defaulted below the class: with libstdc++, clang instantiates the members of
+  // std::pair<Term, Term> while Term is still incomplete if they are implicit.
+  Term();
+  Term(const Term&);
+  Term(Term&&) noexcept;
+  Term& operator=(const Term&);
+  Term& operator=(Term&&) noexcept;
+  ~Term();
 };
+inline Term::Term() = default;
+inline Term::Term(const Term&) = default;
+inline Term::Term(Term&&) noexcept = default;
+inline Term& Term::operator=(const Term&) = default;
+inline Term& Term::operator=(Term&&) noexcept = default;
+inline Term::~Term() = default;
 
 struct Op;
 using Expression = std::vector<Op>;

@@ -32,7 +32,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -80,7 +82,21 @@ struct DatalogValue {
   std::string text;                                            // string, or bytes
   std::vector<DatalogValue> items;                             // set (sorted, unique) or array
   std::vector<std::pair<DatalogValue, DatalogValue>> entries;  // map, sorted by key
+
+  // Out of the class for the reason given at caps::Term (clang + libstdc++, recursive pair).
+  DatalogValue();
+  DatalogValue(const DatalogValue&);
+  DatalogValue(DatalogValue&&) noexcept;
+  DatalogValue& operator=(const DatalogValue&);
+  DatalogValue& operator=(DatalogValue&&) noexcept;
+  ~DatalogValue();
 };
+inline DatalogValue::DatalogValue() = default;
+inline DatalogValue::DatalogValue(const DatalogValue&) = default;
+inline DatalogValue::DatalogValue(DatalogValue&&) noexcept = default;
+inline DatalogValue& DatalogValue::operator=(const DatalogValue&) = default;
+inline DatalogValue& DatalogValue::operator=(DatalogValue&&) noexcept = default;
+inline DatalogValue::~DatalogValue() = default;
 
 // An extern function: `left.extern::name()` calls it with right == nullptr,
 // `left.extern::name(right)` with the argument.
@@ -127,6 +143,18 @@ struct WorldFact {
   std::string text;            // e.g. `right("file1", "read")`
 };
 
+// Appends the ground fact `name(terms...)` to the authorizer's facts, interning its strings in
+// code.symbols: how an authorizer adds the ambient facts of a request (operation, resource, time,
+// ...) without parsing text. Terms may be integers, strings, dates, booleans or null;
+// kInvalidArgument for any other kind (nothing is appended then).
+Status AddAuthorizerFact(AuthorizerCode& code, std::string_view name,
+                         std::initializer_list<DatalogValue> terms);
+
+// Shorthands for building ground values.
+DatalogValue StringValue(std::string_view s);
+DatalogValue IntegerValue(int64_t i);
+DatalogValue DateValue(uint64_t seconds_since_epoch);
+
 // Runs `code` against `token` (nullptr: the authorizer's code alone). A failed check or a deny is
 // an Authorization, not an error; errors are execution failures (expression errors, invalid rules,
 // limits, unresolvable symbols): Reason::kTokenInvalid, the message starting with the
@@ -135,5 +163,30 @@ struct WorldFact {
 Result<Authorization> Authorize(const Biscuit* token, const AuthorizerCode& code,
                                 const RunLimits& limits = {}, DatalogError* error = nullptr,
                                 std::vector<WorldFact>* world = nullptr);
+
+namespace internal {
+struct CompiledToken;  // the blocks resolved for the engine (datalog_engine.cc)
+}  // namespace internal
+
+// A verified token with every block's Datalog decoded, its symbol tables built and its facts,
+// rules and checks resolved for the engine once, so a token seen again (the kernel's verification
+// cache) is authorized without decoding or resolving anything.
+// Thread-compatible: immutable after PrepareToken; copies share the compiled form.
+struct PreparedToken {
+  Biscuit token;
+  std::vector<DatalogBlock> blocks;  // blocks[i] decodes token.blocks()[i]
+  std::vector<BlockTables> tables;   // TablesFor(token, i)
+  std::shared_ptr<const internal::CompiledToken> compiled;
+};
+
+// Decodes and resolves every block of a verified token. kTokenInvalid (message starting
+// "malformed") if a payload does not decode; Biscuit::FromBytes has already decoded each once, so
+// this does not fail for a token it accepted. A block that cannot be resolved (an unbound
+// variable, a bad symbol index) is not an error here: Authorize reports it, as for a Biscuit.
+Result<PreparedToken> PrepareToken(Biscuit token);
+
+// Authorize (above) over a prepared token: the same result for the same token and code.
+Result<Authorization> Authorize(const PreparedToken& token, const AuthorizerCode& code,
+                                const RunLimits& limits = {}, DatalogError* error = nullptr);
 
 }  // namespace custos::caps

@@ -69,6 +69,12 @@ enum class ReasonClass : uint8_t {
   X(kTokenRevoked, 34, "token_revoked", kUnauthenticated, 401, "The capability was revoked.")     \
   X(kRunMismatch, 35, "run_mismatch", kPermissionDenied, 403,                                     \
     "The syscall's run does not match the run its agent or handle is bound to.")                  \
+  X(kTokenMissing, 36, "token_missing", kUnauthenticated, 401,                                    \
+    "The syscall carries no capability token; every syscall needs one.")                          \
+  X(kTokenUsesExhausted, 37, "token_uses_exhausted", kResourceExhausted, 429,                     \
+    "The capability token's max_uses caveat is used up.")                                         \
+  X(kTokenRateLimited, 38, "token_rate_limited", kResourceExhausted, 429,                         \
+    "The capability token's rate caveat allows no more uses in the current window.")              \
   X(kNoMatchingRule, 50, "no_matching_rule", kPermissionDenied, 403,                              \
     "No policy rule allows this action; default deny.")                                           \
   X(kDeniedByRule, 51, "denied_by_rule", kPermissionDenied, 403,                                  \
@@ -89,6 +95,8 @@ enum class ReasonClass : uint8_t {
     "A person denied the pending approval.")                                                      \
   X(kApprovalTimeout, 59, "approval_timeout", kDeadlineExceeded, 403,                             \
     "Nobody answered the pending approval in time; denied.")                                      \
+  X(kTokenCheckFailed, 60, "token_check_failed", kPermissionDenied, 403,                          \
+    "A check in the capability token failed; the explanation names the block and the check.")     \
   X(kFlowViolation, 70, "flow_violation", kPermissionDenied, 403,                                 \
     "An information-flow rule forbids inputs with these labels reaching this target.")            \
   X(kSecretInEgress, 71, "secret_in_egress", kPermissionDenied, 403,                              \

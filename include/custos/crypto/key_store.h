@@ -20,8 +20,11 @@
 // Thread-safe: static functions only.
 
 #include <filesystem>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "custos/core/result.h"
 #include "custos/crypto/keys.h"
@@ -40,6 +43,15 @@ class KeyStore {
   // prints nothing). Two processes racing here end up with the same key: creation never replaces an
   // existing file.
   static Result<SigningKey> LoadOrCreate(const std::filesystem::path& path, bool* created);
+
+  // Derives a 32-byte seed for one named purpose from `key`'s seed, BLAKE2b-256(key = seed,
+  // message = purpose) as AeadKey::DeriveFrom does, and lends it to `use` for the duration of the
+  // call, then wipes it. This is how a key of another library's type is built from the identity
+  // (the Biscuit token root, decision 008) without the identity's own seed leaving crypto; grep
+  // for LendDerivedSeed lists every such use. Returns what `use` returns.
+  // REQUIRES: `key` is not moved-from; `use` does not keep the span.
+  static Status LendDerivedSeed(const SigningKey& key, std::string_view purpose,
+                                const std::function<Status(std::span<const uint8_t>)>& use);
 
   // For tests: a key from a fixed seed.
   static Result<SigningKey> FromSeedForTest(std::span<const uint8_t> seed);

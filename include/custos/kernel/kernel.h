@@ -35,6 +35,22 @@
 
 namespace custos::kernel {
 
+// What Kernel::Grant puts in a token beyond the agent's policy entry
+// (docs/spec/capability-token.md). Every field narrows; none can widen what `[agents.NAME]
+// syscalls` grants.
+struct GrantOptions {
+  // The syscall kinds granted: a subset of the policy entry's; empty = all of them. A kind the
+  // policy does not grant is kCapabilityMissing.
+  std::vector<std::string> syscalls;
+  // If not empty, the token is good only for targets starting with one of these (canonical form:
+  // absolute paths, URLs, tool and model names).
+  std::vector<std::string> resource_prefixes;
+  int64_t ttl_ms = 0;          // > 0: the token expires this long after the grant
+  int64_t max_uses = 0;        // > 0: at most this many uses, counted in the store
+  int64_t rate_count = 0;      // > 0 with rate_window_ms: at most rate_count uses per window
+  int64_t rate_window_ms = 0;  //
+};
+
 struct KernelOptions {
   std::filesystem::path data_dir;  // keys, store, sealed payloads; created 0700 if missing
   std::shared_ptr<const policy::Policy> policy;
@@ -78,6 +94,29 @@ class Kernel {
 
   // Forces everything logged so far to be durable.
   Result<audit::Appended> Commit();
+
+  // Capability tokens (INV-2, docs/spec/capability-token.md). Every syscall must carry a token
+  // (Syscall::token) minted by this kernel's token root key, unrevoked, unexpired, whose checks
+  // pass for exactly that request and which grants its kind; the policy must allow it as well.
+  //
+  // Grant mints a token for policy agent `agent`, bound to `run` ("" = any run), granting the
+  // syscall kinds of its `[agents.NAME]` entry narrowed by `options`. Errors: kUnknownAgent for an
+  // agent the policy does not define (spawned children get their token from agent.spawn),
+  // kCapabilityMissing for a syscall the policy does not grant, kInvalidArgument for a bad option.
+  // The grant is recorded in the flight log (its revocation id, never the token).
+  Result<std::string> Grant(const std::string& agent, const std::string& run,
+                            const GrantOptions& options = {});
+  // Mints a token whose authority block is `authority_datalog` as written (operators and tests;
+  // docs/spec/capability-token.md lists the vocabulary the kernel's authorizer understands).
+  // kInvalidArgument for Datalog that does not parse or holds policies. Recorded like Grant.
+  Result<std::string> MintToken(std::string_view authority_datalog);
+  // Revokes a token given as its text (its last block: the token and everything attenuated from
+  // it) or as one revocation id (lowercase hex, as `custos token inspect` prints). Persisted in the
+  // store, so every kernel sharing it refuses the token on its next use (kTokenRevoked). Errors:
+  // kTokenInvalid for text that is neither a revocation id nor a token of this kernel's root.
+  Status Revoke(std::string_view token_or_id, const std::string& note = "");
+  // The public half of the token root key, "ed25519/<hex>" (what `custos token verify` needs).
+  std::string token_root_public_key() const;
 
   store::Store& store();
   const crypto::VerifyingKey& identity() const;

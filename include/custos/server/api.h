@@ -13,7 +13,9 @@
 // is the caller.
 //
 // A syscall that reaches the kernel answers 200 with SyscallResult::ToJson(), whatever the
-// verdict: a deny is a result, not a transport error.
+// verdict: a deny is a result, not a transport error. A syscall without a capability token gets
+// the caller's own grant attached (kernel::TokenWallet); admins mint narrower tokens with
+// POST /v1/grant and revoke with POST /v1/revoke.
 //
 // Thread-safe: Handle() runs on many worker threads at once; the kernel is thread-safe and the
 // authenticator is swapped whole under a mutex on reload.
@@ -31,6 +33,7 @@
 
 #include "custos/core/result.h"
 #include "custos/kernel/kernel.h"
+#include "custos/kernel/token_wallet.h"
 #include "custos/server/auth.h"
 #include "custos/server/metrics.h"
 
@@ -105,6 +108,8 @@ class Api {
                         std::string_view query, const HttpRequest& req, const Identity& who);
   HttpResponse Syscall(const HttpRequest& req, const Identity& who);
   HttpResponse Explain(const HttpRequest& req, const Identity& who);
+  HttpResponse Grant(const HttpRequest& req, const Identity& who);
+  HttpResponse Revoke(const HttpRequest& req, const Identity& who);
   HttpResponse Invoke(const HttpRequest& req, const Identity& who);
   HttpResponse Expand(const HttpRequest& req, const Identity& who);
   HttpResponse Budgets(std::string_view query, const Identity& who);
@@ -136,6 +141,11 @@ class Api {
   std::shared_ptr<const Authenticator> auth_;  // GUARDED_BY(auth_mu_)
   std::mutex reload_mu_;                       // one reload at a time
   std::atomic<bool> draining_{false};
+  // Capability tokens of authenticated callers that present none: the daemon has already
+  // established who the caller is, so it attaches that agent's policy grant for the run (or the
+  // token its spawn returned). A token in the request is kept as given. Revocation is in the
+  // store, so a revoked token is refused for every caller and every daemon sharing it.
+  kernel::TokenWallet wallet_;
 };
 
 }  // namespace custos::server

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -98,6 +99,14 @@ struct MailMessage {
   int64_t sent_ms = 0;
 };
 
+// The use caveats of one token block (docs/spec/capability-token.md): at most `max_uses` uses in
+// all (0: no cap) and at most `rate_count` uses per fixed window of `rate_window_ms` (0: no rate).
+struct TokenUseLimits {
+  int64_t max_uses = 0;
+  int64_t rate_count = 0;
+  int64_t rate_window_ms = 0;
+};
+
 struct AgentRecord {
   std::string name, run, parent;
   Json syscalls;  // array of syscall names
@@ -159,6 +168,21 @@ class Store {
   virtual Status PutAgent(const AgentRecord& a) = 0;
   virtual Result<std::optional<AgentRecord>> GetAgent(const std::string& run,
                                                       const std::string& name) = 0;
+
+  // Capability token revocations, by revocation id (a block's signature in lowercase hex).
+  // RevokeToken is idempotent (revoking twice keeps the first record). FirstRevoked returns the
+  // first of `ids` that is revoked, or nullopt: one read, so every use of a token can check all
+  // of its block ids (a revoked block revokes every token that contains it).
+  virtual Status RevokeToken(const std::string& revocation_id, const std::string& note,
+                             int64_t at_ms) = 0;
+  virtual Result<std::optional<std::string>> FirstRevoked(std::span<const std::string> ids) = 0;
+
+  // Counts one use against a token block's use caveats, atomically across threads and processes
+  // sharing the store: kTokenUsesExhausted if `limits.max_uses` uses were already counted,
+  // kTokenRateLimited if the current window is full; nothing is counted then. The window starts
+  // at the first use after the previous window ended. With `dry_run` it only checks (explain).
+  virtual Status CountTokenUse(const std::string& caveat_id, const TokenUseLimits& limits,
+                               int64_t now_ms, bool dry_run) = 0;
 
   // Small key/value metadata (e.g. "log.genesis").
   virtual Status PutMeta(const std::string& key, const std::string& value) = 0;

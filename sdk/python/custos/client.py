@@ -267,6 +267,15 @@ class Client:
         return self.request("POST", "/v1/approvals/" + urllib.parse.quote(approval_id),
                             {"approve": approve, "note": note})
 
+    def grant(self, agent: str, run: str = "", **options) -> str:
+        """Mints a capability token for agent (admin); options: syscalls, resource_prefixes,
+        ttl_ms, max_uses, rate_count, rate_window_ms. Pass it as token= to syscall/invoke."""
+        return self.request("POST", "/v1/grant", dict(options, agent=agent, run=run))["token"]
+
+    def revoke(self, token: str, note: str = "") -> dict:
+        """Revokes a token (or a revocation id) for every caller (admin)."""
+        return self.request("POST", "/v1/revoke", {"token": token, "note": note})
+
     def reload(self) -> dict:
         return self.request("POST", "/v1/admin/reload")
 

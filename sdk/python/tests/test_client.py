@@ -183,6 +183,16 @@ class ClientTest(DaemonTestCase):
             proof = c.prove(r.receipt["decision_seq"])
             self.assertEqual(proof["seq"], r.receipt["decision_seq"])
 
+    def test_grant_and_revoke(self):
+        with self.client("ops") as admin, self.client() as c:
+            token = admin.grant("worker", "r1", syscalls=["memory.alloc"])
+            self.assertTrue(c.syscall("memory.alloc", "g", {"value": 1}, token=token).decision.allowed)
+            admin.revoke(token)
+            r = c.syscall("memory.alloc", "g2", {"value": 1}, token=token)
+            self.assertEqual(r.decision.reason, "token_revoked")
+            with self.assertRaises(custos.AdminRequiredError):
+                c.grant("worker")
+
     def test_admin_reload(self):
         with self.client("ops") as c:
             r = c.reload()

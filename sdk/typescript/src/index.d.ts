@@ -100,6 +100,12 @@ export declare class Client {
   prove(seq: number): Promise<Record<string, unknown>>;
   approvals(state?: "pending" | "approved" | "denied" | "expired" | "all"): Promise<Record<string, unknown>[]>;
   answerApproval(id: string, approve: boolean, note?: string): Promise<{ id: string; state: string }>;
+  grant(
+    agent: string,
+    run?: string,
+    options?: { syscalls?: string[]; resource_prefixes?: string[]; ttl_ms?: number; max_uses?: number; rate_count?: number; rate_window_ms?: number },
+  ): Promise<string>;
+  revoke(token: string, note?: string): Promise<{ revoked: boolean }>;
   reload(): Promise<{ policy: string; policy_hash: string; old_policy_hash: string }>;
   health(): Promise<{ status: string }>;
   ready(): Promise<{ status: string; log_entries: number }>;

@@ -24,6 +24,9 @@ export const REASONS = [
   "token_expired",
   "token_revoked",
   "run_mismatch",
+  "token_missing",
+  "token_uses_exhausted",
+  "token_rate_limited",
   "no_matching_rule",
   "denied_by_rule",
   "path_not_allowed",
@@ -34,6 +37,7 @@ export const REASONS = [
   "approval_required",
   "approval_denied",
   "approval_timeout",
+  "token_check_failed",
   "flow_violation",
   "secret_in_egress",
   "budget_exhausted",
@@ -288,6 +292,16 @@ export class Client {
 
   answerApproval(id, approve, note = "") {
     return this.request("POST", `/v1/approvals/${encodeURIComponent(id)}`, { approve, note });
+  }
+
+  /** Mints a capability token (admin); options: syscalls, resource_prefixes, ttl_ms, max_uses, ... */
+  async grant(agent, run = "", options = {}) {
+    return (await this.request("POST", "/v1/grant", { ...options, agent, run })).token;
+  }
+
+  /** Revokes a token or revocation id for every caller (admin). */
+  revoke(token, note = "") {
+    return this.request("POST", "/v1/revoke", { token, note });
   }
 
   reload() {

@@ -7,6 +7,56 @@
 namespace custos::kernel {
 namespace {
 
+// 9999-12-31T23:59:59Z: later deadlines (an unlimited wall clock) add no time check.
+constexpr int64_t kLastDatalogDateMs = 253402300799000;
+
+std::string DatalogString(std::string_view v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+// The block agent.spawn appends to the parent's token for the child (docs/spec/
+// capability-token.md "Attenuation by agent.spawn"): only this agent, only these kinds, only
+// targets under these prefixes, and never past the child's wall-clock deadline.
+Result<std::string> SpawnBlock(const std::string& child, SyscallSet syscalls,
+                               const std::vector<std::string>& prefixes, int64_t deadline_ms) {
+  for (const std::string& p : prefixes) {
+    for (char c : p) {
+      if (static_cast<unsigned char>(c) < 0x20) {
+        return Status(Reason::kSchemaViolation, "a resource prefix contains a control character",
+                      "/args/resources");
+      }
+    }
+  }
+  std::string b = "check if agent(" + DatalogString(child) + ");\n";
+  std::string ops;
+  for (SyscallKind k : AllSyscalls()) {
+    if (syscalls.Contains(k)) {
+      ops += (ops.empty() ? "" : " or ") + std::string("operation(") +
+             DatalogString(SyscallName(k)) + ")";
+    }
+  }
+  b += ops.empty() ? "reject if operation($op);\n" : "check if " + ops + ";\n";
+  if (!prefixes.empty()) {
+    b += "check if ";
+    for (size_t i = 0; i < prefixes.size(); ++i) {
+      b += (i == 0 ? "" : " or ") + std::string("resource($r), $r.starts_with(") +
+           DatalogString(prefixes[i]) + ")";
+    }
+    b += ";\n";
+  }
+  if (deadline_ms < kLastDatalogDateMs) {
+    b += "check if time($time), $time <= " + DatalogDate(deadline_ms) + ";\n";
+  }
+  return b;
+}
+
 class AgentSpawnHandler final : public EffectHandler {
  public:
   Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const override {
@@ -68,6 +118,34 @@ class AgentSpawnHandler final : public EffectHandler {
     carved["wall_ms"] = wall;
     const int64_t now = s.clock().NowMillis();
     const int64_t deadline = wall >= budget::kUnlimited - now ? budget::kUnlimited : now + wall;
+    // The child's token: the parent's, attenuated. Biscuit blocks only add checks, so the child
+    // can never hold more than the parent's token grants, whatever this block says.
+    std::vector<std::string> prefixes;
+    if (ctx.call.args.contains("resources")) {
+      const Json& rs = ctx.call.args.at("resources");
+      for (size_t i = 0; i < rs.size(); ++i) {
+        if (!rs[i].is_string() || rs[i].get_ref<const std::string&>().empty()) {
+          return Status(Reason::kSchemaViolation, "resource prefixes are non-empty strings",
+                        "/args/resources/" + std::to_string(i));
+        }
+        prefixes.push_back(rs[i].get<std::string>());
+      }
+    }
+    int64_t token_deadline = deadline;
+    if (ctx.call.args.contains("ttl_ms")) {
+      const int64_t ttl = ctx.call.args.at("ttl_ms").get<int64_t>();
+      if (ttl <= 0) {
+        return Status(Reason::kSchemaViolation, "ttl_ms is a positive integer", "/args/ttl_ms");
+      }
+      token_deadline = std::min(token_deadline, now + ttl);
+    }
+    CUSTOS_ASSIGN_OR_RETURN(std::string block,
+                            SpawnBlock(child, state.syscalls, prefixes, token_deadline));
+    if (ctx.token == nullptr) {
+      return Status(Reason::kInternal, "agent.spawn reached its effect without a verified token");
+    }
+    CUSTOS_ASSIGN_OR_RETURN(std::string child_token,
+                            s.tokens().Attenuate(ctx.call.token, *ctx.token, block));
     budget::AccountKey child_key{child, ctx.call.run};
     CUSTOS_RETURN_IF_ERROR(s.ledger().OpenChild(ctx.account, child_key, carve));
     s.SetWallDeadline(child_key, deadline);
@@ -82,8 +160,11 @@ class AgentSpawnHandler final : public EffectHandler {
       if (state.syscalls.Contains(k))
         granted.push_back(SyscallName(k));
     }
-    out.frame = {
-        {"agent", child}, {"parent", ctx.call.agent}, {"syscalls", granted}, {"budget", carved}};
+    out.frame = {{"agent", child},
+                 {"parent", ctx.call.agent},
+                 {"syscalls", granted},
+                 {"budget", carved},
+                 {"token", child_token}};
     return out;
   }
 };

@@ -26,6 +26,14 @@ class InputsStage final : public Stage {
   StageVerdict Run(SyscallContext& ctx, Services& s) const override;
 };
 
+// Authorizes the verified token for this exact request (canonical resource, input labels) with
+// the kernel as the Biscuit authorizer (INV-2). Reports as stage "capability".
+class TokenAuthorizeStage final : public Stage {
+ public:
+  std::string_view name() const override { return "capability"; }
+  StageVerdict Run(SyscallContext& ctx, Services& s) const override;
+};
+
 // The compiled policy: deny lists, rules, domain sections, approvals.
 class PolicyStage final : public Stage {
  public:
@@ -44,6 +52,14 @@ class LabelsStage final : public Stage {
 class BudgetStage final : public Stage {
  public:
   std::string_view name() const override { return "budget"; }
+  StageVerdict Run(SyscallContext& ctx, Services& s) const override;
+};
+
+// Counts one use against the token's max_uses / rate caveats, last, so a call another stage
+// refuses does not use up a token. Reports as stage "capability".
+class TokenUseStage final : public Stage {
+ public:
+  std::string_view name() const override { return "capability"; }
   StageVerdict Run(SyscallContext& ctx, Services& s) const override;
 };
 
