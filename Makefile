@@ -28,12 +28,13 @@ test: build
 test-unit: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
 
-# ThreadSanitizer build of the tests that exercise concurrency (kernel, budget, audit).
+# ThreadSanitizer build of the tests that exercise concurrency (kernel, budget, audit, server).
 test-sanitize: deps
 	@cmake -S . -B $(TSAN_BUILD) -G Ninja -DCUSTOS_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug >/dev/null
-	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target custos_budget_test custos_audit_test custos_kernel_test
+	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target custos_budget_test custos_audit_test custos_kernel_test \
+	  custos_server_test
 	@cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-	  ctest --output-on-failure -j $(JOBS) --timeout 600 -L 'budget|audit|kernel' -E 'Crash|Kill'
+	  ctest --output-on-failure -j $(JOBS) --timeout 600 -L 'budget|audit|kernel|server' -E 'Crash|Kill'
 
 # libFuzzer targets (token parser, Datalog parser, log reader, checkpoint parser): clang build with
 # ASan + UBSan, ~3 minutes of fuzzing from a corpus of the repository's samples and vectors.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rejects #includes that point up the module stack (docs/architecture.md):
-#   core → crypto → labels → {policy, budget, store, effects} → audit → kernel → cli
+#   core → crypto → labels → {policy, budget, store, effects} → {audit, caps} → kernel
+#     → {sandbox, mcp, llm, server} → {cli, custosd}
 # A module may include its own headers and those of any module below it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ rank() {
   case "$1" in
     core) echo 0 ;; crypto) echo 1 ;; labels) echo 2 ;;
     policy|budget|store|effects) echo 3 ;; audit) echo 4 ;; caps) echo 4 ;;
-    kernel) echo 5 ;; sandbox|mcp|llm|server) echo 6 ;; cli) echo 7 ;; *) echo 99 ;;
+    kernel) echo 5 ;; sandbox|mcp|llm|server) echo 6 ;; cli|custosd) echo 7 ;; *) echo 99 ;;
   esac
 }
 bad=0

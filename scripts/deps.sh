@@ -6,7 +6,7 @@ PKGS=(build-essential cmake ninja-build pkg-config clang-format
   libsodium-dev libssl-dev nlohmann-json3-dev libtomlplusplus-dev libsqlite3-dev
   libcurl4-openssl-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-nacl protobuf-compiler libprotobuf-dev libre2-dev
-  clang libclang-rt-14-dev nodejs)
+  clang libclang-rt-14-dev nodejs libboost-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

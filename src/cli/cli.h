@@ -37,5 +37,9 @@ void RegisterAuditReplay(CLI::App& app, GlobalOptions& g, int* exit_code);
 void RegisterApprovals(CLI::App& app, GlobalOptions& g, int* exit_code);
 void RegisterDemo(CLI::App& app, GlobalOptions& g, int* exit_code);
 void RegisterToken(CLI::App& app, GlobalOptions& g, int* exit_code);
+// `custos serve` (custosd in-process) and `custos apikey add`.
+void RegisterServe(CLI::App& app, GlobalOptions& g, int* exit_code);
+// The daemon's flags and action on `cmd`: a `serve` subcommand, or custosd's top-level app.
+void AddServeOptions(CLI::App* cmd, GlobalOptions& g, int* exit_code);
 
 }  // namespace custos::cli

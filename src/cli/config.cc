@@ -24,6 +24,8 @@ Result<Config> LoadConfig(const std::filesystem::path& data_dir) {
     return Status(Reason::kPolicyParseError, std::string(e.description()), Where(file, e.source()));
   }
   for (const auto& [key, node] : doc) {
+    if (key.str() == "server")
+      continue;  // custosd's settings: validated by server::LoadServerConfig
     if (key.str() != "log" || !node.is_table()) {
       return Status(Reason::kPolicyUnknownKey,
                     "unknown config key '" + std::string(key.str()) + "'",

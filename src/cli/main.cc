@@ -8,30 +8,6 @@
 
 namespace custos::cli {
 
-std::filesystem::path ResolveDataDir(const GlobalOptions& g) {
-  if (!g.data_dir.empty())
-    return g.data_dir;
-  if (const char* h = std::getenv("CUSTOS_HOME"); h != nullptr && *h != '\0')
-    return h;
-  if (const char* x = std::getenv("XDG_DATA_HOME"); x != nullptr && *x != '\0') {
-    return std::filesystem::path(x) / "custos";
-  }
-  const char* home = std::getenv("HOME");
-  return std::filesystem::path(home != nullptr ? home : "/") / ".local" / "share" / "custos";
-}
-
-int Fail(const Status& s) {
-  std::fprintf(stderr, "custos: %s\n", s.ToString().c_str());
-  return ExitCodeOf(s.reason());
-}
-
-std::optional<std::string> PassphraseFromEnv() {
-  const char* p = std::getenv("CUSTOS_PASSPHRASE");
-  if (p == nullptr)
-    return std::nullopt;
-  return std::string(p);
-}
-
 namespace {
 
 void RegisterReasons(CLI::App& app, int* exit_code) {
@@ -84,6 +60,7 @@ int main(int argc, char** argv) {
   RegisterApprovals(app, g, &exit_code);
   RegisterDemo(app, g, &exit_code);
   RegisterToken(app, g, &exit_code);
+  RegisterServe(app, g, &exit_code);
   RegisterReasons(app, &exit_code);
   try {
     app.parse(argc, argv);

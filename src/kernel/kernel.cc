@@ -110,6 +110,13 @@ SyscallResult Kernel::ExecuteJson(std::string_view text) {
   return impl_->pipeline.Execute(*call, *impl_->services);
 }
 
+SyscallResult Kernel::RecordRefusal(const Json& raw, const std::string& stage, const Status& why) {
+  std::string kind_name;
+  if (auto it = raw.find("kind"); raw.is_object() && it != raw.end() && it->is_string())
+    kind_name = it->get<std::string>().substr(0, 64);
+  return impl_->pipeline.RecordParseFailure(why, &raw, kind_name, *impl_->services, stage);
+}
+
 Decision Kernel::Explain(const Syscall& call) {
   return impl_->pipeline.Explain(call, *impl_->services);
 }

@@ -130,11 +130,12 @@ Pipeline::Pipeline() {
 Pipeline::~Pipeline() = default;
 
 SyscallResult Pipeline::RecordParseFailure(const Status& st, const Json* raw,
-                                           const std::string& kind_name, Services& s) const {
+                                           const std::string& kind_name, Services& s,
+                                           const std::string& stage) const {
   const CallPin pin(s);  // one policy + vault snapshot for the whole call
   SyscallResult out;
   out.id = crypto::RandomId("s_");
-  out.decision = Decision::Deny("schema", st);
+  out.decision = Decision::Deny(stage, st);
   RedactDecision(s, &out.decision);
   audit::LogEntry e;
   e.time_ms = s.clock().NowMillis();
@@ -142,7 +143,7 @@ SyscallResult Pipeline::RecordParseFailure(const Status& st, const Json* raw,
   e.syscall_id = out.id;
   e.syscall = kind_name;
   e.verdict = "deny";
-  e.stage = "schema";
+  e.stage = stage;
   e.reason = std::string(ReasonName(st.reason()));
   e.explanation = out.decision.explanation;
   e.policy_hash = std::string(s.policy()->hash());

@@ -22,9 +22,11 @@ class Pipeline {
   // The decision alone: no record, no effect, reservations released.
   Decision Explain(const Syscall& call, Services& s) const;
   // Records a syscall that failed to parse (so malformed input leaves a trace) and returns the
-  // deny. `kind_name` is the raw kind if the request had one.
+  // deny. `kind_name` is the raw kind if the request had one; `stage` names who refused it
+  // ("schema" for the parser, "identity" when custosd refused a caller acting for another agent).
   SyscallResult RecordParseFailure(const Status& st, const Json* raw, const std::string& kind_name,
-                                   Services& s) const;
+                                   Services& s, const std::string& stage = "schema") const;
+
   // Runs the stages and settles the verdict (allow unless a stage said otherwise, observe mode,
   // redaction): no record, no effect; a reservation the budget stage made is left in
   // ctx.reservation for the caller to settle or cancel. Used by Execute, Explain and the

@@ -155,7 +155,26 @@ enum class ReasonClass : uint8_t {
   X(kReplayPolicyMismatch, 186, "replay_policy_mismatch", kFailedPrecondition, 412,               \
     "The entry was recorded under another policy than the one replayed (use fork-replay).")       \
   X(kReplayMismatch, 187, "replay_mismatch", kFailedPrecondition, 412,                            \
-    "A replayed decision came out differently from the recorded one (determinism check).")
+    "A replayed decision came out differently from the recorded one (determinism check).")        \
+  X(kUnauthenticated, 200, "unauthenticated", kUnauthenticated, 401,                              \
+    "custosd: the request carries no valid credentials (API key, or a mapped socket peer).")      \
+  X(kIdentityMismatch, 201, "identity_mismatch", kPermissionDenied, 403,                          \
+    "custosd: the request acts for an agent other than the authenticated caller.")                \
+  X(kAdminRequired, 202, "admin_required", kPermissionDenied, 403,                                \
+    "custosd: the endpoint needs an admin identity.")                                             \
+  X(kRouteNotFound, 203, "route_not_found", kNotFound, 404, "custosd: no route has this path.")   \
+  X(kMethodNotAllowed, 204, "method_not_allowed", kInvalidArgument, 405,                          \
+    "custosd: the route exists but not for this method; see the Allow header.")                   \
+  X(kUnsupportedMediaType, 205, "unsupported_media_type", kInvalidArgument, 415,                  \
+    "custosd: the request body is not application/json.")                                         \
+  X(kRequestTimeout, 206, "request_timeout", kDeadlineExceeded, 408,                              \
+    "custosd: the request's headers or body did not arrive in time; the connection is closed.")   \
+  X(kHeadersTooLarge, 207, "headers_too_large", kInvalidArgument, 431,                            \
+    "custosd: too many request headers, or too many header bytes.")                               \
+  X(kMalformedHttp, 208, "malformed_http", kInvalidArgument, 400,                                 \
+    "custosd: the request is not valid HTTP/1.1.")                                                \
+  X(kInsecureBind, 209, "insecure_bind", kFailedPrecondition, 400,                                \
+    "custosd: refusing to listen on a non-loopback address (TLS is not implemented).")
 
 enum class Reason : uint16_t {
 #define CUSTOS_REASON_ENUM(e, n, name, cls, http, doc) e = n,

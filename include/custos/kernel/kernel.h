@@ -80,6 +80,11 @@ class Kernel {
   // Parse + Execute; a parse failure is recorded as a deny with the raw kind if it had one.
   SyscallResult ExecuteJson(std::string_view text);
 
+  // Records a refusal decided before the pipeline (custosd: the request acts for an agent other
+  // than its authenticated caller) as a deny at `stage` with `why`, exactly as a parse failure is
+  // recorded: the raw request is hashed and sealed beside the entry. Returns that deny.
+  SyscallResult RecordRefusal(const Json& raw, const std::string& stage, const Status& why);
+
   // Runs the decision stages for `call` without recording it or performing anything: what
   // Execute() would decide now (`custos explain`). Budget reservations are released.
   Decision Explain(const Syscall& call);

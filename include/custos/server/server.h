@@ -1,0 +1,67 @@
+#pragma once
+// Server is custosd's transport (decision 014): asynchronous HTTP/1.1 with keep-alive on a
+// loopback TCP port and/or a Unix domain socket, on a small fixed pool of I/O threads running one
+// event loop. Every request is handed to a separate worker pool, because a kernel call can block
+// (group commit, a pending approval); I/O threads only parse, time out and write, so a slow kernel
+// call never stalls accepting or other connections.
+//
+// Limits, each answered with the stable error body and then a closed connection:
+//   body over max_body_bytes → 413 payload_too_large; header bytes over max_header_bytes or more
+//   than max_headers fields → 431 headers_too_large; headers (or body) not complete within
+//   header_timeout_ms (body_timeout_ms) → 408 request_timeout (a keep-alive connection that sent
+//   nothing is closed silently); more than max_connections open → 503 unavailable; bytes that are
+//   not HTTP/1.1 → 400 malformed_http.
+// A client that disconnects mid-request costs nothing but its buffers: the request never reaches
+// the kernel, so the log has no half-recorded call.
+//
+// Binding: TCP only on a loopback address (kInsecureBind otherwise; TLS is not implemented). The
+// socket file is created 0600; a stale file (nobody accepting) is replaced, a live one is
+// kAlreadyExists.
+//
+// Thread-safe: Shutdown() may be called from any thread (e.g. a signal thread), once or more.
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "custos/core/result.h"
+#include "custos/server/api.h"
+#include "custos/server/metrics.h"
+#include "custos/server/server_config.h"
+
+namespace custos::server {
+
+struct ServerOptions {
+  std::string listen;            // "HOST:PORT" (port 0 = any free port), "" = no TCP
+  std::filesystem::path socket;  // "" = no Unix socket
+  int threads = 2;
+  int workers = 16;
+  ServerLimits limits;
+};
+
+class Server {
+ public:
+  // Binds and starts serving. REQUIRES: `api` and `metrics` outlive the Server.
+  // Errors: kInsecureBind, kInvalidArgument (a bad listen address), kAlreadyExists (a live socket
+  // file), kIoError (bind/listen failed), kInvalidArgument if neither listener is configured.
+  static Result<std::unique_ptr<Server>> Start(Api* api, Metrics* metrics, ServerOptions options);
+  ~Server();  // Shutdown()
+
+  // The bound TCP port (useful with port 0), 0 without TCP.
+  uint16_t tcp_port() const;
+  const std::filesystem::path& socket_path() const;
+
+  // Graceful stop: stop accepting, let requests already handed to the kernel finish and their
+  // responses be written (up to drain_timeout_ms), then close every connection, join the threads
+  // and remove the socket file. Idempotent.
+  void Shutdown();
+
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace custos::server

@@ -1,0 +1,204 @@
+"""The Python client against a real custosd (started here on port 0 and a temp socket)."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import custos  # noqa: E402
+
+CUSTOSD = os.environ.get("CUSTOSD_BIN", "custosd")
+CUSTOS = os.environ.get("CUSTOS_BIN", "custos")
+
+POLICY = """
+[policy]
+name = "python-sdk-test"
+[budgets.default]
+tool_calls = 5
+[agents.worker]
+syscalls = ["memory.alloc", "memory.read", "assert", "audit.commit", "tool.invoke", "context.read"]
+[agents.reader]
+syscalls = ["memory.read", "assert"]
+[agents.ops]
+syscalls = ["assert"]
+[tools]
+allow = ["echo"]
+[[tools.registry]]
+name = "echo"
+command = ["/bin/cat"]
+description = "Echoes its input back."
+"""
+
+
+class DaemonTestCase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="custos-py-")
+        cls.data = os.path.join(cls.tmp, "data")
+        os.mkdir(cls.data, 0o700)
+        cls.policy = os.path.join(cls.tmp, "policy.toml")
+        with open(cls.policy, "w") as f:
+            f.write(POLICY)
+        with open(os.path.join(cls.data, "config.toml"), "w") as f:
+            f.write('[server]\nadmins = ["ops"]\n[server.peers]\n"%d" = "worker"\n' % os.getuid())
+        cls.keys = {}
+        for agent in ("worker", "reader", "ops"):
+            cls.keys[agent] = subprocess.check_output(
+                [CUSTOS, "--data-dir", cls.data, "apikey", "add", agent], text=True).strip()
+        cls.socket = os.path.join(cls.tmp, "custos.sock")
+        cls.proc = subprocess.Popen(
+            [CUSTOSD, "--data-dir", cls.data, "--policy", cls.policy, "--listen", "127.0.0.1:0",
+             "--socket", cls.socket], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True)
+        cls.port = None
+        for line in cls.proc.stdout:
+            if line.startswith("custosd: listening on tcp "):
+                cls.port = int(line.rsplit(":", 1)[1])
+            if line.startswith("custosd: ready"):
+                break
+        assert cls.port, "custosd did not start"
+        cls.url = "http://127.0.0.1:%d" % cls.port
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.terminate()
+        cls.proc.wait(timeout=30)
+        cls.proc.stdout.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def client(self, agent="worker", run="r1"):
+        return custos.Client(url=self.url, api_key=self.keys[agent], run=run)
+
+
+class ClientTest(DaemonTestCase):
+    def test_every_reason_code_has_an_exception_class(self):
+        out = subprocess.check_output([CUSTOS, "reasons"], text=True)
+        names = [line.split()[1] for line in out.splitlines() if line.strip()]
+        self.assertEqual(names, custos.REASONS)
+        self.assertTrue(issubclass(custos.BudgetExhaustedError, custos.CustosError))
+        self.assertEqual(custos.IdentityMismatchError.reason, "identity_mismatch")
+
+    def test_probes(self):
+        with self.client() as c:
+            self.assertEqual(c.health()["status"], "ok")
+            self.assertEqual(c.ready()["status"], "ready")
+            self.assertIn("custos_decisions_total", c.metrics())
+
+    def test_syscall_over_tcp_and_keep_alive(self):
+        with self.client() as c:
+            for i in range(5):
+                r = c.syscall("memory.alloc", "note%d" % i, {"value": {"i": i}})
+                self.assertTrue(r.decision.allowed, r)
+                self.assertGreater(r.receipt["decision_seq"], 0)
+
+    def test_syscall_over_the_unix_socket_uses_the_peer_identity(self):
+        with custos.Client(socket_path=self.socket, run="r1") as c:
+            r = c.syscall("memory.alloc", "from-socket", {"value": 1})
+            self.assertTrue(r.decision.allowed, r)
+            self.assertEqual(c.trace(r.id)[0]["agent"], "worker")
+
+    def test_a_denial_is_a_result_and_check_raises_its_reason(self):
+        with self.client("reader") as c:
+            r = c.syscall("memory.alloc", "x", {"value": 1})
+            self.assertEqual(r.decision.verdict, "deny")
+            self.assertEqual(r.decision.reason, "capability_missing")
+            with self.assertRaises(custos.CapabilityMissingError):
+                c.syscall("memory.alloc", "x", {"value": 1}, check=True)
+
+    def test_budget_is_enforced_and_reported(self):
+        with self.client(run="budget-run") as c:
+            self.assertEqual(c.budgets()["tool_calls"], 5)
+            allowed = 0
+            for i in range(7):
+                r = c.syscall("tool.invoke", "echo", {"arguments": {"i": i}})
+                allowed += r.decision.allowed
+                if not r.decision.allowed:
+                    self.assertEqual(r.decision.reason, "budget_exhausted")
+            self.assertEqual(allowed, 5)
+            self.assertEqual(c.budgets()["tool_calls"], 0)
+
+    def test_wrong_credentials_and_identity_raise(self):
+        with custos.Client(url=self.url, api_key="ck_nope", run="r1") as c:
+            with self.assertRaises(custos.UnauthenticatedError) as e:
+                c.syscall("memory.read", "x")
+            self.assertEqual(e.exception.status, 401)
+        with self.client("reader") as c:
+            with self.assertRaises(custos.IdentityMismatchError):
+                c.request("POST", "/v1/syscall",
+                          {"agent": "worker", "run": "r1", "kind": "memory.read", "target": "x"})
+            with self.assertRaises(custos.AdminRequiredError):
+                c.approvals()
+            with self.assertRaises(custos.RouteNotFoundError):
+                c.request("GET", "/v1/nope")
+
+    def test_invoke_and_expand(self):
+        with self.client(run="invoke-run") as c:
+            r = c.invoke("echo", {"hello": "world"}, response_mode="raw", check=True)
+            self.assertIn("hello", r.frame["text"])
+            e = c.expand(r.handle.id)
+            self.assertTrue(e.decision.allowed, e)
+            self.assertIn("hello", e.frame["lines"][0])
+            s = c.invoke("echo", {"x": 1})
+            self.assertIn("summary", s.frame)
+
+    def test_explain_and_capabilities(self):
+        with self.client() as c:
+            d = c.explain("memory.alloc", "x", {"value": 1})
+            self.assertTrue(d.allowed)
+            kinds = [(k.kind, k.target) for k in c.request_capabilities("echo my input back")]
+            self.assertIn(("tool.invoke", "echo"), kinds)
+
+    def test_audit_query_tail_checkpoint_and_prove(self):
+        with self.client() as c:
+            got = []
+            ready = threading.Event()
+
+            def tail():
+                with self.client() as t:
+                    it = t.audit_tail()
+                    ready.set()
+                    got.append(next(it))
+
+            th = threading.Thread(target=tail)
+            th.start()
+            ready.wait(5)
+            r = None
+            for i in range(50):  # until the tail has seen one
+                r = c.syscall("memory.alloc", "tail%d" % i, {"value": 1})
+                th.join(0.1)
+                if not th.is_alive():
+                    break
+            th.join(5)
+            self.assertTrue(got and got[0]["agent"] == "worker", got)
+            entries = c.audit(decision="allow", limit=5)["entries"]
+            self.assertTrue(entries)
+            self.assertTrue(all(e["agent"] == "worker" for e in entries))
+            cp = c.checkpoint()
+            self.assertTrue(cp.decision.allowed, cp)
+            proof = c.prove(r.receipt["decision_seq"])
+            self.assertEqual(proof["seq"], r.receipt["decision_seq"])
+
+    def test_grant_and_revoke(self):
+        with self.client("ops") as admin, self.client() as c:
+            token = admin.grant("worker", "r1", syscalls=["memory.alloc"])
+            self.assertTrue(c.syscall("memory.alloc", "g", {"value": 1}, token=token).decision.allowed)
+            admin.revoke(token)
+            r = c.syscall("memory.alloc", "g2", {"value": 1}, token=token)
+            self.assertEqual(r.decision.reason, "token_revoked")
+            with self.assertRaises(custos.AdminRequiredError):
+                c.grant("worker")
+
+    def test_admin_reload(self):
+        with self.client("ops") as c:
+            r = c.reload()
+            self.assertEqual(r["policy"], "python-sdk-test")
+            self.assertEqual(c.approvals(), [])
+
+
+if __name__ == "__main__":
+    unittest.main()

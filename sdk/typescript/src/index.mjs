@@ -1,0 +1,322 @@
+// custosd client for Node 20: node:http over TCP or a Unix socket (socketPath), no dependencies.
+// Every daemon error ({"error":{"reason","message","at"}}) is thrown as the class named for its
+// stable reason code (docs/reason-codes.md), all subclasses of CustosError. A denied syscall is a
+// result whose decision says why; {check: true} throws it instead.
+import http from "node:http";
+
+// The reason codes of include/custos/core/reason.h, in table order (the tests compare them with
+// `custos reasons`).
+export const REASONS = [
+  "ok",
+  "internal_error",
+  "malformed_json",
+  "schema_violation",
+  "payload_too_large",
+  "invalid_utf8",
+  "nesting_too_deep",
+  "unknown_syscall",
+  "unknown_field",
+  "unsupported_version",
+  "invalid_argument",
+  "unknown_agent",
+  "capability_missing",
+  "token_invalid",
+  "token_expired",
+  "token_revoked",
+  "run_mismatch",
+  "token_missing",
+  "token_uses_exhausted",
+  "token_rate_limited",
+  "no_matching_rule",
+  "denied_by_rule",
+  "path_not_allowed",
+  "host_not_allowed",
+  "tool_not_allowed",
+  "model_not_allowed",
+  "secret_not_allowed",
+  "approval_required",
+  "approval_denied",
+  "approval_timeout",
+  "token_check_failed",
+  "flow_violation",
+  "secret_in_egress",
+  "budget_exhausted",
+  "unknown_handle",
+  "handle_expired",
+  "foreign_handle",
+  "not_found",
+  "version_conflict",
+  "already_exists",
+  "path_escape",
+  "address_not_allowed",
+  "redirect_denied",
+  "mailbox_empty",
+  "effect_failed",
+  "effect_timeout",
+  "assertion_failed",
+  "policy_parse_error",
+  "policy_unknown_key",
+  "policy_wrong_type",
+  "policy_bad_pattern",
+  "policy_duplicate_rule",
+  "policy_invalid",
+  "log_corrupt",
+  "log_gap",
+  "store_error",
+  "key_error",
+  "unavailable",
+  "io_error",
+  "unauthenticated",
+  "identity_mismatch",
+  "admin_required",
+  "route_not_found",
+  "method_not_allowed",
+  "unsupported_media_type",
+  "request_timeout",
+  "headers_too_large",
+  "malformed_http",
+  "insecure_bind",
+];
+
+export class CustosError extends Error {
+  constructor(reason, message = "", at = "", status = 0) {
+    super(`${reason}: ${message}${at ? ` (at ${at})` : ""}`);
+    this.name = "CustosError";
+    this.reason = reason;
+    this.detail = message;
+    this.at = at;
+    this.status = status;
+  }
+}
+
+const toClassName = (r) =>
+  r.split("_").map((p) => p[0].toUpperCase() + p.slice(1)).join("") + "Error";
+
+/** One subclass of CustosError per reason code, by class name (e.g. errors.BudgetExhaustedError). */
+export const errors = {};
+const byReason = new Map();
+for (const reason of REASONS) {
+  if (reason === "ok") continue;
+  const name = toClassName(reason);
+  const cls = {
+    [name]: class extends CustosError {
+      constructor(message = "", at = "", status = 0) {
+        super(reason, message, at, status);
+        this.name = name;
+      }
+    },
+  }[name];
+  errors[name] = cls;
+  byReason.set(reason, cls);
+}
+
+export function errorFor(reason, message = "", at = "", status = 0) {
+  const cls = byReason.get(reason);
+  return cls ? new cls(message, at, status) : new CustosError(reason, message, at, status);
+}
+
+function checked(result, check) {
+  if (check && result.decision.verdict !== "allow") {
+    const d = result.decision;
+    throw errorFor(d.reason, d.explanation ?? "", d.at ?? "", 200);
+  }
+  return result;
+}
+
+export class Client {
+  /**
+   * new Client({url: "http://127.0.0.1:7300", apiKey}) or new Client({socketPath}); defaults from
+   * $CUSTOS_URL / $CUSTOS_SOCKET / $CUSTOS_API_KEY. Connections are kept alive.
+   */
+  constructor({ url, socketPath, apiKey, run, timeoutMs = 60000 } = {}) {
+    url ??= socketPath ? undefined : process.env.CUSTOS_URL;
+    socketPath ??= url ? undefined : process.env.CUSTOS_SOCKET;
+    if (!url && !socketPath) throw new Error("give url or socketPath (or $CUSTOS_URL / $CUSTOS_SOCKET)");
+    this.url = url ? new URL(url) : undefined;
+    this.socketPath = socketPath;
+    this.apiKey = apiKey ?? process.env.CUSTOS_API_KEY;
+    this.run = run;
+    this.timeoutMs = timeoutMs;
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  }
+
+  close() {
+    this.agent.destroy();
+  }
+
+  _options(method, path, body) {
+    const headers = { Host: "custosd" };
+    if (this.apiKey) headers.Authorization = `Bearer ${this.apiKey}`;
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      headers["Content-Length"] = Buffer.byteLength(body);
+    }
+    const o = { method, path, headers, agent: this.agent, timeout: this.timeoutMs };
+    if (this.socketPath) o.socketPath = this.socketPath;
+    else {
+      o.host = this.url.hostname;
+      o.port = this.url.port || 80;
+    }
+    return o;
+  }
+
+  /** One request: resolves to the decoded body, rejects with a CustosError subclass. */
+  request(method, path, payload) {
+    const body = payload === undefined ? undefined : JSON.stringify(payload);
+    return new Promise((resolve, reject) => {
+      const req = http.request(this._options(method, path, body), (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          const json = (res.headers["content-type"] ?? "").startsWith("application/json");
+          let value = text;
+          if (json && text) {
+            try {
+              value = JSON.parse(text);
+            } catch (e) {
+              reject(e);
+              return;
+            }
+          }
+          if (res.statusCode >= 400) {
+            const err = (value && value.error) || {};
+            reject(errorFor(err.reason ?? "internal_error", err.message ?? text, err.at ?? "", res.statusCode));
+          } else {
+            resolve(value);
+          }
+        });
+      });
+      req.on("timeout", () => req.destroy(new Error("custosd request timed out")));
+      req.on("error", reject);
+      if (body !== undefined) req.write(body);
+      req.end();
+    });
+  }
+
+  /** Any kernel syscall; a denial is a result unless {check: true}. */
+  async syscall(kind, { target, args = {}, run, inputs, labels, token, intent, check = false } = {}) {
+    const call = { run: run ?? this.run, kind, args };
+    if (call.run === undefined) throw new Error("a syscall needs a run");
+    for (const [k, v] of Object.entries({ target, inputs, labels, token, intent }))
+      if (v !== undefined) call[k] = v;
+    return checked(await this.request("POST", "/v1/syscall", call), check);
+  }
+
+  async invoke(tool, { args = {}, run, responseMode = "summary", token, check = false } = {}) {
+    const body = { tool, run: run ?? this.run, args, response_mode: responseMode };
+    if (token !== undefined) body.token = token;
+    return checked(await this.request("POST", "/v1/invoke", body), check);
+  }
+
+  expand(handle, { run, limit = 100, offset = 0, fields, filter } = {}) {
+    const body = { handle, run: run ?? this.run, limit, offset };
+    if (fields) body.fields = fields;
+    if (filter) body.filter = filter;
+    return this.request("POST", "/v1/expand", body);
+  }
+
+  async explain(kind, { target, args = {}, run } = {}) {
+    const call = { run: run ?? this.run ?? "explain", kind, args };
+    if (target !== undefined) call.target = target;
+    return (await this.request("POST", "/v1/explain", call)).decision;
+  }
+
+  async trace(actionId) {
+    return (await this.request("POST", "/v1/explain", { id: actionId })).entries;
+  }
+
+  async requestCapabilities(goal, limit = 10) {
+    return (await this.request("POST", "/v1/request_capabilities", { goal, limit })).candidates;
+  }
+
+  async budgets(run) {
+    const q = new URLSearchParams({ run: run ?? this.run });
+    return (await this.request("GET", `/v1/budgets?${q}`)).remaining;
+  }
+
+  audit(filters = {}) {
+    const q = new URLSearchParams(Object.entries(filters).filter(([, v]) => v !== undefined));
+    const s = q.toString();
+    return this.request("GET", `/v1/audit${s ? `?${s}` : ""}`);
+  }
+
+  /** Live log entries (server-sent events) as an async iterator; call return() to stop. */
+  async *auditTail({ fromSeq } = {}) {
+    const path = `/v1/audit/tail${fromSeq !== undefined ? `?from_seq=${fromSeq}` : ""}`;
+    const o = this._options("GET", path);
+    o.agent = false;
+    o.timeout = 0;
+    const res = await new Promise((resolve, reject) => {
+      const req = http.request(o, resolve);
+      req.on("error", reject);
+      req.end();
+    });
+    if (res.statusCode !== 200) {
+      const text = await new Promise((r) => {
+        const c = [];
+        res.on("data", (d) => c.push(d));
+        res.on("end", () => r(Buffer.concat(c).toString()));
+      });
+      const err = JSON.parse(text).error ?? {};
+      throw errorFor(err.reason, err.message, err.at, res.statusCode);
+    }
+    let buf = "";
+    try {
+      for await (const chunk of res) {
+        buf += chunk.toString("utf8");
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const event = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const data = event.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6));
+          if (data.length) yield JSON.parse(data.join("\n"));
+        }
+      }
+    } finally {
+      res.destroy();
+    }
+  }
+
+  checkpoint(run) {
+    return this.request("POST", "/v1/audit/checkpoint", run ? { run } : undefined);
+  }
+
+  prove(seq) {
+    return this.request("GET", `/v1/audit/prove/${seq}`);
+  }
+
+  async approvals(state = "pending") {
+    return (await this.request("GET", `/v1/approvals?state=${state}`)).approvals;
+  }
+
+  answerApproval(id, approve, note = "") {
+    return this.request("POST", `/v1/approvals/${encodeURIComponent(id)}`, { approve, note });
+  }
+
+  /** Mints a capability token (admin); options: syscalls, resource_prefixes, ttl_ms, max_uses, ... */
+  async grant(agent, run = "", options = {}) {
+    return (await this.request("POST", "/v1/grant", { ...options, agent, run })).token;
+  }
+
+  /** Revokes a token or revocation id for every caller (admin). */
+  revoke(token, note = "") {
+    return this.request("POST", "/v1/revoke", { token, note });
+  }
+
+  reload() {
+    return this.request("POST", "/v1/admin/reload");
+  }
+
+  health() {
+    return this.request("GET", "/healthz");
+  }
+
+  ready() {
+    return this.request("GET", "/readyz");
+  }
+
+  metrics() {
+    return this.request("GET", "/metrics");
+  }
+}

@@ -1,0 +1,101 @@
+#include "custos/server/daemon.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+
+#include "custos/kernel/kernel.h"
+#include "custos/policy/policy.h"
+#include "custos/server/api.h"
+#include "custos/server/auth.h"
+#include "custos/server/metrics.h"
+#include "custos/server/server.h"
+#include "custos/server/server_config.h"
+
+namespace custos::server {
+
+Status RunDaemon(const DaemonOptions& o) {
+  // Signals are taken synchronously by this thread (sigwait below); every thread started from
+  // here inherits the mask, so no handler ever runs on an I/O or kernel thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  CUSTOS_ASSIGN_OR_RETURN(ServerConfig config, LoadServerConfig(o.data_dir));
+  if (o.listen)
+    config.listen = *o.listen;
+  if (o.socket) {
+    config.socket = *o.socket;
+  } else if (config.socket.empty()) {
+    config.socket = DefaultSocketPath(o.data_dir).string();
+  }
+  if (o.threads)
+    config.threads = *o.threads;
+  if (o.workers)
+    config.workers = *o.workers;
+
+  CUSTOS_ASSIGN_OR_RETURN(std::shared_ptr<const policy::Policy> p,
+                          policy::Policy::LoadFile(o.policy_file));
+  CUSTOS_ASSIGN_OR_RETURN(Authenticator auth, Authenticator::Load(o.data_dir, config));
+  kernel::KernelOptions ko;
+  ko.data_dir = o.data_dir;
+  ko.policy = std::move(p);
+  ko.durability = o.durability.value_or(audit::Durability::kGroup);
+  ko.passphrase = o.passphrase;
+  CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<kernel::Kernel> kernel,
+                          kernel::Kernel::Open(std::move(ko)));
+
+  const size_t key_count = auth.key_count();
+  Metrics metrics;
+  ApiOptions ao;
+  ao.data_dir = o.data_dir;
+  ao.policy_file = o.policy_file;
+  ao.config = config;
+  Api api(kernel.get(), &metrics, ao, std::make_shared<const Authenticator>(std::move(auth)));
+  ServerOptions so;
+  so.listen = config.listen;
+  so.socket = config.socket;
+  so.threads = config.threads;
+  so.workers = config.workers;
+  so.limits = config.limits;
+  CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<Server> server, Server::Start(&api, &metrics, so));
+  if (server->tcp_port() != 0) {
+    std::string host = config.listen.substr(0, config.listen.rfind(':'));
+    std::printf("custosd: listening on tcp %s:%u\n", host.c_str(), server->tcp_port());
+  }
+  if (!server->socket_path().empty())
+    std::printf("custosd: listening on unix %s\n", server->socket_path().c_str());
+  std::printf("custosd: ready (%zu API keys, %zu socket peers)\n", key_count, config.peers.size());
+  std::fflush(stdout);
+
+  while (true) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0)
+      continue;
+    if (sig == SIGHUP) {
+      Result<Json> r = api.Reload();
+      if (r.ok()) {
+        std::fprintf(stderr, "custosd: reloaded policy %s\n", r->dump().c_str());
+      } else {
+        std::fprintf(stderr, "custosd: reload rejected, the old policy keeps serving: %s\n",
+                     r.status().ToString().c_str());
+      }
+      continue;
+    }
+    break;  // SIGTERM / SIGINT
+  }
+  std::fprintf(stderr, "custosd: draining\n");
+  server->Shutdown();
+  Result<audit::Appended> committed = kernel->Commit();
+  if (!committed.ok())
+    return committed.status();
+  std::fprintf(stderr, "custosd: stopped; log committed through entry %lld\n",
+               static_cast<long long>(committed->seq));
+  return Status::Ok();
+}
+
+}  // namespace custos::server

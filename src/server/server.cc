@@ -1,0 +1,545 @@
+#include "custos/server/server.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace custos::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using unix_socket = net::local::stream_protocol;
+
+namespace {
+
+// How often an audit tail polls the log for new entries.
+constexpr auto kTailPoll = std::chrono::milliseconds(100);
+
+std::string Serialize(const HttpResponse& r, bool keep_alive, bool stream) {
+  std::string out;
+  out.reserve(r.body.size() + 192);
+  out += "HTTP/1.1 ";
+  out += std::to_string(r.status);
+  out += ' ';
+  out += std::string(http::obsolete_reason(http::int_to_status(static_cast<unsigned>(r.status))));
+  out += "\r\nServer: custosd\r\nContent-Type: ";
+  out += r.content_type;
+  out += "\r\n";
+  for (const auto& [k, v] : r.headers) {
+    out += k;
+    out += ": ";
+    out += v;
+    out += "\r\n";
+  }
+  if (stream) {
+    // Server-sent events: the body runs until the connection closes.
+    out += "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    return out;
+  }
+  out += "Content-Length: ";
+  out += std::to_string(r.body.size());
+  out += keep_alive ? "\r\n\r\n" : "\r\nConnection: close\r\n\r\n";
+  out += r.body;
+  return out;
+}
+
+bool IsLoopback(const net::ip::address& a) { return a.is_loopback(); }
+
+}  // namespace
+
+struct Server::Impl {
+  Api* api = nullptr;
+  Metrics* metrics = nullptr;
+  ServerOptions options;
+  std::atomic<int64_t> connections{0};
+  std::atomic<int64_t> in_flight{0};  // requests handed to workers, until their response is written
+  std::atomic<bool> draining{false};
+  uint16_t port = 0;
+  std::filesystem::path socket_path;
+  std::once_flag shutdown_once;
+  // Declared last: destroyed first, while the counters above still exist for the sessions' dtors.
+  net::io_context ioc;
+  net::thread_pool workers;
+  std::optional<tcp::acceptor> tcp_acceptor;
+  std::optional<unix_socket::acceptor> unix_acceptor;
+  net::strand<net::io_context::executor_type> accept_strand;
+  std::vector<std::thread> threads;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+
+  explicit Impl(int threads_hint, int worker_count)
+      : ioc(threads_hint),
+        workers(static_cast<size_t>(worker_count)),
+        accept_strand(net::make_strand(ioc)) {}
+
+  template <class Acceptor>
+  void Accept(Acceptor& acceptor);
+};
+
+namespace {
+
+template <class Socket>
+class Session : public std::enable_shared_from_this<Session<Socket>> {
+ public:
+  Session(Server::Impl& srv, Socket socket, std::optional<PeerCred> peer)
+      : srv_(srv), socket_(std::move(socket)), timer_(socket_.get_executor()), peer_(peer) {
+    srv_.connections.fetch_add(1);
+    srv_.metrics->ConnectionOpened();
+  }
+  ~Session() {
+    srv_.connections.fetch_sub(1);
+    srv_.metrics->ConnectionClosed();
+  }
+
+  void Start() { ReadHeader(); }
+
+ private:
+  void Arm(int64_t ms) {
+    timed_out_ = false;
+    timer_.expires_after(std::chrono::milliseconds(ms));
+    timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (ec)
+        return;  // cancelled: the read finished in time
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->socket_.cancel(ignored);
+    });
+  }
+
+  void ReadHeader() {
+    if (srv_.draining.load()) {
+      Close();
+      return;
+    }
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(srv_.options.limits.max_header_bytes));
+    parser_->body_limit(srv_.options.limits.max_body_bytes);
+    Arm(srv_.options.limits.header_timeout_ms);
+    http::async_read_header(
+        socket_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  // Maps a read failure to its response (or a silent close).
+  void OnReadError(beast::error_code ec) {
+    timer_.cancel();
+    const bool started = parser_ && parser_->got_some();
+    if (timed_out_) {
+      if (started || buffer_.size() > 0) {
+        Reject(Status(Reason::kRequestTimeout, "the request did not arrive in time"));
+      } else {
+        Close();  // an idle keep-alive connection
+      }
+      return;
+    }
+    if (ec == http::error::body_limit) {
+      Reject(Status(
+          Reason::kPayloadTooLarge,
+          "the body exceeds " + std::to_string(srv_.options.limits.max_body_bytes) + " bytes",
+          "/body"));
+    } else if (ec == http::error::header_limit) {
+      Reject(Status(
+          Reason::kHeadersTooLarge,
+          "the headers exceed " + std::to_string(srv_.options.limits.max_header_bytes) + " bytes",
+          "/headers"));
+    } else if (ec == http::error::end_of_stream || ec == net::error::eof ||
+               ec == net::error::connection_reset || ec == net::error::operation_aborted ||
+               !started) {
+      Close();  // the client went away (possibly mid-request): nothing reached the kernel
+    } else if (ec == http::error::partial_message) {
+      Close();
+    } else {
+      Reject(Status(Reason::kMalformedHttp, "not a valid HTTP/1.1 request: " + ec.message()));
+    }
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) {
+      OnReadError(ec);
+      return;
+    }
+    const auto& h = parser_->get();
+    if (static_cast<size_t>(std::distance(h.begin(), h.end())) > srv_.options.limits.max_headers) {
+      timer_.cancel();
+      Reject(
+          Status(Reason::kHeadersTooLarge,
+                 "more than " + std::to_string(srv_.options.limits.max_headers) + " header fields",
+                 "/headers"));
+      return;
+    }
+    if (parser_->is_done()) {
+      OnBody({});
+      return;
+    }
+    timer_.cancel();
+    Arm(srv_.options.limits.body_timeout_ms);
+    if (auto it = h.find(http::field::expect);
+        it != h.end() && beast::iequals(it->value(), "100-continue")) {
+      // curl and others wait for this before sending a body over 1 KiB; the body cap has already
+      // been checked against Content-Length by the parser.
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      net::async_write(socket_, net::buffer(kContinue),
+                       [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                         if (ec) {
+                           self->OnReadError(ec);
+                           return;
+                         }
+                         self->ReadBody();
+                       });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    http::async_read(
+        socket_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
+  }
+
+  void OnBody(beast::error_code ec) {
+    if (ec) {
+      OnReadError(ec);
+      return;
+    }
+    timer_.cancel();
+    http::request<http::string_body> msg = parser_->release();
+    keep_alive_ = msg.keep_alive();
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    if (auto it = msg.find(http::field::content_type); it != msg.end())
+      req.content_type = std::string(it->value());
+    if (auto it = msg.find(http::field::authorization); it != msg.end())
+      req.authorization = std::string(it->value());
+    req.body = std::move(msg.body());
+    req.peer = peer_;
+    srv_.in_flight.fetch_add(1);
+    srv_.metrics->RequestStarted();
+    const auto t0 = std::chrono::steady_clock::now();
+    net::post(srv_.workers, [self = this->shared_from_this(), req = std::move(req), t0]() mutable {
+      HttpResponse r = self->srv_.api->Handle(req);
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now() - t0)
+                          .count();
+      self->srv_.metrics->RequestFinished(r.route, r.status, us);
+      net::post(self->socket_.get_executor(),
+                [self, r = std::move(r)]() mutable { self->Respond(std::move(r)); });
+    });
+  }
+
+  void Respond(HttpResponse r) {
+    const bool keep = keep_alive_ && !srv_.draining.load() && !r.stream_tail;
+    out_ = Serialize(r, keep, r.stream_tail);
+    if (r.stream_tail) {
+      tail_from_ = r.tail_from_seq;
+      tail_agent_ = r.tail_agent;
+      last_beat_ = std::chrono::steady_clock::now();
+    }
+    const bool tail = r.stream_tail;
+    net::async_write(socket_, net::buffer(out_),
+                     [self = this->shared_from_this(), keep, tail](beast::error_code ec, size_t) {
+                       self->srv_.in_flight.fetch_sub(1);
+                       if (ec) {
+                         self->Close();
+                       } else if (tail) {
+                         self->TailTick();
+                       } else if (keep) {
+                         self->ReadHeader();
+                       } else {
+                         self->Close();
+                       }
+                     });
+  }
+
+  // Answers an error the transport found itself, then closes the connection.
+  void Reject(const Status& s) {
+    HttpResponse r = ErrorResponse(s);
+    srv_.metrics->RequestStarted();
+    srv_.metrics->RequestFinished("unmatched", r.status, 0);
+    out_ = Serialize(r, false, false);
+    net::async_write(
+        socket_, net::buffer(out_),
+        [self = this->shared_from_this()](beast::error_code, size_t) { self->Close(); });
+  }
+
+  // One step of GET /v1/audit/tail: read new entries on a worker, write them (or a heartbeat).
+  void TailTick() {
+    if (srv_.draining.load()) {
+      Close();
+      return;
+    }
+    net::post(srv_.workers, [self = this->shared_from_this()]() {
+      int64_t from = self->tail_from_;
+      std::string events = self->srv_.api->TailEvents(&from, self->tail_agent_, 256);
+      net::post(self->socket_.get_executor(), [self, from, events = std::move(events)]() mutable {
+        self->tail_from_ = from;
+        const auto now = std::chrono::steady_clock::now();
+        if (events.empty() &&
+            now - self->last_beat_ >=
+                std::chrono::milliseconds(self->srv_.options.limits.sse_heartbeat_ms)) {
+          events = ": heartbeat\n\n";
+        }
+        if (events.empty()) {
+          self->TailWait();
+          return;
+        }
+        self->last_beat_ = now;
+        self->out_ = std::move(events);
+        net::async_write(self->socket_, net::buffer(self->out_),
+                         [self](beast::error_code ec, size_t) {
+                           if (ec) {
+                             self->Close();
+                           } else {
+                             self->TailWait();
+                           }
+                         });
+      });
+    });
+  }
+
+  void TailWait() {
+    timer_.expires_after(kTailPoll);
+    timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (!ec)
+        self->TailTick();
+    });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    timer_.cancel();
+    socket_.shutdown(net::socket_base::shutdown_send, ec);
+    socket_.close(ec);
+  }
+
+  Server::Impl& srv_;
+  Socket socket_;
+  net::steady_timer timer_;
+  std::optional<PeerCred> peer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool timed_out_ = false;
+  bool keep_alive_ = false;
+  std::string out_;
+  int64_t tail_from_ = 0;
+  std::string tail_agent_;
+  std::chrono::steady_clock::time_point last_beat_;
+};
+
+// SO_PEERCRED of a Unix-socket peer; nullopt on TCP (or if the kernel will not say).
+template <class Socket>
+std::optional<PeerCred> PeerOf(Socket& s) {
+  if constexpr (std::is_same_v<typename Socket::protocol_type, unix_socket>) {
+    struct ucred cred {};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(s.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+      return std::nullopt;  // unauthenticated unless it sends an API key
+    return PeerCred{static_cast<uint32_t>(cred.uid), static_cast<int32_t>(cred.pid)};
+  } else {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+template <class Acceptor>
+void Server::Impl::Accept(Acceptor& acceptor) {
+  acceptor.async_accept(
+      net::make_strand(ioc), [this, &acceptor](beast::error_code ec, auto socket) {
+        if (ec == net::error::operation_aborted || !acceptor.is_open())
+          return;  // shutting down
+        if (!ec) {
+          using Socket = decltype(socket);
+          if (connections.load() >= static_cast<int64_t>(options.limits.max_connections)) {
+            // Over the cap: a precise 503, written without reading the request, then close.
+            metrics->ConnectionRejected();
+            auto s = std::make_shared<Socket>(std::move(socket));
+            auto text = std::make_shared<std::string>(Serialize(
+                ErrorResponse(Status(Reason::kUnavailable,
+                                     "too many connections (max " +
+                                         std::to_string(options.limits.max_connections) + ")")),
+                false, false));
+            net::async_write(*s, net::buffer(*text), [s, text](beast::error_code, size_t) {
+              beast::error_code ignored;
+              s->shutdown(net::socket_base::shutdown_send, ignored);
+              s->close(ignored);
+            });
+          } else {
+            std::optional<PeerCred> peer = PeerOf(socket);
+            std::make_shared<Session<Socket>>(*this, std::move(socket), peer)->Start();
+          }
+        }
+        // Accept errors (e.g. EMFILE) are transient: keep accepting.
+        Accept(acceptor);
+      });
+}
+
+namespace {
+
+Result<tcp::endpoint> ParseListen(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size())
+    return Status(Reason::kInvalidArgument, "--listen must be HOST:PORT", "listen");
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host == "localhost")
+    host = "127.0.0.1";
+  beast::error_code ec;
+  const net::ip::address addr = net::ip::make_address(host, ec);
+  if (ec)
+    return Status(Reason::kInvalidArgument, "not an IP address: " + host, "listen");
+  const std::string port_text = listen.substr(colon + 1);
+  char* end = nullptr;
+  const unsigned long port = std::strtoul(port_text.c_str(), &end, 10);
+  if (*end != '\0' || port > 65535)
+    return Status(Reason::kInvalidArgument, "not a port: " + port_text, "listen");
+  if (!IsLoopback(addr)) {
+    return Status(Reason::kInsecureBind,
+                  "refusing to listen on non-loopback " + host +
+                      ": custosd serves plain HTTP (TLS is not implemented); use a loopback "
+                      "address or the Unix socket",
+                  "listen");
+  }
+  return tcp::endpoint(addr, static_cast<uint16_t>(port));
+}
+
+// Removes a stale socket file; kAlreadyExists if a server answers on it or it is not a socket.
+Status ClearStaleSocket(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0)
+    return Status::Ok();
+  if (!S_ISSOCK(st.st_mode)) {
+    return Status(Reason::kAlreadyExists, "exists and is not a socket; refusing to replace it",
+                  path.string());
+  }
+  net::io_context probe_ctx;
+  unix_socket::socket probe(probe_ctx);
+  beast::error_code ec;
+  probe.connect(unix_socket::endpoint(path.string()), ec);
+  if (!ec) {
+    return Status(Reason::kAlreadyExists, "another server is listening on this socket",
+                  path.string());
+  }
+  if (::unlink(path.c_str()) != 0)
+    return Status(Reason::kIoError, "cannot remove the stale socket", path.string());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::Start(Api* api, Metrics* metrics, ServerOptions options) {
+  if (options.listen.empty() && options.socket.empty())
+    return Status(Reason::kInvalidArgument, "nothing to listen on (--listen and/or --socket)");
+  auto impl = std::make_unique<Impl>(std::max(1, options.threads), std::max(1, options.workers));
+  impl->api = api;
+  impl->metrics = metrics;
+  impl->options = options;
+  beast::error_code ec;
+  if (!options.listen.empty()) {
+    CUSTOS_ASSIGN_OR_RETURN(tcp::endpoint ep, ParseListen(options.listen));
+    impl->tcp_acceptor.emplace(impl->accept_strand);
+    auto& a = *impl->tcp_acceptor;
+    a.open(ep.protocol(), ec);
+    if (!ec)
+      a.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec)
+      a.bind(ep, ec);
+    if (!ec)
+      a.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Status(Reason::kIoError, "cannot listen on " + options.listen + ": " + ec.message(),
+                    "listen");
+    }
+    impl->port = a.local_endpoint().port();
+  }
+  if (!options.socket.empty()) {
+    if (options.socket.string().size() >= sizeof(sockaddr_un::sun_path))
+      return Status(Reason::kInvalidArgument, "socket path too long", options.socket.string());
+    CUSTOS_RETURN_IF_ERROR(ClearStaleSocket(options.socket));
+    impl->unix_acceptor.emplace(impl->accept_strand);
+    auto& a = *impl->unix_acceptor;
+    // The socket file is 0600 from the moment it exists: no window where others could connect.
+    const mode_t old_mask = ::umask(0177);
+    a.open(unix_socket(), ec);
+    if (!ec)
+      a.bind(unix_socket::endpoint(options.socket.string()), ec);
+    ::umask(old_mask);
+    if (!ec)
+      a.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Status(Reason::kIoError,
+                    "cannot listen on " + options.socket.string() + ": " + ec.message(),
+                    options.socket.string());
+    }
+    impl->socket_path = options.socket;
+  }
+  Impl* p = impl.get();
+  net::post(impl->accept_strand, [p] {
+    if (p->tcp_acceptor)
+      p->Accept(*p->tcp_acceptor);
+    if (p->unix_acceptor)
+      p->Accept(*p->unix_acceptor);
+  });
+  impl->work.emplace(impl->ioc.get_executor());
+  for (int i = 0; i < std::max(1, options.threads); ++i)
+    impl->threads.emplace_back([p] { p->ioc.run(); });
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() { Shutdown(); }
+
+uint16_t Server::tcp_port() const { return impl_->port; }
+const std::filesystem::path& Server::socket_path() const { return impl_->socket_path; }
+
+void Server::Shutdown() {
+  Impl* p = impl_.get();
+  std::call_once(p->shutdown_once, [p] {
+    p->draining.store(true);
+    p->api->SetDraining();
+    std::promise<void> closed;
+    net::post(p->accept_strand, [p, &closed] {
+      beast::error_code ec;
+      if (p->tcp_acceptor)
+        p->tcp_acceptor->close(ec);
+      if (p->unix_acceptor)
+        p->unix_acceptor->close(ec);
+      closed.set_value();
+    });
+    closed.get_future().wait();
+    // Requests already handed to the kernel finish and get their responses.
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(p->options.limits.drain_timeout_ms);
+    while (p->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    p->workers.join();
+    p->work.reset();
+    p->ioc.stop();
+    for (std::thread& t : p->threads)
+      t.join();
+    p->threads.clear();
+    if (!p->socket_path.empty()) {
+      std::error_code ec;
+      std::filesystem::remove(p->socket_path, ec);
+    }
+  });
+}
+
+}  // namespace custos::server

@@ -1,0 +1,231 @@
+// custosd as a process: the ready line, SIGTERM draining an in-flight request and committing the
+// log, SIGHUP reload, and two agent processes drawing from one budget through one daemon.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <future>
+#include <thread>
+
+#include "custos/server/auth.h"
+#include "integration/cli_runner.h"
+#include "server/server_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A custosd child process; killed (SIGKILL) if the test did not stop it.
+class Daemon {
+ public:
+  bool Start(const std::filesystem::path& data_dir, const std::filesystem::path& policy,
+             const std::filesystem::path& socket) {
+    int out[2];
+    if (::pipe(out) != 0)
+      return false;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], 1);
+      ::close(out[0]);
+      ::close(out[1]);
+      const std::string bin = CUSTOSD_BIN_PATH;
+      ::execl(bin.c_str(), bin.c_str(), "--data-dir", data_dir.c_str(), "--policy", policy.c_str(),
+              "--listen", "127.0.0.1:0", "--socket", socket.c_str(), "--workers", "4",
+              static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    out_ = ::fdopen(out[0], "r");
+    char line[512];
+    while (std::fgets(line, sizeof(line), out_) != nullptr) {
+      const std::string l = line;
+      if (l.rfind("custosd: listening on tcp ", 0) == 0)
+        port_ = static_cast<uint16_t>(std::stoi(l.substr(l.rfind(':') + 1)));
+      if (l.rfind("custosd: ready", 0) == 0)
+        return port_ != 0;
+    }
+    return false;
+  }
+  ~Daemon() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (out_ != nullptr)
+      std::fclose(out_);
+  }
+  // Sends `sig`; for SIGTERM waits for the exit and returns the exit status.
+  int Signal(int sig) {
+    ::kill(pid_, sig);
+    if (sig != SIGTERM)
+      return 0;
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* out_ = nullptr;
+  uint16_t port_ = 0;
+};
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = std::filesystem::canonical(tmp_.path());
+    data_ = root_ / "data";
+    std::filesystem::create_directories(root_ / "ws" / "out");
+    std::filesystem::create_directories(data_);
+    std::filesystem::permissions(data_, std::filesystem::perms::owner_all);
+  }
+  PolicySpec Spec() {
+    PolicySpec s;
+    s.root = root_.string();
+    return s;
+  }
+  std::string Key(const std::string& agent) {
+    Result<std::string> k = server::AddApiKey(data_, agent);
+    EXPECT_TRUE(k.ok());
+    return k.ok() ? *k : "";
+  }
+  bool StartDaemon(const PolicySpec& spec) {
+    WriteFileOrDie(root_ / "policy.toml", MakePolicy(spec));
+    return d_.Start(data_, root_ / "policy.toml", root_ / "d.sock");
+  }
+  HttpReply Post(const std::string& key, const std::string& target, const Json& body) {
+    RawConnection c = RawConnection::Tcp(d_.port());
+    return c.Call("POST", target, body.dump(), "Authorization: Bearer " + key + "\r\n");
+  }
+
+  TempDir tmp_;
+  std::filesystem::path root_, data_;
+  Daemon d_;
+};
+
+TEST_F(DaemonTest, SigtermDrainsInFlightRequestsAndCommitsTheLog) {
+  PolicySpec spec = Spec();
+  spec.extra =
+      "[[tools.registry]]\nname = \"slow\"\ncommand = [\"/bin/sh\", \"-c\", \"sleep 0.4; cat\"]\n"
+      "description = \"Takes a while.\"\n";
+  // "slow" must be allowed too: rewrite the allow list.
+  std::string policy = MakePolicy(spec);
+  const std::string allow = "allow = [\"echo\", ";
+  policy.replace(policy.find(allow), allow.size(), "allow = [\"slow\", \"echo\", ");
+  WriteFileOrDie(root_ / "policy.toml", policy);
+  const std::string key = Key("worker");
+  ASSERT_TRUE(d_.Start(data_, root_ / "policy.toml", root_ / "d.sock"));
+  std::future<HttpReply> in_flight = std::async(std::launch::async, [&] {
+    return Post(key, "/v1/syscall",
+                {{"run", "r"},
+                 {"kind", "tool.invoke"},
+                 {"target", "slow"},
+                 {"args", {{"arguments", {{"x", 1}}}}}});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  EXPECT_EQ(d_.Signal(SIGTERM), 0);
+  const HttpReply r = in_flight.get();
+  ASSERT_EQ(r.status, 200) << "the in-flight request was dropped";
+  EXPECT_EQ(BodyJson(r)["decision"]["verdict"], "allow") << r.body;
+  EXPECT_GT(BodyJson(r)["receipt"].value("outcome_seq", 0), 0) << r.body;
+  EXPECT_FALSE(std::filesystem::exists(root_ / "d.sock"));
+  const CliResult v = RunCustos({"--data-dir", data_.string(), "audit", "verify"});
+  EXPECT_EQ(v.code, 0) << v.out << v.err;
+}
+
+TEST_F(DaemonTest, SighupReloadsAndABadPolicyKeepsTheOldOne) {
+  const std::string key = Key("worker");
+  ASSERT_TRUE(StartDaemon(Spec()));
+  const Json call = {
+      {"run", "r"}, {"kind", "memory.alloc"}, {"target", "a"}, {"args", {{"value", 1}}}};
+  ASSERT_EQ(BodyJson(Post(key, "/v1/syscall", call))["decision"]["verdict"], "allow");
+  WriteFileOrDie(root_ / "policy.toml", "not = [valid");
+  d_.Signal(SIGHUP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  Json second = call;
+  second["target"] = "b";
+  EXPECT_EQ(BodyJson(Post(key, "/v1/syscall", second))["decision"]["verdict"], "allow");
+  // A policy that takes memory.alloc away from worker: the next call is denied.
+  PolicySpec spec = Spec();
+  std::string narrower = MakePolicy(spec);
+  const std::string all = "[agents.worker]\nsyscalls = [\"*\"]";
+  narrower.replace(narrower.find(all), all.size(), "[agents.worker]\nsyscalls = [\"assert\"]");
+  WriteFileOrDie(root_ / "policy.toml", narrower);
+  d_.Signal(SIGHUP);
+  std::string verdict;
+  for (int i = 0; i < 50 && verdict != "deny"; ++i) {
+    second["target"] = "c" + std::to_string(i);
+    verdict = BodyJson(Post(key, "/v1/syscall", second))["decision"]["verdict"];
+    if (verdict != "deny")
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(verdict, "deny");
+  EXPECT_EQ(d_.Signal(SIGTERM), 0);
+}
+
+// weaver-kernel's most-asked problem: N worker processes, one budget. A worker and the helper it
+// spawned run as separate processes with their own credentials, hammering tool.invoke at the same
+// time; the daemon holds the one ledger, so together they get exactly the parent's budget.
+TEST_F(DaemonTest, TwoAgentProcessesShareOneBudget) {
+  PolicySpec spec = Spec();
+  spec.worker_budget = "tool_calls = 10";
+  const std::string worker = Key("worker"), helper = Key("helper");
+  ASSERT_TRUE(StartDaemon(spec));
+  HttpReply spawn =
+      Post(worker, "/v1/syscall",
+           {{"run", "r"},
+            {"kind", "agent.spawn"},
+            {"target", "helper"},
+            {"args", {{"syscalls", {"tool.invoke"}}, {"budget", {{"tool_calls", 4}}}}}});
+  ASSERT_EQ(BodyJson(spawn)["decision"]["verdict"], "allow") << spawn.body;
+  constexpr int kAttempts = 12;
+  pid_t kids[2];
+  const std::string keys[2] = {worker, helper};
+  for (int k = 0; k < 2; ++k) {
+    kids[k] = ::fork();
+    if (kids[k] == 0) {
+      int allowed = 0;
+      RawConnection c = RawConnection::Tcp(d_.port());
+      for (int i = 0; i < kAttempts; ++i) {
+        const Json call = {{"run", "r"},
+                           {"kind", "tool.invoke"},
+                           {"target", "echo"},
+                           {"args", {{"arguments", {{"i", i}}}}}};
+        HttpReply r =
+            c.Call("POST", "/v1/syscall", call.dump(), "Authorization: Bearer " + keys[k] + "\r\n");
+        Result<Json> j = ParseUntrustedJson(r.body);
+        if (r.status != 200 || !j.ok())
+          ::_exit(100);
+        const std::string verdict = (*j)["decision"]["verdict"];
+        const std::string reason = (*j)["decision"]["reason"];
+        if (verdict == "allow")
+          ++allowed;
+        else if (reason != "budget_exhausted")
+          ::_exit(101);
+      }
+      ::_exit(allowed);
+    }
+  }
+  int allowed[2];
+  for (int k = 0; k < 2; ++k) {
+    int status = 0;
+    ::waitpid(kids[k], &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    allowed[k] = WEXITSTATUS(status);
+    ASSERT_LT(allowed[k], 100) << "child " << k << " saw an unexpected answer";
+  }
+  EXPECT_EQ(allowed[1], 4) << "the helper gets exactly its carve";
+  EXPECT_EQ(allowed[0], 6) << "the worker gets the rest of the one budget";
+  EXPECT_EQ(allowed[0] + allowed[1], 10) << "never more than the one budget";
+  EXPECT_EQ(d_.Signal(SIGTERM), 0);
+}
+
+}  // namespace
+}  // namespace custos::testing
