@@ -34,5 +34,6 @@ void RegisterRun(CLI::App& app, GlobalOptions& g, int* exit_code);
 void RegisterAudit(CLI::App& app, GlobalOptions& g, int* exit_code);
 void RegisterApprovals(CLI::App& app, GlobalOptions& g, int* exit_code);
 void RegisterDemo(CLI::App& app, GlobalOptions& g, int* exit_code);
+void RegisterMcp(CLI::App& app, GlobalOptions& g, int* exit_code);
 
 }  // namespace custos::cli

@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
   RegisterAudit(app, g, &exit_code);
   RegisterApprovals(app, g, &exit_code);
   RegisterDemo(app, g, &exit_code);
+  RegisterMcp(app, g, &exit_code);
   RegisterReasons(app, &exit_code);
   try {
     app.parse(argc, argv);

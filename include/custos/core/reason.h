@@ -136,7 +136,23 @@ enum class ReasonClass : uint8_t {
     "A key is missing, malformed, weak, or has unsafe file permissions.")                         \
   X(kUnavailable, 174, "unavailable", kUnavailable, 503,                                          \
     "The kernel is shutting down or overloaded.")                                                 \
-  X(kIoError, 175, "io_error", kUnavailable, 500, "A local file operation failed.")
+  X(kIoError, 175, "io_error", kUnavailable, 500, "A local file operation failed.")             \
+  X(kMcpUnknownMethod, 230, "mcp_unknown_method", kInvalidArgument, 400,                          \
+    "An MCP method the gateway does not know; refused, never forwarded (JSON-RPC -32601).")       \
+  X(kMcpDescriptorChanged, 231, "mcp_descriptor_changed", kPermissionDenied, 403,                 \
+    "An MCP tool's descriptor differs from the pinned one; hidden until re-approved.")            \
+  X(kMcpToolUnclassified, 232, "mcp_tool_unclassified", kPermissionDenied, 403,                   \
+    "An MCP tool has no annotations and no classification in the gateway config; fails closed.")  \
+  X(kMcpServerUnavailable, 233, "mcp_server_unavailable", kUnavailable, 503,                      \
+    "A downstream MCP server is not running, crashed, or did not answer in time.")                \
+  X(kMcpProtocolError, 234, "mcp_protocol_error", kInvalidArgument, 400,                          \
+    "A peer sent a message that is not valid JSON-RPC 2.0 / MCP, or exceeds a size or rate cap.") \
+  X(kMcpVersionUnsupported, 235, "mcp_version_unsupported", kFailedPrecondition, 400,             \
+    "No MCP protocol version both peers speak.")                                                  \
+  X(kMcpUnknownTool, 236, "mcp_unknown_tool", kNotFound, 404,                                     \
+    "No downstream MCP server offers this tool, resource or prompt.")                             \
+  X(kMcpConfigError, 237, "mcp_config_error", kInvalidArgument, 400,                              \
+    "gateway.toml is malformed or inconsistent; `at` gives file:line.")
 
 enum class Reason : uint16_t {
 #define CUSTOS_REASON_ENUM(e, n, name, cls, http, doc) e = n,
