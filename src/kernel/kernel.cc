@@ -140,6 +140,10 @@ Status Kernel::RegisterToolProvider(const std::string& prefix,
   return impl_->services->AddToolProvider(prefix, std::move(provider));
 }
 
+Status Kernel::UnregisterToolProvider(const std::string& prefix) {
+  return impl_->services->RemoveToolProvider(prefix);
+}
+
 Status Kernel::RecordEvent(const std::string& name, const Json& details) {
   Services& s = *impl_->services;
   const CallPin pin(s);

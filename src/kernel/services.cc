@@ -308,6 +308,13 @@ Status Services::AddToolProvider(const std::string& prefix,
   return Status::Ok();
 }
 
+Status Services::RemoveToolProvider(const std::string& prefix) {
+  std::unique_lock lock(providers_mu_);
+  if (providers_.erase(prefix) == 0)
+    return Status(Reason::kNotFound, "no tool provider for prefix '" + prefix + "'");
+  return Status::Ok();
+}
+
 std::shared_ptr<ToolProvider> Services::FindToolProvider(std::string_view target) const {
   std::shared_lock lock(providers_mu_);
   const size_t dot = target.find('.');

@@ -124,6 +124,7 @@ class Services {
 
   // Tool providers (Kernel::RegisterToolProvider): the provider whose prefix starts `target`.
   Status AddToolProvider(const std::string& prefix, std::shared_ptr<ToolProvider> provider);
+  Status RemoveToolProvider(const std::string& prefix);
   std::shared_ptr<ToolProvider> FindToolProvider(std::string_view target) const;
   std::string SealPayload(std::string_view bytes, std::string_view ad) const;
 

@@ -332,6 +332,11 @@ struct Gateway::Impl {
   std::condition_variable idle_cv;
   int in_flight = 0;
 
+  bool TakeCancelled(const Json& id) {
+    std::lock_guard lock(mu);
+    return cancelled.erase(id.dump()) != 0;
+  }
+
   std::string ClientVersion() {
     std::lock_guard lock(mu);
     return client_version;
@@ -513,6 +518,8 @@ struct Gateway::Impl {
     Message err;
     Result<Json> r =
         Mediated(b->config.name + "." + (is_tool ? what : method), params, req.id, &err);
+    if (TakeCancelled(req.id))
+      return;  // the client cancelled: no response (MCP cancellation)
     if (!r.ok()) {
       Send(err);
       return;
@@ -526,11 +533,6 @@ struct Gateway::Impl {
       }
     }
     DowngradeForClient(ClientVersion(), method, &result);
-    {
-      std::lock_guard lock(mu);
-      if (cancelled.erase(req.id.dump()) != 0)
-        return;  // the client cancelled: no response (MCP cancellation)
-    }
     Send(Message::Response(req.id, std::move(result)));
   }
 
@@ -846,6 +848,8 @@ void Gateway::Shutdown() {
     std::unique_lock life(g.shared->life_mu);
     if (!g.shared->closed) {
       g.shared->closed = true;
+      for (auto& b : g.shared->backends)
+        g.shared->kernel->UnregisterToolProvider(b->config.name + ".").IgnoreError();
       for (auto& b : g.shared->backends)
         b->server.reset();  // kills the process group and joins its reader threads
     }

@@ -76,6 +76,10 @@ class Kernel {
   // "fs.") to `provider` (see tool_provider.h). kAlreadyExists if the prefix is taken,
   // kInvalidArgument for an empty prefix or one without the trailing dot.
   Status RegisterToolProvider(const std::string& prefix, std::shared_ptr<ToolProvider> provider);
+  // Removes the provider of `prefix` (kNotFound if none): later calls to its tools are tool.invoke
+  // of unregistered tools again (denied unless the policy registers a command). Calls already in
+  // their effect keep their reference and finish.
+  Status UnregisterToolProvider(const std::string& prefix);
 
   // Appends an "event" entry (type "event", syscall `name`, `details` in its extra fields) to the
   // flight log, redacted like every entry: what a gateway observed outside any one syscall (a
