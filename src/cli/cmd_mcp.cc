@@ -203,6 +203,7 @@ std::string Show(const mcp::Message& m) {
 }
 
 void PrintEvidence(Scenario& sc) {
+  (void)sc.kernel->Commit().ok();  // the log writer appends asynchronously
   store::LogQuery q;
   q.run = "demo";
   q.verdict = "deny";
