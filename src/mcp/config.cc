@@ -151,6 +151,14 @@ Result<ServerConfig> ParseServer(std::string_view origin, const toml::table& t, 
       CUSTOS_ASSIGN_OR_RETURN(s.read_only, StrList(origin, v, path));
     } else if (key == "consequential") {
       CUSTOS_ASSIGN_OR_RETURN(s.consequential, StrList(origin, v, path));
+    } else if (key == "client_capabilities") {
+      CUSTOS_ASSIGN_OR_RETURN(s.client_capabilities, StrList(origin, v, path));
+      for (const std::string& c : s.client_capabilities) {
+        if (c != "sampling" && c != "elicitation" && c != "roots") {
+          return Err(origin, v,
+                     path + ": '" + c + "' is not one of \"sampling\", \"elicitation\", \"roots\"");
+        }
+      }
     } else {
       return Err(origin, v, path + ": unknown key");
     }

@@ -1,10 +1,12 @@
 #include "custos/mcp/gateway.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <thread>
@@ -26,6 +28,13 @@ const std::set<std::string, std::less<>> kServerMethods = {
     "resources/read",  "resources/subscribe", "resources/unsubscribe",
     "prompts/list",    "prompts/get",         "completion/complete",
     "logging/setLevel"};
+
+// Server → client requests, each its own kernel target "srv.client/<method>", and the client
+// capability each needs.
+const std::map<std::string, std::string, std::less<>> kClientMethods = {
+    {"sampling/createMessage", "sampling"},
+    {"elicitation/create", "elicitation"},
+    {"roots/list", "roots"}};
 
 std::string PinKey(const std::string& tool) { return "mcp.pin/" + tool; }
 std::string PendingKey(const std::string& tool) { return "mcp.pending/" + tool; }
@@ -118,6 +127,8 @@ struct Shared {
   // callbacks point into the Gateway, which the kernel's providers may outlive).
   std::shared_mutex life_mu;
   bool closed = false;  // guarded by life_mu
+  // Sends a request to the client and waits for its answer (set by the Gateway).
+  std::function<Result<Message>(const std::string& method, const Json& params)> to_client;
 
   Backend* Find(std::string_view name) {
     for (auto& b : backends) {
@@ -230,6 +241,16 @@ class ServerProvider final : public kernel::ToolProvider {
     if (shared_->closed)
       return Status(Reason::kMcpServerUnavailable, "the gateway is shutting down");
     const std::string rest = target.substr(b_->config.name.size() + 1);
+    if (rest.starts_with("client/")) {
+      auto it = kClientMethods.find(rest.substr(7));
+      const auto& offered = b_->config.client_capabilities;
+      if (it == kClientMethods.end() ||
+          std::find(offered.begin(), offered.end(), it->second) == offered.end()) {
+        return Status(Reason::kMcpUnknownMethod,
+                      "server '" + b_->config.name + "' was not offered '" + rest.substr(7) + "'");
+      }
+      return Status::Ok();
+    }
     if (rest.find('/') != std::string::npos) {
       if (kServerMethods.count(rest) == 0)
         return Status(Reason::kMcpUnknownMethod, "method '" + rest + "' is not mediated");
@@ -249,7 +270,8 @@ class ServerProvider final : public kernel::ToolProvider {
       return Status(Reason::kMcpServerUnavailable, "the gateway is shutting down");
     const std::string rest = call.target.substr(b_->config.name.size() + 1);
     const bool is_tool = rest.find('/') == std::string::npos;
-    const std::string method = is_tool ? "tools/call" : rest;
+    const bool to_client = rest.starts_with("client/");
+    const std::string method = is_tool ? "tools/call" : to_client ? rest.substr(7) : rest;
     Json params = call.arguments;
     if (is_tool) {
       Json meta = params.contains("_meta") ? params["_meta"] : Json();
@@ -258,7 +280,8 @@ class ServerProvider final : public kernel::ToolProvider {
       if (!meta.is_null())
         params["_meta"] = meta;
     }
-    CUSTOS_ASSIGN_OR_RETURN(Message m, b_->server->Call(method, params));
+    CUSTOS_ASSIGN_OR_RETURN(Message m, to_client ? shared_->to_client(method, params)
+                                                 : b_->server->Call(method, params));
     kernel::ToolOutput out;
     bool poisoned = false;
     if (m.type == Message::Type::kError) {
@@ -320,6 +343,10 @@ struct Gateway::Impl {
 
   std::mutex mu;
   std::string client_version;  // empty until initialize
+  Json client_capabilities = Json::object();
+  int64_t next_client_id = 1;
+  std::map<std::string, std::shared_ptr<std::optional<Message>>> client_pending;  // by id
+  bool client_gone = false;  // the front closed: nobody will answer client_pending
   bool client_initialized = false;
   std::map<std::string, std::string> taint;  // label-set key → handle id
   std::set<std::string> cancelled;           // client request ids (dumped)
@@ -605,6 +632,10 @@ struct Gateway::Impl {
     {
       std::lock_guard lock(mu);
       client_version = v;
+      client_capabilities = req.params.is_object() && req.params.contains("capabilities") &&
+                                    req.params["capabilities"].is_object()
+                                ? req.params["capabilities"]
+                                : Json::object();
     }
     Json caps = {{"tools", {{"listChanged", true}}},
                  {"resources", {{"listChanged", true}, {"subscribe", true}}},
@@ -666,15 +697,56 @@ struct Gateway::Impl {
   }
 
   void OnServerRequest(Backend& b, const Message& r) {
-    // The gateway offers servers no client capabilities (sampling, elicitation, roots), so a
-    // server asking for one is refused, and recorded.
-    shared->Event("mcp.server_request.refused",
-                  {{"server", b.config.name}, {"method", r.method.substr(0, 128)}});
-    b.server
-        ->Respond(Message::Error(
-            r.id, kMethodNotFound,
-            "the gateway does not offer '" + r.method.substr(0, 128) + "' to servers"))
-        .IgnoreError();
+    if (r.method == "ping") {
+      b.server->Respond(Message::Response(r.id, Json::object())).IgnoreError();
+      return;
+    }
+    if (kClientMethods.count(r.method) == 0) {
+      shared->Event("mcp.server_request.refused",
+                    {{"server", b.config.name}, {"method", r.method.substr(0, 128)}});
+      b.server
+          ->Respond(Message::Error(
+              r.id, kMethodNotFound,
+              "the gateway does not offer '" + r.method.substr(0, 128) + "' to servers"))
+          .IgnoreError();
+      return;
+    }
+    // A server asking the client (sampling, elicitation, roots) is a syscall too; not on the
+    // server's reader thread, which must keep reading while the client answers.
+    Backend* bp = &b;
+    Async([this, bp, r] {
+      Message err;
+      Result<Json> res = Mediated(bp->config.name + ".client/" + r.method,
+                                  r.params.is_object() ? r.params : Json::object(), r.id, &err);
+      std::shared_lock life(shared->life_mu);
+      if (shared->closed || bp->server == nullptr)
+        return;
+      bp->server->Respond(res.ok() ? Message::Response(r.id, *res) : err).IgnoreError();
+    });
+  }
+
+  // The gateway's own request to the client (the effect of a server → client syscall).
+  Result<Message> ToClient(const std::string& method, const Json& params) {
+    const std::string family = kClientMethods.at(method);
+    auto slot = std::make_shared<std::optional<Message>>();
+    Json id;
+    {
+      std::lock_guard lock(mu);
+      if (!client_capabilities.contains(family)) {
+        return Message::Error(nullptr, kMethodNotFound,
+                              "the client does not offer '" + family + "'");
+      }
+      id = "custos-" + std::to_string(next_client_id++);
+      client_pending[id.dump()] = slot;
+    }
+    Send(Message::Request(id, method, params));
+    std::unique_lock lock(mu);
+    const bool answered = idle_cv.wait_for(lock, std::chrono::seconds(120),
+                                           [&] { return slot->has_value() || client_gone; });
+    client_pending.erase(id.dump());
+    if (!answered || !slot->has_value())
+      return Status(Reason::kEffectTimeout, "the client did not answer " + method);
+    return std::move(**slot);
   }
 
   void Dispatch(Message req) {
@@ -721,8 +793,15 @@ struct Gateway::Impl {
   }
 
   void HandleOne(Message msg) {
-    if (msg.is_response())
-      return;  // we send the client no requests
+    if (msg.is_response()) {
+      std::lock_guard lock(mu);
+      auto it = client_pending.find(msg.id.dump());
+      if (it != client_pending.end()) {
+        *it->second = std::move(msg);
+        idle_cv.notify_all();
+      }
+      return;  // an answer to nothing we asked is dropped
+    }
     if (msg.is_notification()) {
       OnClientNotification(msg);
       return;
@@ -761,6 +840,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options) {
   impl->send = std::move(options.send);
   Impl* raw = impl.get();
   Shared* shared = impl->shared.get();
+  shared->to_client = [raw](const std::string& m, const Json& p) { return raw->ToClient(m, p); };
   for (const ServerConfig& sc : options.config.servers) {
     auto b = std::make_unique<Backend>();
     b->config = sc;
@@ -843,6 +923,11 @@ void Gateway::Shutdown() {
         w.thread.join();
     }
   };
+  {
+    std::lock_guard lock(g.mu);
+    g.client_gone = true;
+    g.idle_cv.notify_all();
+  }
   drain();
   {
     std::unique_lock life(g.shared->life_mu);

@@ -218,8 +218,11 @@ Status StdioServer::Start() {
       p->err_reader.join();
   }
   CUSTOS_RETURN_IF_ERROR(Spawn());
+  Json client_caps = Json::object();
+  for (const std::string& c : config_.client_capabilities)
+    client_caps[c] = Json::object();
   Json params = {{"protocolVersion", std::string(kLatestVersion)},
-                 {"capabilities", Json::object()},
+                 {"capabilities", client_caps},
                  {"clientInfo", {{"name", "custos-mcp-gateway"}, {"version", "0.1.0"}}}};
   Result<Message> init = CallLocked("initialize", params, config_.startup_timeout_ms);
   if (!init.ok())

@@ -77,10 +77,7 @@ class GatewayTest : public ::testing::Test {
     std::ofstream(dir_.path() / "policy.toml")
         << "[policy]\nname = \"gw-test\"\n[agents.mcp-client]\nsyscalls = [\"tool.invoke\"]\n"
            "[tools]\nallow = [" +
-               allow +
-               "]\n"
-               "[secrets.token]\nsource = \"env:" +
-               kSecretEnv +
+               allow + "]\n" + tools_extra_ + "[secrets.token]\nsource = \"env:" + kSecretEnv +
                "\"\nagents = [\"mcp-client\"]\n"
                "[[flows]]\nid = \"no-external-to-writes\"\nfrom = [\"external\"]\nto = [" +
                to + "]\n";
@@ -195,6 +192,7 @@ class GatewayTest : public ::testing::Test {
     return names;
   }
 
+  std::string tools_extra_;  // TOML lines inside [tools]
   testing::TempDir dir_;
   std::unique_ptr<kernel::Kernel> kernel_;
   std::unique_ptr<InProcessClient> client_;
@@ -230,7 +228,7 @@ TEST_F(GatewayTest, AggregatesToolsUnderNamespacesAcrossPagesAndServers) {
   // Unannotated, unclassified tools are hidden.
   EXPECT_THAT(names, Not(::testing::Contains("a.unannotated")));
   EXPECT_EQ(std::count(names.begin(), names.end(), "a.echo"), 1);
-  EXPECT_EQ(names.size(), 2 * 9u);
+  EXPECT_EQ(names.size(), 2 * 10u);
   EXPECT_EQ(Req("tools/list", {{"cursor", "garbage!"}}).error_code, kInvalidParams);
 }
 
@@ -456,6 +454,67 @@ TEST_F(GatewayTest, CancelledRequestsGetNoResponse) {
       R"({"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"a.hang"}})");
   client_->Notify("notifications/cancelled", {{"requestId", "c1"}});
   EXPECT_EQ(client_->WaitFor("c1", 800).status().reason(), Reason::kEffectTimeout);
+}
+
+// Answers the gateway's sampling requests (as a client would) until stopped.
+class SamplingResponder {
+ public:
+  explicit SamplingResponder(InProcessClient* c) : c_(c), t_([this] { Run(); }) {}
+  ~SamplingResponder() {
+    stop_ = true;
+    t_.join();
+  }
+
+ private:
+  void Run() {
+    while (!stop_) {
+      for (const Message& m : c_->TakeNotifications()) {
+        if (m.is_request() && m.method == "sampling/createMessage") {
+          c_->SendRaw(Message::Response(m.id, {{"role", "assistant"},
+                                               {"content", {{"type", "text"}, {"text", "hi!"}}},
+                                               {"model", "test"}})
+                          .Serialize());
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  InProcessClient* c_;
+  std::atomic<bool> stop_{false};
+  std::thread t_;
+};
+
+void InitWithSampling(InProcessClient& c) {
+  Result<Message> m = c.Request("initialize", {{"protocolVersion", "2025-11-25"},
+                                               {"capabilities", {{"sampling", Json::object()}}},
+                                               {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
+  EXPECT_TRUE(m.ok());
+}
+
+TEST_F(GatewayTest, ServerSamplingRequestsAreSyscallsThePolicyAllows) {
+  Open({{"a", {}, "client_capabilities = [\"sampling\"]\n"}});
+  InitWithSampling(*client_);
+  SamplingResponder responder(client_.get());
+  EXPECT_EQ(Text(Call("a.ask_client")), "hi!");
+  bool recorded = false;
+  for (const Json& e : Log("tool.invoke"))
+    recorded = recorded || e.value("target", "") == "a.client/sampling/createMessage";
+  EXPECT_TRUE(recorded);
+}
+
+TEST_F(GatewayTest, ServerSamplingRequestsThePolicyDeniesNeverReachTheClient) {
+  tools_extra_ = "deny = [\"a.client/sampling/createMessage\"]\n";
+  Open({{"a", {}, "client_capabilities = [\"sampling\"]\n"}});
+  InitWithSampling(*client_);
+  SamplingResponder responder(client_.get());
+  EXPECT_THAT(Text(Call("a.ask_client")), HasSubstr("refused: tool_not_allowed"));
+}
+
+TEST_F(GatewayTest, ServerRequestsForCapabilitiesNotOfferedAreRefused) {
+  Open({{"a", {}}});
+  InitWithSampling(*client_);
+  SamplingResponder responder(client_.get());
+  EXPECT_THAT(Text(Call("a.ask_client")), HasSubstr("refused: mcp_unknown_method"));
 }
 
 TEST(StdioServerTest, RefusesAServerSpeakingAnUnknownVersion) {

@@ -26,6 +26,7 @@
 //   max_notifications_per_sec = 50
 //   read_only = ["read_file"]     # classification of tools the server does not annotate
 //   consequential = ["write_file"]
+//   client_capabilities = ["sampling"]  # offered to the server: "sampling", "elicitation", "roots"
 //
 // `url` (Streamable HTTP back) is recognised and refused: that transport is not implemented.
 //
@@ -57,6 +58,9 @@ struct ServerConfig {
   int64_t max_notifications_per_sec = 50;
   std::vector<std::string> read_only;
   std::vector<std::string> consequential;
+  // Client capabilities offered to the server ("sampling", "elicitation", "roots"); each request
+  // the server then makes is a syscall the policy decides (target "srv.client/<method>").
+  std::vector<std::string> client_capabilities;
 };
 
 struct GatewayConfig {
