@@ -136,7 +136,7 @@ enum class ReasonClass : uint8_t {
     "A key is missing, malformed, weak, or has unsafe file permissions.")                         \
   X(kUnavailable, 174, "unavailable", kUnavailable, 503,                                          \
     "The kernel is shutting down or overloaded.")                                                 \
-  X(kIoError, 175, "io_error", kUnavailable, 500, "A local file operation failed.")             \
+  X(kIoError, 175, "io_error", kUnavailable, 500, "A local file operation failed.")               \
   X(kMcpUnknownMethod, 230, "mcp_unknown_method", kInvalidArgument, 400,                          \
     "An MCP method the gateway does not know; refused, never forwarded (JSON-RPC -32601).")       \
   X(kMcpDescriptorChanged, 231, "mcp_descriptor_changed", kPermissionDenied, 403,                 \
