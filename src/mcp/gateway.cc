@@ -36,6 +36,10 @@ const std::map<std::string, std::string, std::less<>> kClientMethods = {
     {"elicitation/create", "elicitation"},
     {"roots/list", "roots"}};
 
+// The client request a mediated call runs for, on the thread that runs it: the kernel performs the
+// effect on the caller's thread, so the provider can tie the server request to it (cancellation).
+thread_local const std::string* tl_client_request = nullptr;
+
 std::string PinKey(const std::string& tool) { return "mcp.pin/" + tool; }
 std::string PendingKey(const std::string& tool) { return "mcp.pending/" + tool; }
 
@@ -127,6 +131,9 @@ struct Shared {
   // callbacks point into the Gateway, which the kernel's providers may outlive).
   std::shared_mutex life_mu;
   bool closed = false;  // guarded by life_mu
+  // Server requests in flight, by client request id (dumped): for notifications/cancelled.
+  std::mutex inflight_mu;
+  std::map<std::string, std::pair<Backend*, int64_t>> inflight;
   // Sends a request to the client and waits for its answer (set by the Gateway).
   std::function<Result<Message>(const std::string& method, const Json& params)> to_client;
 
@@ -280,8 +287,21 @@ class ServerProvider final : public kernel::ToolProvider {
       if (!meta.is_null())
         params["_meta"] = meta;
     }
-    CUSTOS_ASSIGN_OR_RETURN(Message m, to_client ? shared_->to_client(method, params)
-                                                 : b_->server->Call(method, params));
+    const std::string client_key = tl_client_request != nullptr ? *tl_client_request : "";
+    std::function<void(int64_t)> on_sent;
+    if (!client_key.empty()) {
+      on_sent = [this, &client_key](int64_t id) {
+        std::lock_guard lock(shared_->inflight_mu);
+        shared_->inflight[client_key] = {b_, id};
+      };
+    }
+    Result<Message> reply =
+        to_client ? shared_->to_client(method, params) : b_->server->Call(method, params, on_sent);
+    if (!client_key.empty()) {
+      std::lock_guard lock(shared_->inflight_mu);
+      shared_->inflight.erase(client_key);
+    }
+    CUSTOS_ASSIGN_OR_RETURN(Message m, std::move(reply));
     kernel::ToolOutput out;
     bool poisoned = false;
     if (m.type == Message::Type::kError) {
@@ -403,7 +423,10 @@ struct Gateway::Impl {
     call.target = target;
     call.args = {{"arguments", arguments.is_object() ? arguments : Json::object()}};
     call.inputs = TaintInputs();
+    const std::string key = id.dump();
+    tl_client_request = &key;
     kernel::SyscallResult r = shared->kernel->Execute(call);
+    tl_client_request = nullptr;
     if (r.handle)
       AddTaint(*r.handle);
     if (!r.decision.allowed()) {
@@ -654,9 +677,27 @@ struct Gateway::Impl {
       client_initialized = true;
     } else if (n.method == "notifications/cancelled") {
       if (n.params.is_object() && n.params.contains("requestId")) {
-        std::lock_guard lock(mu);
-        if (cancelled.size() < 4096)
-          cancelled.insert(n.params["requestId"].dump());
+        const std::string key = n.params["requestId"].dump();
+        {
+          std::lock_guard lock(mu);
+          if (cancelled.size() < 4096)
+            cancelled.insert(key);
+        }
+        // Tell the server working on it, and end the wait (the server is not hung).
+        std::shared_lock life(shared->life_mu);
+        std::pair<Backend*, int64_t> target{nullptr, 0};
+        {
+          std::lock_guard lock(shared->inflight_mu);
+          auto it = shared->inflight.find(key);
+          if (it != shared->inflight.end())
+            target = it->second;
+        }
+        if (!shared->closed && target.first != nullptr && target.first->server != nullptr) {
+          const std::string reason = n.params.contains("reason") && n.params["reason"].is_string()
+                                         ? n.params["reason"].get<std::string>().substr(0, 256)
+                                         : "cancelled by the client";
+          target.first->server->Cancel(target.second, reason);
+        }
       }
     }
     // Other client notifications (progress for requests we never send, roots/list_changed for a

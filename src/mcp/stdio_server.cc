@@ -303,13 +303,31 @@ Status StdioServer::WriteLine(const std::string& line, int64_t deadline_ms) {
   return Status::Ok();
 }
 
-Result<Message> StdioServer::Call(const std::string& method, const Json& params) {
+Result<Message> StdioServer::Call(const std::string& method, const Json& params,
+                                  const std::function<void(int64_t)>& on_sent) {
   CUSTOS_RETURN_IF_ERROR(Start());
-  return CallLocked(method, params, config_.timeout_ms);
+  return CallLocked(method, params, config_.timeout_ms, on_sent);
+}
+
+void StdioServer::Cancel(int64_t id, const std::string& reason) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = pending_.find(id);
+    if (it == pending_.end() || it->second->done)
+      return;
+    it->second->done = true;
+    it->second->result = Status(Reason::kMcpCancelled, "the request was cancelled: " + reason);
+    cv_.notify_all();
+  }
+  (void)WriteLine(
+      Message::Notification("notifications/cancelled", {{"requestId", id}, {"reason", reason}})
+          .Serialize(),
+      NowMs() + 100);
 }
 
 Result<Message> StdioServer::CallLocked(const std::string& method, const Json& params,
-                                        int64_t timeout_ms) {
+                                        int64_t timeout_ms,
+                                        const std::function<void(int64_t)>& on_sent) {
   auto pending = std::make_shared<Pending>();
   int64_t id = 0;
   {
@@ -324,6 +342,8 @@ Result<Message> StdioServer::CallLocked(const std::string& method, const Json& p
     pending_.erase(id);
     return w;
   }
+  if (on_sent)
+    on_sent(id);
   std::unique_lock lock(mu_);
   const bool answered = cv_.wait_until(
       lock, std::chrono::steady_clock::time_point(std::chrono::milliseconds(deadline)),

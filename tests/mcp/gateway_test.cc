@@ -447,13 +447,23 @@ TEST_F(GatewayTest, OlderClientsDoNotSeeNewerFields) {
     EXPECT_FALSE(t.contains("outputSchema"));
 }
 
-TEST_F(GatewayTest, CancelledRequestsGetNoResponse) {
-  Open({{"a", {}, "timeout_ms = 300\n"}});
+TEST_F(GatewayTest, CancelledRequestsGetNoResponseAndTheServerIsToldNotKilled) {
+  Open({{"a", {}, "timeout_ms = 5000\n"}});
   Init();
   client_->SendRaw(
       R"({"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"a.hang"}})");
-  client_->Notify("notifications/cancelled", {{"requestId", "c1"}});
-  EXPECT_EQ(client_->WaitFor("c1", 800).status().reason(), Reason::kEffectTimeout);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // the request reaches the server
+  const auto t0 = std::chrono::steady_clock::now();
+  client_->Notify("notifications/cancelled", {{"requestId", "c1"}, {"reason", "user"}});
+  EXPECT_EQ(client_->WaitFor("c1", 500).status().reason(), Reason::kEffectTimeout);
+  // The same server answers at once: it was not treated as hung.
+  EXPECT_EQ(ReasonOf(Call("a.echo")), "ok");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_TRUE(Log("mcp.server.exited").empty());
+  bool cancelled = false;
+  for (const Json& e : Log("tool.invoke"))
+    cancelled = cancelled || e.value("reason", "") == "mcp_cancelled";
+  EXPECT_TRUE(cancelled);
 }
 
 // Answers the gateway's sampling requests (as a client would) until stopped.

@@ -152,7 +152,9 @@ enum class ReasonClass : uint8_t {
   X(kMcpUnknownTool, 236, "mcp_unknown_tool", kNotFound, 404,                                     \
     "No downstream MCP server offers this tool, resource or prompt.")                             \
   X(kMcpConfigError, 237, "mcp_config_error", kInvalidArgument, 400,                              \
-    "gateway.toml is malformed or inconsistent; `at` gives file:line.")
+    "gateway.toml is malformed or inconsistent; `at` gives file:line.")                           \
+  X(kMcpCancelled, 238, "mcp_cancelled", kAborted, 409,                                           \
+    "The MCP client cancelled the request; the server was told and no response is sent.")
 
 enum class Reason : uint16_t {
 #define CUSTOS_REASON_ENUM(e, n, name, cls, http, doc) e = n,

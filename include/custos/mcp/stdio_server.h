@@ -62,7 +62,12 @@ class StdioServer {
   Status Start();
   // Sends a request and waits for the server's response: a Message of type kResponse or kError
   // (a JSON-RPC error from the server is an answer, not a failure of the call).
-  Result<Message> Call(const std::string& method, const Json& params);
+  // `on_sent`, if set, receives the request's id once it is written (for Cancel()).
+  Result<Message> Call(const std::string& method, const Json& params,
+                       const std::function<void(int64_t)>& on_sent = nullptr);
+  // Ends a pending Call() now (it fails with kMcpCancelled) and tells the server with
+  // notifications/cancelled. The server is not treated as hung. No-op if `id` is not pending.
+  void Cancel(int64_t id, const std::string& reason);
   Status Notify(const std::string& method, const Json& params);
   // Answers a server → client request.
   Status Respond(const Message& response);
@@ -84,7 +89,8 @@ class StdioServer {
   };
 
   Status Spawn();  // REQUIRES: start_mu_ held
-  Result<Message> CallLocked(const std::string& method, const Json& params, int64_t timeout_ms);
+  Result<Message> CallLocked(const std::string& method, const Json& params, int64_t timeout_ms,
+                             const std::function<void(int64_t)>& on_sent = nullptr);
   Status WriteLine(const std::string& line, int64_t deadline_ms);
   void ReadLoop(std::shared_ptr<Proc> p);
   void StderrLoop(std::shared_ptr<Proc> p);
