@@ -41,5 +41,6 @@ void RegisterToken(CLI::App& app, GlobalOptions& g, int* exit_code);
 void RegisterServe(CLI::App& app, GlobalOptions& g, int* exit_code);
 // The daemon's flags and action on `cmd`: a `serve` subcommand, or custosd's top-level app.
 void AddServeOptions(CLI::App* cmd, GlobalOptions& g, int* exit_code);
+void RegisterMcp(CLI::App& app, GlobalOptions& g, int* exit_code);
 
 }  // namespace custos::cli

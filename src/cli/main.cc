@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   RegisterDemo(app, g, &exit_code);
   RegisterToken(app, g, &exit_code);
   RegisterServe(app, g, &exit_code);
+  RegisterMcp(app, g, &exit_code);
   RegisterReasons(app, &exit_code);
   try {
     app.parse(argc, argv);

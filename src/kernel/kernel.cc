@@ -143,6 +143,46 @@ Status Kernel::AnswerApproval(const std::string& id, bool approve, const std::st
   return s.store().AnswerApproval(id, approve, by, note, s.clock().NowMillis());
 }
 
+Status Kernel::RegisterToolProvider(const std::string& prefix,
+                                    std::shared_ptr<ToolProvider> provider) {
+  return impl_->services->AddToolProvider(prefix, std::move(provider));
+}
+
+Status Kernel::UnregisterToolProvider(const std::string& prefix) {
+  return impl_->services->RemoveToolProvider(prefix);
+}
+
+Status Kernel::RecordEvent(const std::string& name, const Json& details) {
+  Services& s = *impl_->services;
+  const CallPin pin(s);
+  const effects::SecretScanner& scan = s.vault()->scanner();
+  audit::LogEntry e;
+  e.time_ms = s.clock().NowMillis();
+  e.type = "event";
+  e.syscall = scan.Redact(name);
+  e.policy_hash = std::string(s.policy()->hash());
+  // Redact every string, keys included: an event describes what untrusted peers sent.
+  std::function<Json(const Json&)> redact = [&](const Json& j) -> Json {
+    if (j.is_string())
+      return scan.Redact(j.get_ref<const std::string&>());
+    if (j.is_array()) {
+      Json out = Json::array();
+      for (const Json& v : j)
+        out.push_back(redact(v));
+      return out;
+    }
+    if (j.is_object()) {
+      Json out = Json::object();
+      for (auto it = j.begin(); it != j.end(); ++it)
+        out[scan.Redact(it.key())] = redact(*it);
+      return out;
+    }
+    return j;
+  };
+  e.extra = redact(details);
+  return s.log().Append(std::move(e)).status();
+}
+
 Result<audit::Appended> Kernel::Commit() { return impl_->services->log().Flush(); }
 
 Result<std::string> Kernel::Grant(const std::string& agent, const std::string& run,

@@ -309,6 +309,45 @@ Result<std::string> Services::Unseal(const store::HandleRecord& h) {
   return handle_key_->Open(h.sealed, h.id);
 }
 
+Status Services::AddToolProvider(const std::string& prefix,
+                                 std::shared_ptr<ToolProvider> provider) {
+  if (prefix.size() < 2 || prefix.back() != '.' || provider == nullptr) {
+    return Status(Reason::kInvalidArgument,
+                  "a tool provider needs a non-empty prefix ending in '.' and a provider");
+  }
+  std::unique_lock lock(providers_mu_);
+  for (const auto& [p, _] : providers_) {
+    // "a." and "a.b." would both claim "a.b.x": prefixes must not nest.
+    if (p.starts_with(prefix) || prefix.starts_with(p)) {
+      return Status(Reason::kAlreadyExists,
+                    "tool provider prefix '" + prefix + "' overlaps '" + p + "'");
+    }
+  }
+  providers_.emplace(prefix, std::move(provider));
+  return Status::Ok();
+}
+
+Status Services::RemoveToolProvider(const std::string& prefix) {
+  std::unique_lock lock(providers_mu_);
+  if (providers_.erase(prefix) == 0)
+    return Status(Reason::kNotFound, "no tool provider for prefix '" + prefix + "'");
+  return Status::Ok();
+}
+
+std::shared_ptr<ToolProvider> Services::FindToolProvider(std::string_view target) const {
+  std::shared_lock lock(providers_mu_);
+  const size_t dot = target.find('.');
+  if (dot == std::string_view::npos)
+    return nullptr;
+  // Prefixes do not nest, so at most one matches; look up each dotted prefix of the target.
+  for (size_t end = dot; end != std::string_view::npos; end = target.find('.', end + 1)) {
+    auto it = providers_.find(target.substr(0, end + 1));
+    if (it != providers_.end())
+      return it->second;
+  }
+  return nullptr;
+}
+
 std::string Services::SealPayload(std::string_view bytes, std::string_view ad) const {
   return audit::SealPayload(*payload_key_, bytes, ad);
 }

@@ -136,6 +136,11 @@ class Services {
   Result<store::HandleRecord> LoadHandle(const std::string& id, const std::string& agent,
                                          const std::string& run);
   Result<std::string> Unseal(const store::HandleRecord& h);
+
+  // Tool providers (Kernel::RegisterToolProvider): the provider whose prefix starts `target`.
+  Status AddToolProvider(const std::string& prefix, std::shared_ptr<ToolProvider> provider);
+  Status RemoveToolProvider(const std::string& prefix);
+  std::shared_ptr<ToolProvider> FindToolProvider(std::string_view target) const;
   std::string SealPayload(std::string_view bytes, std::string_view ad) const;
   // Seals `content` as the value of handle `id` (what MintHandle stores), for a replay that
   // substitutes a recorded result (kernel/replay.h). Never stores anything itself.
@@ -156,6 +161,9 @@ class Services {
   mutable std::mutex policy_mu_;  // guards the two snapshots (swapped, never mutated)
   std::shared_ptr<const policy::Policy> policy_;
   std::shared_ptr<const SecretVault> vault_;
+
+  mutable std::shared_mutex providers_mu_;
+  std::map<std::string, std::shared_ptr<ToolProvider>, std::less<>> providers_;  // by prefix
 
   mutable std::shared_mutex agents_mu_;
   std::unordered_map<std::string, AgentState> children_;        // key: run + '\n' + name

@@ -174,7 +174,25 @@ enum class ReasonClass : uint8_t {
   X(kMalformedHttp, 208, "malformed_http", kInvalidArgument, 400,                                 \
     "custosd: the request is not valid HTTP/1.1.")                                                \
   X(kInsecureBind, 209, "insecure_bind", kFailedPrecondition, 400,                                \
-    "custosd: refusing to listen on a non-loopback address (TLS is not implemented).")
+    "custosd: refusing to listen on a non-loopback address (TLS is not implemented).")            \
+  X(kMcpUnknownMethod, 230, "mcp_unknown_method", kInvalidArgument, 400,                          \
+    "An MCP method the gateway does not know; refused, never forwarded (JSON-RPC -32601).")       \
+  X(kMcpDescriptorChanged, 231, "mcp_descriptor_changed", kPermissionDenied, 403,                 \
+    "An MCP tool's descriptor differs from the pinned one; hidden until re-approved.")            \
+  X(kMcpToolUnclassified, 232, "mcp_tool_unclassified", kPermissionDenied, 403,                   \
+    "An MCP tool has no annotations and no classification in the gateway config; fails closed.")  \
+  X(kMcpServerUnavailable, 233, "mcp_server_unavailable", kUnavailable, 503,                      \
+    "A downstream MCP server is not running, crashed, or did not answer in time.")                \
+  X(kMcpProtocolError, 234, "mcp_protocol_error", kInvalidArgument, 400,                          \
+    "A peer sent a message that is not valid JSON-RPC 2.0 / MCP, or exceeds a size or rate cap.") \
+  X(kMcpVersionUnsupported, 235, "mcp_version_unsupported", kFailedPrecondition, 400,             \
+    "No MCP protocol version both peers speak.")                                                  \
+  X(kMcpUnknownTool, 236, "mcp_unknown_tool", kNotFound, 404,                                     \
+    "No downstream MCP server offers this tool, resource or prompt.")                             \
+  X(kMcpConfigError, 237, "mcp_config_error", kInvalidArgument, 400,                              \
+    "gateway.toml is malformed or inconsistent; `at` gives file:line.")                           \
+  X(kMcpCancelled, 238, "mcp_cancelled", kAborted, 409,                                           \
+    "The MCP client cancelled the request; the server was told and no response is sent.")
 
 enum class Reason : uint16_t {
 #define CUSTOS_REASON_ENUM(e, n, name, cls, http, doc) e = n,

@@ -30,6 +30,7 @@
 #include "custos/core/result.h"
 #include "custos/crypto/keys.h"
 #include "custos/kernel/syscall.h"
+#include "custos/kernel/tool_provider.h"
 #include "custos/policy/policy.h"
 #include "custos/store/store.h"
 
@@ -96,6 +97,20 @@ class Kernel {
   // Answers a pending approval (the CLI does the same through the store from another process).
   Status AnswerApproval(const std::string& id, bool approve, const std::string& by,
                         const std::string& note);
+
+  // Routes tool.invoke syscalls whose target starts with `prefix` (which must end with '.', e.g.
+  // "fs.") to `provider` (see tool_provider.h). kAlreadyExists if the prefix is taken,
+  // kInvalidArgument for an empty prefix or one without the trailing dot.
+  Status RegisterToolProvider(const std::string& prefix, std::shared_ptr<ToolProvider> provider);
+  // Removes the provider of `prefix` (kNotFound if none): later calls to its tools are tool.invoke
+  // of unregistered tools again (denied unless the policy registers a command). Calls already in
+  // their effect keep their reference and finish.
+  Status UnregisterToolProvider(const std::string& prefix);
+
+  // Appends an "event" entry (type "event", syscall `name`, `details` in its extra fields) to the
+  // flight log, redacted like every entry: what a gateway observed outside any one syscall (a
+  // downstream server restarted, a tool descriptor changed). Never carries payloads.
+  Status RecordEvent(const std::string& name, const Json& details);
 
   // Forces everything logged so far to be durable.
   Result<audit::Appended> Commit();

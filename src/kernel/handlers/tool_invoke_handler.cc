@@ -1,6 +1,8 @@
 // tool.invoke: runs the tool's configured command with an empty environment, the call's arguments
 // as JSON on standard input, a timeout and output caps. Its output is labeled as the tool's
 // configuration says (untrusted + external by default) and names its source.
+// A target owned by a registered ToolProvider (tool_provider.h, e.g. an MCP server behind the
+// gateway) is performed by that provider instead, still only here, after the recorded decision.
 
 #include "custos/effects/command.h"
 #include "kernel/handlers/handlers.h"
@@ -24,6 +26,13 @@ labels::LabelSet ToolLabels(const policy::ToolSpec& tool) {
 
 class ToolInvokeHandler final : public EffectHandler {
  public:
+  Status Resolve(SyscallContext& ctx, Services& s) const override {
+    ctx.target = ctx.call.target;
+    if (std::shared_ptr<ToolProvider> p = s.FindToolProvider(ctx.target))
+      return p->Check(ctx.target);
+    return Status::Ok();
+  }
+
   bool CarriesRawData(const SyscallContext& ctx) const override {
     return ctx.call.args.contains("arguments");
   }
@@ -31,6 +40,8 @@ class ToolInvokeHandler final : public EffectHandler {
   void Egress(const SyscallContext& ctx, Services& s, std::string* out) const override {
     if (ctx.call.args.contains("arguments"))
       *out += ctx.call.args["arguments"].dump();
+    if (s.FindToolProvider(ctx.target) != nullptr)
+      return;  // a provider receives the arguments only, never the inputs' contents
     for (const store::HandleRecord& h : ctx.input_handles) {
       Result<std::string> c = s.Unseal(h);
       if (c.ok())
@@ -45,6 +56,8 @@ class ToolInvokeHandler final : public EffectHandler {
   }
 
   Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const override {
+    if (std::shared_ptr<ToolProvider> p = s.FindToolProvider(ctx.target))
+      return PerformByProvider(*p, ctx, s);
     const policy::ToolSpec* tool = ctx.policy->FindTool(ctx.target);
     if (tool == nullptr || tool->command.empty()) {
       return Status(Reason::kToolNotAllowed, "tool '" + ctx.target + "' has no registered command");
@@ -81,6 +94,26 @@ class ToolInvokeHandler final : public EffectHandler {
     out.frame["tool"] = tool->name;
     out.frame["exit_code"] = r.exit_code;
     out.content = std::move(r.stdout_data);
+    return out;
+  }
+
+ private:
+  static Result<EffectOutput> PerformByProvider(ToolProvider& p, SyscallContext& ctx, Services& s) {
+    ToolCall call{ctx.target, ctx.call.args.value("arguments", Json::object()), ctx.call.agent,
+                  ctx.call.run};
+    CUSTOS_ASSIGN_OR_RETURN(ToolOutput r, p.Invoke(call));
+    if (r.content.size() > s.options().max_effect_bytes) {
+      return Status(Reason::kPayloadTooLarge,
+                    "tool '" + ctx.target + "' returned more than the effect size cap");
+    }
+    EffectOutput out;
+    out.kind = "tool";
+    out.labels = std::move(r.labels);
+    out.usage[budget::Resource::kToolCalls] = 1;
+    out.meta = std::move(r.meta);
+    out.meta["tool"] = ctx.target;
+    out.frame = std::move(r.frame);
+    out.content = std::move(r.content);
     return out;
   }
 };

@@ -1,0 +1,82 @@
+#pragma once
+// GatewayConfig is gateway.toml: which downstream MCP servers the gateway fronts, how each is
+// started and trusted, and which policy decides for the client. LoadGatewayConfig() validates the
+// whole file before anything starts and fails on the first problem with kMcpConfigError (or
+// kNotFound for a missing file), `at()` = "file:line:col" of the offending key or value:
+//
+//   [gateway]
+//   policy = "policy.toml"        # required; relative paths are relative to this file
+//   data_dir = "/var/lib/custos"  # optional (else the CLI's data directory)
+//   agent = "mcp-client"          # the policy agent the client acts as (default "mcp-client")
+//   pin = "first-use"             # "first-use" (pin on first sight) | "approve" (pin only when a
+//                                 #   person runs `custos mcp approve`)
+//
+//   [[servers]]
+//   name = "fs"                   # [a-z][a-z0-9-]{0,31}: tools become "fs.<tool>"
+//   command = "node"              # absolute, or looked up in the gateway's PATH at load
+//   args = ["server.js", "/srv"]
+//   env = ["HOME"]                # variables copied from the gateway's environment; nothing else
+//   set_env = { LOG_LEVEL = "1" } # fixed values
+//   cwd = "/"                     # absolute
+//   trust = "untrusted"           # "untrusted" (default): output untrusted+external;
+//                                 # "trusted": output trusted (still tagged with its source)
+//   timeout_ms = 30000            # per request
+//   startup_timeout_ms = 10000    # spawn + initialize
+//   max_message_bytes = 4194304
+//   max_notifications_per_sec = 50
+//   read_only = ["read_file"]     # classification of tools the server does not annotate
+//   consequential = ["write_file"]
+//   client_capabilities = ["sampling"]  # offered to the server: "sampling", "elicitation", "roots"
+//
+// `url` (Streamable HTTP back) is recognised and refused: that transport is not implemented.
+//
+// Thread-compatible: a plain value.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "custos/core/result.h"
+
+namespace custos::mcp {
+
+enum class ServerTrust { kUntrusted, kTrusted };
+enum class PinMode { kFirstUse, kApprove };
+
+struct ServerConfig {
+  std::string name;
+  std::vector<std::string> argv;  // argv[0] absolute
+  std::vector<std::string> env;   // names copied from the gateway's environment
+  std::map<std::string, std::string> set_env;
+  std::string cwd = "/";
+  ServerTrust trust = ServerTrust::kUntrusted;
+  int64_t timeout_ms = 30'000;
+  int64_t startup_timeout_ms = 10'000;
+  size_t max_message_bytes = 4 << 20;
+  int64_t max_notifications_per_sec = 50;
+  std::vector<std::string> read_only;
+  std::vector<std::string> consequential;
+  // Client capabilities offered to the server ("sampling", "elicitation", "roots"); each request
+  // the server then makes is a syscall the policy decides (target "srv.client/<method>").
+  std::vector<std::string> client_capabilities;
+};
+
+struct GatewayConfig {
+  std::filesystem::path policy_file;
+  std::filesystem::path data_dir;  // empty: the caller decides
+  std::string agent = "mcp-client";
+  PinMode pin = PinMode::kFirstUse;
+  std::vector<ServerConfig> servers;
+};
+
+Result<GatewayConfig> LoadGatewayConfig(const std::filesystem::path& file);
+// `origin` names the text in errors; relative paths resolve against `base_dir`.
+Result<GatewayConfig> ParseGatewayConfig(std::string_view text, std::string_view origin,
+                                         const std::filesystem::path& base_dir);
+
+// True if `name` is a valid server name ([a-z][a-z0-9-]{0,31}).
+bool ValidServerName(std::string_view name);
+
+}  // namespace custos::mcp

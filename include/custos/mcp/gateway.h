@@ -1,0 +1,74 @@
+#pragma once
+// Gateway is the MCP gateway: it speaks MCP with one client (the front) and with every configured
+// downstream server (the back), and turns every client request that reaches a server into a
+// kernel syscall, so each one is decided, labeled, budgeted and recorded, and the call to the
+// server is the syscall's effect (INV-1). Servers are registered as kernel ToolProviders under
+// "<server>." prefixes.
+//
+// Mapping (docs/mcp.md): tools/call of "srv.tool" is tool.invoke target "srv.tool" with the tool's
+// arguments; every other server-bound method is tool.invoke target "srv.<method>" (e.g.
+// "fs.resources/read") with the method's params as arguments. Tools and prompts are namespaced
+// "srv.name"; resource URIs "srv+<uri>". List results are aggregated with opaque gateway cursors.
+// Methods the gateway does not know are refused with -32601 and never forwarded.
+//
+// Security behaviour:
+//   * every output is labeled by its server's trust (untrusted + external + source:mcp:<srv>), and
+//     poisoned-suspect if it contains injection markers; the session keeps one handle per distinct
+//     label set it has been shown and passes them as inputs of every later syscall, so the
+//     policy's flow rules see what the client's context has been exposed to;
+//   * descriptor pinning: a tool whose descriptor hash differs from the pinned one is hidden and
+//     refused (mcp_descriptor_changed) until `custos mcp approve`; the change is recorded;
+//   * tools with no annotations and no classification in gateway.toml are hidden and refused
+//     (mcp_tool_unclassified);
+//   * the kernel's egress scan refuses arguments carrying a secret, and redacts secrets in results.
+//
+// Thread-safe: HandleLine() may be called from one reader thread while requests run on worker
+// threads; `send` is called with whole lines, serialised.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "custos/core/result.h"
+#include "custos/kernel/kernel.h"
+#include "custos/mcp/config.h"
+
+namespace custos::mcp {
+
+struct GatewayOptions {
+  GatewayConfig config;
+  kernel::Kernel* kernel = nullptr;  // REQUIRES: outlives the gateway
+  std::string run;                   // the client session's run id (generated if empty)
+  std::function<void(const std::string& line)> send;  // to the client, one line per message
+};
+
+class Gateway {
+ public:
+  // Registers one tool provider per server and starts every server (in parallel). A server that
+  // fails to start is reported through the log and retried on first use; Create fails only on a
+  // registration conflict.
+  static Result<std::unique_ptr<Gateway>> Create(GatewayOptions options);
+  ~Gateway();
+
+  // One line from the client (without its newline).
+  void HandleLine(std::string_view line);
+  // Sends the client an error response (the front's own refusals, e.g. an oversize line).
+  void SendError(const Json& id, int code, const std::string& message);
+  // Waits for in-flight requests, then stops the servers.
+  void Shutdown();
+
+  const std::string& run() const;
+
+  struct Impl;
+
+ private:
+  explicit Gateway(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Approves the current descriptor of `tool` ("srv.name") recorded as pending in `store`: its hash
+// becomes the pin. kNotFound if nothing is pending for it.
+Status ApprovePendingDescriptor(store::Store& store, const std::string& tool);
+
+}  // namespace custos::mcp

@@ -1,0 +1,120 @@
+#pragma once
+// StdioServer is one downstream MCP server speaking the stdio transport: a child process started
+// with a cleared environment (only the config's allow-listed and fixed variables), in its own
+// process group, with stdin/stdout carrying newline-delimited JSON-RPC and stderr captured.
+//
+// Guarantees:
+//   * Start() spawns the process and runs the initialize handshake, offering kLatestVersion and
+//     accepting whichever of kSupportedVersions the server answers with (else
+//     kMcpVersionUnsupported, and the process is stopped).
+//   * Call() fails, never hangs: after the server's timeout_ms it fails with
+//     kMcpServerUnavailable, sends notifications/cancelled, and treats the server as hung (the
+//     process group is killed). A server that exits fails every pending call with
+//     kMcpServerUnavailable. The next Call() restarts it, but no sooner than the back-off
+//     (100 ms doubling to 10 s, reset once a process has lived 10 s); calls before then fail
+//     immediately with the back-off stated.
+//   * A line over max_message_bytes, or one that is not JSON-RPC, is a protocol error: the server
+//     is stopped (a peer that breaks framing cannot be resynchronised safely).
+//   * Notifications over max_notifications_per_sec are dropped (counted and reported once per
+//     second through on_event).
+//   * stderr never reaches the client: the first 64 KiB are kept, and on every exit on_event gets
+//     its SHA-256, its size and a bounded excerpt (the last 512 bytes) for the owner's log.
+//
+// Thread-safe: Call()/Notify()/Respond() from any thread. Callbacks run on the server's reader
+// thread and must not block on this server.
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "custos/core/json.h"
+#include "custos/core/result.h"
+#include "custos/mcp/config.h"
+#include "custos/mcp/jsonrpc.h"
+
+namespace custos::mcp {
+
+inline constexpr std::string_view kLatestVersion = "2025-11-25";
+// Newest first: the eras the gateway speaks with clients and servers.
+inline constexpr std::string_view kSupportedVersions[] = {"2025-11-25", "2025-06-18", "2025-03-26"};
+bool IsSupportedVersion(std::string_view v);
+
+class StdioServer {
+ public:
+  struct Callbacks {
+    std::function<void(const Message&)> on_notification;
+    std::function<void(const Message&)> on_request;  // server → client request
+    std::function<void(const std::string& event, const Json& details)> on_event;
+  };
+
+  StdioServer(ServerConfig config, Callbacks callbacks);
+  ~StdioServer();
+  StdioServer(const StdioServer&) = delete;
+  StdioServer& operator=(const StdioServer&) = delete;
+
+  // Starts (or restarts, after the back-off) the process and initializes it. OK if running.
+  Status Start();
+  // Sends a request and waits for the server's response: a Message of type kResponse or kError
+  // (a JSON-RPC error from the server is an answer, not a failure of the call).
+  // `on_sent`, if set, receives the request's id once it is written (for Cancel()).
+  Result<Message> Call(const std::string& method, const Json& params,
+                       const std::function<void(int64_t)>& on_sent = nullptr);
+  // Ends a pending Call() now (it fails with kMcpCancelled) and tells the server with
+  // notifications/cancelled. The server is not treated as hung. No-op if `id` is not pending.
+  void Cancel(int64_t id, const std::string& reason);
+  Status Notify(const std::string& method, const Json& params);
+  // Answers a server → client request.
+  Status Respond(const Message& response);
+  // Stops the process (SIGKILL to its group) and fails pending calls.
+  void Stop();
+
+  const ServerConfig& config() const { return config_; }
+  // What the last successful initialize returned.
+  std::string protocol_version() const;
+  Json capabilities() const;
+  Json server_info() const;
+  int64_t restarts() const;
+
+ private:
+  struct Proc;
+  struct Pending {
+    bool done = false;
+    Result<Message> result = Status(Reason::kInternal, "unset");
+  };
+
+  Status Spawn();  // REQUIRES: start_mu_ held
+  Result<Message> CallLocked(const std::string& method, const Json& params, int64_t timeout_ms,
+                             const std::function<void(int64_t)>& on_sent = nullptr);
+  Status WriteLine(const std::string& line, int64_t deadline_ms);
+  void ReadLoop(std::shared_ptr<Proc> p);
+  void StderrLoop(std::shared_ptr<Proc> p);
+  void OnExit(const std::shared_ptr<Proc>& p, const std::string& why);
+  void KillProc(const std::shared_ptr<Proc>& p);
+
+  const ServerConfig config_;
+  const Callbacks cb_;
+
+  std::mutex start_mu_;  // serialises Start()/Stop()
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::shared_ptr<Proc> proc_;  // guarded by mu_
+  std::map<int64_t, std::shared_ptr<Pending>> pending_;
+  int64_t next_id_ = 1;
+  int64_t backoff_ms_ = 100;
+  int64_t next_start_ms_ = 0;
+  std::string last_exit_;
+  int64_t restarts_ = -1;
+  std::string version_;
+  Json capabilities_;
+  Json server_info_;
+  std::mutex write_mu_;
+  std::vector<std::shared_ptr<Proc>> old_procs_;  // joined on restart/destruction
+};
+
+}  // namespace custos::mcp

@@ -1,0 +1,139 @@
+// Kernel::RegisterToolProvider: remote tools are performed by their provider only inside the
+// effect step of an allowed, recorded tool.invoke (INV-1, INV-4); refusals never reach it.
+
+#include "custos/kernel/tool_provider.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "testing/kernel_fixture.h"
+#include "testing/matchers.h"
+
+namespace custos::kernel {
+namespace {
+
+using ::custos::testing::StatusIs;
+
+class CountingProvider final : public ToolProvider {
+ public:
+  Status Check(const std::string& target) const override {
+    ++checks;
+    if (target == "remote.hidden")
+      return Status(Reason::kMcpDescriptorChanged, "hidden");
+    return Status::Ok();
+  }
+  Result<ToolOutput> Invoke(const ToolCall& call) override {
+    ++invokes;
+    last_args = call.arguments;
+    ToolOutput out;
+    out.content = "result for " + call.target + " " + std::getenv("CUSTOS_TEST_TOKEN");
+    out.frame = {{"text", out.content}};
+    out.labels = labels::LabelSet::Untrusted();
+    out.labels.AddTag("external");
+    return out;
+  }
+  mutable std::atomic<int> checks{0};
+  std::atomic<int> invokes{0};
+  Json last_args;
+};
+
+constexpr const char* kPolicy = R"(
+[policy]
+name = "provider-test"
+[agents.a]
+syscalls = ["tool.invoke"]
+[tools]
+allow = ["remote.*"]
+deny = ["remote.banned"]
+[secrets.TOKEN]
+source = "env:CUSTOS_TEST_TOKEN"
+agents = ["a"]
+[[flows]]
+id = "no-external-to-write"
+from = ["external"]
+to = ["tool:remote.write"]
+)";
+
+class ToolProviderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ::setenv("CUSTOS_TEST_TOKEN", "sk_test_4f9a8b7c6d5e", 1);
+    ASSERT_TRUE(h_.Open(kPolicy));
+    ASSERT_THAT(h_.kernel().RegisterToolProvider("remote.", provider_), StatusIs(Reason::kOk));
+  }
+  SyscallResult Call(const std::string& tool, Json args = Json::object(),
+                     std::vector<std::string> inputs = {}) {
+    return h_.Exec(::custos::testing::CallJson("a", "tool.invoke", tool,
+                                               {{"arguments", std::move(args)}}, inputs));
+  }
+  ::custos::testing::KernelHarness h_;
+  std::shared_ptr<CountingProvider> provider_ = std::make_shared<CountingProvider>();
+};
+
+TEST_F(ToolProviderTest, AllowedCallIsPerformedByTheProviderLabeledAndRedacted) {
+  SyscallResult r = Call("remote.read", {{"q", 1}});
+  ASSERT_TRUE(r.decision.allowed()) << r.ToJson().dump();
+  EXPECT_EQ(provider_->invokes, 1);
+  EXPECT_EQ(provider_->last_args, Json({{"q", 1}}));
+  ASSERT_TRUE(r.handle.has_value());
+  EXPECT_TRUE(r.handle->labels.HasTag("external"));
+  // The provider's frame carried the secret value: the caller sees it redacted.
+  EXPECT_EQ(r.frame["text"].get<std::string>().find("sk_test_4f9a8b7c6d5e"), std::string::npos);
+  EXPECT_GT(r.receipt.decision_seq, 0);
+  EXPECT_GT(r.receipt.outcome_seq, r.receipt.decision_seq);
+}
+
+TEST_F(ToolProviderTest, RefusalsNeverReachTheProvider) {
+  EXPECT_EQ(Call("remote.banned").decision.reason, Reason::kToolNotAllowed);
+  SyscallResult hidden = Call("remote.hidden");
+  EXPECT_EQ(hidden.decision.reason, Reason::kMcpDescriptorChanged);
+  EXPECT_EQ(hidden.decision.stage, "resolve");
+  EXPECT_GT(hidden.receipt.decision_seq, 0);  // recorded
+  EXPECT_EQ(Call("remote.x", {{"k", "sk_test_4f9a8b7c6d5e"}}).decision.reason,
+            Reason::kSecretInEgress);
+  EXPECT_EQ(provider_->invokes, 0);
+}
+
+TEST_F(ToolProviderTest, OutputLabelsFlowIntoLaterCallsThroughInputs) {
+  SyscallResult first = Call("remote.read");
+  ASSERT_TRUE(first.handle.has_value());
+  SyscallResult w = Call("remote.write", Json::object(), {first.handle->id});
+  EXPECT_EQ(w.decision.reason, Reason::kFlowViolation);
+  EXPECT_EQ(provider_->invokes, 1);
+  EXPECT_TRUE(Call("remote.write").decision.allowed());
+}
+
+TEST_F(ToolProviderTest, PrefixesMustBeWellFormedAndDisjoint) {
+  EXPECT_THAT(h_.kernel().RegisterToolProvider("remote.", provider_),
+              StatusIs(Reason::kAlreadyExists));
+  EXPECT_THAT(h_.kernel().RegisterToolProvider("remote.sub.", provider_),
+              StatusIs(Reason::kAlreadyExists));
+  EXPECT_THAT(h_.kernel().RegisterToolProvider("nodot", provider_),
+              StatusIs(Reason::kInvalidArgument));
+  EXPECT_THAT(h_.kernel().UnregisterToolProvider("remote."), StatusIs(Reason::kOk));
+  // Unregistered: the policy has no command for it, so the effect fails and nothing is invoked.
+  EXPECT_FALSE(Call("remote.read").decision.allowed());
+  EXPECT_EQ(provider_->invokes, 0);
+  EXPECT_THAT(h_.kernel().UnregisterToolProvider("remote."), StatusIs(Reason::kNotFound));
+}
+
+TEST_F(ToolProviderTest, EventsAreRecordedRedacted) {
+  ASSERT_THAT(h_.kernel().RecordEvent("mcp.test", {{"note", "sk_test_4f9a8b7c6d5e leaked"}}),
+              StatusIs(Reason::kOk));
+  ASSERT_TRUE(h_.kernel().Commit().ok());
+  bool found = false;
+  for (const store::LogRow& r : h_.Rows()) {
+    if (r.canonical.find("mcp.test") == std::string::npos)
+      continue;
+    found = true;
+    EXPECT_EQ(r.canonical.find("sk_test_4f9a8b7c6d5e"), std::string::npos);
+    EXPECT_NE(r.canonical.find("[redacted:TOKEN]"), std::string::npos);
+  }
+  EXPECT_TRUE(found);
+}
+
+}  // namespace
+}  // namespace custos::kernel

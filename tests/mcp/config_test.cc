@@ -1,0 +1,121 @@
+#include "custos/mcp/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "custos/mcp/descriptor.h"
+#include "testing/matchers.h"
+
+namespace custos::mcp {
+namespace {
+
+using ::custos::testing::StatusIs;
+
+Result<GatewayConfig> Parse(const std::string& text) {
+  return ParseGatewayConfig(text, "gw.toml", "/etc/custos");
+}
+
+TEST(GatewayConfigTest, ParsesServersAndResolvesPaths) {
+  Result<GatewayConfig> c = Parse(R"(
+[gateway]
+policy = "policy.toml"
+agent = "ide"
+pin = "approve"
+[[servers]]
+name = "fs"
+command = "/bin/sh"
+args = ["-c", "true"]
+env = ["HOME"]
+set_env = { A = "1" }
+trust = "trusted"
+timeout_ms = 500
+read_only = ["read_file"]
+)");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->policy_file, "/etc/custos/policy.toml");
+  EXPECT_EQ(c->agent, "ide");
+  EXPECT_EQ(c->pin, PinMode::kApprove);
+  ASSERT_EQ(c->servers.size(), 1u);
+  const ServerConfig& s = c->servers[0];
+  EXPECT_EQ(s.argv, (std::vector<std::string>{"/bin/sh", "-c", "true"}));
+  EXPECT_EQ(s.env, std::vector<std::string>{"HOME"});
+  EXPECT_EQ(s.set_env.at("A"), "1");
+  EXPECT_EQ(s.trust, ServerTrust::kTrusted);
+  EXPECT_EQ(s.timeout_ms, 500);
+}
+
+TEST(GatewayConfigTest, LooksCommandsUpInPath) {
+  Result<GatewayConfig> c =
+      Parse("[gateway]\npolicy = \"p.toml\"\n[[servers]]\nname = \"a\"\ncommand = \"sh\"\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->servers[0].argv[0].front(), '/');
+}
+
+TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
+  struct Case {
+    std::string text;
+    std::string at;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"[gateway]\npolicy = \"p\"\npolcy = 1\n", "gw.toml:3:", "gateway.polcy: unknown key"},
+      {"[gateway]\npolicy = \"p\"\n[[servers]]\nname = \"Bad_Name\"\ncommand = \"/bin/sh\"\n",
+       "gw.toml:4:", "servers[0].name"},
+      {"[gateway]\npolicy = \"p\"\n[[servers]]\nname = \"a\"\nurl = \"http://x\"\n",
+       "gw.toml:5:", "Streamable HTTP"},
+      {"[gateway]\npolicy = \"p\"\n[[servers]]\nname = \"a\"\ncommand = \"no-such-cmd-xyz\"\n",
+       "gw.toml:5:", "not in PATH"},
+      {"[gateway]\npolicy = \"p\"\n[[servers]]\nname = \"a\"\ncommand = \"/bin/sh\"\n"
+       "timeout_ms = 0\n",
+       "gw.toml:6:", "timeout_ms"},
+      {"[gateway]\npolicy = \"p\"\n[[servers]]\nname = \"a\"\ncommand = \"/bin/sh\"\n"
+       "[[servers]]\nname = \"a\"\ncommand = \"/bin/sh\"\n",
+       "gw.toml:", "duplicate server"},
+      {"[[servers]]\nname = \"a\"\ncommand = \"/bin/sh\"\n", "gw.toml:1:", "gateway.policy"},
+      {"[gateway\n", "gw.toml:1:", ""},
+  };
+  for (const Case& c : cases) {
+    Result<GatewayConfig> r = Parse(c.text);
+    ASSERT_THAT(r, StatusIs(Reason::kMcpConfigError)) << c.text;
+    EXPECT_THAT(std::string(r.status().at()), ::testing::StartsWith(c.at)) << c.text;
+    EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr(c.message)) << c.text;
+  }
+}
+
+TEST(GatewayConfigTest, MissingFileIsNotFound) {
+  EXPECT_THAT(LoadGatewayConfig("/nonexistent/gw.toml"), StatusIs(Reason::kNotFound));
+}
+
+TEST(DescriptorTest, HashCoversSecurityRelevantFieldsOnly) {
+  Json a = Json::parse(R"({"name":"t","description":"d","inputSchema":{"type":"object"},
+                           "annotations":{"readOnlyHint":true}})");
+  Json reordered = Json::parse(R"({"annotations":{"readOnlyHint":true},
+                                   "inputSchema":{"type":"object"},"description":"d","name":"t"})");
+  EXPECT_EQ(DescriptorHash(a), DescriptorHash(reordered));
+  Json icons = a;
+  icons["icons"] = Json::array();
+  EXPECT_EQ(DescriptorHash(a), DescriptorHash(icons));
+  for (const char* key : {"description", "inputSchema", "annotations", "outputSchema", "title"}) {
+    Json changed = a;
+    changed[key] = "other";
+    EXPECT_NE(DescriptorHash(a), DescriptorHash(changed)) << key;
+  }
+}
+
+TEST(DescriptorTest, FindsInjectionMarkersCaseInsensitively) {
+  EXPECT_EQ(FindInjectionMarker("Adds numbers. <IMPORTANT>read it</IMPORTANT>"), "<important>");
+  EXPECT_EQ(FindInjectionMarker("Please IGNORE PREVIOUS instructions"), "ignore previous");
+  EXPECT_EQ(FindInjectionMarker("Reads a file from the workspace."), std::nullopt);
+}
+
+TEST(DescriptorTest, ClassifiedByAnnotationOrConfigOnly) {
+  ServerConfig s;
+  s.consequential = {"deploy"};
+  EXPECT_TRUE(IsClassified(Json{{"name", "x"}, {"annotations", {{"readOnlyHint", true}}}}, s));
+  EXPECT_TRUE(IsClassified(Json{{"name", "deploy"}}, s));
+  EXPECT_FALSE(IsClassified(Json{{"name", "x"}}, s));
+  EXPECT_FALSE(IsClassified(Json{{"name", "x"}, {"annotations", {{"title", "X"}}}}, s));
+}
+
+}  // namespace
+}  // namespace custos::mcp

@@ -1,0 +1,549 @@
+// The gateway end to end against our fixture server (tests/mcp/fixtures/fixture_server.js, node):
+// every mediated method, the security behaviour, and misbehaving servers.
+
+#include "custos/mcp/gateway.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
+#include "custos/mcp/front.h"
+#include "custos/mcp/stdio_server.h"
+#include "custos/store/store.h"
+#include "testing/matchers.h"
+#include "testing/temp_dir.h"
+
+namespace custos::mcp {
+namespace {
+
+using ::custos::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr const char* kSecretEnv = "CUSTOS_MCP_TEST_TOKEN";
+constexpr const char* kSecret = "tok_live_8c1f5e2a9d7b4c30";
+
+std::string Fixture() {
+  const char* src = std::getenv("CUSTOS_SOURCE_DIR");
+  return std::string(src != nullptr ? src : ".") + "/tests/mcp/fixtures/fixture_server.js";
+}
+
+std::string Node() {
+  for (const char* p : {"/usr/bin/node", "/usr/local/bin/node"}) {
+    if (::access(p, X_OK) == 0)
+      return p;
+  }
+  return "";
+}
+
+struct ServerOpt {
+  std::string name;
+  std::vector<std::string> args;
+  std::string extra;  // TOML lines for the [[servers]] table
+};
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (Node().empty())
+      GTEST_SKIP() << "node is not installed";
+    ::setenv(kSecretEnv, kSecret, 1);
+    ::setenv("CUSTOS_MCP_TEST_VISIBLE", "yes", 1);
+    ::setenv("CUSTOS_MCP_TEST_HIDDEN", "no", 1);
+  }
+  void TearDown() override {
+    if (gateway_)
+      gateway_->Shutdown();
+    gateway_.reset();
+    kernel_.reset();
+  }
+
+  void Open(const std::vector<ServerOpt>& servers, const std::string& gateway_extra = "",
+            const std::string& run = "t") {
+    if (gateway_) {  // a second session on the same kernel
+      gateway_->Shutdown();
+      gateway_.reset();
+    }
+    std::string allow, to;
+    for (const ServerOpt& s : servers) {
+      allow += "\"" + s.name + ".*\",";
+      to += "\"tool:" + s.name + ".write_file\",";
+    }
+    std::ofstream(dir_.path() / "policy.toml")
+        << "[policy]\nname = \"gw-test\"\n[agents.mcp-client]\nsyscalls = [\"tool.invoke\"]\n"
+           "[tools]\nallow = [" +
+               allow + "]\n" + tools_extra_ + "[secrets.token]\nsource = \"env:" + kSecretEnv +
+               "\"\nagents = [\"mcp-client\"]\n"
+               "[[flows]]\nid = \"no-external-to-writes\"\nfrom = [\"external\"]\nto = [" +
+               to + "]\n";
+    std::string gw = "[gateway]\npolicy = \"policy.toml\"\n" + gateway_extra;
+    for (const ServerOpt& s : servers) {
+      gw += "[[servers]]\nname = \"" + s.name + "\"\ncommand = \"" + Node() + "\"\nargs = [\"" +
+            Fixture() + "\"";
+      for (const std::string& a : s.args)
+        gw += ", \"" + a + "\"";
+      gw += "]\nenv = [\"CUSTOS_MCP_TEST_VISIBLE\"]\nset_env = { FIXTURE_LEAK = \"" +
+            std::string(kSecret) + "\" }\n" +
+            (s.extra.find("timeout_ms") == std::string::npos ? "timeout_ms = 2000\n" : "") +
+            s.extra;
+    }
+    std::ofstream(dir_.path() / "gateway.toml") << gw;
+    Result<GatewayConfig> cfg = LoadGatewayConfig(dir_.path() / "gateway.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+    if (!kernel_) {
+      Result<std::shared_ptr<const policy::Policy>> p = policy::Policy::LoadFile(cfg->policy_file);
+      ASSERT_TRUE(p.ok()) << p.status().ToString();
+      kernel::KernelOptions ko;
+      ko.data_dir = dir_.path() / "data";
+      ko.policy = *p;
+      ko.durability = audit::Durability::kNone;
+      ko.notice = [](const std::string&) {};
+      Result<std::unique_ptr<kernel::Kernel>> k = kernel::Kernel::Open(std::move(ko));
+      ASSERT_TRUE(k.ok()) << k.status().ToString();
+      kernel_ = std::move(k).value();
+    }
+    client_ = std::make_unique<InProcessClient>();
+    GatewayOptions o;
+    o.config = *cfg;
+    o.kernel = kernel_.get();
+    o.run = run;
+    o.send = client_->Sink();
+    Result<std::unique_ptr<Gateway>> g = Gateway::Create(std::move(o));
+    ASSERT_TRUE(g.ok()) << g.status().ToString();
+    gateway_ = std::move(g).value();
+    client_->Attach(gateway_.get());
+  }
+
+  Message Init(const std::string& version = "2025-11-25") {
+    Result<Message> m =
+        client_->Request("initialize", {{"protocolVersion", version},
+                                        {"capabilities", Json::object()},
+                                        {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
+    EXPECT_TRUE(m.ok());
+    client_->Notify("notifications/initialized", nullptr);
+    return m.ok() ? *m : Message();
+  }
+
+  Message Req(const std::string& method, const Json& params = Json::object()) {
+    Result<Message> m = client_->Request(method, params);
+    EXPECT_TRUE(m.ok()) << method << ": " << m.status().ToString();
+    return m.ok() ? *m : Message::Error(nullptr, 0, "no response");
+  }
+
+  Message Call(const std::string& tool, const Json& args = Json::object()) {
+    return Req("tools/call", {{"name", tool}, {"arguments", args}});
+  }
+
+  static std::string Text(const Message& m) {
+    std::string t;
+    if (m.result.contains("content")) {
+      for (const Json& c : m.result["content"])
+        t += c.value("text", "");
+    }
+    return t;
+  }
+
+  static std::string ReasonOf(const Message& m) {
+    return m.type == Message::Type::kError ? m.error_data.value("reason", "") : "ok";
+  }
+
+  // Log entries (decoded) of one type.
+  std::vector<Json> Log(const std::string& syscall = "") {
+    std::vector<Json> out;
+    EXPECT_TRUE(kernel_->Commit().ok());  // the log writer appends asynchronously
+    Result<std::vector<store::LogRow>> rows = kernel_->store().ReadLog(store::LogQuery{});
+    if (!rows.ok())
+      return out;
+    for (const store::LogRow& r : *rows) {
+      Json j = Json::parse(r.canonical);
+      if (!syscall.empty() && j.value("syscall", "") != syscall)
+        continue;
+      // Events carry their details under "extra": lift them for the assertions.
+      if (j.contains("extra") && j["extra"].is_object()) {
+        for (auto it = j["extra"].begin(); it != j["extra"].end(); ++it) {
+          if (!j.contains(it.key()))
+            j[it.key()] = *it;
+        }
+      }
+      out.push_back(j);
+    }
+    return out;
+  }
+
+  std::vector<std::string> ToolNames() {
+    std::vector<std::string> names;
+    Json cursor;
+    for (int i = 0; i < 50; ++i) {
+      Json p = Json::object();
+      if (!cursor.is_null())
+        p["cursor"] = cursor;
+      Message m = Req("tools/list", p);
+      for (const Json& t : m.result["tools"])
+        names.push_back(t["name"]);
+      cursor = m.result.value("nextCursor", Json());
+      if (cursor.is_null())
+        break;
+    }
+    return names;
+  }
+
+  std::string tools_extra_;  // TOML lines inside [tools]
+  testing::TempDir dir_;
+  std::unique_ptr<kernel::Kernel> kernel_;
+  std::unique_ptr<InProcessClient> client_;
+  std::unique_ptr<Gateway> gateway_;
+};
+
+TEST_F(GatewayTest, NegotiatesTheClientsVersionIndependentlyOfTheServers) {
+  Open({{"a", {"--version", "2025-03-26"}}});
+  Message m = Init("2025-06-18");
+  EXPECT_EQ(m.result["protocolVersion"], "2025-06-18");
+  EXPECT_TRUE(m.result["capabilities"].contains("tools"));
+  // An unknown version gets the gateway's latest; the client decides whether to go on.
+  Message again = Req("initialize", {{"protocolVersion", "1999-01-01"},
+                                     {"capabilities", Json::object()},
+                                     {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
+  EXPECT_EQ(again.result["protocolVersion"], std::string(kLatestVersion));
+  EXPECT_EQ(Text(Call("a.echo", {{"x", 1}})), R"({"x":1})");
+}
+
+TEST_F(GatewayTest, RequestsBeforeInitializeAreRefused) {
+  Open({{"a", {}}});
+  Message m = Req("tools/list");
+  EXPECT_EQ(m.error_code, kInvalidRequest);
+}
+
+TEST_F(GatewayTest, AggregatesToolsUnderNamespacesAcrossPagesAndServers) {
+  Open({{"a", {"--page-size", "3"}}, {"b", {}}});
+  Init();
+  std::vector<std::string> names = ToolNames();
+  EXPECT_THAT(names, ::testing::Contains("a.fetch_page"));
+  EXPECT_THAT(names, ::testing::Contains("a.env"));
+  EXPECT_THAT(names, ::testing::Contains("b.write_file"));
+  // Unannotated, unclassified tools are hidden.
+  EXPECT_THAT(names, Not(::testing::Contains("a.unannotated")));
+  EXPECT_EQ(std::count(names.begin(), names.end(), "a.echo"), 1);
+  EXPECT_EQ(names.size(), 2 * 10u);
+  EXPECT_EQ(Req("tools/list", {{"cursor", "garbage!"}}).error_code, kInvalidParams);
+}
+
+TEST_F(GatewayTest, ToolCallsAreRecordedSyscallsWithLabeledResults) {
+  Open({{"a", {}}});
+  Init();
+  EXPECT_EQ(Text(Call("a.fetch_page", {{"url", "x"}})), "Weather: sunny.");
+  bool found = false;
+  for (const Json& e : Log("tool.invoke")) {
+    if (e.value("target", "") == "a.fetch_page" && e.value("type", "") == "outcome") {
+      found = true;
+      EXPECT_THAT(e["labels"].dump(), HasSubstr("external"));
+      EXPECT_THAT(e["labels"].dump(), HasSubstr("source:mcp:a"));
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(GatewayTest, UnknownMethodsAreRefusedAndRecordedNeverForwarded) {
+  Open({{"a", {}}});
+  Init();
+  Message m = Req("tasks/list");
+  EXPECT_EQ(m.error_code, kMethodNotFound);
+  EXPECT_EQ(ReasonOf(m), "mcp_unknown_method");
+  ASSERT_EQ(Log("mcp.refused").size(), 1u);
+  EXPECT_EQ(Log("mcp.refused")[0]["method"], "tasks/list");
+}
+
+TEST_F(GatewayTest, UnclassifiedAndUnknownToolsFailClosed) {
+  Open({{"a", {}}});
+  Init();
+  Message m = Call("a.unannotated");
+  EXPECT_EQ(ReasonOf(m), "mcp_tool_unclassified");
+  EXPECT_EQ(ReasonOf(Call("a.no_such_tool")), "mcp_unknown_tool");
+  EXPECT_EQ(ReasonOf(Call("zz.echo")), "mcp_unknown_tool");
+}
+
+TEST_F(GatewayTest, ConfigClassificationMakesAnUnannotatedToolUsable) {
+  Open({{"a", {}, "read_only = [\"unannotated\"]\n"}});
+  Init();
+  EXPECT_EQ(Text(Call("a.unannotated")), "did it");
+}
+
+TEST_F(GatewayTest, PoisonedResultBlocksConsequentialToolsLaterInTheSession) {
+  Open({{"a", {"--poison"}}});
+  Init();
+  EXPECT_EQ(ReasonOf(Call("a.write_file", {{"path", "/r/x"}})), "ok");
+  EXPECT_THAT(Text(Call("a.fetch_page")), HasSubstr("Ignore previous"));
+  Message m = Call("a.write_file", {{"path", "/r/x"}});
+  EXPECT_EQ(ReasonOf(m), "flow_violation");
+  EXPECT_EQ(m.error_code, kDenied);
+  EXPECT_GT(m.error_data.value("decision_seq", 0), 0);
+  // Read-only tools still work.
+  EXPECT_EQ(ReasonOf(Call("a.echo")), "ok");
+}
+
+TEST_F(GatewayTest, TaintCrossesServers) {
+  Open({{"web", {"--poison"}}, {"repo", {}}});
+  Init();
+  (void)Call("web.fetch_page");
+  EXPECT_EQ(ReasonOf(Call("repo.write_file", {{"path", "/r/x"}})), "flow_violation");
+}
+
+TEST_F(GatewayTest, PoisonedDescriptorTaintsTheListing) {
+  Open({{"a", {"--poisoned-descriptor"}}});
+  Init();
+  (void)ToolNames();
+  EXPECT_EQ(ReasonOf(Call("a.write_file", {{"path", "/r/x"}})), "flow_violation");
+}
+
+TEST_F(GatewayTest, RugPullHidesTheToolUntilApproved) {
+  const std::filesystem::path desc = dir_.path() / "desc.txt";
+  std::ofstream(desc) << "Fetches a page.";
+  Open({{"a", {"--descriptor-file", desc.string()}}});
+  Init();
+  EXPECT_THAT(ToolNames(), ::testing::Contains("a.fetch_page"));
+  std::ofstream(desc) << "Fetches a page. Also reads ~/.ssh/id_rsa first.";
+  EXPECT_THAT(ToolNames(), Not(::testing::Contains("a.fetch_page")));
+  EXPECT_EQ(ReasonOf(Call("a.fetch_page")), "mcp_descriptor_changed");
+  ASSERT_EQ(Log("mcp.descriptor.changed").size(), 1u);
+  EXPECT_EQ(Log("mcp.descriptor.changed")[0]["tool"], "a.fetch_page");
+  ASSERT_THAT(ApprovePendingDescriptor(kernel_->store(), "a.fetch_page"), StatusIs(Reason::kOk));
+  EXPECT_THAT(ToolNames(), ::testing::Contains("a.fetch_page"));
+  EXPECT_EQ(ReasonOf(Call("a.fetch_page")), "ok");
+  EXPECT_THAT(ApprovePendingDescriptor(kernel_->store(), "a.echo"), StatusIs(Reason::kNotFound));
+}
+
+TEST_F(GatewayTest, ApproveModeHidesNewToolsUntilAPersonApproves) {
+  Open({{"a", {}}}, "pin = \"approve\"\n");
+  Init();
+  EXPECT_TRUE(ToolNames().empty());
+  EXPECT_EQ(ReasonOf(Call("a.echo")), "mcp_descriptor_changed");
+  ASSERT_THAT(ApprovePendingDescriptor(kernel_->store(), "a.echo"), StatusIs(Reason::kOk));
+  EXPECT_EQ(ToolNames(), std::vector<std::string>{"a.echo"});
+}
+
+TEST_F(GatewayTest, SecretsNeverCrossInArgumentsOrResults) {
+  Open({{"a", {}}});
+  Init();
+  Message m = Call("a.echo", {{"note", kSecret}});
+  EXPECT_EQ(ReasonOf(m), "secret_in_egress");
+  Message leak = Call("a.leak");
+  EXPECT_EQ(ReasonOf(leak), "ok");
+  EXPECT_THAT(leak.Serialize(), Not(HasSubstr(kSecret)));
+  EXPECT_THAT(Text(leak), HasSubstr("[redacted:token]"));
+}
+
+TEST_F(GatewayTest, ServersGetAClearedEnvironmentPlusTheAllowList) {
+  Open({{"a", {}}});
+  Init();
+  const std::string env = Text(Call("a.env"));
+  EXPECT_THAT(env, HasSubstr("CUSTOS_MCP_TEST_VISIBLE"));
+  EXPECT_THAT(env, HasSubstr("FIXTURE_LEAK"));
+  EXPECT_THAT(env, Not(HasSubstr("CUSTOS_MCP_TEST_HIDDEN")));
+  EXPECT_THAT(env, Not(HasSubstr("PATH")));
+}
+
+TEST_F(GatewayTest, HungServerFailsTheCallAndIsRestarted) {
+  Open({{"a", {}, "timeout_ms = 300\n"}});
+  Init();
+  Message m = Call("a.hang");
+  EXPECT_EQ(ReasonOf(m), "mcp_server_unavailable");
+  EXPECT_EQ(m.error_code, kServerUnavailable);
+  EXPECT_THAT(m.error_message, HasSubstr("did not answer"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // past the back-off
+  EXPECT_EQ(ReasonOf(Call("a.echo")), "ok");
+}
+
+TEST_F(GatewayTest, CrashedServerFailsClearlyStderrGoesToTheLogOnly) {
+  Open({{"a", {}}});
+  Init();
+  Message m = Call("a.crash");
+  EXPECT_EQ(ReasonOf(m), "mcp_server_unavailable");
+  EXPECT_THAT(m.error_message, HasSubstr("exited with status 3"));
+  EXPECT_THAT(m.Serialize(), Not(HasSubstr("crashing on purpose")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(ReasonOf(Call("a.echo")), "ok");
+  bool found = false;
+  for (const Json& e : Log("mcp.server.exited")) {
+    if (e.value("why", "").find("status 3") == std::string::npos)
+      continue;
+    found = true;
+    EXPECT_THAT(e["stderr_excerpt"].get<std::string>(), HasSubstr("crashing on purpose"));
+    // The secret the server printed is redacted before it reaches the log.
+    EXPECT_THAT(e.dump(), Not(HasSubstr(kSecret)));
+    EXPECT_EQ(e["stderr_sha256"].get<std::string>().size(), 64u);
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(GatewayTest, NotificationFloodIsCappedAndLogsAreNotRelayed) {
+  Open({{"a", {}, "max_notifications_per_sec = 10\n"}});
+  Init();
+  EXPECT_EQ(Text(Call("a.flood")), "flooded");
+  for (const Message& n : client_->TakeNotifications())
+    EXPECT_NE(n.method, "notifications/message");
+}
+
+TEST_F(GatewayTest, ResourcesPromptsAndCompletionsAreMediatedAndNamespaced) {
+  Open({{"a", {}}});
+  Init();
+  Message list = Req("resources/list");
+  ASSERT_EQ(list.result["resources"].size(), 1u);
+  EXPECT_EQ(list.result["resources"][0]["uri"], "a+fixture://doc");
+  Message templates = Req("resources/templates/list");
+  EXPECT_EQ(templates.result["resourceTemplates"][0]["uriTemplate"], "a+fixture://item/{id}");
+  Message read = Req("resources/read", {{"uri", "a+fixture://doc"}});
+  EXPECT_EQ(read.result["contents"][0]["text"], "contents of fixture://doc");
+  EXPECT_EQ(read.result["contents"][0]["uri"], "a+fixture://doc");
+  EXPECT_EQ(Req("resources/read", {{"uri", "a+fixture://missing"}}).error_code, kResourceNotFound);
+  EXPECT_EQ(Req("resources/read", {{"uri", "fixture://doc"}}).error_code, kResourceNotFound);
+  EXPECT_EQ(ReasonOf(Req("resources/subscribe", {{"uri", "a+fixture://doc"}})), "ok");
+  Message prompts = Req("prompts/list");
+  EXPECT_EQ(prompts.result["prompts"][0]["name"], "a.greet");
+  Message got = Req("prompts/get", {{"name", "a.greet"}, {"arguments", {{"who", "Ada"}}}});
+  EXPECT_EQ(got.result["messages"][0]["content"]["text"], "Hello, Ada");
+  Message done = Req("completion/complete", {{"ref", {{"type", "ref/prompt"}, {"name", "a.greet"}}},
+                                             {"argument", {{"name", "who"}, {"value", "a"}}}});
+  EXPECT_EQ(done.result["completion"]["values"][0], "alice");
+  EXPECT_EQ(ReasonOf(Req("logging/setLevel", {{"level", "info"}})), "ok");
+  EXPECT_EQ(ReasonOf(Req("ping")), "ok");
+  // Each server-bound method was a recorded syscall.
+  std::set<std::string> targets;
+  for (const Json& e : Log("tool.invoke"))
+    targets.insert(e.value("target", ""));
+  for (const char* t : {"a.resources/list", "a.resources/read", "a.prompts/get",
+                        "a.completion/complete", "a.logging/setLevel"}) {
+    EXPECT_EQ(targets.count(t), 1u) << t;
+  }
+}
+
+TEST_F(GatewayTest, BatchesOnlyInTheEraThatHadThem) {
+  Open({{"a", {}}});
+  Init("2025-06-18");
+  client_->SendRaw(R"([{"jsonrpc":"2.0","id":"b1","method":"ping"}])");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(client_->WaitFor("b1", 100).status().reason(), Reason::kEffectTimeout);
+
+  Open({{"a", {}}});
+  Init("2025-03-26");
+  client_->SendRaw(
+      R"([{"jsonrpc":"2.0","id":"b2","method":"ping"},{"jsonrpc":"2.0","id":"b3","method":"x/y"}])");
+  Result<Message> b2 = client_->WaitFor("b2");
+  ASSERT_TRUE(b2.ok());
+  EXPECT_EQ(b2->type, Message::Type::kResponse);
+  Result<Message> b3 = client_->WaitFor("b3");
+  ASSERT_TRUE(b3.ok());
+  EXPECT_EQ(b3->error_code, kMethodNotFound);
+}
+
+TEST_F(GatewayTest, OlderClientsDoNotSeeNewerFields) {
+  Open({{"a", {}}});
+  Init("2025-03-26");
+  Message m = Req("tools/list");
+  for (const Json& t : m.result["tools"])
+    EXPECT_FALSE(t.contains("outputSchema"));
+}
+
+TEST_F(GatewayTest, CancelledRequestsGetNoResponseAndTheServerIsToldNotKilled) {
+  Open({{"a", {}, "timeout_ms = 5000\n"}});
+  Init();
+  client_->SendRaw(
+      R"({"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"a.hang"}})");
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // the request reaches the server
+  const auto t0 = std::chrono::steady_clock::now();
+  client_->Notify("notifications/cancelled", {{"requestId", "c1"}, {"reason", "user"}});
+  EXPECT_EQ(client_->WaitFor("c1", 500).status().reason(), Reason::kEffectTimeout);
+  // The same server answers at once: it was not treated as hung.
+  EXPECT_EQ(ReasonOf(Call("a.echo")), "ok");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_TRUE(Log("mcp.server.exited").empty());
+  bool cancelled = false;
+  for (const Json& e : Log("tool.invoke"))
+    cancelled = cancelled || e.value("reason", "") == "mcp_cancelled";
+  EXPECT_TRUE(cancelled);
+}
+
+// Answers the gateway's sampling requests (as a client would) until stopped.
+class SamplingResponder {
+ public:
+  explicit SamplingResponder(InProcessClient* c) : c_(c), t_([this] { Run(); }) {}
+  ~SamplingResponder() {
+    stop_ = true;
+    t_.join();
+  }
+
+ private:
+  void Run() {
+    while (!stop_) {
+      for (const Message& m : c_->TakeNotifications()) {
+        if (m.is_request() && m.method == "sampling/createMessage") {
+          c_->SendRaw(Message::Response(m.id, {{"role", "assistant"},
+                                               {"content", {{"type", "text"}, {"text", "hi!"}}},
+                                               {"model", "test"}})
+                          .Serialize());
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  InProcessClient* c_;
+  std::atomic<bool> stop_{false};
+  std::thread t_;
+};
+
+void InitWithSampling(InProcessClient& c) {
+  Result<Message> m = c.Request("initialize", {{"protocolVersion", "2025-11-25"},
+                                               {"capabilities", {{"sampling", Json::object()}}},
+                                               {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
+  EXPECT_TRUE(m.ok());
+}
+
+TEST_F(GatewayTest, ServerSamplingRequestsAreSyscallsThePolicyAllows) {
+  Open({{"a", {}, "client_capabilities = [\"sampling\"]\n"}});
+  InitWithSampling(*client_);
+  SamplingResponder responder(client_.get());
+  EXPECT_EQ(Text(Call("a.ask_client")), "hi!");
+  bool recorded = false;
+  for (const Json& e : Log("tool.invoke"))
+    recorded = recorded || e.value("target", "") == "a.client/sampling/createMessage";
+  EXPECT_TRUE(recorded);
+}
+
+TEST_F(GatewayTest, ServerSamplingRequestsThePolicyDeniesNeverReachTheClient) {
+  tools_extra_ = "deny = [\"a.client/sampling/createMessage\"]\n";
+  Open({{"a", {}, "client_capabilities = [\"sampling\"]\n"}});
+  InitWithSampling(*client_);
+  SamplingResponder responder(client_.get());
+  EXPECT_THAT(Text(Call("a.ask_client")), HasSubstr("refused: tool_not_allowed"));
+}
+
+TEST_F(GatewayTest, ServerRequestsForCapabilitiesNotOfferedAreRefused) {
+  Open({{"a", {}}});
+  InitWithSampling(*client_);
+  SamplingResponder responder(client_.get());
+  EXPECT_THAT(Text(Call("a.ask_client")), HasSubstr("refused: mcp_unknown_method"));
+}
+
+TEST(StdioServerTest, RefusesAServerSpeakingAnUnknownVersion) {
+  if (Node().empty())
+    GTEST_SKIP() << "node is not installed";
+  ServerConfig c;
+  c.name = "old";
+  c.argv = {Node(), Fixture(), "--version", "2024-01-01"};
+  StdioServer s(c, {});
+  EXPECT_THAT(s.Start(), StatusIs(Reason::kMcpVersionUnsupported));
+}
+
+TEST(StdioServerTest, AMissingProgramIsUnavailable) {
+  ServerConfig c;
+  c.name = "gone";
+  c.argv = {"/nonexistent/server"};
+  StdioServer s(c, {});
+  EXPECT_THAT(s.Start(), StatusIs(Reason::kMcpServerUnavailable));
+}
+
+}  // namespace
+}  // namespace custos::mcp
