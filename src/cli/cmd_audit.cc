@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "custos/audit/checkpoint.h"
+#include "custos/audit/entry_proof.h"
 #include "custos/audit/log_entry.h"
 #include "custos/audit/log_writer.h"
 #include "custos/audit/merkle.h"
@@ -53,48 +54,10 @@ Result<crypto::SigningKey> LoadIdentity(const GlobalOptions& g) {
   return crypto::KeyStore::Load(ResolveDataDir(g) / "identity.key", PassphraseFromEnv());
 }
 
-std::string OriginOf(const crypto::VerifyingKey& key) { return "custos/" + key.id().hex; }
+using audit::LatestCheckpoint;
+using audit::OpenOwnCheckpoint;
 
-// Opens `note` as a checkpoint signed by this data directory's identity.
-Result<audit::Checkpoint> OpenOwnCheckpoint(std::string_view note,
-                                            const crypto::VerifyingKey& key) {
-  CUSTOS_ASSIGN_OR_RETURN(audit::NoteVerifier v, audit::MakeNoteVerifier(OriginOf(key), key));
-  const std::vector<std::string> required = {v.name};
-  CUSTOS_ASSIGN_OR_RETURN(audit::OpenedCheckpoint o,
-                          audit::OpenCheckpoint(note, std::span(&v, 1), required));
-  if (o.checkpoint.origin != v.name) {
-    return Status(Reason::kKeyError, "checkpoint origin " + o.checkpoint.origin +
-                                         " is not this log's (" + v.name + ")");
-  }
-  return o.checkpoint;
-}
-
-struct Latest {
-  std::string note;
-  audit::Checkpoint checkpoint;
-};
-
-// The stored checkpoint of the largest size, signature-verified, and the stored tree under it
-// (its root at that size must be the checkpoint's).
-Result<Latest> LoadLatest(store::Store& st, const crypto::VerifyingKey& key,
-                          const audit::NodeSource& tree) {
-  CUSTOS_ASSIGN_OR_RETURN(std::optional<store::CheckpointRow> row, st.LatestCheckpoint());
-  if (!row) {
-    return Status(Reason::kNoCheckpoint, "no checkpoint yet (run `custos audit checkpoint`)");
-  }
-  CUSTOS_ASSIGN_OR_RETURN(audit::Checkpoint c, OpenOwnCheckpoint(row->note, key));
-  if (c.size > tree.size()) {
-    return Status(Reason::kLogGap, "the latest checkpoint covers " + std::to_string(c.size) +
-                                       " entries but the log has " + std::to_string(tree.size()) +
-                                       " (truncated log)");
-  }
-  CUSTOS_ASSIGN_OR_RETURN(audit::MerkleHash root, audit::RootAt(tree, c.size));
-  if (root != c.root) {
-    return Status(Reason::kLogCorrupt, "the log's first " + std::to_string(c.size) +
-                                           " entries do not match the latest checkpoint's root");
-  }
-  return Latest{row->note, c};
-}
+std::string OriginOf(const crypto::VerifyingKey& key) { return audit::LogOrigin(key); }
 
 Json HexList(const std::vector<audit::MerkleHash>& hashes) {
   Json a = Json::array();
@@ -139,37 +102,9 @@ Status CmdCheckpoint(const GlobalOptions& g, bool verifier_key_only) {
 Status CmdProve(const GlobalOptions& g, int64_t seq) {
   CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> st, OpenExistingStore(g));
   CUSTOS_ASSIGN_OR_RETURN(crypto::SigningKey key, LoadIdentity(g));
-  CUSTOS_ASSIGN_OR_RETURN(audit::StoreNodeSource tree, audit::OpenStoredTree(st.get()));
-  CUSTOS_ASSIGN_OR_RETURN(Latest latest, LoadLatest(*st, key.verifying_key(), tree));
-  const uint64_t size = latest.checkpoint.size;
-  if (seq < 1 || static_cast<uint64_t>(seq) > size) {
-    return Status(Reason::kInvalidArgument, "entry " + std::to_string(seq) +
-                                                " is not in the latest checkpoint (entries 1.." +
-                                                std::to_string(size) + ")");
-  }
-  const uint64_t index = static_cast<uint64_t>(seq - 1);
-  store::LogQuery q;
-  q.from_seq = seq;
-  q.limit = 1;
-  CUSTOS_ASSIGN_OR_RETURN(std::vector<store::LogRow> rows, st->ReadLog(q));
-  if (rows.empty() || rows[0].seq != seq) {
-    return Status(Reason::kLogGap, "log entry " + std::to_string(seq) + " is missing");
-  }
-  CUSTOS_ASSIGN_OR_RETURN(std::vector<audit::MerkleHash> proof,
-                          audit::InclusionProof(tree, index, size));
-  const audit::MerkleHash leaf = audit::MerkleLeafHash(rows[0].canonical);
-  // The proof comes from stored nodes: check it leads to the signed root before printing it.
-  CUSTOS_RETURN_IF_ERROR(audit::VerifyInclusion(index, size, leaf, proof, latest.checkpoint.root));
-  const Json out = {{"type", "inclusion"},
-                    {"seq", seq},
-                    {"leaf_index", index},
-                    {"tree_size", size},
-                    {"canonical", rows[0].canonical},
-                    {"leaf_hash", leaf.Hex()},
-                    {"root", latest.checkpoint.root.Hex()},
-                    {"proof", HexList(proof)},
-                    {"checkpoint", latest.note}};
-  std::printf("%s\n", out.dump(2).c_str());
+  CUSTOS_ASSIGN_OR_RETURN(audit::EntryInclusion p,
+                          audit::ProveEntry(*st, key.verifying_key(), seq));
+  std::printf("%s\n", p.ToJson().dump(2).c_str());
   return Status::Ok();
 }
 
@@ -179,7 +114,8 @@ Status CmdConsistency(const GlobalOptions& g, const std::string& old_file) {
   CUSTOS_ASSIGN_OR_RETURN(crypto::SigningKey key, LoadIdentity(g));
   CUSTOS_ASSIGN_OR_RETURN(audit::Checkpoint old, OpenOwnCheckpoint(old_note, key.verifying_key()));
   CUSTOS_ASSIGN_OR_RETURN(audit::StoreNodeSource tree, audit::OpenStoredTree(st.get()));
-  CUSTOS_ASSIGN_OR_RETURN(Latest latest, LoadLatest(*st, key.verifying_key(), tree));
+  CUSTOS_ASSIGN_OR_RETURN(LatestCheckpoint latest,
+                          audit::LoadLatestCheckpoint(*st, key.verifying_key(), tree));
   const uint64_t m = old.size, n = latest.checkpoint.size;
   if (m > n) {
     return Status(Reason::kInvalidArgument, "the old checkpoint (size " + std::to_string(m) +

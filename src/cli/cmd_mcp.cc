@@ -34,7 +34,7 @@ int RunStdio(const GlobalOptions& g, const std::string& config_file) {
   if (!config.ok())
     return Fail(config.status());
   Result<KernelSession> session =
-      KernelSession::Open(data_dir, cfg->policy_file.string(), config->durability);
+      KernelSession::Open(data_dir, cfg->policy_file.string(), config->durability, *config);
   if (!session.ok())
     return Fail(session.status());
   mcp::GatewayOptions o;

@@ -97,8 +97,14 @@ void RegisterToken(CLI::App& app, GlobalOptions& g, int* exit_code) {
       *exit_code = Fail(Status(Reason::kInvalidArgument, "give --agent or --datalog"));
       return;
     }
+    const std::filesystem::path dir = ResolveDataDir(g);
+    Result<Config> config = LoadConfig(dir);
+    if (!config.ok()) {
+      *exit_code = Fail(config.status());
+      return;
+    }
     Result<KernelSession> session =
-        KernelSession::Open(ResolveDataDir(g), policy_file, audit::Durability::kFsync);
+        KernelSession::Open(dir, policy_file, audit::Durability::kFsync, *config);
     if (!session.ok()) {
       *exit_code = Fail(session.status());
       return;

@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include "custos/audit/checkpoint.h"
+#include "custos/audit/entry_proof.h"
 #include "custos/audit/merkle.h"
 #include "custos/audit/verifier.h"
 #include "custos/core/json.h"
@@ -37,7 +38,6 @@ constexpr RouteInfo kRoutes[] = {
     {"POST", "/v1/admin/reload", true, true},
 };
 
-constexpr char kLatestCheckpointKey[] = "checkpoint.latest";
 constexpr int64_t kMaxAuditLimit = 1000;
 // Explain by id scans at most this many of the newest entries.
 constexpr int64_t kExplainScanEntries = 200'000;
@@ -157,8 +157,6 @@ Json EntryJson(const store::LogRow& row) {
   Result<Json> j = ParseUntrustedJson(row.canonical);
   return j.ok() ? *j : Json{{"seq", row.seq}, {"error", "entry does not parse"}};
 }
-
-std::string OriginOf(const crypto::VerifyingKey& key) { return "custos/" + key.id().hex; }
 
 }  // namespace
 
@@ -785,91 +783,22 @@ HttpResponse Api::AuditProve(const std::string& seq_text, const Identity& who) {
     return ErrorResponse(
         Status(Reason::kInvalidArgument, "seq must be a positive integer", "/path/seq"));
   }
-  store::Store& st = kernel_->store();
-  Result<std::optional<std::string>> note = st.GetMeta(kLatestCheckpointKey);
-  if (!note.ok())
-    return ErrorResponse(note.status());
-  if (!*note) {
-    return ErrorResponse(Status(
-        Reason::kNotFound, "no checkpoint yet (POST /v1/audit/checkpoint first)", "/path/seq"));
+  // A caller may see proofs of its own entries only; admins any. The ownership check comes after
+  // the proof so "not covered" and "not yours" don't leak which seqs exist to whom.
+  Result<audit::EntryInclusion> proof =
+      audit::ProveEntry(kernel_->store(), kernel_->identity(), seq);
+  if (!proof.ok()) {
+    Status st = proof.status();
+    if (st.reason() == Reason::kInvalidArgument)
+      st = Status(st.reason(), std::string(st.message()), "/path/seq");
+    return ErrorResponse(st);
   }
-  const crypto::VerifyingKey& key = kernel_->identity();
-  Result<audit::NoteVerifier> v = audit::MakeNoteVerifier(OriginOf(key), key);
-  if (!v.ok())
-    return ErrorResponse(v.status());
-  const std::vector<std::string> required = {v->name};
-  Result<audit::OpenedCheckpoint> opened =
-      audit::OpenCheckpoint(**note, std::span(&*v, 1), required);
-  if (!opened.ok())
-    return ErrorResponse(opened.status());
-  const audit::Checkpoint& c = opened->checkpoint;
-  if (static_cast<uint64_t>(seq) > c.size) {
-    return ErrorResponse(Status(Reason::kInvalidArgument,
-                                "entry " + std::to_string(seq) +
-                                    " is not in the latest checkpoint (entries 1.." +
-                                    std::to_string(c.size) + ")",
-                                "/path/seq"));
-  }
-  // The checkpoint's entries, chain-checked, as a Merkle tree.
-  audit::MerkleTree tree;
-  audit::ChainVerifier chain;
-  std::string canonical;
-  std::string owner;
-  store::LogQuery q;
-  q.limit = 10000;
-  while (tree.size() < c.size) {
-    Result<std::vector<store::LogRow>> rows = st.ReadLog(q);
-    if (!rows.ok())
-      return ErrorResponse(rows.status());
-    for (store::LogRow& row : *rows) {
-      if (tree.size() >= c.size)
-        break;
-      if (!chain.Add(row))
-        return ErrorResponse(chain.Finish().status);
-      tree.Append(audit::MerkleLeafHash(row.canonical));
-      if (row.seq == seq) {
-        canonical = row.canonical;
-        owner = row.agent;
-      }
-    }
-    if (rows->size() < static_cast<size_t>(q.limit))
-      break;
-    q.from_seq = rows->back().seq + 1;
-  }
-  if (tree.size() < c.size) {
-    return ErrorResponse(Status(Reason::kLogGap, "the log is shorter than its latest checkpoint"));
-  }
-  if (!who.admin && owner != who.agent) {
+  if (!who.admin && proof->agent != who.agent) {
     return ErrorResponse(Status(Reason::kIdentityMismatch,
                                 "entry " + std::to_string(seq) + " belongs to another agent",
                                 "/path/seq"));
   }
-  Result<audit::MerkleHash> root = audit::RootAt(tree, c.size);
-  if (!root.ok())
-    return ErrorResponse(root.status());
-  if (*root != c.root) {
-    return ErrorResponse(
-        Status(Reason::kLogCorrupt, "the log does not match the latest checkpoint's root"));
-  }
-  const uint64_t index = static_cast<uint64_t>(seq - 1);
-  Result<std::vector<audit::MerkleHash>> proof = audit::InclusionProof(tree, index, c.size);
-  if (!proof.ok())
-    return ErrorResponse(proof.status());
-  const audit::MerkleHash leaf = audit::MerkleLeafHash(canonical);
-  if (Status s = audit::VerifyInclusion(index, c.size, leaf, *proof, c.root); !s.ok())
-    return ErrorResponse(s);
-  Json hashes = Json::array();
-  for (const audit::MerkleHash& h : *proof)
-    hashes.push_back(h.Hex());
-  return JsonResponse(200, Json{{"type", "inclusion"},
-                                {"seq", seq},
-                                {"leaf_index", index},
-                                {"tree_size", c.size},
-                                {"canonical", canonical},
-                                {"leaf_hash", leaf.Hex()},
-                                {"root", c.root.Hex()},
-                                {"proof", hashes},
-                                {"checkpoint", **note}});
+  return JsonResponse(200, proof->ToJson());
 }
 
 Result<Json> Api::Reload() {

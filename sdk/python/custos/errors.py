@@ -19,9 +19,12 @@ REASONS = (
     "version_conflict already_exists path_escape address_not_allowed redirect_denied mailbox_empty "
     "effect_failed effect_timeout assertion_failed policy_parse_error policy_unknown_key "
     "policy_wrong_type policy_bad_pattern policy_duplicate_rule policy_invalid log_corrupt log_gap "
-    "store_error key_error unavailable io_error unauthenticated identity_mismatch admin_required "
-    "route_not_found method_not_allowed unsupported_media_type request_timeout headers_too_large "
-    "malformed_http insecure_bind"
+    "store_error key_error unavailable io_error no_checkpoint payload_unreadable "
+    "replay_fact_unknown replay_policy_mismatch replay_mismatch unauthenticated identity_mismatch "
+    "admin_required route_not_found method_not_allowed unsupported_media_type request_timeout "
+    "headers_too_large malformed_http insecure_bind mcp_unknown_method mcp_descriptor_changed "
+    "mcp_tool_unclassified mcp_server_unavailable mcp_protocol_error mcp_version_unsupported "
+    "mcp_unknown_tool mcp_config_error mcp_cancelled"
 ).split()
 
 

@@ -66,6 +66,11 @@ export const REASONS = [
   "key_error",
   "unavailable",
   "io_error",
+  "no_checkpoint",
+  "payload_unreadable",
+  "replay_fact_unknown",
+  "replay_policy_mismatch",
+  "replay_mismatch",
   "unauthenticated",
   "identity_mismatch",
   "admin_required",
@@ -76,6 +81,15 @@ export const REASONS = [
   "headers_too_large",
   "malformed_http",
   "insecure_bind",
+  "mcp_unknown_method",
+  "mcp_descriptor_changed",
+  "mcp_tool_unclassified",
+  "mcp_server_unavailable",
+  "mcp_protocol_error",
+  "mcp_version_unsupported",
+  "mcp_unknown_tool",
+  "mcp_config_error",
+  "mcp_cancelled",
 ];
 
 export class CustosError extends Error {
