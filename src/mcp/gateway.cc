@@ -13,6 +13,7 @@
 
 #include "custos/core/encoding.h"
 #include "custos/crypto/random.h"
+#include "custos/kernel/token_wallet.h"
 #include "custos/mcp/descriptor.h"
 #include "custos/mcp/jsonrpc.h"
 #include "custos/mcp/stdio_server.h"
@@ -126,6 +127,10 @@ struct Backend {
 struct Shared {
   GatewayConfig config;
   kernel::Kernel* kernel = nullptr;
+  // The gateway agent's capability tokens, one per run (Kernel::Grant of its policy entry, cached
+  // until the policy changes). Every syscall the gateway issues carries one; a revoked token is
+  // not replaced, so the kernel refuses the gateway's calls (token_revoked) from then on.
+  std::unique_ptr<kernel::TokenWallet> wallet;
   std::vector<std::unique_ptr<Backend>> backends;
   // Held shared while a server is used, exclusively by Shutdown to destroy the servers (their
   // callbacks point into the Gateway, which the kernel's providers may outlive).
@@ -423,6 +428,7 @@ struct Gateway::Impl {
     call.target = target;
     call.args = {{"arguments", arguments.is_object() ? arguments : Json::object()}};
     call.inputs = TaintInputs();
+    shared->wallet->Attach(call);
     const std::string key = id.dump();
     tl_client_request = &key;
     kernel::SyscallResult r = shared->kernel->Execute(call);
@@ -877,6 +883,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options) {
   impl->shared = std::make_shared<Shared>();
   impl->shared->config = options.config;
   impl->shared->kernel = options.kernel;
+  impl->shared->wallet = std::make_unique<kernel::TokenWallet>(*options.kernel);
   impl->run = options.run.empty() ? crypto::RandomId("mcp_") : options.run;
   impl->send = std::move(options.send);
   Impl* raw = impl.get();
@@ -897,6 +904,10 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options) {
     CUSTOS_RETURN_IF_ERROR(options.kernel->RegisterToolProvider(
         b->config.name + ".", std::make_shared<ServerProvider>(impl->shared, b.get())));
   }
+  // Mint the session's token now, so concurrent first calls share one grant (one revocation id
+  // in the log for the operator to revoke). An agent the policy does not define gets none; its
+  // calls are then refused by the kernel.
+  (void)impl->shared->wallet->TokenFor(impl->shared->config.agent, impl->run);
   // Start every server in parallel; a failure is recorded and retried on first use.
   std::vector<std::thread> starters;
   for (auto& b : impl->shared->backends) {

@@ -247,6 +247,39 @@ TEST_F(GatewayTest, ToolCallsAreRecordedSyscallsWithLabeledResults) {
   EXPECT_TRUE(found);
 }
 
+TEST_F(GatewayTest, EveryCallCarriesTheAgentsTokenAndARevokedOneStopsTheGateway) {
+  Open({{"a", {}}});
+  Init();
+  EXPECT_EQ(Text(Call("a.echo", {{"x", 1}})), R"({"x":1})");
+  // The gateway was granted one token for its agent, bound to the session's run.
+  std::vector<std::string> grants;
+  for (const Json& e : Log("token.grant")) {
+    if (e.value("agent", "") == "mcp-client" && e.value("run", "") == "t")
+      grants.push_back(e.value("revocation_id", ""));
+  }
+  ASSERT_EQ(grants.size(), 1u);
+  const std::string revocation_id = grants[0];
+  ASSERT_FALSE(revocation_id.empty());
+  ASSERT_THAT(kernel_->Revoke(revocation_id, "test"), StatusIs(Reason::kOk));
+  auto outcomes = [this] {
+    size_t n = 0;
+    for (const Json& e : Log("tool.invoke"))
+      n += e.value("type", "") == "outcome" ? 1 : 0;
+    return n;
+  };
+  const size_t before = outcomes();
+  Message m = Call("a.echo", {{"x", 2}});
+  EXPECT_EQ(ReasonOf(m), "token_revoked");
+  EXPECT_EQ(m.error_code, kDenied);
+  // Nothing reached the server: no outcome was recorded, and a call that would make the server
+  // exit leaves it running.
+  EXPECT_EQ(ReasonOf(Call("a.crash")), "token_revoked");
+  EXPECT_EQ(outcomes(), before);
+  EXPECT_TRUE(Log("mcp.server.exited").empty());
+  // The gateway does not mint itself a fresh token behind the operator's back.
+  EXPECT_EQ(ReasonOf(Call("a.echo")), "token_revoked");
+}
+
 TEST_F(GatewayTest, UnknownMethodsAreRefusedAndRecordedNeverForwarded) {
   Open({{"a", {}}});
   Init();

@@ -12,6 +12,12 @@
 // Methods the gateway does not know are refused with -32601 and never forwarded.
 //
 // Security behaviour:
+//   * every syscall carries a capability token: the gateway holds a kernel::TokenWallet and
+//     presents the token Kernel::Grant mints for its agent (config.agent) bound to the session's
+//     run. The token is minted when the session opens (Create) and kept; once it is revoked the
+//     kernel refuses every later call (token_revoked) before anything reaches a server, and the
+//     gateway does not mint a replacement until the policy is reloaded. An agent the policy does
+//     not define gets no token, so its calls are refused (token_missing or unknown_agent);
 //   * every output is labeled by its server's trust (untrusted + external + source:mcp:<srv>), and
 //     poisoned-suspect if it contains injection markers; the session keeps one handle per distinct
 //     label set it has been shown and passes them as inputs of every later syscall, so the
