@@ -3,6 +3,8 @@ BUILD ?= build
 TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
+# ccache, when the machine has it, only speeds rebuilds; CI's fresh machine builds without it.
+LAUNCHER := $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 
 .PHONY: all deps configure build test test-unit test-sanitize fuzz demo bench format check-format clean
 
@@ -12,7 +14,7 @@ deps:
 	@scripts/deps.sh
 
 configure: deps
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(LAUNCHER) >/dev/null
 
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
@@ -30,7 +32,7 @@ test-unit: build
 
 # ThreadSanitizer build of the tests that exercise concurrency (kernel, budget, audit, server).
 test-sanitize: deps
-	@cmake -S . -B $(TSAN_BUILD) -G Ninja -DCUSTOS_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake -S . -B $(TSAN_BUILD) -G Ninja -DCUSTOS_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug $(LAUNCHER) >/dev/null
 	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target custos_budget_test custos_audit_test custos_kernel_test \
 	  custos_server_test
 	@cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
