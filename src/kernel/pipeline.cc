@@ -86,9 +86,25 @@ audit::LogEntry DecisionEntry(const SyscallContext& ctx, const std::string& id, 
   e.explanation = ctx.decision.explanation;  // already redacted
   e.labels = LabelNames(ctx.input_labels);
   e.policy_hash = std::string(ctx.policy->hash());
-  // The request itself is sealed beside the entry; the entry holds only its hash.
+  // The request itself is sealed beside the entry; the entry holds only its hash. The sealed
+  // request keeps the capability token it carried (a key between "target" and "v" in canonical
+  // order), so a replay re-runs the token checks (kernel/replay.h); the token never reaches the
+  // entry's readable fields.
   Result<std::string> canonical = CanonicalRequest(ctx.call);
-  const std::string req = canonical.ok() ? *canonical : ctx.call.ToJson().dump();
+  std::string req;
+  if (canonical.ok()) {
+    req = std::move(canonical).value();
+    if (!ctx.call.token.empty()) {
+      std::string token = ",\"token\":";
+      AppendCanonicalString(ctx.call.token, &token);
+      req.insert(req.rfind(",\"v\":"), token);
+    }
+  } else {
+    Json j = ctx.call.ToJson();
+    if (!ctx.call.token.empty())
+      j["token"] = ctx.call.token;
+    req = j.dump();
+  }
   e.req_hash = crypto::Sha256(req).Hex();
   e.payload = s.SealPayload(req, e.req_hash);
   if (!ctx.observed.is_null())

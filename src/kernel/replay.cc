@@ -341,6 +341,8 @@ class Replayer {
         s_.ForgetProcessState();
         open_.clear();
         awaiting_answer_.clear();
+      } else if (e.syscall == "token.revoke") {
+        Revoke(e);
       }
       return;
     }
@@ -465,6 +467,20 @@ class Replayer {
   }
 
   void Diverge(const std::string& run, int64_t seq) { diverged_runs_.emplace(run, seq); }
+
+  // Kernel::Revoke wrote the store, then this event: from here on the replay's private store
+  // refuses the block as the real one did (the capability stage reads FirstRevoked).
+  void Revoke(const audit::LogEntry& e) {
+    auto id = e.extra.find("revocation_id");
+    if (id == e.extra.end() || !id->is_string()) {
+      r_.warnings.push_back("entry " + std::to_string(e.seq) +
+                            ": token.revoke names no revocation_id; it is not replayed");
+      return;
+    }
+    Status st = s_.store().RevokeToken(id->get<std::string>(), "replayed", e.time_ms);
+    if (!st.ok())
+      r_.warnings.push_back("entry " + std::to_string(e.seq) + ": " + st.ToString());
+  }
 
   // Final verdicts: keeps the call open for its outcome, or accounts for an effect that history
   // and the replay disagree on.

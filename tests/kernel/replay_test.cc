@@ -220,6 +220,40 @@ TEST_F(ReplayTest, PoisonedToolResultFlipsALaterFlowSensitiveCall) {
   EXPECT_EQ(r->substituted, 1);
 }
 
+// The token checks re-run from the record: the sealed request carries its token, a use limit is
+// counted again over the replayed history, a revocation applies from its `token.revoke` event on.
+// Were either not rebuilt, a refused call would replay as allowed.
+TEST_F(ReplayTest, TokenChecksReplayFromTheRecord) {
+  auto with = [&](const std::string& token) {
+    Json j = custos::testing::CallJson("worker", "assert", "labels_at_most",
+                                       {{"labels", {"trusted"}}}, {}, "run-1");
+    j["token"] = token;
+    return h_.Exec(j);
+  };
+  GrantOptions twice;
+  twice.max_uses = 2;
+  Result<std::string> limited = h_.kernel().Grant("worker", "run-1", twice);
+  ASSERT_THAT(limited, IsOk());
+  EXPECT_THAT(with(*limited), IsAllowed());
+  EXPECT_THAT(with(*limited), IsAllowed());
+  EXPECT_THAT(with(*limited), IsDenied(Reason::kTokenUsesExhausted, "capability"));
+  Result<std::string> revoked = h_.kernel().Grant("worker", "run-1", GrantOptions{});
+  ASSERT_THAT(revoked, IsOk());
+  EXPECT_THAT(with(*revoked), IsAllowed());
+  ASSERT_THAT(h_.kernel().Revoke(*revoked, "test"), IsOk());
+  EXPECT_THAT(with(*revoked), IsDenied(Reason::kTokenRevoked, "capability"));
+  EXPECT_THAT(h_.ExecRaw(custos::testing::CallJson("worker", "assert", "labels_at_most",
+                                                   {{"labels", {"trusted"}}}, {}, "run-1")),
+              IsDenied(Reason::kTokenMissing, "capability"));
+  ASSERT_TRUE(h_.kernel().Commit().ok());
+
+  Result<ReplayReport> r = Replay(Policy(true, false), /*fork=*/false);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->decisions, 6) << Dump(*r);
+  EXPECT_EQ(r->same, 6) << Dump(*r);
+  EXPECT_TRUE(r->clean()) << Dump(*r);
+}
+
 TEST_F(ReplayTest, FastEntryReaderAgreesWithDecodeEntry) {
   RunSession();
   std::vector<store::LogRow> rows = h_.Rows();

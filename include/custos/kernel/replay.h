@@ -17,7 +17,11 @@
 //  - budgets are rebuilt by reserving at each decision and settling the recorded usage at its
 //    outcome; agent.spawn is re-applied to the private state; a `kernel.start` entry starts a
 //    fresh process state, as a restart did;
-//  - a human's answer to a require_approval is taken from the record.
+//  - a human's answer to a require_approval is taken from the record;
+//  - the capability token is the one the sealed request carried, verified with the token root
+//    derived from `identity` (decision 008); a `token.revoke` event revokes its block in the
+//    private store from that entry on, and max_uses / rate caveats are counted again there over
+//    the replayed history (a revocation the log never recorded cannot be replayed).
 // Under another policy (fork) a call whose verdict changes has no recorded result (it was refused
 // in history), or its recorded result no longer happens: the replay marks it and every later
 // decision of the same run `diverged` (they may depend on a result nobody knows), decides them
