@@ -4,10 +4,15 @@
 //
 //   ./caps_bench --benchmark_filter=Caps
 //   ./caps_bench --benchmark_filter=KernelToken
+//   ./caps_bench --benchmark_filter=CapsVsWasm   (Custos vs @biscuit-auth/biscuit-wasm, same run)
 
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -16,7 +21,10 @@
 #include "custos/caps/datalog_engine.h"
 #include "custos/caps/datalog_parser.h"
 #include "custos/caps/token_text.h"
+#include "custos/core/encoding.h"
+#include "custos/core/json.h"
 #include "custos/kernel/token_authority.h"
+#include "latency.h"
 
 namespace custos::caps {
 namespace {
@@ -154,6 +162,72 @@ void BM_KernelToken_AuthorizeOnly(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_KernelToken_AuthorizeOnly);
+
+// Custos vs the independent Biscuit implementation (@biscuit-auth/biscuit-wasm, Rust compiled to
+// WebAssembly, run by node from tests/interop/node): verify + authorize the same 2-block token
+// against the same request, measured in one run. The second row's `ratio_vs_custos` counter is the
+// wasm median divided by Custos's median (above 1: Custos is faster). Needs `npm ci` in
+// tests/interop/node (scripts/bench.sh does it).
+const std::vector<uint8_t>& WasmToken() {
+  static const std::vector<uint8_t> token =
+      Attenuate(Mint(Root(), kAuthority).value(), Root().public_key(), kCheck).value();
+  return token;
+}
+
+double custos_median_ns = 0;
+
+void BM_CapsVsWasm_Custos(benchmark::State& state) {
+  const AuthorizerCode code = ParseAuthorizerCode(kRequest).value();
+  custos_median_ns = bench::TimeCalls(state, [&] {
+    Result<Biscuit> parsed = Biscuit::FromBytes(WasmToken(), Root().public_key());
+    return parsed.ok() && Authorize(&*parsed, code).value().authorized();
+  });
+}
+BENCHMARK(BM_CapsVsWasm_Custos);
+
+// Runs the peer's `bench` op once (n verify+authorize calls, median of 50-call batches).
+void BM_CapsVsWasm_BiscuitWasm(benchmark::State& state) {
+  const std::string src = std::getenv("CUSTOS_SOURCE_DIR") != nullptr
+                              ? std::getenv("CUSTOS_SOURCE_DIR")
+                              : CUSTOS_SOURCE_DIR;
+  const std::string req_path = "/tmp/custos-wasm-bench-" + std::to_string(::getpid()) + ".json";
+  {
+    std::ofstream req(req_path);
+    req << Json::array({{{"op", "bench"},
+                         {"root", Root().public_key().ToString()},
+                         {"token", HexEncode(WasmToken())},
+                         {"authorizer", std::string(kRequest)},
+                         {"n", 5000}}})
+               .dump();
+  }
+  const std::string cmd = "/usr/bin/node --experimental-wasm-modules --no-warnings " + src +
+                          "/tests/interop/node/biscuit_peer.mjs < " + req_path + " 2>/dev/null";
+  for (auto _ : state) {
+    std::string out;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (p == nullptr) {
+      state.SkipWithError("cannot start node");
+      break;
+    }
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+      out.append(buf, n);
+    ::pclose(p);
+    Json r = Json::parse(out, nullptr, /*allow_exceptions=*/false);
+    if (!r.is_array() || r.empty() || !r[0].contains("median_ns")) {
+      state.SkipWithError(("wasm peer failed (run npm ci in tests/interop/node): " + out).c_str());
+      break;
+    }
+    const double wasm_ns = r[0]["median_ns"].get<double>();
+    state.counters["p50_us"] = wasm_ns / 1000.0;
+    state.counters["items_per_second"] = 1e9 / wasm_ns;
+    if (custos_median_ns > 0)
+      state.counters["ratio_vs_custos"] = wasm_ns / custos_median_ns;
+  }
+  std::remove(req_path.c_str());
+}
+BENCHMARK(BM_CapsVsWasm_BiscuitWasm)->Iterations(1);
 
 }  // namespace
 }  // namespace custos::caps

@@ -6,7 +6,7 @@ build=${1:-build}
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-# caps_wasm_bench compares against the npm Biscuit implementation, installed from the lockfile.
+# caps_bench compares against the npm Biscuit implementation, installed from the lockfile.
 [ -d tests/interop/node/node_modules ] ||
   (cd tests/interop/node && npm ci --no-audit --no-fund --loglevel=error >&2)
 for b in "$build"/*_bench; do

@@ -331,10 +331,7 @@ class Parser {
     size_t digits = 0;
     while (pos_ < text_.size() && text_[pos_] != '}') {
       const char h = text_[pos_];
-      const int v = (h >= '0' && h <= '9')   ? h - '0'
-                    : (h >= 'a' && h <= 'f') ? h - 'a' + 10
-                    : (h >= 'A' && h <= 'F') ? h - 'A' + 10
-                                             : -1;
+      const int v = HexDigitValue(h);
       if (v < 0 || ++digits > 6) {
         return Error("bad \\u{...} escape");
       }

@@ -7,6 +7,8 @@
 #include <new>
 #include <string>
 
+#include "custos/core/encoding.h"
+
 namespace custos {
 namespace {
 
@@ -61,23 +63,13 @@ size_t FirstInvalidUtf8(std::string_view s) {
   return kNpos;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 // Reads the 4 hex digits of a \u escape at s[i..i+4); -1 if they are not hex or missing.
 int32_t ReadHex4(std::string_view s, size_t i) {
   if (i + 4 > s.size())
     return -1;
   int32_t v = 0;
   for (size_t k = 0; k < 4; ++k) {
-    const int h = HexValue(s[i + k]);
+    const int h = HexDigitValue(s[i + k]);
     if (h < 0)
       return -1;
     v = v * 16 + h;

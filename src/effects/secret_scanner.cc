@@ -6,6 +6,8 @@
 #include <cstring>
 #include <set>
 
+#include "custos/core/encoding.h"
+
 namespace custos::effects {
 namespace {
 
@@ -43,10 +45,7 @@ std::string LowerCopy(std::string_view s) {
   return out;
 }
 
-bool IsHex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-int HexValue(char c) { return c <= '9' ? c - '0' : Lower(c) - 'a' + 10; }
+bool IsHex(char c) { return HexDigitValue(c) >= 0; }
 
 // Base64 of `bytes` without padding; the last character may encode a partial group.
 std::string Base64NoPad(std::string_view bytes, bool url_safe) {
@@ -125,7 +124,7 @@ bool PercentDecode(std::string_view in, const std::vector<size_t>& prev_map, std
   for (size_t i = 0; i < in.size();) {
     m[k] = compose ? prev_map[i] : i;
     if (in[i] == '%' && i + 2 < in.size() && IsHex(in[i + 1]) && IsHex(in[i + 2])) {
-      o[k++] = static_cast<char>(HexValue(in[i + 1]) * 16 + HexValue(in[i + 2]));
+      o[k++] = static_cast<char>(HexDigitValue(in[i + 1]) * 16 + HexDigitValue(in[i + 2]));
       i += 3;
       decoded_any = true;
     } else {

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "custos/core/encoding.h"
+
 namespace custos::effects {
 namespace {
 
@@ -14,14 +16,8 @@ Status UrlError(std::string message) {
 }
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool IsHex(char c) { return HexDigitValue(c) >= 0; }
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-int HexValue(char c) {
-  if (IsDigit(c)) {
-    return c - '0';
-  }
-  return Lower(c) - 'a' + 10;
-}
 bool IsUnreserved(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c) || c == '-' || c == '.' ||
          c == '_' || c == '~';
@@ -136,7 +132,7 @@ Result<std::string> NormalizeEscapes(std::string_view s) {
       if (i + 2 >= s.size() || !IsHex(s[i + 1]) || !IsHex(s[i + 2])) {
         return UrlError("'%' does not start a valid escape");
       }
-      char decoded = static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
+      char decoded = static_cast<char>(HexDigitValue(s[i + 1]) * 16 + HexDigitValue(s[i + 2]));
       if (IsUnreserved(decoded)) {
         out += decoded;
       } else {

@@ -18,6 +18,8 @@
 namespace custos {
 
 std::string HexEncode(std::span<const uint8_t> bytes);
+// The value of one hex digit (either case), or -1 if `c` is not one.
+int HexDigitValue(char c);
 Result<std::vector<uint8_t>> HexDecode(std::string_view hex);
 
 std::string Base32Encode(std::span<const uint8_t> bytes);  // lowercase a-z2-7, unpadded
