@@ -6,6 +6,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "custos/caps/biscuit.h"
 #include "custos/caps/builder.h"
 #include "custos/caps/token_text.h"
@@ -59,6 +62,9 @@ class CapabilityTokenTest : public ::testing::Test {
     return out.ok() ? caps::EncodeToken(*out) : "";
   }
 
+  // Declared before h_ so it outlives the kernel: the log writer's checkpoint timer reads the
+  // clock until the kernel is closed.
+  FakeClock clock_;
   KernelHarness h_;
 };
 
@@ -71,7 +77,8 @@ TEST_F(CapabilityTokenTest, MissingTokenIsRefusedWithTokenMissing) {
       h_.ExecRaw(CallJson("worker", "file.read", (h_.ws() / "a.txt").string(), Json::object()));
   EXPECT_THAT(r, IsDenied(Reason::kTokenMissing, "capability"));
   // The refusal is recorded like any other (INV-4).
-  const audit::LogEntry* e = testing::FindDecision(h_.EntriesFor(r.id));
+  const std::vector<audit::LogEntry> entries = h_.EntriesFor(r.id);
+  const audit::LogEntry* e = testing::FindDecision(entries);
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->reason, "token_missing");
 }
@@ -168,7 +175,7 @@ TEST_F(CapabilityTokenTest, NarrowGrantLacksOtherRightsAndPrefixes) {
 }
 
 TEST_F(CapabilityTokenTest, ExpiredTokenIsTokenExpired) {
-  FakeClock clock;
+  FakeClock& clock = clock_;
   KernelHarness::Options ko;
   ko.clock = &clock;
   ASSERT_TRUE(h_.Open(testing::MakePolicy(h_.Spec()), ko));
@@ -249,7 +256,7 @@ TEST_F(CapabilityTokenTest, ParentRevocationReachesAFreshChildToken) {
 }
 
 TEST_F(CapabilityTokenTest, SpawnNarrowsTheChildsTokenToResourcesAndATtl) {
-  FakeClock clock;
+  FakeClock& clock = clock_;
   KernelHarness::Options ko;
   ko.clock = &clock;
   ASSERT_TRUE(h_.Open(testing::MakePolicy(h_.Spec()), ko));
@@ -310,7 +317,7 @@ TEST_F(CapabilityTokenTest, SingleUseTokenIsBoundToOneExactAction) {
 }
 
 TEST_F(CapabilityTokenTest, RateCaveatLimitsUsesPerWindow) {
-  FakeClock clock;
+  FakeClock& clock = clock_;
   KernelHarness::Options ko;
   ko.clock = &clock;
   ASSERT_TRUE(h_.Open(testing::MakePolicy(h_.Spec()), ko));
