@@ -4,6 +4,7 @@
 #include <string_view>
 #include <utility>
 
+#include "caps/signature_payload.h"
 #include "caps_pb/biscuit.pb.h"
 #include "custos/core/encoding.h"
 
@@ -41,78 +42,6 @@ std::string BlockAt(size_t index) {
 
 std::span<const uint8_t> Bytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
-
-void Append(std::vector<uint8_t>& out, std::string_view s) {
-  out.insert(out.end(), s.begin(), s.end());
-}
-void Append(std::vector<uint8_t>& out, std::span<const uint8_t> s) {
-  out.insert(out.end(), s.begin(), s.end());
-}
-void AppendLe32(std::vector<uint8_t>& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) {
-    out.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  }
-}
-
-// The payload a block's signature covers. Version 0 (deprecated upstream):
-//   payload || [external signature] || alg(LE32) || next key.
-// Version 1 adds labels, the format version and, for non-authority blocks, the previous block's
-// signature, so a block cannot be moved onto another token:
-//   "\0BLOCK\0\0VERSION\0" v(LE32) "\0PAYLOAD\0" payload "\0ALGORITHM\0" alg(LE32)
-//   "\0NEXTKEY\0" key ["\0PREVSIG\0" previous signature] ["\0EXTERNALSIG\0" external signature]
-std::vector<uint8_t> BlockSignaturePayload(const Block& b, std::span<const uint8_t> previous_sig,
-                                           bool authority) {
-  std::vector<uint8_t> out;
-  const auto alg = static_cast<uint32_t>(b.next_key.algorithm());
-  if (b.signature_version == 0) {
-    Append(out, b.payload);
-    Append(out, b.external_signature);
-    AppendLe32(out, alg);
-    Append(out, b.next_key.bytes());
-    return out;
-  }
-  Append(out, std::string_view("\0BLOCK\0\0VERSION\0", 16));
-  AppendLe32(out, b.signature_version);
-  Append(out, std::string_view("\0PAYLOAD\0", 9));
-  Append(out, b.payload);
-  Append(out, std::string_view("\0ALGORITHM\0", 11));
-  AppendLe32(out, alg);
-  Append(out, std::string_view("\0NEXTKEY\0", 9));
-  Append(out, b.next_key.bytes());
-  if (!authority) {
-    Append(out, std::string_view("\0PREVSIG\0", 9));
-    Append(out, previous_sig);
-    if (b.external_key) {
-      Append(out, std::string_view("\0EXTERNALSIG\0", 13));
-      Append(out, b.external_signature);
-    }
-  }
-  return out;
-}
-
-// What a third party signs (signature version 1 only): it binds its block to the token it was
-// requested for through the previous block's signature.
-std::vector<uint8_t> ExternalSignaturePayload(const Block& b,
-                                              std::span<const uint8_t> previous_sig) {
-  std::vector<uint8_t> out;
-  Append(out, std::string_view("\0EXTERNAL\0\0VERSION\0", 19));
-  AppendLe32(out, b.signature_version);
-  Append(out, std::string_view("\0PAYLOAD\0", 9));
-  Append(out, b.payload);
-  Append(out, std::string_view("\0PREVSIG\0", 9));
-  Append(out, previous_sig);
-  return out;
-}
-
-// The sealing signature covers the last block: payload || alg(LE32) || next key || its signature.
-std::vector<uint8_t> SealPayload(const Block& b) {
-  std::vector<uint8_t> out;
-  Append(out, b.payload);
-  AppendLe32(out, static_cast<uint32_t>(b.next_key.algorithm()));
-  Append(out, b.next_key.bytes());
-  Append(out, b.signature);
-  return out;
 }
 
 Result<PublicKey> KeyFromProto(const pb::PublicKey& key) {
@@ -202,14 +131,14 @@ Result<Biscuit> Biscuit::FromBytes(std::span<const uint8_t> bytes, const RootKey
       block.external_signature.assign(sig.begin(), sig.end());
     }
 
-    const FormatError sig_error =
-        current.Verify(BlockSignaturePayload(block, previous_sig, i == 0), block.signature);
+    const FormatError sig_error = current.Verify(
+        internal::BlockSignaturePayload(block, previous_sig, i == 0), block.signature);
     if (sig_error != FormatError::kNone) {
       return fail.Set(sig_error, "block signature", at + "/signature");
     }
     if (block.external_key) {
       const FormatError ext_error = block.external_key->Verify(
-          ExternalSignaturePayload(block, previous_sig), block.external_signature);
+          internal::ExternalSignaturePayload(block, previous_sig), block.external_signature);
       if (ext_error != FormatError::kNone) {
         return fail.Set(ext_error, "external signature", at + "/externalSignature");
       }
@@ -223,7 +152,7 @@ Result<Biscuit> Biscuit::FromBytes(std::span<const uint8_t> bytes, const RootKey
   const pb::Proof& proof = token.proof();
   if (proof.has_finalsignature()) {
     const FormatError seal_error =
-        last.next_key.Verify(SealPayload(last), Bytes(proof.finalsignature()));
+        last.next_key.Verify(internal::SealPayload(last), Bytes(proof.finalsignature()));
     if (seal_error != FormatError::kNone) {
       return fail.Set(seal_error, "sealing signature", "/proof/finalSignature");
     }

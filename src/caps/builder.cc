@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "caps/signature_payload.h"
 #include "caps_pb/biscuit.pb.h"
 #include "custos/caps/datalog.h"
 #include "custos/caps/datalog_parser.h"
@@ -14,56 +15,11 @@
 namespace custos::caps {
 namespace {
 
-void Append(std::vector<uint8_t>& out, std::string_view s) {
-  out.insert(out.end(), s.begin(), s.end());
-}
-void Append(std::vector<uint8_t>& out, std::span<const uint8_t> s) {
-  out.insert(out.end(), s.begin(), s.end());
-}
-void AppendLe32(std::vector<uint8_t>& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) {
-    out.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  }
-}
 std::string AsString(std::span<const uint8_t> bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
 }
 std::span<const uint8_t> Bytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
-
-// The signature payloads, as biscuit.cc verifies them (version 1, first-party blocks only):
-//   "\0BLOCK\0\0VERSION\0" 1(LE32) "\0PAYLOAD\0" payload "\0ALGORITHM\0" alg(LE32)
-//   "\0NEXTKEY\0" key ["\0PREVSIG\0" previous signature]
-constexpr uint32_t kSignatureVersion = 1;
-
-std::vector<uint8_t> BlockSignaturePayload(std::span<const uint8_t> payload,
-                                           const PublicKey& next_key,
-                                           std::span<const uint8_t> previous_sig, bool authority) {
-  std::vector<uint8_t> out;
-  Append(out, std::string_view("\0BLOCK\0\0VERSION\0", 16));
-  AppendLe32(out, kSignatureVersion);
-  Append(out, std::string_view("\0PAYLOAD\0", 9));
-  Append(out, payload);
-  Append(out, std::string_view("\0ALGORITHM\0", 11));
-  AppendLe32(out, static_cast<uint32_t>(next_key.algorithm()));
-  Append(out, std::string_view("\0NEXTKEY\0", 9));
-  Append(out, next_key.bytes());
-  if (!authority) {
-    Append(out, std::string_view("\0PREVSIG\0", 9));
-    Append(out, previous_sig);
-  }
-  return out;
-}
-
-// The seal covers the last block: payload || alg(LE32) || next key || its signature.
-std::vector<uint8_t> SealPayload(const Block& b) {
-  std::vector<uint8_t> out;
-  Append(out, b.payload);
-  AppendLe32(out, static_cast<uint32_t>(b.next_key.algorithm()));
-  Append(out, b.next_key.bytes());
-  Append(out, b.signature);
-  return out;
 }
 
 // Re-interns a parsed block into a token's first-party tables: `symbols` and `keys` hold what
@@ -305,13 +261,13 @@ Result<std::string> BuildPayload(std::string_view text, std::vector<std::string>
 // Signs `payload` with `signer` into a SignedBlock carrying `next`'s public key.
 void SignBlock(const std::string& payload, const SecretKey& signer, const SecretKey& next,
                std::span<const uint8_t> previous_sig, bool authority, pb::SignedBlock& out) {
-  const std::vector<uint8_t> sig = signer.Sign(
-      BlockSignaturePayload(Bytes(payload), next.public_key(), previous_sig, authority));
+  const std::vector<uint8_t> sig = signer.Sign(internal::BlockSignaturePayloadV1(
+      Bytes(payload), next.public_key(), previous_sig, authority, /*external_signature=*/nullptr));
   out.set_block(payload);
   out.mutable_nextkey()->set_algorithm(pb::PublicKey::Ed25519);
   out.mutable_nextkey()->set_key(AsString(next.public_key().bytes()));
   out.set_signature(AsString(sig));
-  out.set_version(kSignatureVersion);
+  out.set_version(internal::kSignatureVersion);
 }
 
 Result<std::vector<uint8_t>> Serialize(const pb::Biscuit& token) {
@@ -479,7 +435,7 @@ Result<std::vector<uint8_t>> Seal(std::span<const uint8_t> token, const PublicKe
   Result<SecretKey> signer = SecretKey::FromSeed(Bytes(*secret_bytes));
   sodium_memzero(secret_bytes->data(), secret_bytes->size());
   CUSTOS_RETURN_IF_ERROR(signer);
-  const std::vector<uint8_t> sig = signer->Sign(SealPayload(in.verified.blocks().back()));
+  const std::vector<uint8_t> sig = signer->Sign(internal::SealPayload(in.verified.blocks().back()));
   in.proto.mutable_proof()->set_finalsignature(AsString(sig));
   return Serialize(in.proto);
 }
