@@ -16,6 +16,7 @@
 #include "custos/core/json.h"
 #include "custos/core/reason.h"
 #include "custos/crypto/key_store.h"
+#include "integration/audit_log_fixture.h"
 #include "integration/cli_runner.h"
 #include "testing/matchers.h"
 #include "testing/temp_dir.h"
@@ -25,20 +26,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-void ExecSql(const std::string& db, const std::string& sql) {
-  sqlite3* h = nullptr;
-  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
-  char* err = nullptr;
-  EXPECT_EQ(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-  sqlite3_free(err);
-  sqlite3_close(h);
-}
-
-void Write(const std::filesystem::path& p, const std::string& s) {
-  std::ofstream f(p, std::ios::binary);
-  f << s;
-}
 
 std::vector<audit::MerkleHash> Hashes(const Json& a) {
   std::vector<audit::MerkleHash> out;
@@ -53,53 +40,14 @@ std::vector<audit::MerkleHash> Hashes(const Json& a) {
 
 audit::MerkleHash Hash(const Json& h) { return Hashes(Json::array({h}))[0]; }
 
-class AuditCheckpointCliTest : public ::testing::Test {
+class AuditCheckpointCliTest : public AuditLogCliTest {
  protected:
-  void SetUp() override {
-    std::filesystem::create_directories(dir_.path() / "root");
-    Write(dir_.path() / "root" / "hello.txt", "hello\n");
-    policy_ = (dir_.path() / "policy.toml").string();
-    Write(policy_,
-          "[policy]\nname = \"checkpoint-test\"\n\n[agents.a]\nsyscalls = "
-          "[\"file.read\"]\n\n[fs]\nread = [\"" +
-              (dir_.path() / "root").string() + "/**\"]\n");
-    data_ = (dir_.path() / "data").string();
-  }
-
-  // Appends `n` decisions (and outcomes) to the log.
-  void RunReads(int n) {
-    std::string script;
-    for (int i = 0; i < n; ++i) {
-      script += Json{{"agent", "a"},
-                     {"run", "r1"},
-                     {"kind", "file.read"},
-                     {"target", (dir_.path() / "root" / "hello.txt").string()},
-                     {"args", Json::object()}}
-                    .dump() +
-                "\n";
-    }
-    CliResult r = RunCustos({"--data-dir", data_, "run", "--policy", policy_}, script);
-    ASSERT_EQ(r.code, 0) << r.err;
-  }
-
-  CliResult Audit(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--data-dir", data_, "audit"});
-    return RunCustos(args);
-  }
-
-  crypto::VerifyingKey IdentityKey() {
-    return crypto::KeyStore::Load(std::filesystem::path(data_) / "identity.key", std::nullopt)
-        .value()
-        .verifying_key();
-  }
+  crypto::VerifyingKey IdentityKey() { return Identity().verifying_key(); }
 
   audit::NoteVerifier Verifier() {
     const crypto::VerifyingKey k = IdentityKey();
     return audit::MakeNoteVerifier("custos/" + k.id().hex, k).value();
   }
-
-  TempDir dir_;
-  std::string policy_, data_;
 };
 
 TEST_F(AuditCheckpointCliTest, CheckpointIsASignedNoteOverTheWholeLog) {
@@ -154,7 +102,7 @@ TEST_F(AuditCheckpointCliTest, ConsistencyFromAnOldCheckpointVerifies) {
   CliResult first = Audit({"checkpoint"});
   ASSERT_EQ(first.code, 0) << first.err;
   const std::string old_file = (dir_.path() / "old.note").string();
-  Write(old_file, first.out);
+  WriteText(old_file, first.out);
   RunReads(3);
   ASSERT_EQ(Audit({"checkpoint"}).code, 0);
 
@@ -184,14 +132,14 @@ TEST_F(AuditCheckpointCliTest, TamperedOrForkedOldCheckpointsAreRefused) {
   std::string tampered = first.out;
   tampered.replace(tampered.find('\n') + 1, 1, "9");
   const std::string tampered_file = (dir_.path() / "tampered.note").string();
-  Write(tampered_file, tampered);
+  WriteText(tampered_file, tampered);
   CliResult t = Audit({"consistency", tampered_file});
   EXPECT_EQ(t.code, ExitCodeOf(Reason::kTokenInvalid)) << t.err;
 
   // Signed by another key: unknown key.
   crypto::SigningKey other = crypto::SigningKey::Generate().value();
   const std::string other_file = (dir_.path() / "other.note").string();
-  Write(other_file, audit::SignCheckpoint(genuine, v.name, other).value());
+  WriteText(other_file, audit::SignCheckpoint(genuine, v.name, other).value());
   EXPECT_EQ(Audit({"consistency", other_file}).code, ExitCodeOf(Reason::kKeyError));
 
   // A fork signed by the real identity (another root at the same size): not a prefix.
@@ -200,13 +148,13 @@ TEST_F(AuditCheckpointCliTest, TamperedOrForkedOldCheckpointsAreRefused) {
   audit::Checkpoint fork = genuine;
   fork.root = audit::MerkleLeafHash("another history");
   const std::string fork_file = (dir_.path() / "fork.note").string();
-  Write(fork_file, audit::SignCheckpoint(fork, v.name, identity).value());
+  WriteText(fork_file, audit::SignCheckpoint(fork, v.name, identity).value());
   CliResult f = Audit({"consistency", fork_file});
   EXPECT_EQ(f.code, ExitCodeOf(Reason::kLogCorrupt)) << f.err;
 
   // Truncated note and a missing file.
   const std::string trunc_file = (dir_.path() / "trunc.note").string();
-  Write(trunc_file, first.out.substr(0, first.out.size() / 2));
+  WriteText(trunc_file, first.out.substr(0, first.out.size() / 2));
   EXPECT_EQ(Audit({"consistency", trunc_file}).code, ExitCodeOf(Reason::kInvalidArgument));
   EXPECT_EQ(Audit({"consistency", (dir_.path() / "none").string()}).code,
             ExitCodeOf(Reason::kIoError));

@@ -18,6 +18,7 @@
 #include "custos/core/json.h"
 #include "custos/core/reason.h"
 #include "custos/crypto/key_store.h"
+#include "integration/audit_log_fixture.h"
 #include "integration/cli_runner.h"
 #include "testing/temp_dir.h"
 
@@ -26,21 +27,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-void Write(const std::filesystem::path& p, const std::string& s) {
-  std::ofstream f(p, std::ios::binary);
-  f << s;
-}
-
-// Edits the SQLite store directly, as an attacker with file access would.
-void ExecSql(const std::string& db, const std::string& sql) {
-  sqlite3* h = nullptr;
-  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
-  char* err = nullptr;
-  EXPECT_EQ(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-  sqlite3_free(err);
-  sqlite3_close(h);
-}
 
 std::string LogTable(const std::string& db) {
   sqlite3* h = nullptr;
@@ -57,40 +43,12 @@ std::string LogTable(const std::string& db) {
   return name;
 }
 
-class AuditTrustedKeysTest : public ::testing::Test {
+class AuditTrustedKeysTest : public AuditLogCliTest {
  protected:
   void SetUp() override {
-    std::filesystem::create_directories(dir_.path() / "root");
-    Write(dir_.path() / "root" / "hello.txt", "hello\n");
-    policy_ = (dir_.path() / "policy.toml").string();
-    Write(policy_,
-          "[policy]\nname = \"trusted-keys-test\"\n\n[agents.a]\nsyscalls = "
-          "[\"file.read\"]\n\n[fs]\nread = [\"" +
-              (dir_.path() / "root").string() + "/**\"]\n");
-    data_ = (dir_.path() / "data").string();
+    AuditLogCliTest::SetUp();
     db_ = data_ + "/custos.db";
     keys_ = (dir_.path() / "trusted.keys").string();
-  }
-
-  // Appends `n` decisions (and outcomes) to the log.
-  void RunReads(int n) {
-    std::string script;
-    for (int i = 0; i < n; ++i) {
-      script += Json{{"agent", "a"},
-                     {"run", "r1"},
-                     {"kind", "file.read"},
-                     {"target", (dir_.path() / "root" / "hello.txt").string()},
-                     {"args", Json::object()}}
-                    .dump() +
-                "\n";
-    }
-    CliResult r = RunCustos({"--data-dir", data_, "run", "--policy", policy_}, script);
-    ASSERT_EQ(r.code, 0) << r.err;
-  }
-
-  CliResult Audit(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--data-dir", data_, "audit"});
-    return RunCustos(args);
   }
 
   // A log of a few entries, a stored checkpoint over all of them, and the identity's verifier key
@@ -103,12 +61,7 @@ class AuditTrustedKeysTest : public ::testing::Test {
     CliResult k = Audit({"checkpoint", "--verifier-key"});
     ASSERT_EQ(k.code, 0) << k.err;
     vkey_ = k.out.substr(0, k.out.find('\n'));
-    Write(keys_, "# pinned signers\n\n" + k.out);
-  }
-
-  crypto::SigningKey Identity() {
-    return crypto::KeyStore::Load(std::filesystem::path(data_) / "identity.key", std::nullopt)
-        .value();
+    WriteText(keys_, "# pinned signers\n\n" + k.out);
   }
 
   uint64_t CheckpointSize() {
@@ -117,8 +70,7 @@ class AuditTrustedKeysTest : public ::testing::Test {
     return audit::OpenCheckpoint(checkpoint_, std::span(&v, 1)).value().checkpoint.size;
   }
 
-  TempDir dir_;
-  std::string policy_, data_, db_, keys_, checkpoint_, vkey_;
+  std::string db_, keys_, checkpoint_, vkey_;
 };
 
 TEST_F(AuditTrustedKeysTest, GenuineLogAndCheckpointVerify) {
@@ -138,7 +90,7 @@ TEST_F(AuditTrustedKeysTest, GenuineLogAndCheckpointVerify) {
 TEST_F(AuditTrustedKeysTest, FromCheckpointVerifiesAGivenNote) {
   LogWithCheckpoint();
   const std::string old_note = (dir_.path() / "old.note").string();
-  Write(old_note, checkpoint_);
+  WriteText(old_note, checkpoint_);
   RunReads(2);
   ASSERT_EQ(Audit({"checkpoint"}).code, 0);
   CliResult v = Audit({"verify", "--trusted-keys", keys_, "--from-checkpoint", old_note});
@@ -152,7 +104,7 @@ TEST_F(AuditTrustedKeysTest, FromCheckpointVerifiesAGivenNote) {
   fork.size = CheckpointSize();
   fork.root = audit::MerkleLeafHash("another history");
   const std::string fork_note = (dir_.path() / "fork.note").string();
-  Write(fork_note, audit::SignCheckpoint(fork, fork.origin, id).value());
+  WriteText(fork_note, audit::SignCheckpoint(fork, fork.origin, id).value());
   CliResult f = Audit({"verify", "--trusted-keys", keys_, "--from-checkpoint", fork_note});
   EXPECT_EQ(f.code, ExitCodeOf(Reason::kLogCorrupt)) << f.out << f.err;
   EXPECT_THAT(f.err, HasSubstr("do not match the checkpoint's root"));
@@ -166,18 +118,18 @@ TEST_F(AuditTrustedKeysTest, CheckpointByAnUntrustedKeyIsAKeyError) {
   // Same name, another key: the pinned key does not match the signature.
   const crypto::SigningKey other = crypto::SigningKey::Generate().value();
   const std::string name = vkey_.substr(0, vkey_.find('+'));
-  Write(keys_,
-        audit::VerifierKeyString(audit::MakeNoteVerifier(name, other.verifying_key()).value()) +
-            "\n");
+  WriteText(keys_,
+            audit::VerifierKeyString(audit::MakeNoteVerifier(name, other.verifying_key()).value()) +
+                "\n");
   CliResult v = Audit({"verify", "--trusted-keys", keys_});
   EXPECT_EQ(v.code, ExitCodeOf(Reason::kKeyError)) << v.out << v.err;
   EXPECT_THAT(v.out, HasSubstr("hash chain intact"));
   EXPECT_THAT(v.out, Not(HasSubstr(" verified (signed by")));
 
   // An empty or malformed key file is refused before anything is verified.
-  Write(keys_, "# nothing\n");
+  WriteText(keys_, "# nothing\n");
   EXPECT_EQ(Audit({"verify", "--trusted-keys", keys_}).code, ExitCodeOf(Reason::kKeyError));
-  Write(keys_, "not a key\n");
+  WriteText(keys_, "not a key\n");
   EXPECT_NE(Audit({"verify", "--trusted-keys", keys_}).code, 0);
 }
 
@@ -219,19 +171,19 @@ TEST_F(AuditTrustedKeysTest, WitnessCosignatureIsVerifiedWhenItsKeyIsPinned) {
   const std::string cosigned =
       audit::CosignNote(checkpoint_, "witness.example/w1", witness).value();
   const std::string note = (dir_.path() / "cosigned.note").string();
-  Write(note, cosigned);
+  WriteText(note, cosigned);
   const std::string witness_vkey = audit::VerifierKeyString(
       audit::MakeNoteVerifier("witness.example/w1", witness.verifying_key()).value());
 
   // Log key and witness pinned: both signatures verify.
-  Write(keys_, vkey_ + "\n" + witness_vkey + "\n");
+  WriteText(keys_, vkey_ + "\n" + witness_vkey + "\n");
   CliResult both = Audit({"verify", "--trusted-keys", keys_, "--from-checkpoint", note});
   ASSERT_EQ(both.code, 0) << both.out << both.err;
   EXPECT_THAT(both.out, HasSubstr("witness.example/w1"));
 
   // The witness alone pinned: its cosignature is enough for the given note, but the stored
   // checkpoints (signed by the log key only) are not signed by a pinned key.
-  Write(keys_, witness_vkey + "\n");
+  WriteText(keys_, witness_vkey + "\n");
   CliResult only = Audit({"verify", "--trusted-keys", keys_, "--from-checkpoint", note});
   EXPECT_EQ(only.code, ExitCodeOf(Reason::kKeyError)) << only.out << only.err;
 
@@ -251,8 +203,8 @@ TEST_F(AuditTrustedKeysTest, WitnessCosignatureIsVerifiedWhenItsKeyIsPinned) {
           .value();
   std::copy(pinned_raw.begin(), pinned_raw.begin() + 4, forged_raw.begin());
   const std::string bad = checkpoint_ + prefix + Base64Encode(forged_raw) + "\n";
-  Write(note, bad);
-  Write(keys_, vkey_ + "\n" + witness_vkey + "\n");
+  WriteText(note, bad);
+  WriteText(keys_, vkey_ + "\n" + witness_vkey + "\n");
   CliResult f = Audit({"verify", "--trusted-keys", keys_, "--from-checkpoint", note});
   EXPECT_EQ(f.code, ExitCodeOf(Reason::kTokenInvalid)) << f.out << f.err;
 }
