@@ -9,9 +9,11 @@ trap 'rm -rf "$out"' EXIT
 # caps_bench compares against the npm Biscuit implementation, installed from the lockfile.
 [ -d tests/interop/node/node_modules ] ||
   (cd tests/interop/node && npm ci --no-audit --no-fund --loglevel=error >&2)
-for b in "$build"/*_bench; do
-  [ -x "$b" ] || continue
-  name=$(basename "$b")
+# One binary per bench/*.cc, so a stale binary left in the build dir is never reported.
+for src in bench/*_bench.cc; do
+  name=$(basename "$src" .cc)
+  b="$build/$name"
+  [ -x "$b" ] || { echo "bench: $b missing (build first)" >&2; exit 1; }
   echo "bench: $name" >&2
   "$b" --benchmark_format=console --benchmark_out="$out/$name.json" --benchmark_out_format=json >&2
 done

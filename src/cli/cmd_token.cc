@@ -7,7 +7,8 @@
 //   attenuate  appends a block (Datalog text) offline: only the root *public* key is needed.
 //   verify     checks the signatures against the root public key and, given a request, runs the
 //              kernel's authorizer over it.
-//   revoke     records a revocation id (or a token's last block) in the data directory's store.
+//   revoke     records a revocation id (or a token's last block) in the data directory's store
+//              and its flight log, through a kernel (needs the identity and a policy, as mint).
 // The root public key is --root-key ("ed25519/<hex>") or, if absent, derived from DATA_DIR.
 
 #include <cstdio>
@@ -23,7 +24,6 @@
 #include "custos/caps/token_text.h"
 #include "custos/core/clock.h"
 #include "custos/kernel/token_authority.h"
-#include "custos/store/store.h"
 
 namespace custos::cli {
 namespace {
@@ -230,10 +230,13 @@ void RegisterToken(CLI::App& app, GlobalOptions& g, int* exit_code) {
   });
 
   // --- revoke ---
+  // Through a kernel on DATA_DIR, like mint: the revocation is written to the store every kernel
+  // sharing it reads, and recorded in the flight log (a `token.revoke` event) so that replay and
+  // audit see it. --policy names the policy in force, whose hash the entry records.
   auto* revoke = token->add_subcommand("revoke", "Revoke a token (its last block) or an id");
   revoke->add_option("TOKEN_OR_ID", token_arg, "Token text (@file, - stdin) or revocation id")
       ->required();
-  revoke->add_option("--root-key", root_key, "Root public key (default: DATA_DIR's)");
+  revoke->add_option("--policy", policy_file, "Policy file (its hash is recorded)")->required();
   revoke->add_option("--note", note, "Why (kept in the store)");
   revoke->callback([&g, exit_code] {
     Result<std::string> text = ReadArg(token_arg);
@@ -245,29 +248,21 @@ void RegisterToken(CLI::App& app, GlobalOptions& g, int* exit_code) {
     while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) {
       id.pop_back();
     }
-    if (!kernel::IsRevocationId(id)) {
-      Result<caps::PublicKey> root = RootKey(g, root_key);
-      Result<std::shared_ptr<const kernel::VerifiedToken>> v =
-          root.ok() ? kernel::VerifyToken(id, *root)
-                    : Result<std::shared_ptr<const kernel::VerifiedToken>>(root.status());
-      if (!v.ok()) {
-        *exit_code = Fail(v.status());
-        return;
-      }
-      id = (*v)->revocation_ids.back();
-    }
-    const std::filesystem::path db = ResolveDataDir(g) / "custos.db";
-    if (!std::filesystem::exists(db)) {
-      *exit_code = Fail(Status(Reason::kNotFound, "no store at " + db.string()));
+    const std::filesystem::path dir = ResolveDataDir(g);
+    Result<Config> config = LoadConfig(dir);
+    if (!config.ok()) {
+      *exit_code = Fail(config.status());
       return;
     }
-    Result<std::unique_ptr<store::Store>> st = store::OpenSqliteStore(db);
-    Status s = st.ok() ? (*st)->RevokeToken(id, note, SystemClock().NowMillis()) : st.status();
-    if (!s.ok()) {
-      *exit_code = Fail(s);
+    Result<KernelSession> session =
+        KernelSession::Open(dir, policy_file, audit::Durability::kFsync, *config);
+    Result<std::string> revoked =
+        session.ok() ? session->kernel().Revoke(id, note) : Result<std::string>(session.status());
+    if (!revoked.ok()) {
+      *exit_code = Fail(revoked.status());
       return;
     }
-    std::printf("revoked %s\n", id.c_str());
+    std::printf("revoked %s\n", revoked->c_str());
     *exit_code = 0;
   });
 }

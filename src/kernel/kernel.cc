@@ -249,7 +249,7 @@ Result<std::string> Kernel::MintToken(std::string_view authority_datalog) {
   return token;
 }
 
-Status Kernel::Revoke(std::string_view token_or_id, const std::string& note) {
+Result<std::string> Kernel::Revoke(std::string_view token_or_id, const std::string& note) {
   Services& s = *impl_->services;
   std::string id;
   if (IsRevocationId(token_or_id)) {
@@ -266,7 +266,8 @@ Status Kernel::Revoke(std::string_view token_or_id, const std::string& note) {
   e.syscall = "token.revoke";
   e.policy_hash = std::string(s.policy()->hash());
   e.extra = {{"revocation_id", id}};
-  return s.log().Append(std::move(e)).status();
+  CUSTOS_RETURN_IF_ERROR(s.log().Append(std::move(e)).status());
+  return id;
 }
 
 std::string Kernel::token_root_public_key() const {

@@ -475,9 +475,10 @@ HttpResponse Api::Revoke(const HttpRequest& req, const Identity& who) {
                                 "token must be a token or a revocation id (hex)", "/token"));
   }
   const std::string note = "by " + who.agent + ": " + j.value("note", std::string());
-  if (Status st = kernel_->Revoke(j["token"].get<std::string>(), note); !st.ok())
-    return ErrorResponse(st);
-  return JsonResponse(200, Json{{"revoked", true}});
+  Result<std::string> id = kernel_->Revoke(j["token"].get<std::string>(), note);
+  if (!id.ok())
+    return ErrorResponse(id.status());
+  return JsonResponse(200, Json{{"revoked", true}, {"revocation_id", *id}});
 }
 
 HttpResponse Api::Invoke(const HttpRequest& req, const Identity& who) {

@@ -134,7 +134,8 @@ class Kernel {
   // it) or as one revocation id (lowercase hex, as `custos token inspect` prints). Persisted in the
   // store, so every kernel sharing it refuses the token on its next use (kTokenRevoked). Errors:
   // kTokenInvalid for text that is neither a revocation id nor a token of this kernel's root.
-  Status Revoke(std::string_view token_or_id, const std::string& note = "");
+  // Recorded as a `token.revoke` event. Returns the revocation id written.
+  Result<std::string> Revoke(std::string_view token_or_id, const std::string& note = "");
   // The public half of the token root key, "ed25519/<hex>" (what `custos token verify` needs).
   std::string token_root_public_key() const;
 
