@@ -6,19 +6,16 @@
 
 #include <benchmark/benchmark.h>
 
-#include <algorithm>
-#include <filesystem>
 #include <map>
 #include <mutex>
-#include <vector>
 
-#include "custos/kernel/kernel.h"
-#include "custos/policy/policy.h"
+#include "bench_kernel.h"
+#include "latency.h"
 
 namespace {
 
+using custos::bench::TimeCalls;
 using custos::kernel::Kernel;
-using custos::kernel::KernelOptions;
 using custos::kernel::Syscall;
 
 constexpr char kPolicy[] = R"(
@@ -27,14 +24,6 @@ name = "bench"
 
 [agents.agent]
 syscalls = ["file.read", "assert", "memory.read"]
-
-[budgets.default]
-model_tokens_in = 1000000
-model_tokens_out = 1000000
-tool_calls = 1000000
-wall_ms = 86400000
-net_bytes_out = 1000000000
-spend_micros = 1000000000
 
 [fs]
 read = ["/srv/allowed/**"]
@@ -47,65 +36,25 @@ to = ["tool:shell.*"]
 action = "deny"
 )";
 
-struct Bench {
-  std::filesystem::path dir;
-  std::unique_ptr<Kernel> kernel;
-};
-
-// One kernel per (durability) for the whole process: the benchmark threads share it, as agents do.
+// One kernel per durability for the whole process: the benchmark threads share it, as agents do.
 Kernel& SharedKernel(custos::audit::Durability d) {
   static std::mutex mu;
-  static std::map<int, Bench> kernels;
+  static std::map<int, std::unique_ptr<Kernel>> kernels;
   std::lock_guard<std::mutex> lock(mu);
-  Bench& b = kernels[static_cast<int>(d)];
-  if (!b.kernel) {
-    b.dir = std::filesystem::temp_directory_path() / ("custos-bench-" + std::to_string(::getpid()) +
-                                                      "-" + std::to_string(static_cast<int>(d)));
-    std::filesystem::remove_all(b.dir);
-    KernelOptions o;
-    o.data_dir = b.dir;
-    o.policy = custos::policy::Policy::LoadString(kPolicy, "bench.toml").value();
-    o.durability = d;
-    o.notice = [](const std::string&) {};
-    b.kernel = Kernel::Open(std::move(o)).value();
+  std::unique_ptr<Kernel>& k = kernels[static_cast<int>(d)];
+  if (!k) {
+    k = custos::bench::OpenBenchKernel(
+        custos::bench::FreshBenchDir("custos-bench-" + std::to_string(static_cast<int>(d))),
+        kPolicy, d);
   }
-  return *b.kernel;
+  return *k;
 }
 
 // A syscall by "agent" in run "bench", carrying the token the policy grants it.
 Syscall MakeCall(Kernel& k, const char* kind, const char* target,
                  custos::Json args = custos::Json::object()) {
-  custos::Json j = {
-      {"agent", "agent"}, {"run", "bench"}, {"kind", kind}, {"target", target}, {"args", args}};
-  Syscall call = custos::kernel::ParseSyscall(j).value();
-  call.token = k.Grant("agent", "bench").value();
-  return call;
-}
-
-void Report(benchmark::State& state, std::vector<int64_t>& ns) {
-  if (ns.empty())
-    return;
-  std::sort(ns.begin(), ns.end());
-  state.counters["p50_us"] =
-      benchmark::Counter(ns[ns.size() / 2] / 1000.0, benchmark::Counter::kAvgThreads);
-  state.counters["p99_us"] = benchmark::Counter(
-      ns[std::min(ns.size() - 1, ns.size() * 99 / 100)] / 1000.0, benchmark::Counter::kAvgThreads);
-  state.SetItemsProcessed(static_cast<int64_t>(ns.size()));
-}
-
-// Times each call of `fn` and reports throughput and per-call p50/p99.
-template <typename Fn>
-void TimeCalls(benchmark::State& state, Fn&& fn) {
-  std::vector<int64_t> ns;
-  ns.reserve(1 << 16);
-  for (auto _ : state) {
-    auto t0 = std::chrono::steady_clock::now();
-    auto r = fn();
-    auto t1 = std::chrono::steady_clock::now();
-    benchmark::DoNotOptimize(r);
-    ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
-  }
-  Report(state, ns);
+  return custos::bench::BenchCall("agent", kind, target, std::move(args),
+                                  k.Grant("agent", "bench").value());
 }
 
 template <custos::audit::Durability D>

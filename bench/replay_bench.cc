@@ -10,20 +10,16 @@
 
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <map>
 
+#include "bench_kernel.h"
 #include "custos/crypto/key_store.h"
-#include "custos/kernel/kernel.h"
 #include "custos/kernel/replay.h"
-#include "custos/policy/policy.h"
 
 namespace {
 
 using custos::kernel::Kernel;
-using custos::kernel::KernelOptions;
 
 constexpr char kPolicy[] = R"(
 [policy]
@@ -34,14 +30,6 @@ syscalls = ["file.read", "assert", "memory.read"]
 
 [agents.nobody]
 syscalls = []
-
-[budgets.default]
-model_tokens_in = 1000000
-model_tokens_out = 1000000
-tool_calls = 1000000
-wall_ms = 86400000
-net_bytes_out = 1000000000
-spend_micros = 1000000000
 
 [fs]
 read = ["/srv/allowed/**"]
@@ -59,23 +47,18 @@ Log& LogOf(int64_t decisions) {
   Log& l = logs[decisions];
   if (l.kernel)
     return l;
-  l.dir = std::filesystem::temp_directory_path() /
-          ("custos-replay-bench-" + std::to_string(::getpid()) + "-" + std::to_string(decisions));
-  std::filesystem::remove_all(l.dir);
-  KernelOptions o;
-  o.data_dir = l.dir;
-  o.policy = custos::policy::Policy::LoadString(kPolicy, "bench.toml").value();
-  o.durability = custos::audit::Durability::kNone;
-  o.notice = [](const std::string&) {};
-  l.kernel = Kernel::Open(std::move(o)).value();
+  l.dir = custos::bench::FreshBenchDir("custos-replay-bench-" + std::to_string(decisions));
+  l.kernel = custos::bench::OpenBenchKernel(l.dir, kPolicy, custos::audit::Durability::kNone);
+  // "agent" presents its grant, so its calls get past the capability stage; "nobody" has no
+  // grant and presents none.
+  const std::string token = l.kernel->Grant("agent", "bench").value();
   auto call = [&](const char* agent, const char* kind, const char* target, custos::Json args) {
-    custos::Json j = {
-        {"agent", agent}, {"run", "bench"}, {"kind", kind}, {"target", target}, {"args", args}};
-    l.kernel->Execute(custos::kernel::ParseSyscall(j).value());
+    const std::string& t = std::string_view(agent) == "agent" ? token : std::string();
+    l.kernel->Execute(custos::bench::BenchCall(agent, kind, target, std::move(args), t));
   };
   for (int64_t i = 0; i < decisions; ++i) {
     switch (i % 8) {
-      case 0:  // refused by the capability stage
+      case 0:  // refused by the capability stage (no token)
         call("nobody", "assert", "labels_at_most", {{"labels", {"trusted"}}});
         break;
       case 1:  // refused by the policy (no fs.read glob)
@@ -99,7 +82,7 @@ double ProcessCpuMicros() {
 
 void BM_Replay_Decisions(benchmark::State& state) {
   Log& l = LogOf(state.range(0));
-  auto policy = custos::policy::Policy::LoadString(kPolicy, "bench.toml").value();
+  auto policy = custos::bench::BenchPolicy(kPolicy);
   int64_t replayed = 0;
   double process_cpu_us = 0;
   for (auto _ : state) {
