@@ -15,6 +15,7 @@
 #include "kernel/pipeline.h"
 #include "kernel/services.h"
 #include "testing/fake_http_server.h"
+#include "testing/forwarding_store.h"
 #include "testing/kernel_fixture.h"
 #include "testing/matchers.h"
 
@@ -26,6 +27,7 @@ using ::custos::testing::CallJson;
 using ::custos::testing::CannedResponse;
 using ::custos::testing::EchoHandler;
 using ::custos::testing::FakeHttpServer;
+using ::custos::testing::ForwardingStore;
 using ::custos::testing::HttpExchange;
 using ::custos::testing::IsAllowed;
 using ::custos::testing::IsDenied;
@@ -446,10 +448,11 @@ TEST(Inv6SecretsStaySealedTest, SecretBytesInEgressAreBlockedBeforeTheWire) {
 // ---------------------------------------------------------------------------------------------
 // INV-7 Fail closed.
 
-// Forwards to a real store; fails the calls it is told to.
-class FlakyStore final : public store::Store {
+// Forwards to a real store (owned); fails the calls it is told to.
+class FlakyStore final : public ForwardingStore {
  public:
-  explicit FlakyStore(std::unique_ptr<store::Store> inner) : inner_(std::move(inner)) {}
+  explicit FlakyStore(std::unique_ptr<store::Store> inner)
+      : ForwardingStore(inner.get()), owned_(std::move(inner)) {}
 
   std::atomic<bool> fail_append{false};
   std::atomic<bool> fail_heap{false};
@@ -460,97 +463,28 @@ class FlakyStore final : public store::Store {
                    const std::vector<store::MerkleNode>& nodes, store::Sync sync) override {
     if (fail_append.load())
       return Status(Reason::kStoreError, "injected append failure");
-    return inner_->AppendLog(rows, nodes, sync);
-  }
-  Status SyncLog() override { return inner_->SyncLog(); }
-  Result<std::vector<store::LogRow>> ReadLog(const store::LogQuery& q) override {
-    return inner_->ReadLog(q);
-  }
-  Result<std::optional<store::LogRow>> LastLog() override { return inner_->LastLog(); }
-  Result<int64_t> LogCount() override { return inner_->LogCount(); }
-  Result<std::string> ReadPayload(int64_t seq) override { return inner_->ReadPayload(seq); }
-  Result<std::string> ReadMerkleNode(int level, uint64_t index) override {
-    return inner_->ReadMerkleNode(level, index);
-  }
-  Result<std::vector<std::string>> ReadMerkleNodes(int level, uint64_t index,
-                                                   int64_t limit) override {
-    return inner_->ReadMerkleNodes(level, index, limit);
-  }
-  Result<int64_t> MerkleLeafCount() override { return inner_->MerkleLeafCount(); }
-  Status PutCheckpoint(int64_t size, const std::string& note, int64_t time_ms) override {
-    return inner_->PutCheckpoint(size, note, time_ms);
-  }
-  Result<std::vector<store::CheckpointRow>> ReadCheckpoints(int64_t from_id,
-                                                            int64_t limit) override {
-    return inner_->ReadCheckpoints(from_id, limit);
-  }
-  Result<std::optional<store::CheckpointRow>> LatestCheckpoint() override {
-    return inner_->LatestCheckpoint();
+    return ForwardingStore::AppendLog(rows, nodes, sync);
   }
   Status PutHandle(const store::HandleRecord& h) override {
     if (fail_put_handle.load())
       return Status(Reason::kStoreError, "injected handle failure");
-    return inner_->PutHandle(h);
-  }
-  Result<store::HandleRecord> GetHandle(const std::string& id) override {
-    return inner_->GetHandle(id);
+    return ForwardingStore::PutHandle(h);
   }
   Result<store::HeapObject> HeapGet(const std::string& run, const std::string& id) override {
     if (fail_heap.load())
       return Status(Reason::kStoreError, "injected heap failure");
-    return inner_->HeapGet(run, id);
+    return ForwardingStore::HeapGet(run, id);
   }
   Result<std::vector<store::HeapObject>> HeapApply(const std::string& run,
                                                    const std::vector<store::HeapOp>& ops,
                                                    int64_t now_ms) override {
     if (fail_heap.load())
       return Status(Reason::kStoreError, "injected heap failure");
-    return inner_->HeapApply(run, ops, now_ms);
-  }
-  Result<std::vector<store::HeapObject>> HeapQuery(const std::string& run, const std::string& type,
-                                                   int64_t limit) override {
-    return inner_->HeapQuery(run, type, limit);
-  }
-  Status PutApproval(const store::Approval& a) override { return inner_->PutApproval(a); }
-  Result<store::Approval> GetApproval(const std::string& id) override {
-    return inner_->GetApproval(id);
-  }
-  Result<std::vector<store::Approval>> ListApprovals(const std::string& state) override {
-    return inner_->ListApprovals(state);
-  }
-  Status AnswerApproval(const std::string& id, bool approve, const std::string& by,
-                        const std::string& note, int64_t now_ms) override {
-    return inner_->AnswerApproval(id, approve, by, note, now_ms);
-  }
-  Status SendMail(const store::MailMessage& m) override { return inner_->SendMail(m); }
-  Result<std::optional<store::MailMessage>> RecvMail(const std::string& run,
-                                                     const std::string& to) override {
-    return inner_->RecvMail(run, to);
-  }
-  Status PutAgent(const store::AgentRecord& a) override { return inner_->PutAgent(a); }
-  Result<std::optional<store::AgentRecord>> GetAgent(const std::string& run,
-                                                     const std::string& name) override {
-    return inner_->GetAgent(run, name);
-  }
-  Status PutMeta(const std::string& k, const std::string& v) override {
-    return inner_->PutMeta(k, v);
-  }
-  Result<std::optional<std::string>> GetMeta(const std::string& k) override {
-    return inner_->GetMeta(k);
-  }
-  Status RevokeToken(const std::string& id, const std::string& note, int64_t at_ms) override {
-    return inner_->RevokeToken(id, note, at_ms);
-  }
-  Result<std::optional<std::string>> FirstRevoked(std::span<const std::string> ids) override {
-    return inner_->FirstRevoked(ids);
-  }
-  Status CountTokenUse(const std::string& id, const store::TokenUseLimits& limits, int64_t now_ms,
-                       bool dry_run) override {
-    return inner_->CountTokenUse(id, limits, now_ms, dry_run);
+    return ForwardingStore::HeapApply(run, ops, now_ms);
   }
 
  private:
-  std::unique_ptr<store::Store> inner_;
+  std::unique_ptr<store::Store> owned_;
 };
 
 // The kernel's Services and Pipeline over a FlakyStore (Kernel::Open always opens SQLite).
