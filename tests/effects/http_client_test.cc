@@ -7,17 +7,78 @@
 #include <string>
 #include <vector>
 
-#include "effects/test_http_server.h"
+#include "testing/fake_http_server.h"
 #include "testing/matchers.h"
 
 namespace custos::effects {
 namespace {
 
+using ::custos::testing::CannedResponse;
+using ::custos::testing::FakeHttpServer;
+using ::custos::testing::HttpExchange;
 using ::custos::testing::IsOk;
 using ::custos::testing::StatusIs;
-using test_support::TestHttpServer;
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+// The routes the client tests use, one canned response per path:
+//   /ok               200 "hello"
+//   /echo             200, body = method, then each header line, a blank line, then the body
+//   /redirect/N       302 to /redirect/N-1; /redirect/0 is 200 "done"
+//   /to?u=URL         302 to URL (taken verbatim from the query)
+//   /see-other        303 to /echo;  /temporary 307 to /echo;  /found 302 to /echo
+//   /slow             waits (until the server stops) before answering
+//   /huge             200 with a 1 MiB body and Content-Length
+//   /stream           200 with a 1 MiB body, no Content-Length (read to close)
+//   /big-headers      200 with 200 KiB of headers
+//   anything else     404
+CannedResponse ClientTestRoutes(const HttpExchange& req) {
+  auto reply = [](int status, std::string headers, std::string body) {
+    CannedResponse r;
+    r.status = status;
+    r.headers = std::move(headers);
+    r.body = std::move(body);
+    return r;
+  };
+  const std::string& t = req.target;
+  if (t == "/ok")
+    return reply(200, "", "hello");
+  if (t == "/echo")
+    return reply(200, "",
+                 req.method + "\n" + req.head.substr(req.head.find("\r\n") + 2) + "\n" + req.body);
+  if (t.starts_with("/redirect/")) {
+    const int n = std::stoi(t.substr(10));
+    return n == 0 ? reply(200, "", "done")
+                  : reply(302, "Location: /redirect/" + std::to_string(n - 1) + "\r\n", "");
+  }
+  if (t.starts_with("/to?u="))
+    return reply(302, "Location: " + t.substr(6) + "\r\n", "");
+  if (t == "/see-other")
+    return reply(303, "Location: /echo\r\n", "");
+  if (t == "/temporary")
+    return reply(307, "Location: /echo\r\n", "");
+  if (t == "/found")
+    return reply(302, "Location: /echo\r\n", "");
+  if (t == "/slow") {
+    CannedResponse r = reply(200, "", "late");
+    r.hold_until_stop = true;
+    return r;
+  }
+  if (t == "/huge")
+    return reply(200, "", std::string(1 << 20, 'h'));
+  if (t == "/stream") {
+    CannedResponse r = reply(200, "", std::string(1 << 20, 's'));
+    r.content_length = false;
+    return r;
+  }
+  if (t == "/big-headers") {
+    std::string headers;
+    for (int i = 0; i < 2000; ++i)
+      headers += "X-Filler-" + std::to_string(i) + ": " + std::string(90, 'f') + "\r\n";
+    return reply(200, headers, "ok");
+  }
+  return reply(404, "", "not found");
+}
 
 class HttpSendTest : public ::testing::Test {
  protected:
@@ -40,7 +101,7 @@ class HttpSendTest : public ::testing::Test {
     return opt;
   }
 
-  TestHttpServer server_;
+  FakeHttpServer server_{ClientTestRoutes};
   std::vector<std::string> hops_;
 };
 

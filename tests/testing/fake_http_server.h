@@ -18,6 +18,8 @@
 
 #include <atomic>
 #include <cctype>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -39,6 +41,8 @@ struct CannedResponse {
   int status = 200;
   std::string headers;  // extra header lines, each ending in "\r\n"
   std::string body;
+  bool content_length = true;    // false: no Content-Length, the body ends when the server closes
+  bool hold_until_stop = false;  // answer only when the server stops (or after 10 s): a hung peer
 };
 
 class FakeHttpServer {
@@ -62,7 +66,11 @@ class FakeHttpServer {
   }
 
   ~FakeHttpServer() {
-    stopping_.store(true);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_.store(true);
+    }
+    stop_cv_.notify_all();
     accept_thread_.join();
     for (std::thread& t : workers_) {
       t.join();
@@ -162,10 +170,16 @@ class FakeHttpServer {
       requests_.push_back(req);
     }
     const CannedResponse r = handler_(req);
+    if (r.hold_until_stop) {
+      std::unique_lock<std::mutex> lock(mu_);
+      stop_cv_.wait_for(lock, std::chrono::seconds(10), [this] { return stopping_.load(); });
+    }
     std::string out = "HTTP/1.1 " + std::to_string(r.status) + " X\r\nConnection: close\r\n";
     out += r.headers;
-    out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n\r\n";
-    out += r.body;
+    if (r.content_length) {
+      out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+    }
+    out += "\r\n" + r.body;
     SendAll(fd, out);
     ::shutdown(fd, SHUT_WR);
   }
@@ -177,6 +191,7 @@ class FakeHttpServer {
   std::thread accept_thread_;
   std::vector<std::thread> workers_;  // touched only by the accept thread until it has joined
   mutable std::mutex mu_;
+  std::condition_variable stop_cv_;
   std::vector<HttpExchange> requests_;
 };
 
