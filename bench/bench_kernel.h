@@ -31,24 +31,33 @@ inline std::shared_ptr<const policy::Policy> BenchPolicy(const std::string& poli
   return policy::Policy::LoadString(policy_toml + kUnlimitedBudgets, "bench.toml").value();
 }
 
-// `/tmp/<name>-<pid>`, removed if it exists.
-inline std::filesystem::path FreshBenchDir(const std::string& name) {
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  return dir;
-}
+// A kernel on its own directory `/tmp/<name>-<pid>`, which is removed before and after.
+struct BenchKernel {
+  std::filesystem::path dir;
+  std::unique_ptr<kernel::Kernel> kernel;
+  BenchKernel() = default;
+  BenchKernel(const BenchKernel&) = delete;
+  BenchKernel& operator=(const BenchKernel&) = delete;
+  ~BenchKernel() {
+    kernel.reset();
+    std::filesystem::remove_all(dir);
+  }
+};
 
-// A kernel on `dir` under `policy_toml` + kUnlimitedBudgets.
-inline std::unique_ptr<kernel::Kernel> OpenBenchKernel(const std::filesystem::path& dir,
-                                                       const std::string& policy_toml,
-                                                       audit::Durability durability) {
+// A kernel under `policy_toml` + kUnlimitedBudgets.
+inline std::unique_ptr<BenchKernel> OpenBenchKernel(const std::string& name,
+                                                    const std::string& policy_toml,
+                                                    audit::Durability durability) {
+  auto b = std::make_unique<BenchKernel>();
+  b->dir = std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(b->dir);
   kernel::KernelOptions o;
-  o.data_dir = dir;
+  o.data_dir = b->dir;
   o.policy = BenchPolicy(policy_toml);
   o.durability = durability;
   o.notice = [](const std::string&) {};
-  return kernel::Kernel::Open(std::move(o)).value();
+  b->kernel = kernel::Kernel::Open(std::move(o)).value();
+  return b;
 }
 
 // A syscall by `agent` in run "bench", presenting `token` (none if empty).

@@ -39,15 +39,13 @@ action = "deny"
 // One kernel per durability for the whole process: the benchmark threads share it, as agents do.
 Kernel& SharedKernel(custos::audit::Durability d) {
   static std::mutex mu;
-  static std::map<int, std::unique_ptr<Kernel>> kernels;
+  static std::map<int, std::unique_ptr<custos::bench::BenchKernel>> kernels;
   std::lock_guard<std::mutex> lock(mu);
-  std::unique_ptr<Kernel>& k = kernels[static_cast<int>(d)];
-  if (!k) {
-    k = custos::bench::OpenBenchKernel(
-        custos::bench::FreshBenchDir("custos-bench-" + std::to_string(static_cast<int>(d))),
-        kPolicy, d);
-  }
-  return *k;
+  std::unique_ptr<custos::bench::BenchKernel>& k = kernels[static_cast<int>(d)];
+  if (!k)
+    k = custos::bench::OpenBenchKernel("custos-bench-" + std::to_string(static_cast<int>(d)),
+                                       kPolicy, d);
+  return *k->kernel;
 }
 
 // A syscall by "agent" in run "bench", carrying the token the policy grants it.

@@ -36,8 +36,8 @@ read = ["/srv/allowed/**"]
 )";
 
 struct Log {
-  std::filesystem::path dir;
-  std::unique_ptr<Kernel> kernel;
+  std::unique_ptr<custos::bench::BenchKernel> bench;
+  Kernel* kernel = nullptr;
   int64_t decisions = 0;
 };
 
@@ -47,8 +47,9 @@ Log& LogOf(int64_t decisions) {
   Log& l = logs[decisions];
   if (l.kernel)
     return l;
-  l.dir = custos::bench::FreshBenchDir("custos-replay-bench-" + std::to_string(decisions));
-  l.kernel = custos::bench::OpenBenchKernel(l.dir, kPolicy, custos::audit::Durability::kNone);
+  l.bench = custos::bench::OpenBenchKernel("custos-replay-bench-" + std::to_string(decisions),
+                                           kPolicy, custos::audit::Durability::kNone);
+  l.kernel = l.bench->kernel.get();
   // "agent" presents its grant, so its calls get past the capability stage; "nobody" has no
   // grant and presents none.
   const std::string token = l.kernel->Grant("agent", "bench").value();
@@ -88,7 +89,7 @@ void BM_Replay_Decisions(benchmark::State& state) {
   for (auto _ : state) {
     state.PauseTiming();
     custos::crypto::SigningKey key =
-        custos::crypto::KeyStore::Load(l.dir / "identity.key", std::nullopt).value();
+        custos::crypto::KeyStore::Load(l.bench->dir / "identity.key", std::nullopt).value();
     state.ResumeTiming();
     custos::kernel::ReplayOptions o;
     o.policy = policy;
