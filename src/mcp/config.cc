@@ -200,6 +200,7 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, std::string_view
   }
   GatewayConfig c;
   bool has_policy = false;
+  std::string namespaces_at;  // where `namespaces` was set, for the error below
   for (const auto& [k, v] : doc) {
     const std::string key(k.str());
     if (key == "gateway") {
@@ -231,6 +232,12 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, std::string_view
           } else {
             return Err(origin, gv, path + ": must be \"first-use\" or \"approve\"");
           }
+        } else if (gkey == "namespaces") {
+          const auto* b = gv.as_boolean();
+          if (b == nullptr)
+            return Err(origin, gv, path + ": must be true or false");
+          c.namespaces = b->get();
+          namespaces_at = At(origin, gv.source());
         } else {
           return Err(origin, gv, path + ": unknown key");
         }
@@ -260,6 +267,14 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, std::string_view
   if (!has_policy) {
     return Status(Reason::kMcpConfigError, "gateway.policy: missing required key",
                   std::string(origin) + ":1:1");
+  }
+  // Without namespaces two servers could offer the same name, and a server could shadow another's
+  // tool: only a gateway in front of exactly one server may show the server's own names.
+  if (!c.namespaces && c.servers.size() != 1) {
+    return Status(Reason::kMcpConfigError,
+                  "gateway.namespaces: false needs exactly one [[servers]] entry (there are " +
+                      std::to_string(c.servers.size()) + ")",
+                  namespaces_at);
   }
   return c;
 }

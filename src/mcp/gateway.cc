@@ -150,6 +150,15 @@ struct Shared {
     return nullptr;
   }
 
+  // The names the client sees: "srv.name" and "srv+uri", or the server's own with namespaces off
+  // (config guarantees a single server then). Kernel targets always keep "srv.".
+  std::string ClientName(const Backend& b, const std::string& name) const {
+    return config.namespaces ? b.config.name + "." + name : name;
+  }
+  std::string ClientUri(const Backend& b, const std::string& uri) const {
+    return config.namespaces ? b.config.name + "+" + uri : uri;
+  }
+
   void Event(const std::string& name, const Json& details) {
     if (kernel != nullptr)
       kernel->RecordEvent(name, details).IgnoreError();
@@ -347,7 +356,7 @@ class ServerProvider final : public kernel::ToolProvider {
       if (!usable)
         continue;
       Json copy = t;
-      copy["name"] = b_->config.name + "." + name;
+      copy["name"] = shared_->ClientName(*b_, name);
       kept.push_back(std::move(copy));
     }
     (*r)["tools"] = std::move(kept);
@@ -525,17 +534,16 @@ struct Gateway::Impl {
     return caps.is_null() || caps.empty() || caps.contains(family);
   }
 
-  static void Rename(const Backend& b, const std::string& method, Json* item) {
+  void Rename(const Backend& b, const std::string& method, Json* item) const {
     if (!item->is_object())
       return;
-    const std::string& srv = b.config.name;
     if (method == "prompts/list" && item->contains("name") && (*item)["name"].is_string()) {
-      (*item)["name"] = srv + "." + (*item)["name"].get<std::string>();
+      (*item)["name"] = shared->ClientName(b, (*item)["name"].get<std::string>());
     } else if (method == "resources/list" && item->contains("uri") && (*item)["uri"].is_string()) {
-      (*item)["uri"] = srv + "+" + (*item)["uri"].get<std::string>();
+      (*item)["uri"] = shared->ClientUri(b, (*item)["uri"].get<std::string>());
     } else if (method == "resources/templates/list" && item->contains("uriTemplate") &&
                (*item)["uriTemplate"].is_string()) {
-      (*item)["uriTemplate"] = srv + "+" + (*item)["uriTemplate"].get<std::string>();
+      (*item)["uriTemplate"] = shared->ClientUri(b, (*item)["uriTemplate"].get<std::string>());
     }
   }
 
@@ -544,6 +552,8 @@ struct Gateway::Impl {
     if (!v.is_string())
       return {nullptr, ""};
     const std::string s = v.get<std::string>();
+    if (!shared->config.namespaces)
+      return {shared->backends.empty() ? nullptr : shared->backends.front().get(), s};
     const size_t dot = s.find('.');
     if (dot == std::string::npos)
       return {nullptr, ""};
@@ -555,6 +565,8 @@ struct Gateway::Impl {
     if (!v.is_string())
       return {nullptr, ""};
     const std::string s = v.get<std::string>();
+    if (!shared->config.namespaces)
+      return {shared->backends.empty() ? nullptr : shared->backends.front().get(), s};
     const size_t plus = s.find('+');
     const size_t colon = s.find(':');
     if (plus == std::string::npos || (colon != std::string::npos && colon < plus))
@@ -585,7 +597,7 @@ struct Gateway::Impl {
         result["contents"].is_array()) {
       for (Json& c : result["contents"]) {
         if (c.is_object() && c.contains("uri") && c["uri"].is_string())
-          c["uri"] = b->config.name + "+" + c["uri"].get<std::string>();
+          c["uri"] = shared->ClientUri(*b, c["uri"].get<std::string>());
       }
     }
     DowngradeForClient(ClientVersion(), method, &result);
@@ -730,7 +742,7 @@ struct Gateway::Impl {
     } else if (m == "notifications/resources/updated" && n.params.is_object() &&
                n.params.contains("uri") && n.params["uri"].is_string()) {
       Json p = n.params;
-      p["uri"] = b.config.name + "+" + p["uri"].get<std::string>();
+      p["uri"] = shared->ClientUri(b, p["uri"].get<std::string>());
       Send(Message::Notification(m, std::move(p)));
     } else if (m == "notifications/progress" && n.params.is_object() &&
                n.params.contains("progressToken")) {

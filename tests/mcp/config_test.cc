@@ -72,6 +72,10 @@ TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
        "[[servers]]\nname = \"a\"\ncommand = \"/bin/sh\"\n",
        "gw.toml:", "duplicate server"},
       {"[[servers]]\nname = \"a\"\ncommand = \"/bin/sh\"\n", "gw.toml:1:", "gateway.policy"},
+      {"[gateway]\npolicy = \"p\"\nnamespaces = false\n[[servers]]\nname = \"a\"\n"
+       "command = \"/bin/sh\"\n[[servers]]\nname = \"b\"\ncommand = \"/bin/sh\"\n",
+       "gw.toml:3:", "exactly one [[servers]]"},
+      {"[gateway]\npolicy = \"p\"\nnamespaces = \"no\"\n", "gw.toml:3:", "true or false"},
       {"[gateway\n", "gw.toml:1:", ""},
   };
   for (const Case& c : cases) {

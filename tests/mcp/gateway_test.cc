@@ -22,6 +22,7 @@ namespace custos::mcp {
 namespace {
 
 using ::custos::testing::StatusIs;
+using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -451,6 +452,30 @@ TEST_F(GatewayTest, ResourcesPromptsAndCompletionsAreMediatedAndNamespaced) {
                         "a.completion/complete", "a.logging/setLevel"}) {
     EXPECT_EQ(targets.count(t), 1u) << t;
   }
+}
+
+TEST_F(GatewayTest, WithoutNamespacesTheClientSeesTheServersOwnNames) {
+  // namespaces = false (one server): names and URIs as the server gives them; the kernel target
+  // and the policy keep the server prefix, so the same rules still apply.
+  Open({{"a", {}}}, "namespaces = false\n");
+  Init();
+  const std::vector<std::string> names = ToolNames();
+  EXPECT_THAT(names, Contains("echo"));
+  EXPECT_THAT(names, Not(Contains("a.echo")));
+  EXPECT_EQ(Text(Call("echo", {{"x", 1}})), R"({"x":1})");
+  EXPECT_EQ(ReasonOf(Call("a.echo", {{"x", 1}})), "mcp_unknown_tool");
+  Message list = Req("resources/list");
+  EXPECT_EQ(list.result["resources"][0]["uri"], "fixture://doc");
+  Message read = Req("resources/read", {{"uri", "fixture://doc"}});
+  EXPECT_EQ(read.result["contents"][0]["uri"], "fixture://doc");
+  EXPECT_EQ(Req("prompts/list").result["prompts"][0]["name"], "greet");
+  Message got = Req("prompts/get", {{"name", "greet"}, {"arguments", {{"who", "Ada"}}}});
+  EXPECT_EQ(got.result["messages"][0]["content"]["text"], "Hello, Ada");
+  std::set<std::string> targets;
+  for (const Json& e : Log("tool.invoke"))
+    targets.insert(e.value("target", ""));
+  EXPECT_EQ(targets.count("a.echo"), 1u);
+  EXPECT_EQ(targets.count("a.resources/read"), 1u);
 }
 
 TEST_F(GatewayTest, BatchesOnlyInTheEraThatHadThem) {

@@ -10,6 +10,9 @@
 //   agent = "mcp-client"          # the policy agent the client acts as (default "mcp-client")
 //   pin = "first-use"             # "first-use" (pin on first sight) | "approve" (pin only when a
 //                                 #   person runs `custos mcp approve`)
+//   namespaces = true             # false: the client sees the server's own names ("tool", not
+//                                 #   "fs.tool"); only with exactly one server. The kernel target
+//                                 #   and the policy keep the server prefix either way.
 //
 //   [[servers]]
 //   name = "fs"                   # [a-z][a-z0-9-]{0,31}: tools become "fs.<tool>"
@@ -68,6 +71,7 @@ struct GatewayConfig {
   std::filesystem::path data_dir;  // empty: the caller decides
   std::string agent = "mcp-client";
   PinMode pin = PinMode::kFirstUse;
+  bool namespaces = true;
   std::vector<ServerConfig> servers;
 };
 
