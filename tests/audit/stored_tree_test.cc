@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "custos/audit/key_rotation.h"
+
 #include "custos/audit/log_writer.h"
 #include "custos/audit/verifier.h"
 #include "custos/crypto/key_store.h"
@@ -87,7 +89,9 @@ class StoredTreeTest : public ::testing::Test {
     return VerifyStore(*store_, o);
   }
 
-  NoteVerifier Trusted() const { return MakeNoteVerifier(kOrigin, key_.verifying_key()).value(); }
+  NoteVerifier Trusted() const {
+    return MakeNoteVerifier(KeyName(key_.verifying_key()), key_.verifying_key()).value();
+  }
 
   // Runs SQL on a second connection (what an attacker with the file would do).
   void Sql(const std::string& sql) {
@@ -282,7 +286,9 @@ TEST_F(StoredTreeTest, VerifyNamesAChangedNodeAMissingNodeAndAForeignCheckpoint)
 
   // A checkpoint with a root that is not the log's.
   c.root = MerkleEmptyRoot();
-  ASSERT_THAT(store_->PutCheckpoint(8, SignCheckpoint(c, kOrigin, key_).value(), 1), IsOk());
+  ASSERT_THAT(store_->PutCheckpoint(
+                  8, SignCheckpoint(c, KeyName(key_.verifying_key()), key_).value(), 1),
+              IsOk());
   EXPECT_THAT(FullVerify({Trusted()}).status,
               StatusWith(Reason::kLogCorrupt, "does not match the root"));
   Sql("DELETE FROM checkpoints WHERE id = (SELECT max(id) FROM checkpoints);");
