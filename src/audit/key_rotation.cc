@@ -3,6 +3,7 @@
 #include <cstring>
 #include <span>
 
+#include "custos/audit/stored_tree.h"
 #include "custos/core/encoding.h"
 #include "custos/core/json.h"
 
@@ -200,6 +201,36 @@ std::vector<crypto::VerifyingKey> KeyChain::Keys() const {
     out.push_back(crypto::VerifyingKey::FromBytes(r.new_key).value());
   }
   return out;
+}
+
+Result<KeyChain> ReadKeyChain(store::Store& st) {
+  KeyChain chain;
+  CUSTOS_ASSIGN_OR_RETURN(StoreNodeSource tree, OpenStoredTree(&st));
+  store::LogQuery q;
+  q.limit = 4096;
+  while (true) {
+    CUSTOS_ASSIGN_OR_RETURN(std::vector<store::LogRow> rows, st.ReadLog(q));
+    for (const store::LogRow& row : rows) {
+      if (row.canonical.find("\"syscall\":\"identity.rotate\"") == std::string::npos) {
+        continue;
+      }
+      CUSTOS_ASSIGN_OR_RETURN(LogEntry e, DecodeEntry(row));
+      if (!IsRotationEntry(e)) {
+        continue;
+      }
+      CUSTOS_ASSIGN_OR_RETURN(KeyRotation r, OpenRotation(e));
+      CUSTOS_ASSIGN_OR_RETURN(MerkleHash root, RootAt(tree, r.tree_size));
+      if (r.tree_size != static_cast<uint64_t>(r.seq - 1) || root != r.root) {
+        return Invalid(r.seq, "it does not name the tree of the entries before it");
+      }
+      CUSTOS_RETURN_IF_ERROR(chain.Add(std::move(r)));
+    }
+    if (rows.size() < static_cast<size_t>(q.limit)) {
+      break;
+    }
+    q.from_seq = rows.back().seq + 1;
+  }
+  return chain;
 }
 
 Status CheckCheckpointSigner(std::string_view note, uint64_t size,

@@ -351,6 +351,7 @@ class TreeChecker {
   int64_t bad_seq() const { return bad_seq_; }
   int64_t nodes() const { return nodes_; }
   int64_t checkpoints_checked() const { return static_cast<int64_t>(next_cp_); }
+  const std::vector<KeyRotation>& rotations() const { return chain_.rotations(); }
   MerkleHash root() const { return range_.Root(); }
 
  private:
@@ -513,6 +514,7 @@ VerifyReport VerifyStore(store::Store& store, const VerifyOptions& options) {
         }
         r.merkle_nodes = tree->nodes();
         r.checkpoints = tree->checkpoints_checked();
+        r.rotations = tree->rotations();
         r.root = tree->root();
       }
       return r;

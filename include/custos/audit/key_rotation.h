@@ -29,6 +29,7 @@
 #include "custos/audit/merkle.h"
 #include "custos/core/result.h"
 #include "custos/crypto/keys.h"
+#include "custos/store/store.h"
 
 namespace custos::audit {
 
@@ -85,6 +86,12 @@ class KeyChain {
   std::optional<crypto::VerifyingKey> first_;
   std::vector<KeyRotation> rotations_;
 };
+
+// The log's rotation statements, each opened (OpenRotation), checked against the tree before it
+// and chained (kRotationInvalid otherwise). Reads every entry: O(n), for rare paths (audit show,
+// consistency with an old checkpoint, finishing an interrupted rotation); `audit verify` gets the
+// same from its single pass.
+Result<KeyChain> ReadKeyChain(store::Store& st);
 
 // Checks that a checkpoint note of a tree of `size` entries is signed by `current` (the key
 // current at that size) under KeyName(current): kCheckpointWrongSigner if it carries no signature
