@@ -79,7 +79,9 @@ void CheckEntry(const store::LogRow& row, EntryCheck* c, bool leaf = false) {
     // escaped); a nested "syscall" key in extra is ruled out by decoding.
     if (row.canonical.find("\"syscall\":\"identity.rotate\"") != std::string::npos) {
       Result<LogEntry> e = DecodeEntry(row);
-      if (e.ok() && IsRotationEntry(*e)) {
+      if (!e.ok()) {
+        c->rotation_error = e.status();  // fail closed: never skip a statement unread
+      } else if (IsRotationEntry(*e)) {
         Result<KeyRotation> r = OpenRotation(*e);
         if (r.ok()) {
           c->rotation = std::make_shared<const KeyRotation>(std::move(r).value());
