@@ -10,8 +10,8 @@
 namespace custos::audit {
 namespace {
 
-constexpr const char* kStatementKeys[] = {"new_key",    "new_key_id", "old_key", "old_key_id",
-                                          "origin",     "root",       "tree_size"};
+constexpr const char* kStatementKeys[] = {"new_key", "new_key_id", "old_key",  "old_key_id",
+                                          "origin",  "root",       "tree_size"};
 constexpr const char* kSignatureKeys[] = {"new_signature", "old_signature"};
 
 Status Invalid(int64_t seq, const std::string& what) {
@@ -63,13 +63,12 @@ Status VerifyWith(int64_t seq, const std::array<uint8_t, 32>& pk, const std::str
   if (!k.ok()) {
     return Invalid(seq, std::string("the ") + which + " key is not a valid Ed25519 public key");
   }
-  const Status s = k->Verify(crypto::SignContext::kKeyRotation,
-                             std::span(reinterpret_cast<const uint8_t*>(message.data()),
-                                       message.size()),
-                             sig);
+  const Status s =
+      k->Verify(crypto::SignContext::kKeyRotation,
+                std::span(reinterpret_cast<const uint8_t*>(message.data()), message.size()), sig);
   if (!s.ok()) {
-    return Invalid(seq, std::string("the signature by the ") + which + " key " +
-                            KeyName(*k) + " does not verify");
+    return Invalid(seq, std::string("the signature by the ") + which + " key " + KeyName(*k) +
+                            " does not verify");
   }
   return Status::Ok();
 }
@@ -119,8 +118,9 @@ Result<KeyRotation> OpenRotation(const LogEntry& e) {
   }
   const Json& x = e.extra;
   if (!x.is_object() || x.size() != std::size(kStatementKeys) + std::size(kSignatureKeys)) {
-    return Invalid(seq, "extra must hold exactly origin, tree_size, root, old_key, old_key_id, "
-                        "new_key, new_key_id, old_signature and new_signature");
+    return Invalid(seq,
+                   "extra must hold exactly origin, tree_size, root, old_key, old_key_id, "
+                   "new_key, new_key_id, old_signature and new_signature");
   }
   for (const char* k : kStatementKeys) {
     if (!x.contains(k)) {

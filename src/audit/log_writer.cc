@@ -370,8 +370,7 @@ Result<std::string> ResolveOrigin(store::Store& st, const std::string& wanted,
     CUSTOS_RETURN_IF_ERROR(st.PutMeta(std::string(kOriginMeta), *stored));
   }
   if (!wanted.empty() && wanted != *stored) {
-    return Status(Reason::kKeyError,
-                  "this flight log's origin is " + *stored + ", not " + wanted);
+    return Status(Reason::kKeyError, "this flight log's origin is " + *stored + ", not " + wanted);
   }
   return *stored;
 }
@@ -402,19 +401,19 @@ Status LogWriter::CheckCurrentKey(Impl& w, int64_t last_seq, int64_t covered,
   if (!rotations.empty() && !latest_note.empty()) {
     const crypto::VerifyingKey old = crypto::VerifyingKey::FromBytes(rotations[0].old_key).value();
     if (!SignedBy(latest_note, old, w.origin)) {
-      return Status(Reason::kRotationInvalid,
-                    "key rotation statement at seq " + std::to_string(rotations[0].seq) +
-                        " hands over from " + KeyName(old) +
-                        ", which did not sign the checkpoint before it");
+      return Status(Reason::kRotationInvalid, "key rotation statement at seq " +
+                                                  std::to_string(rotations[0].seq) +
+                                                  " hands over from " + KeyName(old) +
+                                                  ", which did not sign the checkpoint before it");
     }
   }
   if (!rotations.empty()) {
     const crypto::VerifyingKey current = *chain.KeyAt(static_cast<uint64_t>(last_seq));
     if (current.bytes() != mine.bytes()) {
-      return Status(Reason::kKeyError,
-                    "the flight log was rotated to " + KeyName(current) + " at seq " +
-                        std::to_string(rotations.back().seq) + " but this key is " +
-                        KeyName(mine) + " (install the rotated identity)");
+      return Status(Reason::kKeyError, "the flight log was rotated to " + KeyName(current) +
+                                           " at seq " + std::to_string(rotations.back().seq) +
+                                           " but this key is " + KeyName(mine) +
+                                           " (install the rotated identity)");
     }
     return Status::Ok();
   }

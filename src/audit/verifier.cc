@@ -433,8 +433,8 @@ class TreeChecker {
   store::Store& store_;
   std::vector<StoredCheckpoint> checkpoints_;
   std::vector<NoteVerifier> trusted_;
-  std::string origin_;          // the first checkpoint's
-  KeyChain chain_;              // the log's keys, from its rotation statements so far
+  std::string origin_;            // the first checkpoint's
+  KeyChain chain_;                // the log's keys, from its rotation statements so far
   std::vector<size_t> unsigned_;  // checkpoints whose signer is not known yet
   size_t next_cp_ = 0;
   CompactRange range_;

@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "custos/audit/checkpoint.h"
 #include "custos/audit/entry_proof.h"
+#include "custos/audit/key_rotation.h"
 #include "custos/audit/log_entry.h"
 #include "custos/audit/log_writer.h"
 #include "custos/audit/merkle.h"
@@ -19,7 +20,6 @@
 #include "custos/audit/stored_tree.h"
 #include "custos/audit/verifier.h"
 #include "custos/core/json.h"
-#include "custos/audit/key_rotation.h"
 #include "custos/crypto/key_store.h"
 #include "custos/kernel/identity_rotation.h"
 #include "custos/store/store.h"
@@ -133,9 +133,9 @@ Status CmdConsistency(const GlobalOptions& g, const std::string& old_file) {
         const std::optional<crypto::VerifyingKey> at = chain.KeyAt(c->size);
         if (at && at->bytes() != k.bytes()) {
           return Status(Reason::kCheckpointWrongSigner,
-                        "the old checkpoint (size " + std::to_string(c->size) +
-                            ") is signed by " + audit::KeyName(k) + ", not by " +
-                            audit::KeyName(*at) + ", the key current at that size");
+                        "the old checkpoint (size " + std::to_string(c->size) + ") is signed by " +
+                            audit::KeyName(k) + ", not by " + audit::KeyName(*at) +
+                            ", the key current at that size");
         }
         opened = std::move(c);
         break;

@@ -182,10 +182,9 @@ TEST_F(KeyRotationTest, ForgedRotationSignedOnlyByTheNewKeyIsRejected) {
     KeyRotation r = SignRotation(LogOrigin(k0_.verifying_key()), size, root, k2_, k1_).value();
     r.old_key = k0_.verifying_key().bytes();
     std::string msg = RotationMessage(r).value();
-    r.old_signature =
-        k1_.Sign(crypto::SignContext::kKeyRotation,
-                 std::span(reinterpret_cast<const uint8_t*>(msg.data()), msg.size()))
-            .value();
+    r.old_signature = k1_.Sign(crypto::SignContext::kKeyRotation,
+                               std::span(reinterpret_cast<const uint8_t*>(msg.data()), msg.size()))
+                          .value();
     r.new_signature = r.old_signature;
     seq = AppendStatement(*w, r);
   }
@@ -224,8 +223,8 @@ TEST_F(KeyRotationTest, StatementNamingAnotherTreeOrAStaleOldKeyIsRejected) {
     AppendN(*w, 2);
     auto [size, root] = Head(*w);
     // Signed by both, but over a tree of one entry fewer.
-    AppendStatement(
-        *w, SignRotation(LogOrigin(k0_.verifying_key()), size - 1, root, k0_, k1_).value());
+    AppendStatement(*w,
+                    SignRotation(LogOrigin(k0_.verifying_key()), size - 1, root, k0_, k1_).value());
   }
   VerifyReport rep = Verify();
   EXPECT_THAT(rep.status, StatusIs(Reason::kRotationInvalid));
@@ -238,8 +237,7 @@ TEST_F(KeyRotationTest, StatementNamingAnotherTreeOrAStaleOldKeyIsRejected) {
     ASSERT_THAT(w->Rotate(&k1_), IsOk());
     auto [size, root] = Head(*w);
     // k0 is no longer current: it cannot hand over again.
-    AppendStatement(*w,
-                    SignRotation(LogOrigin(k0_.verifying_key()), size, root, k0_, k2_).value());
+    AppendStatement(*w, SignRotation(LogOrigin(k0_.verifying_key()), size, root, k0_, k2_).value());
   }
   rep = Verify();
   EXPECT_THAT(rep.status, StatusIs(Reason::kRotationInvalid));
@@ -257,9 +255,9 @@ TEST_F(KeyRotationTest, CheckpointAfterTheRotationSignedByTheOldKeyIsRejected) {
   c.origin = LogOrigin(k0_.verifying_key());
   c.size = 5;
   c.root = RootAt(OpenStoredTree(store_.get()).value(), 5).value();
-  ASSERT_THAT(store_->PutCheckpoint(5, SignCheckpoint(c, KeyName(k0_.verifying_key()), k0_).value(),
-                                    1),
-              IsOk());
+  ASSERT_THAT(
+      store_->PutCheckpoint(5, SignCheckpoint(c, KeyName(k0_.verifying_key()), k0_).value(), 1),
+      IsOk());
   VerifyReport rep = Verify({Pin(k0_), Pin(k1_)});
   EXPECT_THAT(rep.status, StatusIs(Reason::kCheckpointWrongSigner));
   EXPECT_EQ(rep.first_bad_seq, 5);
@@ -268,9 +266,9 @@ TEST_F(KeyRotationTest, CheckpointAfterTheRotationSignedByTheOldKeyIsRejected) {
   Sql("DELETE FROM checkpoints WHERE size = 5;");
   c.size = 2;
   c.root = RootAt(OpenStoredTree(store_.get()).value(), 2).value();
-  ASSERT_THAT(store_->PutCheckpoint(2, SignCheckpoint(c, KeyName(k1_.verifying_key()), k1_).value(),
-                                    1),
-              IsOk());
+  ASSERT_THAT(
+      store_->PutCheckpoint(2, SignCheckpoint(c, KeyName(k1_.verifying_key()), k1_).value(), 1),
+      IsOk());
   rep = Verify({Pin(k0_), Pin(k1_)});
   EXPECT_THAT(rep.status, StatusIs(Reason::kCheckpointWrongSigner));
   EXPECT_EQ(rep.first_bad_seq, 2);

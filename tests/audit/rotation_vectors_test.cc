@@ -43,10 +43,9 @@ const std::vector<uint8_t>& SeedOf(int k) {
   return seeds[k];
 }
 const crypto::SigningKey& Key(int k) {
-  static const crypto::SigningKey keys[3] = {
-      crypto::KeyStore::FromSeedForTest(SeedOf(0)).value(),
-      crypto::KeyStore::FromSeedForTest(SeedOf(1)).value(),
-      crypto::KeyStore::FromSeedForTest(SeedOf(2)).value()};
+  static const crypto::SigningKey keys[3] = {crypto::KeyStore::FromSeedForTest(SeedOf(0)).value(),
+                                             crypto::KeyStore::FromSeedForTest(SeedOf(1)).value(),
+                                             crypto::KeyStore::FromSeedForTest(SeedOf(2)).value()};
   return keys[k];
 }
 std::string VKey(int k) {
@@ -79,8 +78,7 @@ class LogBuilder {
   }
   // A statement from `from` to `to`; `edit` may change it (and its entry) before it is added.
   void Rotate(int from, int to, const std::function<void(KeyRotation&, LogEntry&)>& edit) {
-    KeyRotation r =
-        SignRotation(origin_, tree_.size(), tree_.Root(), Key(from), Key(to)).value();
+    KeyRotation r = SignRotation(origin_, tree_.size(), tree_.Root(), Key(from), Key(to)).value();
     LogEntry e = RotationEntry(r);
     if (edit) {
       edit(r, e);
@@ -159,13 +157,13 @@ std::vector<Variant> Variants() {
   std::vector<Variant> v;
   v.push_back({"genuine", "a log spanning two rotations, every checkpoint by the current key", "",
                0, Build({}), all});
-  v.push_back({"rotation_signed_by_new_key_only",
-               "the first statement's old_signature is made by the new key (a forger without the "
-               "old key)",
-               "rotation_invalid", 4,
-               Build({.first = [](KeyRotation& r,
-                                  LogEntry& e) { ResignWith(r, e, 1, 1).IgnoreError(); }}),
-               all});
+  v.push_back(
+      {"rotation_signed_by_new_key_only",
+       "the first statement's old_signature is made by the new key (a forger without the "
+       "old key)",
+       "rotation_invalid", 4,
+       Build({.first = [](KeyRotation& r, LogEntry& e) { ResignWith(r, e, 1, 1).IgnoreError(); }}),
+       all});
   v.push_back({"rotation_missing_old_signature",
                "the first statement carries only the new key's signature", "rotation_invalid", 4,
                Build({.first = [](KeyRotation&, LogEntry& e) { e.extra.erase("old_signature"); }}),
@@ -202,8 +200,12 @@ std::vector<Variant> Variants() {
   v.push_back({"checkpoint_before_rotation_by_new_key",
                "the checkpoint of size 3 (before the first rotation) is signed by k1",
                "checkpoint_wrong_signer", 3, Build({.cp3 = 1}), all});
-  v.push_back({"new_key_not_trusted", "the genuine log, with k2 missing from the trusted keys",
-               "key_error", 6, Build({}), {VKey(0), VKey(1)}});
+  v.push_back({"new_key_not_trusted",
+               "the genuine log, with k2 missing from the trusted keys",
+               "key_error",
+               6,
+               Build({}),
+               {VKey(0), VKey(1)}});
   return v;
 }
 

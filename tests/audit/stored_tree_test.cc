@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "custos/audit/key_rotation.h"
-
 #include "custos/audit/log_writer.h"
 #include "custos/audit/verifier.h"
 #include "custos/crypto/key_store.h"
@@ -286,9 +285,9 @@ TEST_F(StoredTreeTest, VerifyNamesAChangedNodeAMissingNodeAndAForeignCheckpoint)
 
   // A checkpoint with a root that is not the log's.
   c.root = MerkleEmptyRoot();
-  ASSERT_THAT(store_->PutCheckpoint(
-                  8, SignCheckpoint(c, KeyName(key_.verifying_key()), key_).value(), 1),
-              IsOk());
+  ASSERT_THAT(
+      store_->PutCheckpoint(8, SignCheckpoint(c, KeyName(key_.verifying_key()), key_).value(), 1),
+      IsOk());
   EXPECT_THAT(FullVerify({Trusted()}).status,
               StatusWith(Reason::kLogCorrupt, "does not match the root"));
   Sql("DELETE FROM checkpoints WHERE id = (SELECT max(id) FROM checkpoints);");
