@@ -77,7 +77,7 @@ Result<EntryInclusion> ProveEntry(store::Store& st, const crypto::VerifyingKey& 
   out.agent = rows[0].agent;
   out.canonical = std::move(rows[0].canonical);
   const uint64_t index = static_cast<uint64_t>(seq - 1);
-  CUSTOS_ASSIGN_OR_RETURN(out.proof, InclusionProof(tree, index, size));
+  CUSTOS_ASSIGN_OR_RETURN(out.proof, StoredInclusionProof(tree, index, size));
   out.leaf = MerkleLeafHash(out.canonical);
   // The proof comes from stored nodes: check it leads to the signed root before handing it out.
   CUSTOS_RETURN_IF_ERROR(VerifyInclusion(index, size, out.leaf, out.proof, latest.checkpoint.root));
