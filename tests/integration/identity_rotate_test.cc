@@ -95,6 +95,10 @@ class IdentityRotateTest : public ::testing::Test {
 TEST_F(IdentityRotateTest, RotateThenVerifyShowAndRestartWithTheNewKey) {
   const std::string old_vkey = VerifierKey();
   const std::string old_id = Load(fs::path(data_) / "identity.key").id().hex;
+  CliResult before = Run({"audit", "checkpoint"});
+  ASSERT_EQ(before.code, 0) << before.err;
+  const std::string old_note = (dir_.path() / "old-checkpoint").string();
+  WriteText(old_note, before.out);
   CliResult rot = Run({"identity", "rotate"});
   ASSERT_EQ(rot.code, 0) << rot.out << rot.err;
   EXPECT_THAT(rot.out, HasSubstr("rotated identity custos/" + old_id + " -> custos/"));
@@ -135,6 +139,10 @@ TEST_F(IdentityRotateTest, RotateThenVerifyShowAndRestartWithTheNewKey) {
   EXPECT_THAT(only_old.out, HasSubstr("not a trusted key"));
   // Inclusion proofs of entries before the rotation use the latest (new-key) checkpoint.
   EXPECT_EQ(Run({"audit", "prove", secret_seq_}).code, 0);
+  // A checkpoint the old key signed before the rotation is a prefix of today's log.
+  CliResult cons = Run({"audit", "consistency", old_note});
+  EXPECT_EQ(cons.code, 0) << cons.out << cons.err;
+  EXPECT_THAT(cons.out, HasSubstr("\"type\": \"consistency\""));
 }
 
 TEST_F(IdentityRotateTest, RotateTwiceVerifiesWithEveryKeyPinned) {
