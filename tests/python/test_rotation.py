@@ -109,5 +109,39 @@ class RotationTamperTest(unittest.TestCase):
             self.assertIn("FAILED key_error at seq 6", bad.stdout)
 
 
+@unittest.skipUnless(os.environ.get("CUSTOS_BIN"), "needs the custos binary ($CUSTOS_BIN)")
+class KernelRotationTest(unittest.TestCase):
+    def test_log_rotated_by_the_kernel_verifies_here(self):
+        import sqlite3
+        custos = os.environ["CUSTOS_BIN"]
+        with tempfile.TemporaryDirectory() as d:
+            demo = subprocess.run([custos, "--data-dir", d, "demo"], capture_output=True,
+                                  text=True, timeout=120)
+            self.assertEqual(demo.returncode, 0, demo.stdout + demo.stderr)
+            data = os.path.join(d, "data")
+
+            def run(*args):
+                r = subprocess.run([custos, "--data-dir", data] + list(args),
+                                   capture_output=True, text=True, timeout=120)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                return r.stdout
+            keys = [run("audit", "checkpoint", "--verifier-key").strip()]
+            run("identity", "rotate")
+            keys.append(run("audit", "checkpoint", "--verifier-key").strip())
+            out = os.path.join(d, "log.jsonl")
+            run("audit", "export", "--out", out)
+            with open(out, encoding="utf-8") as f:
+                log = f.read()
+            db = sqlite3.connect(os.path.join(data, "custos.db"))
+            notes = [row[0] for row in db.execute("SELECT note FROM checkpoints ORDER BY id")]
+            db.close()
+            count, rotations = verify_log.verify_rotating_log(log, notes, keys)
+            self.assertEqual(rotations, [count])  # the statement is the last entry
+            # Pinning only the first key refuses the rotation.
+            with self.assertRaises(verify_log.VerifyError) as ctx:
+                verify_log.verify_rotating_log(log, notes, keys[:1])
+            self.assertEqual((ctx.exception.reason, ctx.exception.seq), ("key_error", rotations[0]))
+
+
 if __name__ == "__main__":
     unittest.main()
