@@ -9,7 +9,10 @@
 #include <sqlite3.h>
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "custos/audit/entry_proof.h"
@@ -145,6 +148,42 @@ TEST_F(KeyRotationTest, RotateThenVerifyAcceptsTheLogAndCheckpointsSwitchKeys) {
   EXPECT_THAT(Verify({Pin(k0_), Pin(k1_)}).status, IsOk());
   // Inclusion proofs use the current key.
   EXPECT_THAT(ProveEntry(*store_, k1_.verifying_key(), 3), IsOk());
+}
+
+TEST_F(KeyRotationTest, RotationDuringConcurrentAppendsSplitsTheLogCleanly) {
+  {
+    CheckpointOptions cp;
+    cp.key = &k0_;
+    cp.every_entries = 16;  // automatic checkpoints race the rotation too
+    cp.every_ms = 1;
+    auto w =
+        LogWriter::Open(store_.get(), Durability::kGroup, &SystemClock(), std::move(cp)).value();
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&w, &go, t] {
+        while (!go.load()) {
+          std::this_thread::yield();
+        }
+        for (int i = 0; i < 100; ++i) {
+          EXPECT_THAT(w->Append(Event(t * 1000 + i)), IsOk());
+        }
+      });
+    }
+    go = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    Result<KeyRotation> r = w->Rotate(&k1_);
+    ASSERT_THAT(r, IsOk());
+    for (std::thread& t : threads) {
+      t.join();
+    }
+    EXPECT_EQ(w->last_seq(), 401);
+  }
+  const VerifyReport rep = Verify({Pin(k0_), Pin(k1_)});
+  ASSERT_THAT(rep.status, IsOk()) << rep.status.ToString();
+  EXPECT_EQ(rep.entries, 401);
+  ASSERT_EQ(rep.rotations.size(), 1u);
+  EXPECT_GE(rep.checkpoints, 2);
 }
 
 TEST_F(KeyRotationTest, RotateTwiceChainsTheKeysAndPinsEveryOne) {
