@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -40,7 +41,12 @@ class IdentityRotateTest : public ::testing::Test {
     WriteText(policy_,
               "[policy]\nname = \"rotate-test\"\n\n[agents.a]\nsyscalls = [\"memory.alloc\"]\n");
     data_ = (dir_.path() / "data").string();
-    ASSERT_EQ(RunCustos({"--data-dir", data_, "init"}, "", kEnv).code, 0);
+    // Argon2id costs ~0.5 s per key load on this VM: only the tests about encryption pay it.
+    if (encrypted()) {
+      ASSERT_EQ(RunCustos({"--data-dir", data_, "init"}, "", env()).code, 0);
+    } else {
+      ASSERT_EQ(RunCustos({"--data-dir", data_, "init", "--no-passphrase"}).code, 0);
+    }
     secret_seq_ = Alloc(kSecret);
   }
 
@@ -53,7 +59,7 @@ class IdentityRotateTest : public ::testing::Test {
                                     {"args", {{"value", value}}}}
                                    .dump() +
                                "\n";
-    CliResult r = RunCustos({"--data-dir", data_, "run", "--policy", policy_}, script, kEnv);
+    CliResult r = RunCustos({"--data-dir", data_, "run", "--policy", policy_}, script, env());
     EXPECT_EQ(r.code, 0) << r.err;
     CliResult e = Run({"audit", "export"});
     std::string seq;
@@ -69,7 +75,7 @@ class IdentityRotateTest : public ::testing::Test {
 
   CliResult Run(std::vector<std::string> args) {
     args.insert(args.begin(), {"--data-dir", data_});
-    return RunCustos(args, "", kEnv);
+    return RunCustos(args, "", env());
   }
 
   std::string VerifierKey() {
@@ -84,15 +90,25 @@ class IdentityRotateTest : public ::testing::Test {
     return Run({"audit", "verify", "--trusted-keys", file});
   }
 
-  crypto::SigningKey Load(const fs::path& p) {
-    return crypto::KeyStore::Load(p, std::string(kPass)).value();
+  crypto::SigningKey Load(const fs::path& p) { return crypto::KeyStore::Load(p, pass()).value(); }
+
+  virtual bool encrypted() const { return false; }
+  std::string env() const { return encrypted() ? kEnv : ""; }
+  std::optional<std::string> pass() const {
+    return encrypted() ? std::optional<std::string>(kPass) : std::nullopt;
   }
 
   TempDir dir_;
   std::string policy_, data_, secret_seq_;
 };
 
-TEST_F(IdentityRotateTest, RotateThenVerifyShowAndRestartWithTheNewKey) {
+// The same, with the identity encrypted (Argon2id + XChaCha20-Poly1305) as `custos init` makes it.
+class EncryptedIdentityRotateTest : public IdentityRotateTest {
+ protected:
+  bool encrypted() const override { return true; }
+};
+
+TEST_F(EncryptedIdentityRotateTest, RotateThenVerifyShowAndRestartWithTheNewKey) {
   const std::string old_vkey = VerifierKey();
   const std::string old_id = Load(fs::path(data_) / "identity.key").id().hex;
   CliResult before = Run({"audit", "checkpoint"});
@@ -203,11 +219,11 @@ TEST_F(IdentityRotateTest, ChangedRotationStatementIsNamedBySeq) {
   EXPECT_THAT(r.out, HasSubstr("FAILED at entry " + std::to_string(seq)));
 }
 
-TEST_F(IdentityRotateTest, CrashAfterTheStatementIsFinishedOnTheNextStart) {
+TEST_F(EncryptedIdentityRotateTest, CrashAfterTheStatementIsFinishedOnTheNextStart) {
   const fs::path dir(data_);
   const std::string old_id = Load(dir / "identity.key").id().hex;
   kernel::RotateOptions o;
-  o.passphrase = kPass;
+  o.passphrase = pass();
   o.stop_before_install_for_test = true;
   Result<kernel::IdentityRotation> r = kernel::RotateIdentity(dir, o);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -228,7 +244,7 @@ TEST_F(IdentityRotateTest, CrashBeforeTheStatementKeepsTheOldIdentity) {
   const std::string old_id = Load(dir / "identity.key").id().hex;
   // A new key saved, but no statement written (killed in between).
   const crypto::SigningKey stray = crypto::SigningKey::Generate().value();
-  ASSERT_TRUE(crypto::KeyStore::Save(stray, dir / "identity.key.next", std::string(kPass)).ok());
+  ASSERT_TRUE(crypto::KeyStore::Save(stray, dir / "identity.key.next", pass()).ok());
   Alloc("no-rotation");
   EXPECT_FALSE(fs::exists(dir / "identity.key.next"));
   EXPECT_EQ(Load(dir / "identity.key").id().hex, old_id);
@@ -251,7 +267,7 @@ TEST(IdentityRotateReplayTest, ReplayAcrossARotationSkipsWhatTheOldKeySealed) {
   EXPECT_THAT(r.out, HasSubstr("does not open with this identity's payload key"));
 }
 
-TEST_F(IdentityRotateTest, WrongPassphraseRotatesNothing) {
+TEST_F(EncryptedIdentityRotateTest, WrongPassphraseRotatesNothing) {
   CliResult r = RunCustos({"--data-dir", data_, "identity", "rotate"}, "",
                           "CUSTOS_PASSPHRASE=not-the-passphrase");
   EXPECT_EQ(r.code, ExitCodeOf(Reason::kKeyError)) << r.out << r.err;
