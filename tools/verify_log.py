@@ -17,6 +17,11 @@ Usage:
                                                  (name+hash+base64 key); with --log, also that
                                                  the log's first `size` entries have its root
   verify_log.py --proof PROOF.json --key VKEY    verify `custos audit prove` / `consistency` output
+  verify_log.py --rotation-vectors FILE.json     check the key rotation test vectors
+  verify_log.py --log LOG.jsonl --trusted-keys FILE NOTE...
+                                                 verify a log across key rotations and each
+                                                 checkpoint NOTE against the key current at its
+                                                 size; FILE pins every key (one verifier key a line)
 
 Exit status: 0 verified; 1 verification failed (the reason code and first bad seq are printed);
 2 usage or I/O error.
@@ -526,6 +531,199 @@ def check_merkle_vectors(doc):
     return len(leaves), root
 
 
+# ---- Key rotation (flight-log.md section 10) ----
+
+ROTATION_EVENT = "identity.rotate"
+ROTATION_PREFIX = b"custos/v1/key_rotation\x00"
+STATEMENT_KEYS = {"origin", "tree_size", "root", "old_key", "old_key_id", "new_key", "new_key_id"}
+SIGNATURE_KEYS = {"old_signature", "new_signature"}
+
+
+def key_id(public_key):
+    return hashlib.sha256(public_key).digest()[:8].hex()
+
+
+def key_name(public_key):
+    return "custos/" + key_id(public_key)
+
+
+def _lower_hex(value, nbytes):
+    if (not isinstance(value, str) or len(value) != 2 * nbytes or
+            any(c not in "0123456789abcdef" for c in value)):
+        return None
+    return bytes.fromhex(value)
+
+
+def open_rotation(entry):
+    """Section 10.1-10.2: parses the statement of an identity.rotate event and verifies both
+    signatures. Returns a dict; raises VerifyError(rotation_invalid) naming the entry's seq."""
+    import nacl.exceptions
+    import nacl.signing
+    seq = entry["seq"]
+
+    def bad(msg):
+        return VerifyError("rotation_invalid", seq, f"key rotation statement: {msg}")
+    x = entry["extra"]
+    if set(x.keys()) != STATEMENT_KEYS | SIGNATURE_KEYS:
+        raise bad(f"extra must hold exactly {sorted(STATEMENT_KEYS | SIGNATURE_KEYS)}")
+    if not isinstance(x["origin"], str) or not x["origin"]:
+        raise bad("origin is not a non-empty string")
+    if not isinstance(x["tree_size"], int) or isinstance(x["tree_size"], bool) or \
+            x["tree_size"] < 0:
+        raise bad("tree_size is not a non-negative integer")
+    root = _lower_hex(x["root"], 32)
+    old, new = _lower_hex(x["old_key"], 32), _lower_hex(x["new_key"], 32)
+    old_sig, new_sig = _lower_hex(x["old_signature"], 64), _lower_hex(x["new_signature"], 64)
+    if root is None or old is None or new is None or old_sig is None or new_sig is None:
+        raise bad("root, keys and signatures must be lowercase hex of 32, 32 and 64 bytes")
+    if old == new:
+        raise bad("old_key and new_key are the same key")
+    if x["old_key_id"] != key_id(old) or x["new_key_id"] != key_id(new):
+        raise bad("old_key_id / new_key_id are not the ids of old_key / new_key")
+    message = ROTATION_PREFIX + canonical({k: x[k] for k in STATEMENT_KEYS}).encode("utf-8")
+    for which, pub, sig in (("old", old, old_sig), ("new", new, new_sig)):
+        try:
+            nacl.signing.VerifyKey(pub).verify(message, sig)
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
+            raise bad(f"the signature by the {which} key {key_name(pub)} does not verify")
+    return {"seq": seq, "origin": x["origin"], "tree_size": x["tree_size"], "root": root,
+            "old": old, "new": new}
+
+
+def _signed_by(text_sigs, name, public_key):
+    """True if a signature line by (name, key hash) verifies; token_invalid if it is bad."""
+    import nacl.exceptions
+    import nacl.signing
+    text, sigs = text_sigs
+    kh = key_hash(name, public_key)
+    found = False
+    for n, h, sig in sigs:
+        if n != name or h != kh:
+            continue
+        if len(sig) != 64:
+            raise ProofError("token_invalid", f"signature by {name} is not 64 bytes")
+        try:
+            nacl.signing.VerifyKey(public_key).verify(text.encode("utf-8"), sig)
+        except nacl.exceptions.BadSignatureError:
+            raise ProofError("token_invalid", f"signature by {name} does not verify")
+        found = True
+    return found
+
+
+def verify_rotating_log(log_text, notes, trusted_vkeys=()):
+    """Verifies an exported log and its checkpoint notes across key rotations (flight-log.md
+    section 10.3): the chain (section 6), every rotation statement (signatures, tree, origin,
+    chain of keys), and every checkpoint's root and signer (the key current at its size). With
+    trusted verifier keys, every key of the chain must be one of them. Returns (entries, list of
+    rotation seqs); raises VerifyError(reason, seq) at the first problem (for a checkpoint, seq is
+    its tree size)."""
+    if log_text.endswith("\n"):
+        log_text = log_text[:-1]
+    lines = log_text.split("\n") if log_text else []
+    verify_lines(lines)
+    entries = [parse_line(line, k) for k, line in enumerate(lines, start=1)]
+    leaves = [leaf_hash(text) for _, text, _ in entries]
+    trusted = {}
+    for vkey in trusted_vkeys:
+        name, _, pub = parse_vkey(vkey)
+        trusted[name] = pub
+    cps = []
+    for note in notes:
+        text, sigs = parse_note(note)
+        origin, size, root, _ = parse_checkpoint_body(text)
+        cps.append({"size": size, "root": root, "origin": origin, "parsed": (text, sigs),
+                    "note": note})
+    cps.sort(key=lambda c: c["size"])
+    log_origin = cps[0]["origin"] if cps else None
+    chain = []        # verified statements, in seq order
+    pending = []      # checkpoints checked before the first key is known
+
+    def current_at(size):
+        key = None
+        for r in chain:
+            if r["seq"] <= size:
+                key = r["new"]
+        return key if key is not None else chain[0]["old"]
+
+    def check_signer(c, key):
+        name = key_name(key)
+        try:
+            if trusted and trusted.get(name) != key:
+                raise VerifyError("key_error", c["size"],
+                                  f"the key current at size {c['size']}, {name}, is not trusted")
+            if not _signed_by(c["parsed"], name, key):
+                raise VerifyError("checkpoint_wrong_signer", c["size"],
+                                  f"checkpoint of size {c['size']} is not signed by {name}, "
+                                  "the key current at that size")
+        except ProofError as e:
+            raise VerifyError(e.reason, c["size"], str(e))
+
+    def check_checkpoints_at(size, i):
+        while i < len(cps) and cps[i]["size"] <= size:
+            c = cps[i]
+            if merkle_root(leaves[:size]) != c["root"]:
+                raise VerifyError("log_corrupt", size, "checkpoint root is not the log's")
+            if chain:
+                check_signer(c, current_at(size))
+            else:
+                pending.append(c)
+            i += 1
+        return i
+
+    nxt = check_checkpoints_at(0, 0)
+    for seq, (entry, _, _) in enumerate(entries, start=1):
+        if entry["type"] == "event" and entry["syscall"] == ROTATION_EVENT:
+            r = open_rotation(entry)
+            if r["tree_size"] != seq - 1 or r["root"] != merkle_root(leaves[:seq - 1]):
+                raise VerifyError("rotation_invalid", seq,
+                                  "statement does not name the tree of the entries before it")
+            if log_origin is not None and r["origin"] != log_origin:
+                raise VerifyError("rotation_invalid", seq, "statement names another origin")
+            if chain and chain[-1]["new"] != r["old"]:
+                raise VerifyError("rotation_invalid", seq, "its old key is not the current key")
+            if trusted:
+                for k in (r["old"], r["new"]):
+                    if trusted.get(key_name(k)) != k:
+                        raise VerifyError("key_error", seq, f"key {key_name(k)} is not trusted")
+            first = not chain
+            chain.append(r)
+            if first:
+                for c in pending:
+                    check_signer(c, r["old"])
+                pending.clear()
+        nxt = check_checkpoints_at(seq, nxt)
+    if nxt < len(cps):
+        raise VerifyError("log_gap", len(entries) + 1,
+                          f"a checkpoint covers {cps[nxt]['size']} entries, the log has "
+                          f"{len(entries)}")
+    for c in pending:  # a log that never rotated: any trusted key
+        if trusted:
+            try:
+                verify_note(c["note"], list(trusted_vkeys))
+            except ProofError as e:
+                raise VerifyError(e.reason, c["size"], str(e))
+    return len(entries), [r["seq"] for r in chain]
+
+
+def check_rotation_vectors(doc):
+    """flight-log.md section 10.4: the genuine variant verifies, each other fails with its
+    reason at its seq. Returns the number of variants checked."""
+    for key in doc["keys"]:
+        name, _, pub = parse_vkey(key["verifier_key"])
+        if (name, pub.hex(), key_id(pub)) != (key["name"], key["public"], key["key_id"]):
+            raise ProofError("key_error", f"verifier key of {name} differs from its fields")
+    for v in doc["variants"]:
+        try:
+            verify_rotating_log(v["log"], v["checkpoints"], v["trusted_keys"])
+            got = ("", 0)
+        except VerifyError as e:
+            got = (e.reason, e.seq)
+        want = (v["reason"], v["seq"])
+        if got != want:
+            raise ProofError("log_corrupt", f"variant {v['name']}: expected {want}, got {got}")
+    return len(doc["variants"])
+
+
 def main(argv):
     args = argv[1:]
     opts = {}
@@ -535,8 +733,31 @@ def main(argv):
             return 2
         opts[args[0]] = args[1]
         args = args[2:]
-    modes = [m for m in ("--vectors", "--merkle-vectors", "--root", "--checkpoint", "--proof")
-             if m in opts]
+    if "--trusted-keys" in opts and "--log" in opts and "--checkpoint" not in opts:
+        # verify_log.py --log LOG.jsonl --trusted-keys FILE NOTE...: a log spanning rotations.
+        try:
+            log_text = open(opts["--log"], "rb").read().decode("utf-8")
+            vkeys = [ln.strip() for ln in open(opts["--trusted-keys"], encoding="utf-8")
+                     if ln.strip() and not ln.strip().startswith("#")]
+            notes = [open(p, "rb").read().decode("utf-8") for p in args]
+        except (OSError, UnicodeDecodeError) as e:
+            print(f"verify_log: cannot read: {e}", file=sys.stderr)
+            return 2
+        try:
+            count, rotations = verify_rotating_log(log_text, notes, vkeys)
+        except VerifyError as e:
+            print(f"FAILED {e.reason} at seq {e.seq}: {e}")
+            return 1
+        except ProofError as e:
+            print(f"FAILED {e}")
+            return 1
+        except (ValueError, KeyError, TypeError) as e:
+            print(f"FAILED invalid_argument: malformed input: {e!r}")
+            return 1
+        print(f"verified: {count} entries, {len(notes)} checkpoints, key rotations at {rotations}")
+        return 0
+    modes = [m for m in ("--vectors", "--merkle-vectors", "--rotation-vectors", "--root",
+                         "--checkpoint", "--proof") if m in opts]
     if len(args) == 1 and not opts:
         path, mode = args[0], "jsonl"
     elif not args and len(modes) == 1:
@@ -566,6 +787,10 @@ def main(argv):
         elif mode == "--merkle-vectors":
             count, root = check_merkle_vectors(json.loads(text))
             print(f"verified: merkle/checkpoint vectors, {count} leaves, root {root.hex()}")
+            return 0
+        elif mode == "--rotation-vectors":
+            n = check_rotation_vectors(json.loads(text))
+            print(f"verified: key rotation vectors, {n} variants each with its expected result")
             return 0
         elif mode == "--root":
             leaves = jsonl_leaf_hashes(text)

@@ -2,19 +2,35 @@
 
 #include <span>
 
+#include "custos/audit/key_rotation.h"
 #include "custos/audit/stored_tree.h"
 
 namespace custos::audit {
 
-std::string LogOrigin(const crypto::VerifyingKey& key) { return "custos/" + key.id().hex; }
+std::string LogOrigin(const crypto::VerifyingKey& key) { return KeyName(key); }
 
-Result<Checkpoint> OpenOwnCheckpoint(std::string_view note, const crypto::VerifyingKey& key) {
-  CUSTOS_ASSIGN_OR_RETURN(NoteVerifier v, MakeNoteVerifier(LogOrigin(key), key));
+Result<std::string> StoredOrigin(store::Store& st) {
+  CUSTOS_ASSIGN_OR_RETURN(std::optional<std::string> meta, st.GetMeta("log.origin"));
+  if (meta) {
+    return *meta;
+  }
+  CUSTOS_ASSIGN_OR_RETURN(std::vector<store::CheckpointRow> first, st.ReadCheckpoints(1, 1));
+  if (first.empty()) {
+    return Status(Reason::kNoCheckpoint, "no checkpoint yet (run `custos audit checkpoint`)");
+  }
+  CUSTOS_ASSIGN_OR_RETURN(SignedNote n, ParseSignedNote(first.front().note));
+  CUSTOS_ASSIGN_OR_RETURN(Checkpoint c, ParseCheckpointBody(n.text));
+  return c.origin;
+}
+
+Result<Checkpoint> OpenOwnCheckpoint(std::string_view note, const crypto::VerifyingKey& key,
+                                     std::string_view origin) {
+  CUSTOS_ASSIGN_OR_RETURN(NoteVerifier v, MakeNoteVerifier(KeyName(key), key));
   const std::vector<std::string> required = {v.name};
   CUSTOS_ASSIGN_OR_RETURN(OpenedCheckpoint o, OpenCheckpoint(note, std::span(&v, 1), required));
-  if (o.checkpoint.origin != v.name) {
+  if (o.checkpoint.origin != origin) {
     return Status(Reason::kKeyError, "checkpoint origin " + o.checkpoint.origin +
-                                         " is not this log's (" + v.name + ")");
+                                         " is not this log's (" + std::string(origin) + ")");
   }
   return o.checkpoint;
 }
@@ -25,7 +41,8 @@ Result<LatestCheckpoint> LoadLatestCheckpoint(store::Store& st, const crypto::Ve
   if (!row) {
     return Status(Reason::kNoCheckpoint, "no checkpoint yet (run `custos audit checkpoint`)");
   }
-  CUSTOS_ASSIGN_OR_RETURN(Checkpoint c, OpenOwnCheckpoint(row->note, key));
+  CUSTOS_ASSIGN_OR_RETURN(std::string origin, StoredOrigin(st));
+  CUSTOS_ASSIGN_OR_RETURN(Checkpoint c, OpenOwnCheckpoint(row->note, key, origin));
   if (c.size > tree.size()) {
     return Status(Reason::kLogGap, "the latest checkpoint covers " + std::to_string(c.size) +
                                        " entries but the log has " + std::to_string(tree.size()) +
@@ -60,7 +77,7 @@ Result<EntryInclusion> ProveEntry(store::Store& st, const crypto::VerifyingKey& 
   out.agent = rows[0].agent;
   out.canonical = std::move(rows[0].canonical);
   const uint64_t index = static_cast<uint64_t>(seq - 1);
-  CUSTOS_ASSIGN_OR_RETURN(out.proof, InclusionProof(tree, index, size));
+  CUSTOS_ASSIGN_OR_RETURN(out.proof, StoredInclusionProof(tree, index, size));
   out.leaf = MerkleLeafHash(out.canonical);
   // The proof comes from stored nodes: check it leads to the signed root before handing it out.
   CUSTOS_RETURN_IF_ERROR(VerifyInclusion(index, size, out.leaf, out.proof, latest.checkpoint.root));

@@ -71,7 +71,7 @@ Result<Durability> ParseDurability(std::string_view name) {
 
 struct LogWriter::Impl {
   Impl(store::Store* s, Durability d, const Clock* c, CheckpointOptions cp)
-      : store(s), durability(d), clock(c), checkpoints(std::move(cp)) {}
+      : store(s), durability(d), clock(c), checkpoints(std::move(cp)), key(checkpoints.key) {}
 
   bool signs() const { return checkpoints.key != nullptr; }
 
@@ -89,11 +89,12 @@ struct LogWriter::Impl {
   // signs(), written_seq == frontier.size(); releases mu while signing and storing.
   Status SignLocked(std::unique_lock<std::mutex>& lock) {
     audit::Checkpoint c;
-    c.origin = checkpoints.origin;
+    c.origin = origin;
     c.size = frontier.size();
     c.root = frontier.Root();
+    const crypto::SigningKey* signer = key;  // the key current at this size
     lock.unlock();
-    Result<std::string> note = SignCheckpoint(c, checkpoints.origin, *checkpoints.key);
+    Result<std::string> note = SignCheckpoint(c, KeyName(signer->verifying_key()), *signer);
     Status s = note.status();
     if (note.ok()) {
       // A FULL commit: it also syncs the WAL frames of the rows it covers (kNone).
@@ -286,6 +287,7 @@ struct LogWriter::Impl {
   const Durability durability;
   const Clock* const clock;
   const CheckpointOptions checkpoints;
+  std::string origin;  // fixed in Open
 
   // Writer thread only (and Open, before the thread starts).
   CompactRange frontier;                                  // the tree of written_seq leaves
@@ -314,12 +316,15 @@ struct LogWriter::Impl {
   int64_t cp_size = 0;                        // guarded by mu; size of the latest checkpoint
   int64_t cp_request = 0;                     // guarded by mu; Checkpoint() wants cp_size >= this
   SignedCheckpoint last_cp;                   // guarded by mu; valid if cp_size > 0
+  const crypto::SigningKey* key;              // guarded by mu; current signer (null: none)
+  bool rotating = false;                      // guarded by mu; Rotate() holds appends back
   std::thread thread;
 };
 
 namespace {
 
 constexpr int64_t kRecoveryPageRows = 4096;
+constexpr std::string_view kOriginMeta = "log.origin";
 
 // The parsed checkpoint of a stored note. kLogCorrupt if the note is not a checkpoint.
 Result<audit::Checkpoint> ParseStoredCheckpoint(const store::CheckpointRow& row) {
@@ -338,7 +343,89 @@ Result<audit::Checkpoint> ParseStoredCheckpoint(const store::CheckpointRow& row)
   return c;
 }
 
+// True if `note` carries a valid signature by `key` under its key name or, as checkpoints were
+// signed before decision 011, under the log's origin.
+bool SignedBy(std::string_view note, const crypto::VerifyingKey& key, const std::string& origin) {
+  for (const std::string& name : {KeyName(key), origin}) {
+    Result<NoteVerifier> v = MakeNoteVerifier(name, key);
+    if (v.ok() && OpenCheckpoint(note, std::span(&*v, 1)).ok()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The log's stored origin (see CheckpointOptions), storing it on first use.
+Result<std::string> ResolveOrigin(store::Store& st, const std::string& wanted,
+                                  const crypto::SigningKey& key) {
+  CUSTOS_ASSIGN_OR_RETURN(std::optional<std::string> stored, st.GetMeta(std::string(kOriginMeta)));
+  if (!stored) {
+    CUSTOS_ASSIGN_OR_RETURN(std::vector<store::CheckpointRow> first, st.ReadCheckpoints(1, 1));
+    if (!first.empty()) {
+      CUSTOS_ASSIGN_OR_RETURN(audit::Checkpoint c, ParseStoredCheckpoint(first.front()));
+      stored = c.origin;
+    } else {
+      stored = wanted.empty() ? KeyName(key.verifying_key()) : wanted;
+    }
+    CUSTOS_RETURN_IF_ERROR(st.PutMeta(std::string(kOriginMeta), *stored));
+  }
+  if (!wanted.empty() && wanted != *stored) {
+    return Status(Reason::kKeyError, "this flight log's origin is " + *stored + ", not " + wanted);
+  }
+  return *stored;
+}
+
 }  // namespace
+
+// Step 4 of recovery: the writer's key is the new key of the last rotation after the latest
+// checkpoint, else the latest checkpoint's signer.
+Status LogWriter::CheckCurrentKey(Impl& w, int64_t last_seq, int64_t covered,
+                                  const std::string& latest_note,
+                                  const std::vector<KeyRotation>& rotations) {
+  const crypto::VerifyingKey& mine = w.key->verifying_key();
+  const StoreNodeSource tree(w.store, static_cast<uint64_t>(last_seq));
+  KeyChain chain;
+  for (const KeyRotation& r : rotations) {
+    const std::string at = "key rotation statement at seq " + std::to_string(r.seq);
+    if (r.origin != w.origin) {
+      return Status(Reason::kRotationInvalid,
+                    at + " names origin " + r.origin + ", not this log's " + w.origin);
+    }
+    CUSTOS_ASSIGN_OR_RETURN(MerkleHash root, RootAt(tree, r.tree_size));
+    if (r.tree_size != static_cast<uint64_t>(r.seq - 1) || root != r.root) {
+      return Status(Reason::kRotationInvalid,
+                    at + " does not name the tree of the entries before it");
+    }
+    CUSTOS_RETURN_IF_ERROR(chain.Add(r));
+  }
+  if (!rotations.empty() && !latest_note.empty()) {
+    const crypto::VerifyingKey old = crypto::VerifyingKey::FromBytes(rotations[0].old_key).value();
+    if (!SignedBy(latest_note, old, w.origin)) {
+      return Status(Reason::kRotationInvalid, "key rotation statement at seq " +
+                                                  std::to_string(rotations[0].seq) +
+                                                  " hands over from " + KeyName(old) +
+                                                  ", which did not sign the checkpoint before it");
+    }
+  }
+  if (!rotations.empty()) {
+    const crypto::VerifyingKey current = *chain.KeyAt(static_cast<uint64_t>(last_seq));
+    if (current.bytes() != mine.bytes()) {
+      return Status(Reason::kKeyError, "the flight log was rotated to " + KeyName(current) +
+                                           " at seq " + std::to_string(rotations.back().seq) +
+                                           " but this key is " + KeyName(mine) +
+                                           " (install the rotated identity)");
+    }
+    return Status::Ok();
+  }
+  if (!latest_note.empty() && !SignedBy(latest_note, mine, w.origin)) {
+    return Status(Reason::kKeyError,
+                  "the latest checkpoint (size " + std::to_string(covered) +
+                      ") is not signed by this key, " + KeyName(mine) +
+                      ": the identity was replaced without a rotation statement (use `custos "
+                      "identity rotate`)");
+  }
+  return Status::Ok();
+}
 
 // Recovery (see the header). REQUIRES: the writer thread has not started.
 Status LogWriter::Recover(Impl& w, int64_t last_seq) {
@@ -374,6 +461,8 @@ Status LogWriter::Recover(Impl& w, int64_t last_seq) {
   // 2. The latest checkpoint must be a prefix of the log, with the stored tree's root.
   CUSTOS_ASSIGN_OR_RETURN(std::optional<store::CheckpointRow> latest, st.LatestCheckpoint());
   int64_t covered = 0;
+  std::string latest_note;
+  std::vector<KeyRotation> rotations;  // statements after the latest checkpoint
   if (latest) {
     CUSTOS_ASSIGN_OR_RETURN(audit::Checkpoint c, ParseStoredCheckpoint(*latest));
     if (latest->size > last_seq) {
@@ -392,6 +481,7 @@ Status LogWriter::Recover(Impl& w, int64_t last_seq) {
                                              std::to_string(latest->id) + "'s root");
     }
     covered = latest->size;
+    latest_note = latest->note;
     w.cp_size = covered;
     w.last_cp = SignedCheckpoint{c, latest->note};
   }
@@ -438,6 +528,13 @@ Status LogWriter::Recover(Impl& w, int64_t last_seq) {
               std::string_view(reinterpret_cast<const char*>(leaf.bytes.data()), 32)) {
         return Status(Reason::kLogCorrupt, at + "'s stored Merkle leaf does not match it");
       }
+      if (row.type == "event" && row.canonical.find(kRotationEvent) != std::string::npos) {
+        CUSTOS_ASSIGN_OR_RETURN(LogEntry e, DecodeEntry(row));
+        if (IsRotationEntry(e)) {
+          CUSTOS_ASSIGN_OR_RETURN(KeyRotation r, OpenRotation(e));
+          rotations.push_back(std::move(r));
+        }
+      }
     }
     if (rows.empty()) {
       return Status(Reason::kLogGap, "log entry " + std::to_string(q.from_seq) + " is missing");
@@ -445,7 +542,12 @@ Status LogWriter::Recover(Impl& w, int64_t last_seq) {
     q.from_seq = rows.back().seq + 1;
   }
 
-  // 4. Cover everything with a fresh checkpoint.
+  // 4. The writer's key must be the log's current key.
+  if (w.signs()) {
+    CUSTOS_RETURN_IF_ERROR(CheckCurrentKey(w, last_seq, covered, latest_note, rotations));
+  }
+
+  // 5. Cover everything with a fresh checkpoint.
   if (w.signs() && last_seq > covered) {
     std::unique_lock lock(w.mu);
     return w.SignLocked(lock);
@@ -460,11 +562,15 @@ Result<std::unique_ptr<LogWriter>> LogWriter::Open(store::Store* store, Durabili
     return Status(Reason::kInvalidArgument, "LogWriter needs a store and a clock");
   }
   if (checkpoints.every_entries < 0 || checkpoints.every_ms < 0 ||
-      (checkpoints.key != nullptr && checkpoints.origin.empty())) {
+      (checkpoints.key == nullptr && !checkpoints.origin.empty())) {
     return Status(Reason::kInvalidArgument,
-                  "checkpoint intervals must not be negative and a signing key needs an origin");
+                  "checkpoint intervals must not be negative and an origin needs a signing key");
   }
   auto impl = std::make_unique<Impl>(store, durability, clock, std::move(checkpoints));
+  if (impl->signs()) {
+    CUSTOS_ASSIGN_OR_RETURN(impl->origin,
+                            ResolveOrigin(*store, impl->checkpoints.origin, *impl->key));
+  }
   CUSTOS_ASSIGN_OR_RETURN(std::optional<store::LogRow> last, store->LastLog());
   std::string head = kGenesisHash;
   if (last.has_value()) {
@@ -507,18 +613,19 @@ LogWriter::~LogWriter() {
   impl_->space_cv.notify_all();
 }
 
-Result<Appended> LogWriter::Append(LogEntry entry) {
-  Impl& w = *impl_;
+namespace {
+
+// Encodes `entry` with seq 0 and an all-zero prev_hash; ChainAndEnqueue writes the real values in
+// under the lock (the layout records where they go).
+Result<store::LogRow> PrepareRow(LogEntry entry, const Clock& clock,
+                                 internal::EntryLayout* layout) {
   if (entry.time_ms == 0) {
-    entry.time_ms = w.clock->NowMillis();
+    entry.time_ms = clock.NowMillis();
   }
-  // Encode with seq 0 and an all-zero prev_hash; ChainAndEnqueue writes the real values in under
-  // the lock (the layout records where they go).
   entry.seq = 0;
   entry.prev_hash = kGenesisHash;
-  internal::EntryLayout layout;
   CUSTOS_ASSIGN_OR_RETURN(std::string canonical,
-                          internal::EncodeCanonicalWithLayout(entry, &layout));
+                          internal::EncodeCanonicalWithLayout(entry, layout));
   store::LogRow row;
   row.canonical = std::move(canonical);
   row.time_ms = entry.time_ms;
@@ -528,10 +635,20 @@ Result<Appended> LogWriter::Append(LogEntry entry) {
   row.verdict = std::move(entry.verdict);
   row.reason = std::move(entry.reason);
   row.payload = std::move(entry.payload);
+  return row;
+}
+
+}  // namespace
+
+Result<Appended> LogWriter::Append(LogEntry entry) {
+  Impl& w = *impl_;
+  internal::EntryLayout layout;
+  CUSTOS_ASSIGN_OR_RETURN(store::LogRow row, PrepareRow(std::move(entry), *w.clock, &layout));
 
   std::unique_lock lock(w.mu);
   w.space_cv.wait(lock, [&] {
-    return w.queue.size() < kMaxQueuedRows || w.failed_from != INT64_MAX || w.stopping;
+    return (w.queue.size() < kMaxQueuedRows && !w.rotating) || w.failed_from != INT64_MAX ||
+           w.stopping;
   });
   if (w.failed_from != INT64_MAX || w.stopping) {
     return w.Unavailable();
@@ -595,6 +712,61 @@ Result<SignedCheckpoint> LogWriter::Checkpoint() {
 int64_t LogWriter::last_seq() const {
   std::lock_guard lock(impl_->mu);
   return impl_->last_seq;
+}
+
+const std::string& LogWriter::origin() const { return impl_->origin; }
+
+Result<KeyRotation> LogWriter::Rotate(const crypto::SigningKey* new_key) {
+  Impl& w = *impl_;
+  if (!w.signs()) {
+    return Status(Reason::kNoCheckpoint, "this log writer has no signing key to rotate");
+  }
+  if (new_key == nullptr) {
+    return Status(Reason::kInvalidArgument, "no new key");
+  }
+  {
+    std::lock_guard lock(w.mu);
+    if (w.rotating) {
+      return Status(Reason::kUnavailable, "a key rotation is already under way");
+    }
+    w.rotating = true;  // Append() waits from now on
+  }
+  struct Release {
+    Impl& w;
+    ~Release() {
+      std::lock_guard lock(w.mu);
+      w.rotating = false;
+      w.space_cv.notify_all();
+    }
+  } release{w};
+  // 1. Everything before the statement is checkpointed by the old key (nothing can be appended
+  //    meanwhile: every entry queued before `rotating` was set is covered).
+  if (last_seq() > 0) {
+    CUSTOS_RETURN_IF_ERROR(Checkpoint().status());
+  }
+  // 2. The statement, signed by both keys over the tree it follows.
+  internal::EntryLayout layout;
+  std::unique_lock lock(w.mu);
+  CUSTOS_RETURN_IF_ERROR(w.FailureFor(w.last_seq + 1));
+  if (w.stopping) {
+    return w.Unavailable();
+  }
+  const uint64_t size = static_cast<uint64_t>(w.last_seq);
+  const MerkleHash root = size == 0 ? MerkleEmptyRoot() : w.last_cp.checkpoint.root;
+  if (size != 0 && w.last_cp.checkpoint.size != size) {
+    return Status(Reason::kUnavailable, "entries were appended during the rotation");
+  }
+  CUSTOS_ASSIGN_OR_RETURN(KeyRotation r, SignRotation(w.origin, size, root, *w.key, *new_key));
+  CUSTOS_ASSIGN_OR_RETURN(store::LogRow row, PrepareRow(RotationEntry(r), *w.clock, &layout));
+  // 3. From the statement on, checkpoints are signed by the new key.
+  w.key = new_key;
+  int parity = 0;
+  const Appended a = w.ChainAndEnqueue(std::move(row), layout, &parity);
+  r.seq = a.seq;
+  lock.unlock();
+  CUSTOS_RETURN_IF_ERROR(Flush().status());
+  CUSTOS_RETURN_IF_ERROR(Checkpoint().status());
+  return r;
 }
 
 }  // namespace custos::audit

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
+
+#include "custos/store/merkle_batch.h"
 
 namespace custos::audit {
 
@@ -32,6 +35,79 @@ Result<MerkleHash> StoreNodeSource::Node(int level, uint64_t index) const {
   }
   return HashFromBytes(
       *bytes, "stored Merkle node (" + std::to_string(level) + ", " + std::to_string(index) + ")");
+}
+
+namespace {
+
+// Records the nodes a tree algorithm asks for (and answers with zero hashes): which nodes an
+// inclusion proof reads depends only on the index and size, never on the hashes.
+class RecordingSource final : public NodeSource {
+ public:
+  explicit RecordingSource(uint64_t size) : size_(size) {}
+  uint64_t size() const override { return size_; }
+  Result<MerkleHash> Node(int level, uint64_t index) const override {
+    at_.emplace_back(level, index);
+    return MerkleHash{};
+  }
+  const std::vector<std::pair<int, uint64_t>>& at() const { return at_; }
+
+ private:
+  uint64_t size_;
+  mutable std::vector<std::pair<int, uint64_t>> at_;
+};
+
+// Answers from nodes fetched beforehand (in the order RecordingSource saw them).
+class FetchedSource final : public NodeSource {
+ public:
+  FetchedSource(uint64_t size, const std::vector<std::pair<int, uint64_t>>& at,
+                std::vector<MerkleHash> hashes)
+      : size_(size), at_(at), hashes_(std::move(hashes)) {}
+  uint64_t size() const override { return size_; }
+  Result<MerkleHash> Node(int level, uint64_t index) const override {
+    for (size_t i = 0; i < at_.size(); ++i) {
+      if (at_[i].first == level && at_[i].second == index) {
+        return hashes_[i];
+      }
+    }
+    return Status(Reason::kInvalidArgument, "Merkle node not prefetched");
+  }
+
+ private:
+  uint64_t size_;
+  const std::vector<std::pair<int, uint64_t>>& at_;
+  std::vector<MerkleHash> hashes_;
+};
+
+}  // namespace
+
+Result<std::vector<MerkleHash>> StoredInclusionProof(const StoreNodeSource& src, uint64_t index,
+                                                     uint64_t size) {
+  auto* batch = dynamic_cast<store::MerkleBatchReader*>(src.store());
+  RecordingSource rec(src.size());
+  // Range errors (index >= size, size > tree) come from this first pass, as they would.
+  CUSTOS_RETURN_IF_ERROR(InclusionProof(rec, index, size).status());
+  if (batch == nullptr || rec.at().empty() || rec.at().size() > 256) {
+    return InclusionProof(src, index, size);
+  }
+  Result<std::vector<std::string>> bytes = batch->ReadMerkleNodesAt(rec.at());
+  if (!bytes.ok()) {
+    if (bytes.status().reason() == Reason::kNotFound) {
+      return Status(Reason::kLogCorrupt, "the store lacks a Merkle node of a tree of " +
+                                             std::to_string(src.size()) +
+                                             " leaves: " + std::string(bytes.status().message()));
+    }
+    return bytes.status();
+  }
+  std::vector<MerkleHash> hashes;
+  hashes.reserve(bytes->size());
+  for (size_t i = 0; i < bytes->size(); ++i) {
+    CUSTOS_ASSIGN_OR_RETURN(
+        MerkleHash h,
+        HashFromBytes((*bytes)[i], "stored Merkle node (" + std::to_string(rec.at()[i].first) +
+                                       ", " + std::to_string(rec.at()[i].second) + ")"));
+    hashes.push_back(h);
+  }
+  return InclusionProof(FetchedSource(src.size(), rec.at(), std::move(hashes)), index, size);
 }
 
 Result<StoreNodeSource> OpenStoredTree(store::Store* store) {

@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <cstring>
 #include <future>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "audit/entry_scan_internal.h"
+#include "custos/audit/key_rotation.h"
+#include "custos/audit/log_entry.h"
 #include "custos/crypto/sha256.h"
 
 namespace custos::audit {
@@ -62,6 +65,9 @@ struct EntryCheck {
   bool hash_matches = false;
   char computed[kHashHexLen] = {};
   MerkleHash leaf;  // only if asked for
+  // With leaves: a key rotation statement (verified signatures) or why it does not verify.
+  std::shared_ptr<const KeyRotation> rotation;
+  Status rotation_error;
 };
 
 namespace {
@@ -69,6 +75,21 @@ namespace {
 void CheckEntry(const store::LogRow& row, EntryCheck* c, bool leaf = false) {
   if (leaf) {
     c->leaf = MerkleLeafHash(row.canonical);
+    // Only the top-level syscall member can read exactly this (a string holds its quotes
+    // escaped); a nested "syscall" key in extra is ruled out by decoding.
+    if (row.canonical.find("\"syscall\":\"identity.rotate\"") != std::string::npos) {
+      Result<LogEntry> e = DecodeEntry(row);
+      if (!e.ok()) {
+        c->rotation_error = e.status();  // fail closed: never skip a statement unread
+      } else if (IsRotationEntry(*e)) {
+        Result<KeyRotation> r = OpenRotation(*e);
+        if (r.ok()) {
+          c->rotation = std::make_shared<const KeyRotation>(std::move(r).value());
+        } else {
+          c->rotation_error = r.status();
+        }
+      }
+    }
   }
   Result<EntryLayout> l = ScanEntry(row.canonical, ScanMode::kCanonical);
   if (!l.ok()) {
@@ -195,11 +216,11 @@ std::string_view Bytes(const MerkleHash& h) {
 struct StoredCheckpoint {
   int64_t id = 0;
   Checkpoint checkpoint;
+  std::string note;
 };
 
-// The store's checkpoints, parsed (and signature-checked against `trusted`), by size.
-Result<std::vector<StoredCheckpoint>> LoadCheckpoints(store::Store& store,
-                                                      const std::vector<NoteVerifier>& trusted) {
+// The store's checkpoints, parsed, by size (signatures are checked by TreeChecker).
+Result<std::vector<StoredCheckpoint>> LoadCheckpoints(store::Store& store) {
   std::vector<StoredCheckpoint> out;
   int64_t from = 1;
   while (true) {
@@ -207,25 +228,16 @@ Result<std::vector<StoredCheckpoint>> LoadCheckpoints(store::Store& store,
                             store.ReadCheckpoints(from, 1024));
     for (const store::CheckpointRow& row : rows) {
       const std::string name = "stored checkpoint " + Str(row.id) + " (size " + Str(row.size) + ")";
-      Result<Checkpoint> c = Status(Reason::kLogCorrupt, "unparsed");
-      if (!trusted.empty()) {
-        Result<OpenedCheckpoint> o = OpenCheckpoint(row.note, trusted);
-        if (!o.ok()) {
-          return Status(o.status().reason(), name + ": " + std::string(o.status().message()));
-        }
-        c = o->checkpoint;
-      } else {
-        Result<SignedNote> n = ParseSignedNote(row.note);
-        c = n.ok() ? ParseCheckpointBody(n->text) : Result<Checkpoint>(n.status());
-        if (!c.ok()) {
-          return Status(Reason::kLogCorrupt,
-                        name + " is malformed: " + std::string(c.status().message()));
-        }
+      Result<SignedNote> n = ParseSignedNote(row.note);
+      Result<Checkpoint> c = n.ok() ? ParseCheckpointBody(n->text) : Result<Checkpoint>(n.status());
+      if (!c.ok()) {
+        return Status(Reason::kLogCorrupt,
+                      name + " is malformed: " + std::string(c.status().message()));
       }
       if (c->size != static_cast<uint64_t>(row.size)) {
         return Status(Reason::kLogCorrupt, name + " says size " + std::to_string(c->size));
       }
-      out.push_back(StoredCheckpoint{row.id, std::move(c).value()});
+      out.push_back(StoredCheckpoint{row.id, std::move(c).value(), row.note});
     }
     if (rows.size() < 1024) {
       break;
@@ -242,8 +254,13 @@ Result<std::vector<StoredCheckpoint>> LoadCheckpoints(store::Store& store,
 // Rebuilds the tree leaf by leaf and compares it with the stored nodes and checkpoints.
 class TreeChecker {
  public:
-  TreeChecker(store::Store& store, std::vector<StoredCheckpoint> checkpoints)
-      : store_(store), checkpoints_(std::move(checkpoints)) {}
+  TreeChecker(store::Store& store, std::vector<StoredCheckpoint> checkpoints,
+              std::vector<NoteVerifier> trusted)
+      : store_(store), checkpoints_(std::move(checkpoints)), trusted_(std::move(trusted)) {
+    if (!checkpoints_.empty()) {
+      origin_ = checkpoints_.front().checkpoint.origin;
+    }
+  }
 
   Status Start() { return CheckCheckpointsAt(0); }
 
@@ -251,6 +268,13 @@ class TreeChecker {
   Status AddPage(const std::vector<internal::EntryCheck>& checks, size_t count) {
     refs_.clear();
     for (size_t i = 0; i < count; ++i) {
+      if (!checks[i].rotation_error.ok()) {
+        bad_seq_ = checks[i].seq;
+        return checks[i].rotation_error;
+      }
+      if (checks[i].rotation) {
+        CUSTOS_RETURN_IF_ERROR(AddRotation(*checks[i].rotation));
+      }
       range_.Append(checks[i].leaf, &refs_);
       CUSTOS_RETURN_IF_ERROR(CheckCheckpointsAt(range_.size()));
     }
@@ -293,6 +317,21 @@ class TreeChecker {
 
   Status Finish(int64_t entries) {
     CUSTOS_RETURN_IF_ERROR(CheckCheckpointsAt(range_.size()));
+    // A log without rotations: its checkpoints need a signature by any trusted key.
+    for (size_t i : unsigned_) {
+      const StoredCheckpoint& c = checkpoints_[i];
+      if (trusted_.empty()) {
+        continue;
+      }
+      Result<OpenedCheckpoint> o = OpenCheckpoint(c.note, trusted_);
+      if (!o.ok()) {
+        bad_seq_ = static_cast<int64_t>(c.checkpoint.size);
+        return Status(o.status().reason(), "stored checkpoint " + Str(c.id) + " (size " +
+                                               std::to_string(c.checkpoint.size) +
+                                               "): " + std::string(o.status().message()));
+      }
+    }
+    unsigned_.clear();
     if (next_cp_ < checkpoints_.size()) {
       const StoredCheckpoint& c = checkpoints_[next_cp_];
       bad_seq_ = entries + 1;
@@ -314,6 +353,7 @@ class TreeChecker {
   int64_t bad_seq() const { return bad_seq_; }
   int64_t nodes() const { return nodes_; }
   int64_t checkpoints_checked() const { return static_cast<int64_t>(next_cp_); }
+  const std::vector<KeyRotation>& rotations() const { return chain_.rotations(); }
   MerkleHash root() const { return range_.Root(); }
 
  private:
@@ -330,13 +370,72 @@ class TreeChecker {
       if (c.checkpoint.size < size) {
         break;  // unreachable: sizes are checked as each leaf is added
       }
+      if (chain_.rotations().empty()) {
+        unsigned_.push_back(next_cp_);  // its key is known at the first rotation, or never
+      } else {
+        CUSTOS_RETURN_IF_ERROR(CheckSigner(c, *chain_.KeyAt(size)));
+      }
       ++next_cp_;
     }
     return Status::Ok();
   }
 
+  Status CheckSigner(const StoredCheckpoint& c, const crypto::VerifyingKey& key) {
+    Status s = CheckCheckpointSigner(c.note, c.checkpoint.size, key, trusted_);
+    if (!s.ok()) {
+      bad_seq_ = static_cast<int64_t>(c.checkpoint.size);
+      return Status(s.reason(), "stored checkpoint " + Str(c.id) + ": " + std::string(s.message()));
+    }
+    return Status::Ok();
+  }
+
+  // A verified statement at the current position (its entry not yet added to the tree).
+  Status AddRotation(const KeyRotation& r) {
+    bad_seq_ = r.seq;
+    const std::string at = "key rotation statement at seq " + Str(r.seq);
+    if (r.tree_size != range_.size() || r.root != range_.Root()) {
+      return Status(Reason::kRotationInvalid,
+                    at + " names the tree of size " + std::to_string(r.tree_size) + " root " +
+                        Short(r.root.Hex()) + ", not the " + std::to_string(range_.size()) +
+                        " entries before it");
+    }
+    if (!origin_.empty() && r.origin != origin_) {
+      return Status(Reason::kRotationInvalid,
+                    at + " names origin " + r.origin + ", not this log's " + origin_);
+    }
+    const bool first = chain_.rotations().empty();
+    CUSTOS_RETURN_IF_ERROR(chain_.Add(r));
+    if (!trusted_.empty()) {
+      for (const crypto::VerifyingKey& k : {crypto::VerifyingKey::FromBytes(r.old_key).value(),
+                                            crypto::VerifyingKey::FromBytes(r.new_key).value()}) {
+        bool pinned = false;
+        for (const NoteVerifier& t : trusted_) {
+          pinned = pinned || (t.name == KeyName(k) && t.key.bytes() == k.bytes());
+        }
+        if (!pinned) {
+          return Status(Reason::kKeyError,
+                        at + ": key " + KeyName(k) + " is not a trusted key (--trusted-keys)");
+        }
+      }
+    }
+    if (first) {
+      // The checkpoints before the first statement were signed by its old key.
+      const crypto::VerifyingKey old = crypto::VerifyingKey::FromBytes(r.old_key).value();
+      for (size_t i : unsigned_) {
+        CUSTOS_RETURN_IF_ERROR(CheckSigner(checkpoints_[i], old));
+      }
+      unsigned_.clear();
+    }
+    bad_seq_ = 0;
+    return Status::Ok();
+  }
+
   store::Store& store_;
   std::vector<StoredCheckpoint> checkpoints_;
+  std::vector<NoteVerifier> trusted_;
+  std::string origin_;            // the first checkpoint's
+  KeyChain chain_;                // the log's keys, from its rotation statements so far
+  std::vector<size_t> unsigned_;  // checkpoints whose signer is not known yet
   size_t next_cp_ = 0;
   CompactRange range_;
   std::vector<MerkleNodeRef> refs_;
@@ -365,11 +464,11 @@ VerifyReport VerifyStore(store::Store& store, const VerifyOptions& options) {
     return r;
   };
   if (options.merkle) {
-    Result<std::vector<StoredCheckpoint>> cps = LoadCheckpoints(store, options.trusted);
+    Result<std::vector<StoredCheckpoint>> cps = LoadCheckpoints(store);
     if (!cps.ok()) {
       return tree_failure(cps.status(), 0);
     }
-    tree.emplace(store, std::move(cps).value());
+    tree.emplace(store, std::move(cps).value(), options.trusted);
     // Checkpoints of size 0 are checked against the empty tree before any entry.
     if (Status s = tree->Start(); !s.ok()) {
       return tree_failure(s, tree->bad_seq());
@@ -417,6 +516,7 @@ VerifyReport VerifyStore(store::Store& store, const VerifyOptions& options) {
         }
         r.merkle_nodes = tree->nodes();
         r.checkpoints = tree->checkpoints_checked();
+        r.rotations = tree->rotations();
         r.root = tree->root();
       }
       return r;

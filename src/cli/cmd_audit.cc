@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "custos/audit/checkpoint.h"
 #include "custos/audit/entry_proof.h"
+#include "custos/audit/key_rotation.h"
 #include "custos/audit/log_entry.h"
 #include "custos/audit/log_writer.h"
 #include "custos/audit/merkle.h"
@@ -20,6 +21,7 @@
 #include "custos/audit/verifier.h"
 #include "custos/core/json.h"
 #include "custos/crypto/key_store.h"
+#include "custos/kernel/identity_rotation.h"
 #include "custos/store/store.h"
 
 namespace custos::cli {
@@ -41,6 +43,12 @@ void PrintReport(const audit::VerifyReport& r, bool merkle) {
       std::printf("merkle: root %s, %lld stored nodes match, %lld checkpoints match\n",
                   r.root.Hex().c_str(), static_cast<long long>(r.merkle_nodes),
                   static_cast<long long>(r.checkpoints));
+      for (const audit::KeyRotation& k : r.rotations) {
+        std::printf("key rotation at entry %lld: custos/%s -> custos/%s (signed by both)\n",
+                    static_cast<long long>(k.seq),
+                    crypto::VerifyingKey::FromBytes(k.old_key)->id().hex.c_str(),
+                    crypto::VerifyingKey::FromBytes(k.new_key)->id().hex.c_str());
+      }
     }
   } else {
     std::printf(
@@ -50,7 +58,10 @@ void PrintReport(const audit::VerifyReport& r, bool merkle) {
   }
 }
 
+// The current identity, after finishing a rotation a crash interrupted.
 Result<crypto::SigningKey> LoadIdentity(const GlobalOptions& g) {
+  CUSTOS_RETURN_IF_ERROR(
+      kernel::FinishInterruptedRotation(ResolveDataDir(g), PassphraseFromEnv()).status());
   return crypto::KeyStore::Load(ResolveDataDir(g) / "identity.key", PassphraseFromEnv());
 }
 
@@ -89,8 +100,7 @@ Status CmdCheckpoint(const GlobalOptions& g, bool verifier_key_only) {
   }
   CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> st, OpenExistingStore(g));
   audit::CheckpointOptions cp;
-  cp.key = &key;
-  cp.origin = OriginOf(key.verifying_key());
+  cp.key = &key;  // the origin is the log's stored one
   CUSTOS_ASSIGN_OR_RETURN(
       std::unique_ptr<audit::LogWriter> writer,
       audit::LogWriter::Open(st.get(), audit::Durability::kGroup, &SystemClock(), std::move(cp)));
@@ -112,7 +122,27 @@ Status CmdConsistency(const GlobalOptions& g, const std::string& old_file) {
   CUSTOS_ASSIGN_OR_RETURN(std::string old_note, ReadFile(old_file));
   CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> st, OpenExistingStore(g));
   CUSTOS_ASSIGN_OR_RETURN(crypto::SigningKey key, LoadIdentity(g));
-  CUSTOS_ASSIGN_OR_RETURN(audit::Checkpoint old, OpenOwnCheckpoint(old_note, key.verifying_key()));
+  CUSTOS_ASSIGN_OR_RETURN(std::string origin, audit::StoredOrigin(*st));
+  Result<audit::Checkpoint> opened = OpenOwnCheckpoint(old_note, key.verifying_key(), origin);
+  if (!opened.ok()) {
+    // Signed before a rotation? It must then carry the key current at its size.
+    CUSTOS_ASSIGN_OR_RETURN(audit::KeyChain chain, audit::ReadKeyChain(*st));
+    for (const crypto::VerifyingKey& k : chain.Keys()) {
+      Result<audit::Checkpoint> c = OpenOwnCheckpoint(old_note, k, origin);
+      if (c.ok()) {
+        const std::optional<crypto::VerifyingKey> at = chain.KeyAt(c->size);
+        if (at && at->bytes() != k.bytes()) {
+          return Status(Reason::kCheckpointWrongSigner,
+                        "the old checkpoint (size " + std::to_string(c->size) + ") is signed by " +
+                            audit::KeyName(k) + ", not by " + audit::KeyName(*at) +
+                            ", the key current at that size");
+        }
+        opened = std::move(c);
+        break;
+      }
+    }
+  }
+  CUSTOS_ASSIGN_OR_RETURN(audit::Checkpoint old, std::move(opened));
   CUSTOS_ASSIGN_OR_RETURN(audit::StoreNodeSource tree, audit::OpenStoredTree(st.get()));
   CUSTOS_ASSIGN_OR_RETURN(LatestCheckpoint latest,
                           audit::LoadLatestCheckpoint(*st, key.verifying_key(), tree));
@@ -165,8 +195,21 @@ Status CmdShow(const GlobalOptions& g, int64_t seq) {
   }
   if (sealed.ok()) {
     CUSTOS_ASSIGN_OR_RETURN(crypto::SigningKey key, LoadIdentity(g));
-    CUSTOS_ASSIGN_OR_RETURN(std::string plain,
-                            audit::OpenPayload(audit::DerivePayloadKey(key), e, *sealed));
+    Result<std::string> opened = audit::OpenPayload(audit::DerivePayloadKey(key), e, *sealed);
+    if (!opened.ok() && opened.status().reason() == Reason::kPayloadUnreadable) {
+      // Sealed before a rotation: one of the retired identities opens it (the associated data
+      // binds the payload to its entry, so no other key can).
+      CUSTOS_ASSIGN_OR_RETURN(std::vector<crypto::SigningKey> retired,
+                              kernel::LoadRetiredKeys(ResolveDataDir(g), PassphraseFromEnv()));
+      for (const crypto::SigningKey& k : retired) {
+        Result<std::string> o = audit::OpenPayload(audit::DerivePayloadKey(k), e, *sealed);
+        if (o.ok() || o.status().reason() != Reason::kPayloadUnreadable) {
+          opened = std::move(o);
+          break;
+        }
+      }
+    }
+    CUSTOS_ASSIGN_OR_RETURN(std::string plain, std::move(opened));
     Result<Json> j = ParseUntrustedJson(plain);
     out["payload"] = j.ok() ? *j : Json(plain);
   } else {
@@ -215,9 +258,19 @@ Result<std::vector<audit::NoteVerifier>> ReadTrustedKeys(const std::string& path
 // After the whole log verified (chain, stored tree, stored checkpoints): opens `note` requiring a
 // signature by one of `trusted`, and checks that its tree is the first `size` entries of the log.
 Status VerifyCheckpoint(store::Store& st, std::string_view note,
-                        std::span<const audit::NoteVerifier> trusted, int64_t log_entries) {
+                        const std::vector<audit::NoteVerifier>& trusted, int64_t log_entries,
+                        const std::vector<audit::KeyRotation>& rotations) {
   CUSTOS_ASSIGN_OR_RETURN(audit::OpenedCheckpoint o, audit::OpenCheckpoint(note, trusted));
   const audit::Checkpoint& c = o.checkpoint;
+  if (!rotations.empty()) {
+    // A log that rotated: the key current at this size must have signed it.
+    audit::KeyChain chain;
+    for (const audit::KeyRotation& r : rotations) {
+      CUSTOS_RETURN_IF_ERROR(chain.Add(r));
+    }
+    CUSTOS_RETURN_IF_ERROR(
+        audit::CheckCheckpointSigner(note, c.size, *chain.KeyAt(c.size), trusted));
+  }
   if (c.size > static_cast<uint64_t>(log_entries)) {
     return Status(Reason::kLogGap, "log truncated: the checkpoint covers " +
                                        std::to_string(c.size) + " entries but the log has only " +
@@ -263,6 +316,7 @@ int CmdVerifyTrusted(const GlobalOptions& g, const std::string& keys_file,
   }
   audit::VerifyOptions opts;
   opts.merkle = true;
+  opts.trusted = *trusted;
   const audit::VerifyReport r = audit::VerifyStore(**st, opts);
   PrintReport(r, true);
   if (!r.status.ok()) {
@@ -302,7 +356,7 @@ int CmdVerifyTrusted(const GlobalOptions& g, const std::string& keys_file,
     }
     note = latest->note;
   }
-  const Status s = VerifyCheckpoint(**st, *note, *trusted, r.entries);
+  const Status s = VerifyCheckpoint(**st, *note, *trusted, r.entries, r.rotations);
   if (!s.ok()) {
     std::printf("checkpoint FAILED: %s\n", s.ToString().c_str());
     return Fail(s);

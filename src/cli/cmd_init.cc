@@ -1,4 +1,4 @@
-// custos init / custos keygen.
+// custos init / custos keygen / custos identity rotate.
 
 #include <sys/stat.h>
 #include <termios.h>
@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "custos/crypto/key_store.h"
+#include "custos/kernel/identity_rotation.h"
 
 namespace custos::cli {
 namespace {
@@ -83,6 +84,32 @@ void RegisterInit(CLI::App& app, GlobalOptions& g, int* exit_code) {
     }
     std::printf("initialised %s\nidentity %s (%s)\n", dir.c_str(), k->id().hex.c_str(),
                 pass ? "encrypted with Argon2id + XChaCha20-Poly1305" : "UNENCRYPTED, as asked");
+    *exit_code = 0;
+  });
+
+  auto* identity = app.add_subcommand("identity", "Manage the kernel identity key");
+  identity->require_subcommand(1);
+  auto* rotate = identity->add_subcommand(
+      "rotate",
+      "Replace the identity with a new key: the flight log records a rotation statement signed by "
+      "both keys; the old key is kept (encrypted) in DATA_DIR/keys/ for older payloads. Run it "
+      "while no kernel uses the data directory");
+  rotate->callback([&g, exit_code] {
+    kernel::RotateOptions opts;
+    opts.passphrase = PassphraseFromEnv();
+    Result<kernel::IdentityRotation> r = kernel::RotateIdentity(ResolveDataDir(g), opts);
+    if (!r.ok()) {
+      *exit_code = Fail(r.status());
+      return;
+    }
+    std::printf(
+        "rotated identity custos/%s -> custos/%s at log entry %lld (after %llu entries)\n"
+        "old key kept in %s\n"
+        "verifier key of the new identity (add it to your --trusted-keys file):\n%s\n",
+        r->old_key_id.c_str(), r->new_key_id.c_str(), static_cast<long long>(r->seq),
+        static_cast<unsigned long long>(r->tree_size),
+        (ResolveDataDir(g) / kernel::kRetiredKeysDir / (r->old_key_id + ".key")).c_str(),
+        r->verifier_key.c_str());
     *exit_code = 0;
   });
 

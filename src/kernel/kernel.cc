@@ -7,6 +7,7 @@
 
 #include "custos/crypto/key_store.h"
 #include "custos/crypto/random.h"
+#include "custos/kernel/identity_rotation.h"
 #include "kernel/pipeline.h"
 #include "kernel/services.h"
 
@@ -49,6 +50,8 @@ Result<std::unique_ptr<Kernel>> Kernel::Open(KernelOptions options) {
     options.notice = [](const std::string& m) { std::fprintf(stderr, "custos: %s\n", m.c_str()); };
   }
   CUSTOS_RETURN_IF_ERROR(EnsurePrivateDir(options.data_dir));
+  // A rotation a crash interrupted is finished (or undone) before the identity is read.
+  CUSTOS_RETURN_IF_ERROR(FinishInterruptedRotation(options.data_dir, options.passphrase).status());
   const std::filesystem::path key_path = options.data_dir / "identity.key";
   bool created = false;
   CUSTOS_ASSIGN_OR_RETURN(crypto::SigningKey key,

@@ -99,7 +99,7 @@ Services::~Services() {
 Status Services::Start() {
   audit::CheckpointOptions cp;
   cp.key = identity_.get();
-  cp.origin = "custos/" + identity_->verifying_key().id().hex;
+  // cp.origin stays empty: the log's stored origin, fixed at its creation (decision 011).
   cp.every_entries = options_.checkpoint_every_entries;
   cp.every_ms = options_.checkpoint_every_ms;
   CUSTOS_ASSIGN_OR_RETURN(writer_, audit::LogWriter::Open(store_.get(), options_.durability,

@@ -20,6 +20,7 @@
 #include <string>
 #include <utility>
 
+#include "custos/store/merkle_batch.h"
 #include "custos/store/store.h"
 #include "store/sqlite_conn_internal.h"
 
@@ -206,7 +207,7 @@ bool IsApprovalState(std::string_view s) {
   return s == "pending" || s == "approved" || s == "denied" || s == "expired";
 }
 
-class SqliteStore final : public Store {
+class SqliteStore final : public Store, public MerkleBatchReader {
  public:
   static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& path) {
     const std::string p = path.string();
@@ -306,6 +307,58 @@ class SqliteStore final : public Store {
                                              std::to_string(index) + ") is not stored");
       }
       return s.Text(0);
+    });
+  }
+
+  Result<std::vector<std::string>> ReadMerkleNodesAt(
+      std::span<const std::pair<int, uint64_t>> at) override {
+    if (at.size() > 256) {
+      return Status(Reason::kInvalidArgument, "at most 256 Merkle nodes per batch");
+    }
+    std::vector<int64_t> ids;
+    ids.reserve(at.size());
+    for (const auto& [level, index] : at) {
+      if (level < 0 || level > kMaxMerkleLevel || index > kMaxMerkleIndex) {
+        return Status(Reason::kInvalidArgument, "Merkle node position out of range");
+      }
+      ids.push_back(MerkleId(level, index));
+    }
+    if (ids.empty()) {
+      return std::vector<std::string>{};
+    }
+    // One statement per batch size (cached by its text): id IN (?1, ..., ?n).
+    std::string sql = "SELECT id, hash FROM merkle WHERE id IN (";
+    for (size_t i = 0; i < ids.size(); ++i) {
+      sql += (i == 0 ? "?" : ",?") + std::to_string(i + 1);
+    }
+    sql += ")";
+    return WithReader([&](Connection& c) -> Result<std::vector<std::string>> {
+      CUSTOS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(sql));
+      for (size_t i = 0; i < ids.size(); ++i) {
+        s.Bind(static_cast<int>(i + 1), ids[i]);
+      }
+      std::vector<std::string> out(ids.size());
+      std::vector<bool> found(ids.size(), false);
+      while (true) {
+        CUSTOS_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) {
+          break;
+        }
+        const int64_t id = s.Int(0);
+        for (size_t i = 0; i < ids.size(); ++i) {
+          if (ids[i] == id && !found[i]) {
+            out[i] = s.Text(1);
+            found[i] = true;
+          }
+        }
+      }
+      for (size_t i = 0; i < ids.size(); ++i) {
+        if (!found[i]) {
+          return Status(Reason::kNotFound, "Merkle node (" + std::to_string(at[i].first) + ", " +
+                                               std::to_string(at[i].second) + ") is not stored");
+        }
+      }
+      return out;
     });
   }
 

@@ -92,7 +92,8 @@ CheckpointOptions Checkpoints(const crypto::SigningKey& key) {
 TEST(LogCrashTest, SigkillDuringGroupCommitLosesNoAcknowledgedEntryAndKeepsTreeAndCheckpoints) {
   TempDir dir;
   const crypto::SigningKey key = TestKey();
-  const NoteVerifier trusted = MakeNoteVerifier("custos/crash-test", key.verifying_key()).value();
+  const NoteVerifier trusted =
+      MakeNoteVerifier(KeyName(key.verifying_key()), key.verifying_key()).value();
   std::mt19937 rng(20240601);
   int64_t max_acked_overall = 0;
   int iterations = 0;

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "custos/audit/key_rotation.h"
 #include "custos/audit/log_writer.h"
 #include "custos/audit/verifier.h"
 #include "custos/crypto/key_store.h"
@@ -87,7 +88,9 @@ class StoredTreeTest : public ::testing::Test {
     return VerifyStore(*store_, o);
   }
 
-  NoteVerifier Trusted() const { return MakeNoteVerifier(kOrigin, key_.verifying_key()).value(); }
+  NoteVerifier Trusted() const {
+    return MakeNoteVerifier(KeyName(key_.verifying_key()), key_.verifying_key()).value();
+  }
 
   // Runs SQL on a second connection (what an attacker with the file would do).
   void Sql(const std::string& sql) {
@@ -123,6 +126,8 @@ TEST_F(StoredTreeTest, WriterStoresEveryPerfectSubtreeSoProofsMatchAnInMemoryTre
     EXPECT_EQ(RootAt(*src, n).value(), RootAt(mem, n).value()) << n;
     for (uint64_t i = 0; i < n; i += 5) {
       EXPECT_EQ(InclusionProof(*src, i, n).value(), InclusionProof(mem, i, n).value());
+      // The batched read (one query) gives the same proof.
+      EXPECT_EQ(StoredInclusionProof(*src, i, n).value(), InclusionProof(mem, i, n).value());
     }
     EXPECT_EQ(ConsistencyProof(*src, 1 + n / 2, n).value(),
               ConsistencyProof(mem, 1 + n / 2, n).value());
@@ -130,6 +135,17 @@ TEST_F(StoredTreeTest, WriterStoresEveryPerfectSubtreeSoProofsMatchAnInMemoryTre
   // Proofs beyond the tree are precise errors.
   EXPECT_THAT(InclusionProof(*src, 37, 37), StatusIs(Reason::kInvalidArgument));
   EXPECT_THAT(InclusionProof(*src, 0, 38), StatusIs(Reason::kInvalidArgument));
+  EXPECT_THAT(StoredInclusionProof(*src, 37, 37), StatusIs(Reason::kInvalidArgument));
+  EXPECT_THAT(StoredInclusionProof(*src, 0, 38), StatusIs(Reason::kInvalidArgument));
+  // A node the proof needs is gone: the batched read names the loss.
+  Sql("DELETE FROM merkle WHERE id = (SELECT max(id) FROM merkle);");
+  bool lost = false;
+  for (uint64_t i = 0; i < 37; ++i) {
+    Result<std::vector<MerkleHash>> p = StoredInclusionProof(*src, i, 37);
+    lost = lost || (!p.ok() && p.status().reason() == Reason::kLogCorrupt);
+    EXPECT_TRUE(p.ok() || p.status().reason() == Reason::kLogCorrupt) << p.status().ToString();
+  }
+  EXPECT_TRUE(lost);
   EXPECT_THAT(ConsistencyProof(*src, 5, 40), StatusIs(Reason::kInvalidArgument));
   EXPECT_THAT(src->Node(6, 0), StatusIs(Reason::kInvalidArgument));
 }
@@ -282,7 +298,9 @@ TEST_F(StoredTreeTest, VerifyNamesAChangedNodeAMissingNodeAndAForeignCheckpoint)
 
   // A checkpoint with a root that is not the log's.
   c.root = MerkleEmptyRoot();
-  ASSERT_THAT(store_->PutCheckpoint(8, SignCheckpoint(c, kOrigin, key_).value(), 1), IsOk());
+  ASSERT_THAT(
+      store_->PutCheckpoint(8, SignCheckpoint(c, KeyName(key_.verifying_key()), key_).value(), 1),
+      IsOk());
   EXPECT_THAT(FullVerify({Trusted()}).status,
               StatusWith(Reason::kLogCorrupt, "does not match the root"));
   Sql("DELETE FROM checkpoints WHERE id = (SELECT max(id) FROM checkpoints);");

@@ -1,7 +1,8 @@
 #pragma once
 // Inclusion proofs of stored entries against the latest signed checkpoint, the one algorithm behind
 // `custos audit prove` and custosd's GET /v1/audit/prove/{seq}: read the latest stored checkpoint,
-// check its signature (this log's own key, origin "custos/<key id>") and that the stored tree's
+// check its signature (this log's current key, under its key name "custos/<key id>", with the log's
+// stored origin, decision 011) and that the stored tree's
 // root at its size is the signed root, then build the proof from stored nodes (O(log n) reads) and
 // verify it against the signed root before handing it out.
 //
@@ -25,18 +26,23 @@
 
 namespace custos::audit {
 
-// The checkpoint origin of the log signed by `key`.
+// The checkpoint origin of a new log whose first key is `key` ("custos/<key id>").
 std::string LogOrigin(const crypto::VerifyingKey& key);
+// The origin of the log in `st`: its stored `log.origin`, else its first checkpoint's origin
+// (logs written before the origin was stored); kNoCheckpoint if it has neither.
+Result<std::string> StoredOrigin(store::Store& st);
 
-// Opens `note` as a checkpoint of this log (signed by `key`, with this log's origin).
-Result<Checkpoint> OpenOwnCheckpoint(std::string_view note, const crypto::VerifyingKey& key);
+// Opens `note` as a checkpoint of the log with `origin`, signed by `key` under KeyName(key).
+Result<Checkpoint> OpenOwnCheckpoint(std::string_view note, const crypto::VerifyingKey& key,
+                                     std::string_view origin);
 
 struct LatestCheckpoint {
   std::string note;
   Checkpoint checkpoint;
 };
 
-// The stored checkpoint of the largest size, signature-verified, whose root the stored tree
+// The stored checkpoint of the largest size, signature-verified by `key` (the current key), whose
+// root the stored tree
 // `tree` reproduces at that size.
 Result<LatestCheckpoint> LoadLatestCheckpoint(store::Store& st, const crypto::VerifyingKey& key,
                                               const NodeSource& tree);

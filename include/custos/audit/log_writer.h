@@ -35,6 +35,10 @@
 //  - checks the hash chain and leaves of every entry after the latest checkpoint (kLogCorrupt /
 //    kLogGap naming the first bad one: such an entry cannot come from a crash, so it is evidence
 //    and is never truncated away);
+//  - checks that the writer's key is the log's current key (decision 011): the new key of the last
+//    rotation statement after the latest checkpoint (each verified, kRotationInvalid), else the
+//    key that signed the latest checkpoint; another key is kKeyError (an identity replaced without
+//    a rotation statement, or a rotation whose key was not installed);
 //  - signs a checkpoint of the whole log if it is not covered yet (with a key).
 // At most 16384 entries wait for the writer; beyond that Append blocks (in every mode), so memory
 // stays bounded. The destructor drains the queue, syncs it in kNone, and signs a final checkpoint
@@ -45,8 +49,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "custos/audit/checkpoint.h"
+#include "custos/audit/key_rotation.h"
 #include "custos/audit/log_entry.h"
 #include "custos/core/clock.h"
 #include "custos/core/result.h"
@@ -65,9 +71,15 @@ struct Appended {
 
 // Automatic checkpoints. Without a key the writer signs nothing (Checkpoint() is then
 // kNoCheckpoint), but still keeps the Merkle tree.
+//
+// The origin (the checkpoint body's first line) is fixed for the life of a log and survives key
+// rotations (decision 011): it is kept in the store's metadata (`log.origin`). A log without one
+// takes its first stored checkpoint's origin (logs written before the origin was stored), else
+// `origin` if given, else KeyName(key) ("custos/<key id>" of the first key); a given origin that
+// differs from the stored one is kKeyError. Notes are signed under KeyName(current key).
 struct CheckpointOptions {
   const crypto::SigningKey* key = nullptr;  // must outlive the writer
-  std::string origin;                       // body origin line and key name ("custos/<key id>")
+  std::string origin;                       // "" = the stored origin, or KeyName(key) for a new log
   int64_t every_entries = 1000;             // 0: never by count
   int64_t every_ms = 1000;                  // 0: never by time
 };
@@ -98,10 +110,24 @@ class LogWriter {
   Result<SignedCheckpoint> Checkpoint();
   // The last sequence number handed out (not necessarily durable in kNone).
   int64_t last_seq() const;
+  // The log's origin ("" for a writer without a key).
+  const std::string& origin() const;
+
+  // Hands the log over to `new_key` (docs/spec/flight-log.md §10): holds back new appends,
+  // checkpoints everything so far with the current key, appends a rotation statement signed by
+  // both keys (tree size and root of the entries before it), and from then on signs checkpoints
+  // with `new_key`; returns once the statement is durable and a checkpoint by `new_key` covers it.
+  // kNoCheckpoint for a writer without a key; kInvalidArgument for the same key; the writer's
+  // failure status if the store fails (the writer then stops, as for any append).
+  // REQUIRES: `new_key` outlives the writer.
+  Result<KeyRotation> Rotate(const crypto::SigningKey* new_key);
 
  private:
   struct Impl;
   static Status Recover(Impl& w, int64_t last_seq);
+  static Status CheckCurrentKey(Impl& w, int64_t last_seq, int64_t covered,
+                                const std::string& latest_note,
+                                const std::vector<KeyRotation>& rotations);
   explicit LogWriter(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -25,11 +25,17 @@ class StoreNodeSource final : public NodeSource {
   StoreNodeSource(store::Store* store, uint64_t size) : store_(store), size_(size) {}
   uint64_t size() const override { return size_; }
   Result<MerkleHash> Node(int level, uint64_t index) const override;
+  store::Store* store() const { return store_; }
 
  private:
   store::Store* store_;
   uint64_t size_;
 };
+
+// InclusionProof(src, index, size) with every stored node it needs read in one query when the
+// store is a store::MerkleBatchReader (SQLite is), else node by node. Same result and errors.
+Result<std::vector<MerkleHash>> StoredInclusionProof(const StoreNodeSource& src, uint64_t index,
+                                                     uint64_t size);
 
 // A source over the store's whole tree (size = MerkleLeafCount()).
 Result<StoreNodeSource> OpenStoredTree(store::Store* store);

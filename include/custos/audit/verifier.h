@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "custos/audit/checkpoint.h"
+#include "custos/audit/key_rotation.h"
 #include "custos/audit/merkle.h"
 #include "custos/core/result.h"
 #include "custos/store/store.h"
@@ -27,6 +28,8 @@ struct VerifyReport {
   int64_t merkle_nodes = 0;  // stored nodes found equal to the recomputed ones
   int64_t checkpoints = 0;   // stored checkpoints whose root (and signature) verified
   MerkleHash root;           // recomputed root of the whole log
+  // With merkle: the log's key rotation statements (verified and chained), in seq order.
+  std::vector<KeyRotation> rotations;
 };
 
 // What VerifyStore checks besides the hash chain.
@@ -36,9 +39,13 @@ struct VerifyOptions {
   // checkpoint's root is the root of the log prefix of its size. A missing or different node is
   // kLogCorrupt; a checkpoint larger than the log is kLogGap; a malformed one kLogCorrupt.
   bool merkle = false;
-  // If not empty (with merkle), every stored checkpoint must also carry a valid signature by one
-  // of these keys: OpenCheckpoint's errors (kKeyError: no trusted key signed it; kTokenInvalid: a
-  // bad signature) name the checkpoint.
+  // With merkle, key rotation statements (flight-log.md §10) are always checked: both signatures
+  // (kRotationInvalid), the tree size and root they name, their origin and that their old key is
+  // the current one (kRotationInvalid); and every stored checkpoint of a log that has rotated
+  // must be signed by the key current at its size (kCheckpointWrongSigner, kTokenInvalid).
+  // If `trusted` is not empty, every key of the chain must be one of these (kKeyError), and in a
+  // log that never rotated every stored checkpoint must carry a valid signature by one of them
+  // (OpenCheckpoint's errors: kKeyError, kTokenInvalid). Errors name the checkpoint or the seq.
   std::vector<NoteVerifier> trusted;
 };
 

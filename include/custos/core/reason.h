@@ -149,6 +149,12 @@ enum class ReasonClass : uint8_t {
     "No signed checkpoint covers what was asked (empty log, no signing key, or none stored).")    \
   X(kPayloadUnreadable, 177, "payload_unreadable", kPermissionDenied, 403,                        \
     "A sealed log payload does not open with this identity (wrong key, or it was changed).")      \
+  X(kRotationInvalid, 178, "rotation_invalid", kDataLoss, 500,                                    \
+    "A key rotation statement in the flight log does not verify (a signature by the old or new "  \
+    "key, the chain of keys, or the tree it names).")                                             \
+  X(kCheckpointWrongSigner, 179, "checkpoint_wrong_signer", kDataLoss, 500,                       \
+    "A checkpoint is not signed by the key that was current at its tree size (e.g. the old key "  \
+    "after a rotation).")                                                                         \
   X(kReplayFactUnknown, 185, "replay_fact_unknown", kFailedPrecondition, 412,                     \
     "Replay needs a fact about the world (a canonical path, a resolved address) that the "        \
     "recorded decision never observed.")                                                          \

@@ -20,6 +20,7 @@ REASONS = (
     "effect_failed effect_timeout assertion_failed policy_parse_error policy_unknown_key "
     "policy_wrong_type policy_bad_pattern policy_duplicate_rule policy_invalid log_corrupt log_gap "
     "store_error key_error unavailable io_error no_checkpoint payload_unreadable "
+    "rotation_invalid checkpoint_wrong_signer "
     "replay_fact_unknown replay_policy_mismatch replay_mismatch unauthenticated identity_mismatch "
     "admin_required route_not_found method_not_allowed unsupported_media_type request_timeout "
     "headers_too_large malformed_http insecure_bind mcp_unknown_method mcp_descriptor_changed "

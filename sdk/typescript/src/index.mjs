@@ -68,6 +68,8 @@ export const REASONS = [
   "io_error",
   "no_checkpoint",
   "payload_unreadable",
+  "rotation_invalid",
+  "checkpoint_wrong_signer",
   "replay_fact_unknown",
   "replay_policy_mismatch",
   "replay_mismatch",
