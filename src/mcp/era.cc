@@ -167,6 +167,13 @@ void ToStatelessResult(std::string_view method, const Json& server_info, Json* r
       In(kExtendedResultMethods, method) && r.contains("resultType") && r["resultType"].is_string();
   if (!keep_type)
     r["resultType"] = "complete";
+  // Deleted vocabulary of the era: tools' execution (tasks).
+  if (method == "tools/list" && r.contains("tools") && r["tools"].is_array()) {
+    for (Json& t : r["tools"]) {
+      if (t.is_object())
+        t.erase("execution");
+    }
+  }
   if (r["resultType"] == "complete" && In(kCacheableMethods, method)) {
     r["ttlMs"] = 0;
     r["cacheScope"] = "private";
@@ -201,6 +208,17 @@ Status FromStatelessResult(std::string_view method, Json* result) {
       r.erase(m);
   }
   return Status::Ok();
+}
+
+Message FromServerEra(std::string_view method, bool stateless, Message reply) {
+  if (!stateless || reply.type != Message::Type::kResponse)
+    return reply;
+  Status st = FromStatelessResult(method, &reply.result);
+  if (!st.ok()) {
+    return Message::Error(reply.id, kInternalError, std::string(st.message()),
+                          {{"reason", std::string(ReasonName(st.reason()))}});
+  }
+  return reply;
 }
 
 int ErrorCodeForEra(int code, bool stateless) {

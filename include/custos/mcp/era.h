@@ -78,13 +78,19 @@ bool IsStatelessMethod(std::string_view method);
 //     tools/call, prompts/get or resources/read result already names one), the cache fields of
 //     cacheable results (tools/prompts/resources/templates lists, resources/read,
 //     server/discover) — ttlMs 0, cacheScope "private", because what the gateway shows depends on
-//     the policy and the session —, and _meta serverInfo.
+//     the policy and the session —, and _meta serverInfo; tools lose `execution` (the era deleted
+//     tasks).
 //   FromStatelessResult: a 2026-07-28 server's result for a 2025-era consumer: resultType, ttlMs,
 //     cacheScope and _meta serverInfo removed. A resultType other than "complete"
 //     ("input_required": multi round-trip requests) is kMcpProtocolError: the gateway does not
 //     carry it (docs/mcp.md).
 void ToStatelessResult(std::string_view method, const Json& server_info, Json* result);
 Status FromStatelessResult(std::string_view method, Json* result);
+
+// A server's answer to `method` in the gateway's internal (2025-11-25) shapes: for a 2026-07-28
+// server (`stateless`), a result goes through FromStatelessResult and becomes a JSON-RPC error
+// (-32603, kMcpProtocolError's message) if that refuses it. Anything else is returned as is.
+Message FromServerEra(std::string_view method, bool stateless, Message reply);
 
 // JSON-RPC error code translation: a 2025-era -32002 (resource not found) is -32602 in the
 // stateless era; the other codes are the same in both.
