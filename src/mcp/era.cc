@@ -1,6 +1,8 @@
 #include "custos/mcp/era.h"
 
 #include <array>
+#include <cstdlib>
+#include <map>
 
 #include "custos/core/encoding.h"
 #include "custos/mcp/stdio_server.h"
@@ -311,6 +313,185 @@ Status ValidateMcpHttpHeaders(const McpHttpHeaders& headers, const Message& m) {
   if (body_has && *decoded != body->get_ref<const std::string&>()) {
     return Mismatch("the Mcp-Name header names " + Quote(*decoded) + " but params." +
                     std::string(field) + " is " + Quote(body->get<std::string>()));
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+constexpr std::array<std::string_view, 18> kUnreachableKeywords = {"items",
+                                                                   "prefixItems",
+                                                                   "contains",
+                                                                   "additionalProperties",
+                                                                   "unevaluatedProperties",
+                                                                   "unevaluatedItems",
+                                                                   "propertyNames",
+                                                                   "patternProperties",
+                                                                   "dependentSchemas",
+                                                                   "oneOf",
+                                                                   "anyOf",
+                                                                   "allOf",
+                                                                   "not",
+                                                                   "if",
+                                                                   "then",
+                                                                   "else",
+                                                                   "$defs",
+                                                                   "definitions"};
+
+bool IsToken(std::string_view s) {
+  if (s.empty())
+    return false;
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return out;
+}
+
+std::string PathName(const std::vector<std::string>& path) {
+  if (path.empty())
+    return "<root>";
+  std::string out;
+  for (const std::string& p : path)
+    out += (out.empty() ? "" : ".") + p;
+  return out;
+}
+
+Status ScanNode(const Json& node, std::vector<std::string>& path, bool reachable,
+                std::map<std::string, std::string>& seen, std::vector<McpParamHeader>& out) {
+  if (!node.is_object())
+    return Status::Ok();
+  auto bad = [&](std::string why) {
+    return Status(Reason::kMcpProtocolError,
+                  "inputSchema " + Quote(PathName(path)) + ": x-mcp-header " + why);
+  };
+  if (auto h = node.find("x-mcp-header"); h != node.end()) {
+    if (!reachable || path.empty())
+      return bad("is only permitted on properties reached through 'properties' alone");
+    if (!h->is_string() || !IsToken(h->get_ref<const std::string&>()))
+      return bad("must be a non-empty RFC 9110 token");
+    const std::string name = h->get<std::string>();
+    const std::string type =
+        node.value("type", Json()).is_string() ? node["type"].get<std::string>() : "";
+    if (type != "string" && type != "integer" && type != "number" && type != "boolean")
+      return bad("is only permitted on string, integer, number or boolean properties");
+    auto [it, fresh] = seen.emplace(Lower(name), name);
+    if (!fresh)
+      return bad(Quote(name) + " is not unique (also declared as " + Quote(it->second) + ")");
+    out.push_back({path, "Mcp-Param-" + name, type});
+  }
+  if (auto props = node.find("properties"); props != node.end() && props->is_object()) {
+    for (auto it = props->begin(); it != props->end(); ++it) {
+      path.push_back(it.key());
+      Status st = ScanNode(it.value(), path, reachable, seen, out);
+      path.pop_back();
+      CUSTOS_RETURN_IF_ERROR(st);
+    }
+  }
+  for (std::string_view k : kUnreachableKeywords) {
+    auto sub = node.find(k);
+    if (sub == node.end())
+      continue;
+    path.push_back("<" + std::string(k) + ">");
+    Status st = Status::Ok();
+    if (sub->is_array()) {
+      for (const Json& b : *sub) {
+        if (st.ok())
+          st = ScanNode(b, path, false, seen, out);
+      }
+    } else if (k == "patternProperties" || k == "dependentSchemas" || k == "$defs" ||
+               k == "definitions") {
+      for (auto it = sub->begin(); sub->is_object() && it != sub->end(); ++it) {
+        if (st.ok())
+          st = ScanNode(it.value(), path, false, seen, out);
+      }
+    } else {
+      st = ScanNode(*sub, path, false, seen, out);
+    }
+    path.pop_back();
+    CUSTOS_RETURN_IF_ERROR(st);
+  }
+  return Status::Ok();
+}
+
+// "^-?\d+(\.\d+)?$"
+bool CanonicalDecimal(std::string_view s) {
+  size_t i = 0;
+  if (i < s.size() && s[i] == '-')
+    ++i;
+  const size_t int_start = i;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9')
+    ++i;
+  if (i == int_start)
+    return false;
+  if (i == s.size())
+    return true;
+  if (s[i] != '.')
+    return false;
+  const size_t frac_start = ++i;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9')
+    ++i;
+  return i == s.size() && i > frac_start;
+}
+
+}  // namespace
+
+Result<std::vector<McpParamHeader>> ScanMcpParamHeaders(const Json& input_schema) {
+  std::vector<McpParamHeader> out;
+  std::vector<std::string> path;
+  std::map<std::string, std::string> seen;
+  CUSTOS_RETURN_IF_ERROR(ScanNode(input_schema, path, true, seen, out));
+  return out;
+}
+
+Status ValidateMcpParamHeaders(
+    const std::vector<McpParamHeader>& declarations, const Json& arguments,
+    const std::function<std::optional<std::string>(std::string_view name)>& header) {
+  for (const McpParamHeader& d : declarations) {
+    const Json* v = &arguments;
+    for (const std::string& k : d.path) {
+      if (!v->is_object() || !v->contains(k)) {
+        v = nullptr;
+        break;
+      }
+      v = &(*v)[k];
+    }
+    if (v == nullptr || v->is_null())
+      continue;  // nothing in the body: no header expected
+    std::string body;
+    if (v->is_string())
+      body = v->get<std::string>();
+    else if (v->is_boolean())
+      body = v->get<bool>() ? "true" : "false";
+    else if (v->is_number())
+      body = v->dump();
+    else
+      continue;  // not a primitive: the schema check refuses the body
+    const std::optional<std::string> raw = header(d.header);
+    if (!raw) {
+      return Mismatch("the body carries " + PathName(d.path) + "=" + Quote(body) + " but the " +
+                      d.header + " header is absent");
+    }
+    const std::optional<std::string> decoded = DecodeHeaderValue(StripOws(*raw));
+    if (!decoded)
+      return Mismatch("the " + d.header + " header carries an invalid =?base64?…?= value");
+    const bool numeric =
+        (d.type == "integer" || d.type == "number") && v->is_number() && CanonicalDecimal(*decoded);
+    const bool equal =
+        numeric ? std::strtod(decoded->c_str(), nullptr) == v->get<double>() : *decoded == body;
+    if (!equal) {
+      return Mismatch("the " + d.header + " header decodes to " + Quote(*decoded) +
+                      " but the body carries " + PathName(d.path) + "=" + Quote(body));
+    }
   }
   return Status::Ok();
 }

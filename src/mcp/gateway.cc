@@ -391,7 +391,10 @@ struct Gateway::Impl {
 
   bool TakeCancelled(const Json& id) {
     std::lock_guard lock(mu);
-    return cancelled.erase(id.dump()) != 0;
+    if (cancelled.erase(id.dump()) == 0)
+      return false;
+    stateless_requests.erase(id.dump());  // no response will be sent
+    return true;
   }
 
   std::string ClientVersion() {

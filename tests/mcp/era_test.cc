@@ -3,6 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
+#include <map>
+
 #include "testing/matchers.h"
 
 namespace custos::mcp {
@@ -223,6 +227,87 @@ TEST(McpHttpHeadersTest, MalformedClaimIsAnEnvelopeError) {
   EXPECT_THAT(
       ValidateMcpHttpHeaders(H("2026-07-28", "tools/list"), Req("tools/list", {{"_meta", m}})),
       StatusIs(Reason::kMcpEnvelopeInvalid));
+}
+
+// ---- Mcp-Param-* (x-mcp-header) ----
+
+const Json kSqlSchema = Json::parse(R"({
+  "type": "object",
+  "properties": {
+    "region": {"type": "string", "x-mcp-header": "Region"},
+    "limit": {"type": "integer", "x-mcp-header": "Limit"},
+    "opts": {"type": "object", "properties": {"dry": {"type": "boolean", "x-mcp-header": "Dry"}}},
+    "query": {"type": "string"}
+  }
+})");
+
+std::function<std::optional<std::string>(std::string_view)> Headers(
+    std::map<std::string, std::string> h) {
+  return [h = std::move(h)](std::string_view name) -> std::optional<std::string> {
+    for (const auto& [k, v] : h) {
+      if (k.size() == name.size() &&
+          std::equal(k.begin(), k.end(), name.begin(),
+                     [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+        return v;
+      }
+    }
+    return std::nullopt;
+  };
+}
+
+TEST(McpParamHeadersTest, ScansDeclarationsThroughProperties) {
+  Result<std::vector<McpParamHeader>> d = ScanMcpParamHeaders(kSqlSchema);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  ASSERT_EQ(d->size(), 3u);
+  auto dry = std::find_if(d->begin(), d->end(),
+                          [](const McpParamHeader& h) { return h.header == "Mcp-Param-Dry"; });
+  ASSERT_NE(dry, d->end());
+  EXPECT_EQ(dry->path, (std::vector<std::string>{"opts", "dry"}));
+  EXPECT_EQ(dry->type, "boolean");
+}
+
+TEST(McpParamHeadersTest, InvalidDeclarationsAreRefused) {
+  auto scan = [](const char* schema) { return ScanMcpParamHeaders(Json::parse(schema)); };
+  EXPECT_THAT(scan(R"({"properties":{"a":{"type":"object","x-mcp-header":"A"}}})"),
+              StatusIs(Reason::kMcpProtocolError));
+  EXPECT_THAT(scan(R"({"properties":{"a":{"type":"string","x-mcp-header":"A B"}}})"),
+              StatusIs(Reason::kMcpProtocolError));
+  EXPECT_THAT(scan(R"({"properties":{"a":{"type":"string","x-mcp-header":"X"},
+                                     "b":{"type":"string","x-mcp-header":"x"}}})"),
+              StatusIs(Reason::kMcpProtocolError));
+  EXPECT_THAT(scan(R"({"properties":{"a":{"type":"array",
+                     "items":{"type":"string","x-mcp-header":"I"}}}})"),
+              StatusIs(Reason::kMcpProtocolError));
+  EXPECT_THAT(scan(R"({"anyOf":[{"properties":{"a":{"type":"string","x-mcp-header":"A"}}}]})"),
+              StatusIs(Reason::kMcpProtocolError));
+}
+
+TEST(McpParamHeadersTest, HeadersMustMirrorTheArguments) {
+  const std::vector<McpParamHeader> d = ScanMcpParamHeaders(kSqlSchema).value();
+  const Json args = {{"region", "us-west1"}, {"limit", 42}, {"opts", {{"dry", true}}}};
+  EXPECT_TRUE(ValidateMcpParamHeaders(d, args,
+                                      Headers({{"mcp-param-region", "us-west1"},
+                                               {"Mcp-Param-Limit", "42.0"},
+                                               {"Mcp-Param-Dry", "true"}}))
+                  .ok());
+  Status st = ValidateMcpParamHeaders(d, args,
+                                      Headers({{"Mcp-Param-Region", "eu-west1"},
+                                               {"Mcp-Param-Limit", "42"},
+                                               {"Mcp-Param-Dry", "true"}}));
+  EXPECT_THAT(st, StatusIs(Reason::kMcpHeaderMismatch));
+  EXPECT_THAT(std::string(st.message()), HasSubstr("Mcp-Param-Region header decodes to"));
+  st = ValidateMcpParamHeaders(d, args, Headers({{"Mcp-Param-Region", "us-west1"}}));
+  EXPECT_THAT(st, StatusIs(Reason::kMcpHeaderMismatch));
+  EXPECT_THAT(std::string(st.message()), HasSubstr("Mcp-Param-Limit header is absent"));
+  // An argument the body does not carry needs no header.
+  EXPECT_TRUE(ValidateMcpParamHeaders(d, {{"query", "select 1"}}, Headers({})).ok());
+  // Base64 sentinel: " padded " → IHBhZGRlZCA=.
+  EXPECT_TRUE(ValidateMcpParamHeaders(d, {{"region", " padded "}},
+                                      Headers({{"Mcp-Param-Region", "=?base64?IHBhZGRlZCA=?="}}))
+                  .ok());
+  EXPECT_THAT(ValidateMcpParamHeaders(d, {{"region", "x"}},
+                                      Headers({{"Mcp-Param-Region", "=?base64?!!?="}})),
+              StatusIs(Reason::kMcpHeaderMismatch));
 }
 
 }  // namespace

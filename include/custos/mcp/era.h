@@ -16,9 +16,11 @@
 //
 // Thread-safe: free functions and plain values.
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "custos/core/json.h"
 #include "custos/core/result.h"
@@ -123,5 +125,28 @@ struct McpHttpHeaders {
 // gateway does not speak is kMcpVersionUnsupported. Mcp-Method and Mcp-Name are not checked on
 // 2025-era traffic (they did not exist). Responses are not checked.
 Status ValidateMcpHttpHeaders(const McpHttpHeaders& headers, const Message& message);
+
+// SEP-2243 custom headers: a tool's inputSchema may mark primitive properties with
+// "x-mcp-header": "<Name>", and a client then mirrors the argument into `Mcp-Param-<Name>`.
+struct McpParamHeader {
+  std::vector<std::string> path;  // property names from the arguments' root
+  std::string header;             // "Mcp-Param-<Name>"
+  std::string type;               // "string", "integer", "number" or "boolean"
+};
+
+// The declarations of one tool's inputSchema. kMcpProtocolError naming the property when a
+// declaration is invalid (as a client must then drop the tool): not reachable through a chain of
+// "properties" (under items, anyOf, $defs, …), not an RFC 9110 token, not on a primitive-typed
+// property, or not case-insensitively unique.
+Result<std::vector<McpParamHeader>> ScanMcpParamHeaders(const Json& input_schema);
+
+// Checks the Mcp-Param-* headers of a tools/call against the tool's declarations and the body's
+// arguments: for every declared argument present (and not null) in the body, the header must be
+// present and equal after decoding (=?base64?…?= decoded; integer/number compared numerically);
+// an argument absent from the body needs no header. `header(name)` looks a header up by name,
+// case-insensitively (nullopt when absent). Refusals are kMcpHeaderMismatch naming the header.
+Status ValidateMcpParamHeaders(
+    const std::vector<McpParamHeader>& declarations, const Json& arguments,
+    const std::function<std::optional<std::string>(std::string_view name)>& header);
 
 }  // namespace custos::mcp
