@@ -373,6 +373,8 @@ struct Gateway::Impl {
   std::string client_version;
   // Stateless requests in flight (id dumped → method): their responses are shaped for the era.
   std::map<std::string, std::string> stateless_requests;
+  // Open subscriptions/listen streams of a stateless client: request id (JSON) → honored filter.
+  std::map<std::string, std::pair<Json, Json>> listens;  // dumped id → (id, filter)
   Json client_capabilities = Json::object();
   int64_t next_client_id = 1;
   std::map<std::string, std::shared_ptr<std::optional<Message>>> client_pending;  // by id
@@ -718,6 +720,11 @@ struct Gateway::Impl {
         const std::string key = n.params["requestId"].dump();
         {
           std::lock_guard lock(mu);
+          if (listens.erase(key) != 0)
+            return;  // a subscriptions/listen stream ends: no response
+        }
+        {
+          std::lock_guard lock(mu);
           if (cancelled.size() < 4096)
             cancelled.insert(key);
         }
@@ -752,12 +759,30 @@ struct Gateway::Impl {
     }
     const std::string& m = n.method;
     if (stateless && m != "notifications/progress") {
-      // The stateless era delivers change notifications only on subscriptions/listen streams,
-      // which the gateway does not offer yet (docs/mcp.md); a tools change is still inspected.
-      if (m == "notifications/tools/list_changed") {
-        Backend* bp = &b;
-        Async([this, bp] { shared->RefreshTools(*bp).IgnoreError(); });
-      }
+      // The stateless era delivers change notifications only on subscriptions/listen streams.
+      const char* bit = m == "notifications/tools/list_changed"       ? "toolsListChanged"
+                        : m == "notifications/prompts/list_changed"   ? "promptsListChanged"
+                        : m == "notifications/resources/list_changed" ? "resourcesListChanged"
+                                                                      : nullptr;
+      if (bit == nullptr)
+        return;  // resources/updated: resource subscriptions are not honored (docs/mcp.md)
+      Backend* bp = &b;
+      Async([this, bp, m, bit] {
+        if (m == "notifications/tools/list_changed")
+          shared->RefreshTools(*bp).IgnoreError();  // re-inspected for pinning first
+        std::vector<Json> ids;
+        {
+          std::lock_guard lock(mu);
+          for (const auto& [key, sub] : listens) {
+            if (sub.second.value(bit, false))
+              ids.push_back(sub.first);
+          }
+        }
+        for (const Json& id : ids) {
+          Send(Message::Notification(
+              m, {{"_meta", {{"io.modelcontextprotocol/subscriptionId", id}}}}));
+        }
+      });
       return;
     }
     if (m == "notifications/tools/list_changed") {
@@ -915,9 +940,8 @@ struct Gateway::Impl {
                           StatusData(Status(Reason::kMcpProtocolError, ""))));
       return;
     }
-    if (!IsStatelessMethod(msg.method) || msg.method == "subscriptions/listen") {
-      // initialize, ping, logging/setLevel, resources/(un)subscribe do not exist in the era;
-      // subscriptions/listen is not offered yet (docs/mcp.md).
+    if (!IsStatelessMethod(msg.method)) {
+      // initialize, ping, logging/setLevel, resources/(un)subscribe do not exist in the era.
       shared->Event("mcp.refused", {{"method", msg.method.substr(0, 128)},
                                     {"run", run},
                                     {"protocol_version", std::string(kStatelessVersion)}});
@@ -937,12 +961,17 @@ struct Gateway::Impl {
       }
       stateless_requests[msg.id.dump()] = msg.method;
     }
+    if (msg.method == "subscriptions/listen") {
+      Listen(msg);
+      return;
+    }
     if (msg.method == "server/discover") {
-      // No listChanged or subscribe: those ride subscriptions/listen, not offered yet; no
-      // logging: the era has no logging/setLevel and server log messages are not relayed.
-      const Json caps = {{"tools", Json::object()},
-                         {"resources", Json::object()},
-                         {"prompts", Json::object()},
+      // listChanged rides subscriptions/listen; no subscribe (resource subscriptions are not
+      // honored yet) and no logging (the era has no logging/setLevel; server log messages are
+      // not relayed).
+      const Json caps = {{"tools", {{"listChanged", true}}},
+                         {"resources", {{"listChanged", true}}},
+                         {"prompts", {{"listChanged", true}}},
                          {"completions", Json::object()}};
       Send(Message::Response(msg.id, {{"supportedVersions", Json::array({kStatelessVersion})},
                                       {"capabilities", caps}}));
@@ -950,6 +979,39 @@ struct Gateway::Impl {
     }
     msg.params = StripEnvelope(msg.params);
     Dispatch(std::move(msg));
+  }
+
+  // subscriptions/listen (2026-07-28): acknowledged with the honored subset of the filter, then
+  // the list_changed notifications it asked for are sent stamped with its id; it ends with the
+  // client's notifications/cancelled and never gets a result while the connection lives.
+  void Listen(const Message& msg) {
+    const Json filter = msg.params.is_object() ? msg.params.value("notifications", Json()) : Json();
+    if (!filter.is_object()) {
+      Send(Message::Error(msg.id, kInvalidParams,
+                          "subscriptions/listen needs params.notifications (a filter object)"));
+      return;
+    }
+    Json honored = Json::object();
+    for (const char* bit : {"toolsListChanged", "promptsListChanged", "resourcesListChanged"}) {
+      if (filter.value(bit, false) == true)
+        honored[bit] = true;
+    }
+    bool full = false;
+    {
+      std::lock_guard lock(mu);
+      full = listens.size() >= 64;
+      if (!full) {
+        stateless_requests.erase(msg.id.dump());  // answered by notifications, not a result
+        listens[msg.id.dump()] = {msg.id, honored};
+      }
+    }
+    if (full) {
+      Send(Message::Error(msg.id, kInternalError, "Subscription limit reached"));
+      return;
+    }
+    Send(Message::Notification(
+        "notifications/subscriptions/acknowledged",
+        {{"notifications", honored}, {"_meta", {{"io.modelcontextprotocol/subscriptionId", msg.id}}}}));
   }
 
   void HandleOne(Message msg) {

@@ -316,6 +316,40 @@ TEST_F(GatewayTest, StatelessServerIsSpokenToInItsEra) {
   EXPECT_EQ(sub.error_code, kMethodNotFound);
 }
 
+TEST_F(GatewayTest, StatelessClientGetsListChangesOnItsListenStream) {
+  Open({{"a", {}}});
+  Message d = Req("server/discover", With2026(Json::object()));
+  EXPECT_EQ(d.result["capabilities"]["tools"]["listChanged"], true);
+  client_->SendRaw(Message::Request("listen-1", "subscriptions/listen",
+                                    With2026({{"notifications",
+                                               {{"toolsListChanged", true},
+                                                {"resourceSubscriptions", {"a+fixture://doc"}}}}}))
+                       .Serialize());
+  auto wait_for = [&](const std::string& method) -> std::optional<Message> {
+    for (int i = 0; i < 200; ++i) {
+      for (Message& n : client_->TakeNotifications()) {
+        if (n.method == method)
+          return n;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return std::nullopt;
+  };
+  std::optional<Message> ack = wait_for("notifications/subscriptions/acknowledged");
+  ASSERT_TRUE(ack.has_value());
+  // Resource subscriptions are not honored: only the list change is acknowledged.
+  EXPECT_EQ(ack->params["notifications"], (Json{{"toolsListChanged", true}}));
+  EXPECT_EQ(ack->params["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen-1");
+  EXPECT_EQ(Text(Req("tools/call", With2026({{"name", "a.changed"}}))), "tools changed");
+  std::optional<Message> change = wait_for("notifications/tools/list_changed");
+  ASSERT_TRUE(change.has_value());
+  EXPECT_EQ(change->params["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen-1");
+  // Cancelling the listen ends the stream: no response, no more notifications.
+  client_->Notify("notifications/cancelled", {{"requestId", "listen-1"}});
+  EXPECT_EQ(Text(Req("tools/call", With2026({{"name", "a.changed"}}))), "tools changed");
+  EXPECT_FALSE(wait_for("notifications/tools/list_changed").has_value());
+}
+
 TEST_F(GatewayTest, StatelessClientToStatelessServer) {
   Open({{"s", {"--stateless"}}, {"a", {}}});
   Message call = Req("tools/call", With2026({{"name", "s.echo"}, {"arguments", {{"y", 2}}}}));
@@ -345,7 +379,7 @@ TEST_F(GatewayTest, AggregatesToolsUnderNamespacesAcrossPagesAndServers) {
   // Unannotated, unclassified tools are hidden.
   EXPECT_THAT(names, Not(::testing::Contains("a.unannotated")));
   EXPECT_EQ(std::count(names.begin(), names.end(), "a.echo"), 1);
-  EXPECT_EQ(names.size(), 2 * 10u);
+  EXPECT_EQ(names.size(), 2 * 11u);
   EXPECT_EQ(Req("tools/list", {{"cursor", "garbage!"}}).error_code, kInvalidParams);
 }
 
