@@ -4,7 +4,8 @@
 //                                      an initialize is refused (serveStdio legacy: 'reject')
 //   node era_server.mjs --era=legacy   serves only the 2025 eras (initialize; StdioServerTransport)
 //   node era_server.mjs --era=both     serves whichever era the client opens with (serveStdio)
-// Tools: echo, add (with structured output), slow_echo; one resource; one prompt.
+// Tools: echo, add (with structured output), fail, grow (adds a tool: list_changed); one
+// resource; one prompt.
 import { McpServer } from '@modelcontextprotocol/server';
 import { StdioServerTransport, serveStdio } from '@modelcontextprotocol/server/stdio';
 import * as z from 'zod/v4';
@@ -12,6 +13,7 @@ import * as z from 'zod/v4';
 const era = (process.argv.find((a) => a.startsWith('--era=')) || '--era=both').slice(6);
 
 function build() {
+  let grown = false;
   const server = new McpServer({ name: 'era-fixture', version: '2.4.0' }, { capabilities: { tools: {}, resources: {}, prompts: {} } });
   server.registerTool('echo', {
     description: 'Echoes its text',
@@ -33,6 +35,18 @@ function build() {
     inputSchema: z.object({}),
     annotations: { readOnlyHint: true },
   }, async () => ({ content: [{ type: 'text', text: 'it failed' }], isError: true }));
+  server.registerTool('grow', {
+    description: 'Adds a tool (the server then announces a tools list change)',
+    inputSchema: z.object({}),
+    annotations: { readOnlyHint: true },
+  }, async () => {
+    if (!grown) {
+      grown = true;
+      server.registerTool('grown', { description: 'A tool added at run time', inputSchema: z.object({}), annotations: { readOnlyHint: true } },
+        async () => ({ content: [{ type: 'text', text: 'grown' }] }));
+    }
+    return { content: [{ type: 'text', text: 'grew' }] };
+  });
   server.registerResource('readme', 'fixture://readme', { mimeType: 'text/plain', description: 'A fixed text' },
     async (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'era fixture readme' }] }));
   server.registerPrompt('greet', {

@@ -152,11 +152,22 @@ let checked = 0;
   const evTools = (await evDirect.listTools()).tools.map((t) => t.name);
   const lgTools = (await lgDirect.listTools()).tools.map((t) => t.name);
   const gw = gatewayConfig('a', [{ name: 'ev', args: evArgs, tools: evTools }, { name: 'lg', args: lgArgs, tools: lgTools }]);
-  const via = await connect2(custos, ['mcp', 'stdio', '--config', gw], modern);
+  // The client asks for tools list changes: the 2.4 client opens subscriptions/listen at connect
+  // (stateless era), and the gateway relays the servers' list_changed on that stream.
+  let changed;
+  const grown = new Promise((resolve) => { changed = resolve; });
+  const via = await connect2(custos, ['mcp', 'stdio', '--config', gw], {
+    ...modern,
+    listChanged: { tools: { onChanged: (err, tools) => { if (!err && tools?.some((t) => t.name === 'lg.grown')) changed(tools); } } },
+  });
   assert.equal(via.getNegotiatedProtocolVersion(), '2026-07-28', 'the client speaks 2026-07-28 with the gateway');
   assert.equal(evDirect.getNegotiatedProtocolVersion(), '2025-11-25');
   checked += await compare('A/everything', 'ev', evDirect, via, nondeterministic);
   checked += await compare('A/era-legacy', 'lg', lgDirect, via);
+  // compare() called lg.grow through the gateway: the server announced the new tool.
+  const after = await Promise.race([grown, new Promise((_, rej) => setTimeout(() => rej(new Error('no tools list change reached the 2026-07-28 client')), 10000))]);
+  assert.ok(after.some((t) => t.name === 'lg.grown'), 'the new tool is listed after the change');
+  checked++;
   await Promise.all([evDirect.close(), lgDirect.close(), via.close()]);
 }
 
