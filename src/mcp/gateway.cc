@@ -1009,9 +1009,9 @@ struct Gateway::Impl {
       Send(Message::Error(msg.id, kInternalError, "Subscription limit reached"));
       return;
     }
-    Send(Message::Notification(
-        "notifications/subscriptions/acknowledged",
-        {{"notifications", honored}, {"_meta", {{"io.modelcontextprotocol/subscriptionId", msg.id}}}}));
+    Send(Message::Notification("notifications/subscriptions/acknowledged",
+                               {{"notifications", honored},
+                                {"_meta", {{"io.modelcontextprotocol/subscriptionId", msg.id}}}}));
   }
 
   void HandleOne(Message msg) {
