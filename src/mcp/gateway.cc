@@ -15,6 +15,7 @@
 #include "custos/crypto/random.h"
 #include "custos/kernel/token_wallet.h"
 #include "custos/mcp/descriptor.h"
+#include "custos/mcp/era.h"
 #include "custos/mcp/jsonrpc.h"
 #include "custos/mcp/stdio_server.h"
 
@@ -376,7 +377,13 @@ struct Gateway::Impl {
   std::mutex send_mu;
 
   std::mutex mu;
-  std::string client_version;  // empty until initialize
+  // Empty until initialize (a 2025 era) or the first request carrying the 2026-07-28 envelope
+  // (kStatelessVersion); the connection keeps that era.
+  std::string client_version;
+  // Stateless requests in flight (id dumped → method): their responses are shaped for the era.
+  std::map<std::string, std::string> stateless_requests;
+  // Open subscriptions/listen streams of a stateless client: request id (JSON) → honored filter.
+  std::map<std::string, std::pair<Json, Json>> listens;  // dumped id → (id, filter)
   Json client_capabilities = Json::object();
   int64_t next_client_id = 1;
   std::map<std::string, std::shared_ptr<std::optional<Message>>> client_pending;  // by id
@@ -395,7 +402,10 @@ struct Gateway::Impl {
 
   bool TakeCancelled(const Json& id) {
     std::lock_guard lock(mu);
-    return cancelled.erase(id.dump()) != 0;
+    if (cancelled.erase(id.dump()) == 0)
+      return false;
+    stateless_requests.erase(id.dump());  // no response will be sent
+    return true;
   }
 
   std::string ClientVersion() {
@@ -403,7 +413,31 @@ struct Gateway::Impl {
     return client_version;
   }
 
-  void Send(const Message& m) {
+  bool ClientStateless() {
+    std::lock_guard lock(mu);
+    return client_version == kStatelessVersion;
+  }
+
+  static Json ServerInfo() { return {{"name", "custos-mcp-gateway"}, {"version", "0.1.0"}}; }
+
+  void Send(Message m) {
+    if (m.is_response()) {
+      std::string method;
+      {
+        std::lock_guard lock(mu);
+        auto it = stateless_requests.find(m.id.dump());
+        if (it != stateless_requests.end()) {
+          method = it->second;
+          stateless_requests.erase(it);
+        }
+      }
+      if (!method.empty()) {
+        if (m.type == Message::Type::kResponse)
+          ToStatelessResult(method, ServerInfo(), &m.result);
+        else
+          m.error_code = ErrorCodeForEra(m.error_code, true);
+      }
+    }
     const std::string line = m.Serialize();
     std::lock_guard lock(send_mu);
     send(line);
@@ -698,6 +732,11 @@ struct Gateway::Impl {
         const std::string key = n.params["requestId"].dump();
         {
           std::lock_guard lock(mu);
+          if (listens.erase(key) != 0)
+            return;  // a subscriptions/listen stream ends: no response
+        }
+        {
+          std::lock_guard lock(mu);
           if (cancelled.size() < 4096)
             cancelled.insert(key);
         }
@@ -723,12 +762,41 @@ struct Gateway::Impl {
   }
 
   void OnServerNotification(Backend& b, const Message& n) {
+    bool stateless;
     {
       std::lock_guard lock(mu);
       if (client_version.empty())
         return;
+      stateless = client_version == kStatelessVersion;
     }
     const std::string& m = n.method;
+    if (stateless && m != "notifications/progress") {
+      // The stateless era delivers change notifications only on subscriptions/listen streams.
+      const char* bit = m == "notifications/tools/list_changed"       ? "toolsListChanged"
+                        : m == "notifications/prompts/list_changed"   ? "promptsListChanged"
+                        : m == "notifications/resources/list_changed" ? "resourcesListChanged"
+                                                                      : nullptr;
+      if (bit == nullptr)
+        return;  // resources/updated: resource subscriptions are not honored (docs/mcp.md)
+      Backend* bp = &b;
+      Async([this, bp, m, bit] {
+        if (m == "notifications/tools/list_changed")
+          shared->RefreshTools(*bp).IgnoreError();  // re-inspected for pinning first
+        std::vector<Json> ids;
+        {
+          std::lock_guard lock(mu);
+          for (const auto& [key, sub] : listens) {
+            if (sub.second.value(bit, false))
+              ids.push_back(sub.first);
+          }
+        }
+        for (const Json& id : ids) {
+          Send(Message::Notification(
+              m, {{"_meta", {{"io.modelcontextprotocol/subscriptionId", id}}}}));
+        }
+      });
+      return;
+    }
     if (m == "notifications/tools/list_changed") {
       // Not on this (the server's reader) thread: the refresh waits for the server's answer.
       Backend* bp = &b;
@@ -760,7 +828,7 @@ struct Gateway::Impl {
       b.server->Respond(Message::Response(r.id, Json::object())).IgnoreError();
       return;
     }
-    if (kClientMethods.count(r.method) == 0) {
+    if (kClientMethods.count(r.method) == 0 || b.server->stateless()) {
       shared->Event("mcp.server_request.refused",
                     {{"server", b.config.name}, {"method", r.method.substr(0, 128)}});
       b.server
@@ -791,6 +859,12 @@ struct Gateway::Impl {
     Json id;
     {
       std::lock_guard lock(mu);
+      if (client_version == kStatelessVersion) {
+        return Message::Error(nullptr, kMethodNotFound,
+                              "the client speaks " + std::string(kStatelessVersion) +
+                                  ", which has no server-to-client requests (the gateway does not "
+                                  "carry input_required results)");
+      }
       if (!client_capabilities.contains(family)) {
         return Message::Error(nullptr, kMethodNotFound,
                               "the client does not offer '" + family + "'");
@@ -851,6 +925,107 @@ struct Gateway::Impl {
                              done});
   }
 
+  // A request carrying the 2026-07-28 envelope (docs/mcp.md "Protocol eras"): no initialize;
+  // the envelope is checked on every request, then stripped before the request is mediated.
+  void HandleStateless(Message msg) {
+    Result<Envelope> env = ParseEnvelope(msg.params);
+    if (!env.ok()) {
+      if (env.status().reason() == Reason::kMcpVersionUnsupported) {
+        const Json& v = msg.params["_meta"][std::string(kMetaProtocolVersion)];
+        Send(UnsupportedVersionError(msg.id, v.is_string() ? v.get<std::string>() : ""));
+      } else {
+        Send(Message::Error(msg.id, kInvalidParams, std::string(env.status().message()),
+                            StatusData(env.status())));
+      }
+      return;
+    }
+    std::string pinned;
+    {
+      std::lock_guard lock(mu);
+      pinned = client_version;
+    }
+    if (!pinned.empty() && pinned != kStatelessVersion) {
+      Send(Message::Error(msg.id, kInvalidRequest,
+                          "this connection negotiated protocol version " + pinned +
+                              " with initialize; a request for " + std::string(kStatelessVersion) +
+                              " needs its own connection",
+                          StatusData(Status(Reason::kMcpProtocolError, ""))));
+      return;
+    }
+    if (!IsStatelessMethod(msg.method)) {
+      // initialize, ping, logging/setLevel, resources/(un)subscribe do not exist in the era.
+      shared->Event("mcp.refused", {{"method", msg.method.substr(0, 128)},
+                                    {"run", run},
+                                    {"protocol_version", std::string(kStatelessVersion)}});
+      Send(Message::Error(msg.id, kMethodNotFound,
+                          "method '" + msg.method.substr(0, 128) +
+                              "' is not served by the gateway in protocol revision " +
+                              std::string(kStatelessVersion),
+                          StatusData(Status(Reason::kMcpUnknownMethod, ""))));
+      return;
+    }
+    {
+      std::lock_guard lock(mu);
+      if (msg.method != "server/discover") {
+        client_version = std::string(kStatelessVersion);  // the era of this connection
+        client_initialized = true;
+        client_capabilities = env->client_capabilities;
+      }
+      stateless_requests[msg.id.dump()] = msg.method;
+    }
+    if (msg.method == "subscriptions/listen") {
+      Listen(msg);
+      return;
+    }
+    if (msg.method == "server/discover") {
+      // listChanged rides subscriptions/listen; no subscribe (resource subscriptions are not
+      // honored yet) and no logging (the era has no logging/setLevel; server log messages are
+      // not relayed).
+      const Json caps = {{"tools", {{"listChanged", true}}},
+                         {"resources", {{"listChanged", true}}},
+                         {"prompts", {{"listChanged", true}}},
+                         {"completions", Json::object()}};
+      Send(Message::Response(msg.id, {{"supportedVersions", Json::array({kStatelessVersion})},
+                                      {"capabilities", caps}}));
+      return;
+    }
+    msg.params = StripEnvelope(msg.params);
+    Dispatch(std::move(msg));
+  }
+
+  // subscriptions/listen (2026-07-28): acknowledged with the honored subset of the filter, then
+  // the list_changed notifications it asked for are sent stamped with its id; it ends with the
+  // client's notifications/cancelled and never gets a result while the connection lives.
+  void Listen(const Message& msg) {
+    const Json filter = msg.params.is_object() ? msg.params.value("notifications", Json()) : Json();
+    if (!filter.is_object()) {
+      Send(Message::Error(msg.id, kInvalidParams,
+                          "subscriptions/listen needs params.notifications (a filter object)"));
+      return;
+    }
+    Json honored = Json::object();
+    for (const char* bit : {"toolsListChanged", "promptsListChanged", "resourcesListChanged"}) {
+      if (filter.value(bit, false) == true)
+        honored[bit] = true;
+    }
+    bool full = false;
+    {
+      std::lock_guard lock(mu);
+      full = listens.size() >= 64;
+      if (!full) {
+        stateless_requests.erase(msg.id.dump());  // answered by notifications, not a result
+        listens[msg.id.dump()] = {msg.id, honored};
+      }
+    }
+    if (full) {
+      Send(Message::Error(msg.id, kInternalError, "Subscription limit reached"));
+      return;
+    }
+    Send(Message::Notification("notifications/subscriptions/acknowledged",
+                               {{"notifications", honored},
+                                {"_meta", {{"io.modelcontextprotocol/subscriptionId", msg.id}}}}));
+  }
+
   void HandleOne(Message msg) {
     if (msg.is_response()) {
       std::lock_guard lock(mu);
@@ -863,6 +1038,26 @@ struct Gateway::Impl {
     }
     if (msg.is_notification()) {
       OnClientNotification(msg);
+      return;
+    }
+    if (HasEnvelopeClaim(msg.params)) {
+      HandleStateless(std::move(msg));
+      return;
+    }
+    if (ClientStateless()) {
+      // A 2025-era request on a connection that speaks 2026-07-28.
+      if (msg.method == "initialize") {
+        const std::string asked =
+            msg.params.is_object() ? msg.params.value("protocolVersion", "") : "";
+        Send(UnsupportedVersionError(msg.id, asked));
+      } else {
+        const Status st(Reason::kMcpEnvelopeInvalid,
+                        "this connection speaks protocol revision " +
+                            std::string(kStatelessVersion) + "; params._meta must carry " +
+                            std::string(kMetaProtocolVersion) + " and " +
+                            std::string(kMetaClientCapabilities));
+        Send(Message::Error(msg.id, kInvalidParams, std::string(st.message()), StatusData(st)));
+      }
       return;
     }
     if (msg.method == "initialize") {

@@ -191,7 +191,12 @@ int ErrorCodeFor(const Status& st) {
       return kInvalidRequest;
     case Reason::kSchemaViolation:
     case Reason::kInvalidArgument:
+    case Reason::kMcpEnvelopeInvalid:
       return kInvalidParams;
+    case Reason::kMcpHeaderMismatch:
+      return -32020;  // 2026-07-28 HeaderMismatch (era.h kHeaderMismatch)
+    case Reason::kMcpVersionUnsupported:
+      return -32022;  // 2026-07-28 UnsupportedProtocolVersion
     case Reason::kMcpServerUnavailable:
     case Reason::kEffectTimeout:
       return kServerUnavailable;

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "custos/crypto/sha256.h"
+#include "custos/mcp/era.h"
 
 extern char** environ;
 
@@ -205,6 +206,7 @@ Status StdioServer::Start() {
                                       std::to_string(next_start_ms_ - now) + " ms");
     }
     version_.clear();
+    stateless_ = false;
     to_join.swap(old_procs_);
     if (proc_ && proc_->exited) {
       to_join.push_back(proc_);
@@ -218,6 +220,93 @@ Status StdioServer::Start() {
       p->err_reader.join();
   }
   CUSTOS_RETURN_IF_ERROR(Spawn());
+  bool modern = false;
+  if (!skip_discover_) {
+    Status probe = Discover(&modern);
+    if (!probe.ok()) {
+      // The server died on (or ignored) a request before initialize, as some 2025-era servers
+      // do: start it again at once and speak the 2025 eras with it from now on.
+      skip_discover_ = true;
+      if (cb_.on_event) {
+        cb_.on_event("mcp.server.discover_failed",
+                     {{"server", config_.name}, {"error", std::string(probe.message())}});
+      }
+      {
+        std::unique_lock lock(mu_);
+        std::shared_ptr<Proc> p = proc_;
+        cv_.wait_for(lock, std::chrono::seconds(2), [&] { return !p || p->exited; });
+        next_start_ms_ = 0;
+        to_join.swap(old_procs_);
+        if (proc_ && proc_->exited) {
+          to_join.push_back(proc_);
+          proc_.reset();
+        }
+      }
+      for (auto& p : to_join) {
+        if (p->reader.joinable())
+          p->reader.join();
+        if (p->err_reader.joinable())
+          p->err_reader.join();
+      }
+      CUSTOS_RETURN_IF_ERROR(Spawn());
+    }
+  }
+  if (!modern)
+    CUSTOS_RETURN_IF_ERROR(Initialize());
+  if (cb_.on_event) {
+    cb_.on_event("mcp.server.started", {{"server", config_.name},
+                                        {"protocol_version", protocol_version()},
+                                        {"restarts", restarts()}});
+  }
+  return Status::Ok();
+}
+
+Json StdioServer::WithEnvelope(const Json& params) {
+  Envelope e;
+  e.protocol_version = std::string(kStatelessVersion);
+  // No client capabilities: the gateway does not carry multi round-trip input requests, so a
+  // server that needs one answers -32021 instead of asking (fail closed).
+  e.client_capabilities = Json::object();
+  e.client_info = {{"name", "custos-mcp-gateway"}, {"version", "0.1.0"}};
+  Json p = params.is_object() ? params : Json::object();
+  Json meta = p.contains("_meta") && p["_meta"].is_object() ? p["_meta"] : Json::object();
+  const Json envelope = EnvelopeMeta(e);
+  for (auto it = envelope.begin(); it != envelope.end(); ++it)
+    meta[it.key()] = it.value();
+  p["_meta"] = std::move(meta);
+  return p;
+}
+
+Status StdioServer::Discover(bool* modern) {
+  *modern = false;
+  Result<Message> d =
+      CallLocked("server/discover", WithEnvelope(Json::object()), config_.startup_timeout_ms);
+  if (!d.ok())
+    return d.status();
+  if (d->type != Message::Type::kResponse || !d->result.is_object())
+    return Status::Ok();  // -32601 and the like: a 2025-era server
+  const Json& r = d->result;
+  const Json versions = r.value("supportedVersions", Json());
+  bool offered = false;
+  if (versions.is_array()) {
+    for (const Json& v : versions)
+      offered = offered || (v.is_string() && v.get_ref<const std::string&>() == kStatelessVersion);
+  }
+  if (!offered)
+    return Status::Ok();
+  Json info = Json::object();
+  if (r.contains("_meta") && r["_meta"].is_object() && r["_meta"].contains(kMetaServerInfo))
+    info = r["_meta"][std::string(kMetaServerInfo)];
+  std::lock_guard lock(mu_);
+  version_ = std::string(kStatelessVersion);
+  stateless_ = true;
+  capabilities_ = r.value("capabilities", Json::object());
+  server_info_ = std::move(info);
+  *modern = true;
+  return Status::Ok();
+}
+
+Status StdioServer::Initialize() {
   Json client_caps = Json::object();
   for (const std::string& c : config_.client_capabilities)
     client_caps[c] = Json::object();
@@ -245,15 +334,11 @@ Status StdioServer::Start() {
   {
     std::lock_guard lock(mu_);
     version_ = v;
+    stateless_ = false;
     capabilities_ = r.value("capabilities", Json::object());
     server_info_ = r.value("serverInfo", Json::object());
   }
-  CUSTOS_RETURN_IF_ERROR(Notify("notifications/initialized", nullptr));
-  if (cb_.on_event) {
-    cb_.on_event("mcp.server.started",
-                 {{"server", config_.name}, {"protocol_version", v}, {"restarts", restarts()}});
-  }
-  return Status::Ok();
+  return Notify("notifications/initialized", nullptr);
 }
 
 void StdioServer::KillProc(const std::shared_ptr<Proc>& p) {
@@ -306,7 +391,23 @@ Status StdioServer::WriteLine(const std::string& line, int64_t deadline_ms) {
 Result<Message> StdioServer::Call(const std::string& method, const Json& params,
                                   const std::function<void(int64_t)>& on_sent) {
   CUSTOS_RETURN_IF_ERROR(Start());
-  return CallLocked(method, params, config_.timeout_ms, on_sent);
+  if (!stateless())
+    return CallLocked(method, params, config_.timeout_ms, on_sent);
+  // The stateless era: methods it removed are not sent; every request carries the envelope.
+  if (!IsStatelessMethod(method)) {
+    return Message::Error(nullptr, kMethodNotFound,
+                          "'" + method.substr(0, 64) + "' does not exist in protocol revision " +
+                              std::string(kStatelessVersion) + ", which server '" + config_.name +
+                              "' speaks");
+  }
+  CUSTOS_ASSIGN_OR_RETURN(Message reply,
+                          CallLocked(method, WithEnvelope(params), config_.timeout_ms, on_sent));
+  return FromServerEra(method, true, std::move(reply));
+}
+
+bool StdioServer::stateless() const {
+  std::lock_guard lock(mu_);
+  return stateless_;
 }
 
 void StdioServer::Cancel(int64_t id, const std::string& reason) {

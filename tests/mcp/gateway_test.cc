@@ -213,6 +213,157 @@ TEST_F(GatewayTest, NegotiatesTheClientsVersionIndependentlyOfTheServers) {
   EXPECT_EQ(Text(Call("a.echo", {{"x", 1}})), R"({"x":1})");
 }
 
+// ---- The stateless 2026-07-28 era (docs/mcp.md "Protocol eras", decision 025) ----
+
+Json Envelope2026(Json meta_extra = Json::object()) {
+  Json m = {{"io.modelcontextprotocol/protocolVersion", "2026-07-28"},
+            {"io.modelcontextprotocol/clientCapabilities", Json::object()},
+            {"io.modelcontextprotocol/clientInfo", {{"name", "t"}, {"version", "1"}}}};
+  for (auto it = meta_extra.begin(); it != meta_extra.end(); ++it)
+    m[it.key()] = it.value();
+  return m;
+}
+
+Json With2026(Json params) {
+  params["_meta"] = Envelope2026(params.value("_meta", Json::object()));
+  return params;
+}
+
+TEST_F(GatewayTest, StatelessClientNeedsNoInitializeAndGetsEraShapedResults) {
+  Open({{"a", {}}});
+  Message d = Req("server/discover", With2026(Json::object()));
+  ASSERT_EQ(d.type, Message::Type::kResponse) << d.error_message;
+  EXPECT_EQ(d.result["supportedVersions"], Json::array({"2026-07-28"}));
+  EXPECT_EQ(d.result["resultType"], "complete");
+  EXPECT_EQ(d.result["ttlMs"], 0);
+  EXPECT_EQ(d.result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "custos-mcp-gateway");
+  Message list = Req("tools/list", With2026(Json::object()));
+  ASSERT_EQ(list.type, Message::Type::kResponse) << list.error_message;
+  EXPECT_EQ(list.result["resultType"], "complete");
+  EXPECT_EQ(list.result["cacheScope"], "private");
+  EXPECT_FALSE(list.result["tools"].empty());
+  Message call = Req("tools/call", With2026({{"name", "a.echo"}, {"arguments", {{"x", 1}}}}));
+  EXPECT_EQ(Text(call), R"({"x":1})");
+  EXPECT_EQ(call.result["resultType"], "complete");
+  EXPECT_FALSE(call.result.contains("ttlMs"));
+  // A 2025 server's -32002 is -32602 in the stateless era.
+  Message missing = Req("resources/read", With2026({{"uri", "a+fixture://nope"}}));
+  EXPECT_EQ(missing.error_code, kInvalidParams);
+  // Still a recorded syscall, refused like any other when the policy says so.
+  EXPECT_FALSE(Log("tool.invoke").empty());
+}
+
+TEST_F(GatewayTest, StatelessEnvelopeIsCheckedOnEveryRequest) {
+  Open({{"a", {}}});
+  Json bad = With2026(Json::object());
+  bad["_meta"].erase("io.modelcontextprotocol/clientCapabilities");
+  Message m = Req("tools/list", bad);
+  EXPECT_EQ(m.error_code, kInvalidParams);
+  EXPECT_EQ(ReasonOf(m), "mcp_envelope_invalid");
+  Json future = With2026(Json::object());
+  future["_meta"]["io.modelcontextprotocol/protocolVersion"] = "2027-01-01";
+  m = Req("tools/list", future);
+  EXPECT_EQ(m.error_code, -32022);
+  EXPECT_EQ(m.error_data["supported"], Json::array({"2026-07-28"}));
+  // Methods the era removed are not served.
+  for (const char* gone : {"ping", "logging/setLevel", "resources/subscribe", "initialize"}) {
+    m = Req(gone, With2026(Json::object()));
+    EXPECT_EQ(m.error_code, kMethodNotFound) << gone;
+  }
+}
+
+TEST_F(GatewayTest, ConnectionKeepsTheEraItOpenedWith) {
+  Open({{"a", {}}});
+  ASSERT_EQ(Req("tools/list", With2026(Json::object())).type, Message::Type::kResponse);
+  // A 2025 request on a stateless connection: its envelope is missing.
+  Message m = Req("tools/list");
+  EXPECT_EQ(ReasonOf(m), "mcp_envelope_invalid");
+  m = Req("initialize", {{"protocolVersion", "2025-11-25"},
+                         {"capabilities", Json::object()},
+                         {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
+  EXPECT_EQ(m.error_code, -32022);
+  // And the other way round.
+  Open({{"a", {}}});
+  Init();
+  m = Req("tools/list", With2026(Json::object()));
+  EXPECT_EQ(m.error_code, kInvalidRequest);
+}
+
+TEST_F(GatewayTest, StatelessServerIsSpokenToInItsEra) {
+  Open({{"s", {"--stateless"}}});
+  Init("2025-11-25");
+  // The server refuses initialize and envelope-less requests: answering at all shows the gateway
+  // used server/discover and the envelope.
+  Message call = Call("s.meta");
+  ASSERT_EQ(call.type, Message::Type::kResponse) << call.error_message;
+  const Json sent = Json::parse(Text(call));
+  EXPECT_EQ(sent["io.modelcontextprotocol/protocolVersion"], "2026-07-28");
+  EXPECT_EQ(sent["io.modelcontextprotocol/clientInfo"]["name"], "custos-mcp-gateway");
+  EXPECT_EQ(sent["io.modelcontextprotocol/clientCapabilities"], Json::object());
+  // The 2025 client gets 2025 shapes: no resultType, cache fields or serverInfo.
+  EXPECT_FALSE(call.result.contains("resultType"));
+  Message list = Req("resources/list");
+  ASSERT_EQ(list.type, Message::Type::kResponse) << list.error_message;
+  EXPECT_FALSE(list.result.contains("ttlMs"));
+  EXPECT_FALSE(list.result.contains("cacheScope"));
+  EXPECT_FALSE(list.result.contains("_meta"));
+  EXPECT_EQ(list.result["resources"][0]["uri"], "s+fixture://doc");
+  // input_required (multi round-trip) is not carried: a precise error, not a bogus result.
+  Message input = Call("s.needs_input");
+  EXPECT_EQ(input.type, Message::Type::kError);
+  EXPECT_THAT(input.error_message, HasSubstr("input_required"));
+  // A method the era removed is answered by the gateway, not sent.
+  Message sub = Req("resources/subscribe", {{"uri", "s+fixture://doc"}});
+  EXPECT_EQ(sub.error_code, kMethodNotFound);
+}
+
+TEST_F(GatewayTest, StatelessClientGetsListChangesOnItsListenStream) {
+  Open({{"a", {}}});
+  Message d = Req("server/discover", With2026(Json::object()));
+  EXPECT_EQ(d.result["capabilities"]["tools"]["listChanged"], true);
+  client_->SendRaw(Message::Request("listen-1", "subscriptions/listen",
+                                    With2026({{"notifications",
+                                               {{"toolsListChanged", true},
+                                                {"resourceSubscriptions", {"a+fixture://doc"}}}}}))
+                       .Serialize());
+  auto wait_for = [&](const std::string& method) -> std::optional<Message> {
+    for (int i = 0; i < 200; ++i) {
+      for (Message& n : client_->TakeNotifications()) {
+        if (n.method == method)
+          return n;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return std::nullopt;
+  };
+  std::optional<Message> ack = wait_for("notifications/subscriptions/acknowledged");
+  ASSERT_TRUE(ack.has_value());
+  // Resource subscriptions are not honored: only the list change is acknowledged.
+  EXPECT_EQ(ack->params["notifications"], (Json{{"toolsListChanged", true}}));
+  EXPECT_EQ(ack->params["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen-1");
+  EXPECT_EQ(Text(Req("tools/call", With2026({{"name", "a.changed"}}))), "tools changed");
+  std::optional<Message> change = wait_for("notifications/tools/list_changed");
+  ASSERT_TRUE(change.has_value());
+  EXPECT_EQ(change->params["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen-1");
+  // Cancelling the listen ends the stream: no response, no more notifications.
+  client_->Notify("notifications/cancelled", {{"requestId", "listen-1"}});
+  EXPECT_EQ(Text(Req("tools/call", With2026({{"name", "a.changed"}}))), "tools changed");
+  EXPECT_FALSE(wait_for("notifications/tools/list_changed").has_value());
+}
+
+TEST_F(GatewayTest, StatelessClientToStatelessServer) {
+  Open({{"s", {"--stateless"}}, {"a", {}}});
+  Message call = Req("tools/call", With2026({{"name", "s.echo"}, {"arguments", {{"y", 2}}}}));
+  EXPECT_EQ(Text(call), R"({"y":2})");
+  EXPECT_EQ(call.result["resultType"], "complete");
+  EXPECT_EQ(call.result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+            "custos-mcp-gateway");
+  // The client's own envelope never reaches the server; the gateway sends its own.
+  Message meta = Req("tools/call", With2026({{"name", "s.meta"}, {"arguments", Json::object()}}));
+  const Json sent = Json::parse(Text(meta));
+  EXPECT_EQ(sent["io.modelcontextprotocol/clientInfo"]["name"], "custos-mcp-gateway");
+}
+
 TEST_F(GatewayTest, RequestsBeforeInitializeAreRefused) {
   Open({{"a", {}}});
   Message m = Req("tools/list");
@@ -229,7 +380,7 @@ TEST_F(GatewayTest, AggregatesToolsUnderNamespacesAcrossPagesAndServers) {
   // Unannotated, unclassified tools are hidden.
   EXPECT_THAT(names, Not(::testing::Contains("a.unannotated")));
   EXPECT_EQ(std::count(names.begin(), names.end(), "a.echo"), 1);
-  EXPECT_EQ(names.size(), 2 * 10u);
+  EXPECT_EQ(names.size(), 2 * 11u);
   EXPECT_EQ(Req("tools/list", {{"cursor", "garbage!"}}).error_code, kInvalidParams);
 }
 
@@ -593,6 +744,49 @@ TEST(StdioServerTest, RefusesAServerSpeakingAnUnknownVersion) {
   c.argv = {Node(), Fixture(), "--version", "2024-01-01"};
   StdioServer s(c, {});
   EXPECT_THAT(s.Start(), StatusIs(Reason::kMcpVersionUnsupported));
+}
+
+TEST(StdioServerTest, AServerThatDiesOnTheDiscoverProbeIsRestartedAndInitialized) {
+  if (Node().empty())
+    GTEST_SKIP() << "node is not installed";
+  ServerConfig c;
+  c.name = "strict";
+  c.argv = {Node(), Fixture(), "--strict-initialize"};
+  std::vector<std::string> events;
+  std::mutex mu;
+  StdioServer s(c, {.on_event = [&](const std::string& e, const Json&) {
+                  std::lock_guard lock(mu);
+                  events.push_back(e);
+                }});
+  ASSERT_TRUE(s.Start().ok());
+  EXPECT_FALSE(s.stateless());
+  EXPECT_EQ(s.protocol_version(), "2025-11-25");
+  EXPECT_EQ(s.restarts(), 1);
+  Result<Message> r = s.Call("tools/list", Json::object());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->type, Message::Type::kResponse);
+  std::lock_guard lock(mu);
+  EXPECT_NE(std::find(events.begin(), events.end(), "mcp.server.discover_failed"), events.end());
+}
+
+TEST(StdioServerTest, AStatelessServerIsNotInitialized) {
+  if (Node().empty())
+    GTEST_SKIP() << "node is not installed";
+  ServerConfig c;
+  c.name = "modern";
+  c.argv = {Node(), Fixture(), "--stateless"};
+  StdioServer s(c, {});
+  ASSERT_TRUE(s.Start().ok());
+  EXPECT_TRUE(s.stateless());
+  EXPECT_EQ(s.protocol_version(), "2026-07-28");
+  EXPECT_EQ(s.server_info()["version"], "2.0.0");
+  Result<Message> r = s.Call("tools/list", Json::object());
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->result.contains("resultType"));
+  // ping does not exist in the era: answered -32601 without reaching the server.
+  Result<Message> ping = s.Call("ping", Json::object());
+  ASSERT_TRUE(ping.ok());
+  EXPECT_EQ(ping->error_code, kMethodNotFound);
 }
 
 TEST(StdioServerTest, AMissingProgramIsUnavailable) {

@@ -198,7 +198,13 @@ enum class ReasonClass : uint8_t {
   X(kMcpConfigError, 237, "mcp_config_error", kInvalidArgument, 400,                              \
     "gateway.toml is malformed or inconsistent; `at` gives file:line.")                           \
   X(kMcpCancelled, 238, "mcp_cancelled", kAborted, 409,                                           \
-    "The MCP client cancelled the request; the server was told and no response is sent.")
+    "The MCP client cancelled the request; the server was told and no response is sent.")         \
+  X(kMcpHeaderMismatch, 250, "mcp_header_mismatch", kInvalidArgument, 400,                        \
+    "MCP over HTTP: MCP-Protocol-Version, Mcp-Method or Mcp-Name is missing or disagrees "        \
+    "with the body (JSON-RPC -32020).")                                                           \
+  X(kMcpEnvelopeInvalid, 251, "mcp_envelope_invalid", kInvalidArgument, 400,                      \
+    "An MCP 2026-07-28 request's _meta envelope (protocolVersion, clientCapabilities, "           \
+    "clientInfo) is missing or malformed (JSON-RPC -32602).")
 
 enum class Reason : uint16_t {
 #define CUSTOS_REASON_ENUM(e, n, name, cls, http, doc) e = n,

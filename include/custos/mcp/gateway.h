@@ -11,6 +11,11 @@
 // "srv.name"; resource URIs "srv+<uri>". List results are aggregated with opaque gateway cursors.
 // Methods the gateway does not know are refused with -32601 and never forwarded.
 //
+// Protocol eras (decisions 019, 025; era.h): the client's era is chosen by its first initialize
+// (2025-03-26 / 2025-06-18 / 2025-11-25) or its first request carrying the 2026-07-28 _meta
+// envelope, and kept for the connection; each server's era is its own (StdioServer). Internally
+// the gateway works in 2025-11-25 shapes and translates at the edges.
+//
 // Security behaviour:
 //   * every syscall carries a capability token: the gateway holds a kernel::TokenWallet and
 //     presents the token Kernel::Grant mints for its agent (config.agent) bound to the session's

@@ -4,9 +4,15 @@
 // process group, with stdin/stdout carrying newline-delimited JSON-RPC and stderr captured.
 //
 // Guarantees:
-//   * Start() spawns the process and runs the initialize handshake, offering kLatestVersion and
-//     accepting whichever of kSupportedVersions the server answers with (else
-//     kMcpVersionUnsupported, and the process is stopped).
+//   * Start() spawns the process and first asks `server/discover` (with the 2026-07-28 _meta
+//     envelope). A server that lists 2026-07-28 in supportedVersions is spoken to in that
+//     stateless era: no initialize, every request carries the envelope (era.h), and its results
+//     are returned in 2025-11-25 shapes (resultType and cache fields removed). Any other answer
+//     (an error such as -32601, or a result without the revision) means the 2025 eras: the
+//     initialize handshake, offering kLatestVersion and accepting whichever of
+//     kSupportedVersions the server answers with (else kMcpVersionUnsupported, and the process
+//     is stopped). A server that exits or does not answer the probe within startup_timeout_ms
+//     is restarted at once and initialized without a probe, now and on every later restart.
 //   * Call() fails, never hangs: after the server's timeout_ms it fails with
 //     kMcpServerUnavailable, sends notifications/cancelled, and treats the server as hung (the
 //     process group is killed). A server that exits fails every pending call with
@@ -75,8 +81,10 @@ class StdioServer {
   void Stop();
 
   const ServerConfig& config() const { return config_; }
-  // What the last successful initialize returned.
+  // What the last successful initialize (or server/discover) returned.
   std::string protocol_version() const;
+  // Whether the server speaks the stateless 2026-07-28 era (see Start()).
+  bool stateless() const;
   Json capabilities() const;
   Json server_info() const;
   int64_t restarts() const;
@@ -89,6 +97,11 @@ class StdioServer {
   };
 
   Status Spawn();  // REQUIRES: start_mu_ held
+  // server/discover on the freshly spawned process. Sets *modern; on failure the process is gone.
+  Status Discover(bool* modern);  // REQUIRES: start_mu_ held
+  Status Initialize();            // REQUIRES: start_mu_ held
+  // `params` with the gateway's 2026-07-28 envelope in _meta.
+  static Json WithEnvelope(const Json& params);
   Result<Message> CallLocked(const std::string& method, const Json& params, int64_t timeout_ms,
                              const std::function<void(int64_t)>& on_sent = nullptr);
   Status WriteLine(const std::string& line, int64_t deadline_ms);
@@ -111,6 +124,8 @@ class StdioServer {
   std::string last_exit_;
   int64_t restarts_ = -1;
   std::string version_;
+  bool stateless_ = false;      // guarded by mu_
+  bool skip_discover_ = false;  // the server failed the probe once: initialize it directly
   Json capabilities_;
   Json server_info_;
   std::mutex write_mu_;

@@ -92,6 +92,8 @@ export const REASONS = [
   "mcp_unknown_tool",
   "mcp_config_error",
   "mcp_cancelled",
+  "mcp_header_mismatch",
+  "mcp_envelope_invalid",
 ];
 
 export class CustosError extends Error {

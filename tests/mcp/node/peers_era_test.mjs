@@ -1,0 +1,190 @@
+// Era interop with real MCP peers (docs/mcp.md "Protocol eras"): the gateway translates between a
+// client's protocol era and each server's.
+//   A. @modelcontextprotocol/client 2.4 pinned to 2026-07-28 (server/discover, per-request _meta)
+//      → `custos mcp stdio` → 2025-11-25 servers: server-everything and era_server.mjs --era=legacy
+//      (@modelcontextprotocol/server 2.4 on the 2025 handshake). Compared with the same 2.4
+//      client in its 2025 mode straight to the servers.
+//   B. @modelcontextprotocol/sdk 1.32 (a 2025-11-25 client) → `custos mcp stdio` →
+//      era_server.mjs --era=modern (@modelcontextprotocol/server 2.4 serving 2026-07-28 only: it
+//      refuses initialize). Compared with the 2.4 client pinned to 2026-07-28 straight to it.
+// Usage: node peers_era_test.mjs CUSTOS_BIN NODE_MODULES_DIR
+import { Client as Client2 } from '@modelcontextprotocol/client';
+import { StdioClientTransport as Stdio2 } from '@modelcontextprotocol/client/stdio';
+import { Client as Client1 } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport as Stdio1 } from '@modelcontextprotocol/sdk/client/stdio.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+
+const [custos, modules] = process.argv.slice(2);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const eraServer = path.join(here, 'era_server.mjs');
+const everything = path.join(modules, '@modelcontextprotocol/server-everything/dist/index.js');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'custos-era-'));
+
+// server-everything tools whose answers differ by design (see peers_test.mjs), plus those that
+// need a server-to-client request, which the stateless era does not have.
+const nondeterministic = new Set(['get-env', 'trigger-long-running-operation',
+  'trigger-sampling-request', 'trigger-elicitation-request', 'get-roots-list',
+  'toggle-simulated-logging', 'toggle-subscriber-updates', 'simulate-research-query',
+  'trigger-sampling-request-async', 'trigger-elicitation-request-async']);
+
+function argsFor(tool) {
+  const out = {};
+  const props = (tool.inputSchema && tool.inputSchema.properties) || {};
+  for (const req of tool.inputSchema?.required || []) {
+    const p = props[req] || {};
+    const t = Array.isArray(p.type) ? p.type[0] : p.type;
+    if (p.enum) out[req] = p.enum[0];
+    else if (t === 'number' || t === 'integer') out[req] = 2;
+    else if (t === 'boolean') out[req] = false;
+    else if (t === 'array') out[req] = [];
+    else if (t === 'object') out[req] = {};
+    else out[req] = 'hello';
+  }
+  return out;
+}
+
+function maskTimes(v) {
+  return JSON.parse(JSON.stringify(v).replace(/\b\d{1,2}:\d{2}:\d{2}( [AP]M)?/g, '<time>'));
+}
+
+// A 2026-07-28 result names its server in _meta (the era's serverInfo key): the gateway names
+// itself there, a 2025 result has no such key. The comparison leaves it out.
+function dropServerInfo(r) {
+  if (r && r._meta && 'io.modelcontextprotocol/serverInfo' in r._meta) {
+    const { 'io.modelcontextprotocol/serverInfo': _, ...meta } = r._meta;
+    const { _meta, ...rest } = r;
+    return Object.keys(meta).length ? { ...rest, _meta: meta } : rest;
+  }
+  return r;
+}
+
+async function settle(p) {
+  try { return { ok: maskTimes(dropServerInfo(await p)) }; } catch (e) { return { error: String(e.code ?? e.message) }; }
+}
+
+function gatewayConfig(name, servers) {
+  const policy = path.join(tmp, `${name}-policy.toml`);
+  fs.writeFileSync(policy, `[policy]\nname = "era"\n[agents.mcp-client]\nsyscalls = ["tool.invoke"]\n` +
+    `[tools]\nallow = ${JSON.stringify(servers.map((s) => `${s.name}.*`))}\n`);
+  const gw = path.join(tmp, `${name}-gateway.toml`);
+  let text = `[gateway]\npolicy = "${policy}"\ndata_dir = "${path.join(tmp, name + '-data')}"\n`;
+  for (const s of servers) {
+    text += `[[servers]]\nname = "${s.name}"\ncommand = "${process.execPath}"\nargs = ${JSON.stringify(s.args)}\n` +
+      `read_only = ${JSON.stringify(s.tools)}\ntimeout_ms = 20000\n`;
+  }
+  fs.writeFileSync(gw, text);
+  return gw;
+}
+
+const modern = { versionNegotiation: { mode: { pin: '2026-07-28' } } };
+async function connect2(command, args, options = {}) {
+  const client = new Client2({ name: 'era-test', version: '1.0.0' }, options);
+  await client.connect(new Stdio2({ command, args, stderr: 'ignore' }));
+  return client;
+}
+async function connect1(command, args) {
+  const client = new Client1({ name: 'era-test', version: '1.0.0' });
+  await client.connect(new Stdio1({ command, args, stderr: 'ignore' }));
+  return client;
+}
+
+// Compares everything a server offers, `direct` vs `via` the gateway (namespace `ns`).
+async function compare(label, ns, direct, via, skip = new Set()) {
+  let checked = 0;
+  const tools = (await direct.listTools()).tools;
+  const viaTools = (await via.listTools()).tools.filter((t) => t.name.startsWith(`${ns}.`));
+  assert.deepEqual(viaTools.map((t) => t.name).sort(), tools.map((t) => `${ns}.${t.name}`).sort(), `${label}: tool names`);
+  for (const t of tools) {
+    const v = viaTools.find((x) => x.name === `${ns}.${t.name}`);
+    // `execution` (tasks) does not exist in 2026-07-28: a stateless client never sees it.
+    const { execution, ...rest } = t;
+    const { execution: vexec, ...vrest } = v;
+    assert.deepEqual({ ...vrest, name: t.name }, rest, `${label}: descriptor of ${t.name}`);
+  }
+  for (const t of tools) {
+    if (skip.has(t.name)) continue;
+    const a = argsFor(t);
+    const d = await settle(direct.callTool({ name: t.name, arguments: a }));
+    const g = await settle(via.callTool({ name: `${ns}.${t.name}`, arguments: a }));
+    assert.deepEqual(g, d, `${label}: tools/call ${t.name}`);
+    checked++;
+  }
+  const caps = direct.getServerCapabilities() || {};
+  if (caps.resources) {
+    const res = (await direct.listResources()).resources;
+    const viaRes = (await via.listResources()).resources.filter((r) => r.uri.startsWith(`${ns}+`));
+    assert.deepEqual(viaRes.map((r) => r.uri), res.map((r) => `${ns}+${r.uri}`), `${label}: resources`);
+    for (const r of res.slice(0, 10)) {
+      const d = maskTimes(dropServerInfo(await direct.readResource({ uri: r.uri })));
+      const g = maskTimes(dropServerInfo(await via.readResource({ uri: `${ns}+${r.uri}` })));
+      assert.deepEqual(g.contents.map((c) => ({ ...c, uri: c.uri.replace(`${ns}+`, '') })), d.contents, `${label}: resources/read ${r.uri}`);
+      checked++;
+    }
+  }
+  if (caps.prompts) {
+    const prompts = (await direct.listPrompts()).prompts;
+    const viaPrompts = (await via.listPrompts()).prompts.filter((p) => p.name.startsWith(`${ns}.`));
+    assert.deepEqual(viaPrompts.map((p) => p.name), prompts.map((p) => `${ns}.${p.name}`), `${label}: prompts`);
+    for (const p of prompts) {
+      const a = {};
+      for (const arg of p.arguments || []) if (arg.required) a[arg.name] = 'hello';
+      const d = await settle(direct.getPrompt({ name: p.name, arguments: a }));
+      const g = await settle(via.getPrompt({ name: `${ns}.${p.name}`, arguments: a }));
+      assert.deepEqual(g, d, `${label}: prompts/get ${p.name}`);
+      checked++;
+    }
+  }
+  return checked;
+}
+
+let checked = 0;
+
+// ---- A: a 2026-07-28 client through the gateway to 2025-11-25 servers ----
+{
+  const evArgs = [everything, 'stdio'];
+  const lgArgs = [eraServer, '--era=legacy'];
+  const evDirect = await connect2(process.execPath, evArgs);
+  const lgDirect = await connect2(process.execPath, lgArgs);
+  const evTools = (await evDirect.listTools()).tools.map((t) => t.name);
+  const lgTools = (await lgDirect.listTools()).tools.map((t) => t.name);
+  const gw = gatewayConfig('a', [{ name: 'ev', args: evArgs, tools: evTools }, { name: 'lg', args: lgArgs, tools: lgTools }]);
+  // The client asks for tools list changes: the 2.4 client opens subscriptions/listen at connect
+  // (stateless era), and the gateway relays the servers' list_changed on that stream.
+  let changed;
+  const grown = new Promise((resolve) => { changed = resolve; });
+  const via = await connect2(custos, ['mcp', 'stdio', '--config', gw], {
+    ...modern,
+    listChanged: { tools: { onChanged: (err, tools) => { if (!err && tools?.some((t) => t.name === 'lg.grown')) changed(tools); } } },
+  });
+  assert.equal(via.getNegotiatedProtocolVersion(), '2026-07-28', 'the client speaks 2026-07-28 with the gateway');
+  assert.equal(evDirect.getNegotiatedProtocolVersion(), '2025-11-25');
+  checked += await compare('A/everything', 'ev', evDirect, via, nondeterministic);
+  checked += await compare('A/era-legacy', 'lg', lgDirect, via);
+  // compare() called lg.grow through the gateway: the server announced the new tool.
+  const after = await Promise.race([grown, new Promise((_, rej) => setTimeout(() => rej(new Error('no tools list change reached the 2026-07-28 client')), 10000))]);
+  assert.ok(after.some((t) => t.name === 'lg.grown'), 'the new tool is listed after the change');
+  checked++;
+  await Promise.all([evDirect.close(), lgDirect.close(), via.close()]);
+}
+
+// ---- B: a 2025-11-25 client through the gateway to a 2026-07-28-only server ----
+{
+  const mdArgs = [eraServer, '--era=modern'];
+  const direct = await connect2(process.execPath, mdArgs, modern);
+  assert.equal(direct.getNegotiatedProtocolVersion(), '2026-07-28');
+  const mdTools = (await direct.listTools()).tools.map((t) => t.name);
+  const gw = gatewayConfig('b', [{ name: 'md', args: mdArgs, tools: mdTools }]);
+  const via = await connect1(custos, ['mcp', 'stdio', '--config', gw]);
+  assert.equal(via.getServerVersion().name, 'custos-mcp-gateway');
+  checked += await compare('B/era-modern', 'md', direct, via);
+  // A 2025 client refused by the server itself: the gateway is what makes it usable.
+  await assert.rejects(connect1(process.execPath, mdArgs), 'a 2025 client cannot talk to the modern-only server directly');
+  await Promise.all([direct.close(), via.close()]);
+}
+
+fs.rmSync(tmp, { recursive: true, force: true });
+console.log(`peers_era: ${checked} tools/resources/prompts gave the same answer directly and across eras through the gateway`);
