@@ -8,6 +8,7 @@
 #include "custos/audit/entry_proof.h"
 #include "custos/audit/merkle.h"
 #include "custos/audit/verifier.h"
+#include "custos/core/clock.h"
 #include "custos/core/encoding.h"
 #include "custos/core/json.h"
 #include "custos/kernel/syscall.h"
@@ -213,6 +214,16 @@ HttpResponse Api::Handle(const HttpRequest& req) {
     Result<Identity> id = Status(Reason::kUnauthenticated, "no credentials");
     if (!req.authorization.empty()) {
       id = a->FromAuthorization(req.authorization);
+    } else if (req.signed_headers.any()) {
+      const int64_t now_s = SystemClock().NowMillis() / 1000;
+      id = a->FromSignature(req.signed_headers, req.method, req.target, req.body, now_s);
+      if (id.ok()) {
+        // Only verified requests reach the cache, so unauthenticated traffic cannot fill it.
+        const Status fresh = replay_.Admit(req.signed_headers.agent, req.signed_headers.nonce,
+                                           std::stoll(req.signed_headers.timestamp), now_s);
+        if (!fresh.ok())
+          id = fresh;
+      }
     } else if (req.peer) {
       id = a->FromPeer(*req.peer);
     } else {

@@ -26,6 +26,8 @@ class Metrics {
   void ConnectionOpened() { connections_.fetch_add(1, std::memory_order_relaxed); }
   void ConnectionClosed() { connections_.fetch_sub(1, std::memory_order_relaxed); }
   void ConnectionRejected() { rejected_.fetch_add(1, std::memory_order_relaxed); }
+  // A TLS connection that never completed its handshake (plain HTTP, garbage, a timeout).
+  void TlsHandshakeFailed() { tls_failed_.fetch_add(1, std::memory_order_relaxed); }
   int64_t connections() const { return connections_.load(std::memory_order_relaxed); }
 
   void RequestStarted() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
@@ -41,6 +43,7 @@ class Metrics {
  private:
   std::atomic<int64_t> connections_{0};
   std::atomic<int64_t> rejected_{0};
+  std::atomic<int64_t> tls_failed_{0};
   std::atomic<int64_t> in_flight_{0};
   std::array<std::atomic<uint64_t>, kBucketsMicros.size() + 1> buckets_{};
   std::atomic<uint64_t> latency_sum_us_{0};
