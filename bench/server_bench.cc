@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "custos/kernel/kernel.h"
+#include "custos/kernel/token_wallet.h"
 #include "custos/policy/policy.h"
 #include "custos/server/api.h"
 #include "custos/server/auth.h"
@@ -179,14 +180,22 @@ void BM_Server(benchmark::State& state, bool unix_socket) {
 void BM_Server_Tcp(benchmark::State& state) { BM_Server(state, false); }
 void BM_Server_Unix(benchmark::State& state) { BM_Server(state, true); }
 
-// The same syscall through the library, from as many threads as the sidecar had connections.
+// The same syscall through the library, from as many threads as the sidecar had connections. Like
+// the daemon, the caller attaches the agent's capability token (a TokenWallet grant, minted once
+// and reused), so both paths do the same kernel work: every effectful syscall needs a token.
 void BM_InProcess(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
   const int total = static_cast<int>(state.range(1));
   Fixture& f = Shared();
   Json j = CallJson();
   j["agent"] = "agent";
-  const custos::kernel::Syscall call = custos::kernel::ParseSyscall(j).value();
+  custos::kernel::Syscall call = custos::kernel::ParseSyscall(j).value();
+  custos::kernel::TokenWallet wallet(*f.kernel);
+  wallet.Attach(call);
+  if (call.token.empty()) {
+    state.SkipWithError("the wallet minted no token for the agent");
+    return;
+  }
   std::vector<int64_t> ns;
   std::atomic<int> failures{0};
   double secs = 0;

@@ -305,6 +305,18 @@ Status Ledger::CloseChild(const AccountKey& child) {
   return Status::Ok();
 }
 
+std::vector<std::pair<AccountKey, AccountStatus>> Ledger::Accounts() const {
+  std::vector<std::pair<AccountKey, AccountStatus>> out;
+  for (const Impl::AccountShard& shard : impl_->account_shards) {
+    std::shared_lock lock(shard.mu);
+    for (const auto& [key, a] : shard.accounts) {
+      std::lock_guard account_lock(a->mu);
+      out.emplace_back(key, AccountStatus{a->limit, a->used, a->reserved});
+    }
+  }
+  return out;
+}
+
 Result<AccountStatus> Ledger::Get(const AccountKey& key) const {
   Impl::Account* a = impl_->Find(key);
   if (a == nullptr) {

@@ -12,14 +12,18 @@ namespace custos::cli {
 
 void AddServeOptions(CLI::App* cmd, GlobalOptions& g, int* exit_code) {
   struct Flags {
-    std::string policy, listen, socket, durability;
+    std::string policy, listen, socket, durability, tls_cert, tls_key;
     int threads = 0, workers = 0;
     bool no_socket = false;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--policy", f->policy, "Policy file (re-read on SIGHUP)")->required();
   cmd->add_option("--listen", f->listen,
-                  "TCP HOST:PORT, loopback only (port 0 = any; the ready line names it)");
+                  "TCP HOST:PORT (port 0 = any; the ready line names it); a non-loopback "
+                  "address needs TLS and API or agent keys");
+  cmd->add_option("--tls-cert", f->tls_cert,
+                  "PEM certificate chain: serve TLS on the TCP listener (overrides [server.tls])");
+  cmd->add_option("--tls-key", f->tls_key, "PEM private key for --tls-cert (mode 0600)");
   cmd->add_option("--socket", f->socket,
                   "Unix socket path (default [server] socket, else $XDG_RUNTIME_DIR/custos.sock, "
                   "else DATA_DIR/custos.sock)");
@@ -57,6 +61,10 @@ void AddServeOptions(CLI::App* cmd, GlobalOptions& g, int* exit_code) {
     } else if (!f->socket.empty()) {
       o.socket = f->socket;
     }
+    if (!f->tls_cert.empty())
+      o.tls_cert = f->tls_cert;
+    if (!f->tls_key.empty())
+      o.tls_key = f->tls_key;
     if (f->threads > 0)
       o.threads = f->threads;
     if (f->workers > 0)
@@ -84,6 +92,24 @@ void RegisterServe(CLI::App& app, GlobalOptions& g, int* exit_code) {
       return;
     }
     std::printf("%s\n", key->c_str());
+    *exit_code = 0;
+  });
+
+  auto* agentkey = app.add_subcommand(
+      "agentkey", "Ed25519 public keys that custosd accepts for signed requests (decision 022)");
+  agentkey->require_subcommand(1);
+  auto* akadd = agentkey->add_subcommand(
+      "add", "Register PUBKEY (64 hex chars) for AGENT; prints its key id");
+  static std::string ak_agent, ak_key;
+  akadd->add_option("agent", ak_agent, "The agent identity the key signs for")->required();
+  akadd->add_option("pubkey", ak_key, "Ed25519 public key, hex")->required();
+  akadd->callback([&g, exit_code] {
+    Result<std::string> id = server::AddAgentKey(ResolveDataDir(g), ak_agent, ak_key);
+    if (!id.ok()) {
+      *exit_code = Fail(id.status());
+      return;
+    }
+    std::printf("%s\n", id->c_str());
     *exit_code = 0;
   });
 }

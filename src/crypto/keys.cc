@@ -83,6 +83,8 @@ std::string_view SignContextName(SignContext c) {
       return "key_rotation";
     case SignContext::kCheckpointNote:
       return "checkpoint_note";
+    case SignContext::kSignedRequest:
+      return "signed_request";
     case SignContext::kTest:
       return "test";
   }

@@ -279,6 +279,10 @@ std::string Kernel::token_root_public_key() const {
 
 store::Store& Kernel::store() { return impl_->services->store(); }
 
+std::vector<std::pair<budget::AccountKey, budget::AccountStatus>> Kernel::BudgetAccounts() const {
+  return impl_->services->ledger().Accounts();
+}
+
 const crypto::VerifyingKey& Kernel::identity() const {
   return impl_->services->identity().verifying_key();
 }

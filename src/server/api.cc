@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <chrono>
+#include <map>
 
 #include "custos/audit/checkpoint.h"
 #include "custos/audit/entry_proof.h"
 #include "custos/audit/merkle.h"
 #include "custos/audit/verifier.h"
+#include "custos/core/clock.h"
 #include "custos/core/encoding.h"
 #include "custos/core/json.h"
 #include "custos/kernel/syscall.h"
@@ -213,6 +216,16 @@ HttpResponse Api::Handle(const HttpRequest& req) {
     Result<Identity> id = Status(Reason::kUnauthenticated, "no credentials");
     if (!req.authorization.empty()) {
       id = a->FromAuthorization(req.authorization);
+    } else if (req.signed_headers.any()) {
+      const int64_t now_s = SystemClock().NowMillis() / 1000;
+      id = a->FromSignature(req.signed_headers, req.method, req.target, req.body, now_s);
+      if (id.ok()) {
+        // Only verified requests reach the cache, so unauthenticated traffic cannot fill it.
+        const Status fresh = replay_.Admit(req.signed_headers.agent, req.signed_headers.nonce,
+                                           std::stoll(req.signed_headers.timestamp), now_s);
+        if (!fresh.ok())
+          id = fresh;
+      }
     } else if (req.peer) {
       id = a->FromPeer(*req.peer);
     } else {
@@ -829,10 +842,38 @@ HttpResponse Api::Ready() {
 }
 
 HttpResponse Api::MetricsText() {
+  const auto t0 = std::chrono::steady_clock::now();
   Result<int64_t> n = kernel_->store().LogCount();
+  StoreHealth store;
+  store.read_micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  store.ok = n.ok();
+  store.log_entries = n.ok() ? *n : 0;
+  // Per agent and resource, summed over runs: run ids are caller-chosen and unbounded, agent
+  // names come from the policy.
+  std::map<std::pair<std::string, int>, BudgetFigure> sums;
+  for (const auto& [key, st] : kernel_->BudgetAccounts()) {
+    for (int i = 0; i < budget::kResourceCount; ++i) {
+      BudgetFigure& f = sums[{key.agent, i}];
+      f.agent = key.agent;
+      f.resource = std::string(budget::ResourceName(static_cast<budget::Resource>(i)));
+      f.used += st.used.v[static_cast<size_t>(i)];
+      f.reserved += st.reserved.v[static_cast<size_t>(i)];
+      const int64_t limit = st.limit.v[static_cast<size_t>(i)];
+      if (limit != budget::kUnlimited) {
+        f.limit += limit;
+        f.limited = true;
+      }
+    }
+  }
+  std::vector<BudgetFigure> budgets;
+  budgets.reserve(sums.size());
+  for (auto& [k, f] : sums)
+    budgets.push_back(std::move(f));
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4";
-  r.body = metrics_->Render(n.ok(), n.ok() ? *n : 0);
+  r.body = metrics_->Render(store, budgets);
   return r;
 }
 

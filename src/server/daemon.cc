@@ -37,6 +37,10 @@ Status RunDaemon(const DaemonOptions& o) {
     config.threads = *o.threads;
   if (o.workers)
     config.workers = *o.workers;
+  if (o.tls_cert)
+    config.tls_cert = *o.tls_cert;
+  if (o.tls_key)
+    config.tls_key = *o.tls_key;
 
   CUSTOS_ASSIGN_OR_RETURN(std::shared_ptr<const policy::Policy> p,
                           policy::Policy::LoadFile(o.policy_file));
@@ -50,6 +54,7 @@ Status RunDaemon(const DaemonOptions& o) {
                           kernel::Kernel::Open(std::move(ko)));
 
   const size_t key_count = auth.key_count();
+  const size_t agent_key_count = auth.agent_key_count();
   Metrics metrics;
   ApiOptions ao;
   ao.data_dir = o.data_dir;
@@ -62,14 +67,19 @@ Status RunDaemon(const DaemonOptions& o) {
   so.threads = config.threads;
   so.workers = config.workers;
   so.limits = config.limits;
+  so.tls_cert = config.tls_cert;
+  so.tls_key = config.tls_key;
+  so.tcp_auth = key_count > 0 || agent_key_count > 0;
   CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<Server> server, Server::Start(&api, &metrics, so));
   if (server->tcp_port() != 0) {
     std::string host = config.listen.substr(0, config.listen.rfind(':'));
-    std::printf("custosd: listening on tcp %s:%u\n", host.c_str(), server->tcp_port());
+    std::printf("custosd: listening on %s %s:%u\n", config.tls_cert.empty() ? "tcp" : "tls",
+                host.c_str(), server->tcp_port());
   }
   if (!server->socket_path().empty())
     std::printf("custosd: listening on unix %s\n", server->socket_path().c_str());
-  std::printf("custosd: ready (%zu API keys, %zu socket peers)\n", key_count, config.peers.size());
+  std::printf("custosd: ready (%zu API keys, %zu agent keys, %zu socket peers)\n", key_count,
+              agent_key_count, config.peers.size());
   std::fflush(stdout);
 
   while (true) {

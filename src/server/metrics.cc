@@ -22,7 +22,37 @@ void Metrics::Decided(std::string_view verdict, std::string_view reason) {
   ++decisions_[{std::string(verdict), std::string(reason)}];
 }
 
+namespace {
+
+// Prometheus label values: backslash, double quote and newline escaped.
+std::string LabelValue(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string Metrics::Render(bool store_ok, int64_t log_entries) const {
+  StoreHealth h;
+  h.ok = store_ok;
+  h.log_entries = log_entries;
+  return Render(h, {});
+}
+
+std::string Metrics::Render(const StoreHealth& store,
+                            const std::vector<BudgetFigure>& budgets) const {
+  const bool store_ok = store.ok;
+  const int64_t log_entries = store.log_entries;
   std::ostringstream o;
   o << "# HELP custos_decisions_total Syscall decisions returned through the API.\n"
        "# TYPE custos_decisions_total counter\n";
@@ -69,12 +99,40 @@ std::string Metrics::Render(bool store_ok, int64_t log_entries) const {
     << "# HELP custos_connections_rejected_total Connections refused at the cap (503).\n"
        "# TYPE custos_connections_rejected_total counter\n"
     << "custos_connections_rejected_total " << rejected_.load(std::memory_order_relaxed) << "\n"
+    << "# HELP custos_tls_handshake_failures_total TLS connections closed before a handshake "
+       "completed.\n"
+       "# TYPE custos_tls_handshake_failures_total counter\n"
+    << "custos_tls_handshake_failures_total " << tls_failed_.load(std::memory_order_relaxed) << "\n"
     << "# HELP custos_store_up 1 if the store answered a read at scrape time.\n"
        "# TYPE custos_store_up gauge\n"
     << "custos_store_up " << (store_ok ? 1 : 0) << "\n"
     << "# HELP custos_log_entries Entries in the flight log.\n"
        "# TYPE custos_log_entries gauge\n"
-    << "custos_log_entries " << log_entries << "\n";
+    << "custos_log_entries " << log_entries << "\n"
+    << "# HELP custos_store_read_seconds How long the scrape's store read took.\n"
+       "# TYPE custos_store_read_seconds gauge\n"
+    << "custos_store_read_seconds " << static_cast<double>(store.read_micros) / 1e6 << "\n";
+  struct Family {
+    const char* name;
+    const char* help;
+    int64_t BudgetFigure::*field;
+  };
+  for (const Family& f :
+       {Family{"custos_budget_used", "Budget used, summed over the agent's runs.",
+               &BudgetFigure::used},
+        Family{"custos_budget_reserved", "Budget reserved by calls in progress (and carves).",
+               &BudgetFigure::reserved},
+        Family{"custos_budget_limit",
+               "Budget limits summed over the agent's runs (resources with a limit only).",
+               &BudgetFigure::limit}}) {
+    o << "# HELP " << f.name << " " << f.help << "\n# TYPE " << f.name << " gauge\n";
+    for (const BudgetFigure& b : budgets) {
+      if (f.field == &BudgetFigure::limit && !b.limited)
+        continue;
+      o << f.name << "{agent=\"" << LabelValue(b.agent) << "\",resource=\""
+        << LabelValue(b.resource) << "\"} " << b.*f.field << "\n";
+    }
+  }
   return o.str();
 }
 

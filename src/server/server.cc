@@ -1,5 +1,7 @@
 #include "custos/server/server.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -10,12 +12,15 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
+
+#include "server/tls.h"
 
 namespace custos::server {
 
@@ -24,6 +29,11 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 using unix_socket = net::local::stream_protocol;
+
+template <class T>
+struct IsTls : std::false_type {};
+template <class S>
+struct IsTls<beast::ssl_stream<S>> : std::true_type {};
 
 namespace {
 
@@ -77,6 +87,7 @@ struct Server::Impl {
   net::thread_pool workers;
   std::optional<tcp::acceptor> tcp_acceptor;
   std::optional<unix_socket::acceptor> unix_acceptor;
+  std::shared_ptr<net::ssl::context> tls;  // set: the TCP listener speaks only TLS
   net::strand<net::io_context::executor_type> accept_strand;
   std::vector<std::thread> threads;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
@@ -92,8 +103,12 @@ struct Server::Impl {
 
 namespace {
 
+// One connection. `Socket` is a plain tcp/unix socket or a TLS stream over TCP; timeouts,
+// cancellation and close act on its lowest layer (the OS socket).
 template <class Socket>
 class Session : public std::enable_shared_from_this<Session<Socket>> {
+  static constexpr bool kTls = IsTls<Socket>::value;
+
  public:
   Session(Server::Impl& srv, Socket socket, std::optional<PeerCred> peer)
       : srv_(srv), socket_(std::move(socket)), timer_(socket_.get_executor()), peer_(peer) {
@@ -105,7 +120,13 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     srv_.metrics->ConnectionClosed();
   }
 
-  void Start() { ReadHeader(); }
+  void Start() {
+    if constexpr (kTls) {
+      Handshake();
+    } else {
+      ReadHeader();
+    }
+  }
 
  private:
   void Arm(int64_t ms) {
@@ -116,8 +137,44 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
         return;  // cancelled: the read finished in time
       self->timed_out_ = true;
       beast::error_code ignored;
-      self->socket_.cancel(ignored);
+      beast::get_lowest_layer(self->socket_).cancel(ignored);
     });
+  }
+
+  // The TLS handshake, under the header timeout (a client that opens a connection and sends
+  // nothing, or a trickle of handshake bytes, is closed like a slowloris).
+  void Handshake() {
+    Arm(srv_.options.limits.header_timeout_ms);
+    if constexpr (kTls) {
+      socket_.async_handshake(
+          net::ssl::stream_base::server,
+          [self = this->shared_from_this()](beast::error_code ec) { self->OnHandshake(ec); });
+    }
+  }
+
+  void OnHandshake(beast::error_code ec) {
+    timer_.cancel();
+    if (!ec) {
+      handshake_done_ = true;
+      ReadHeader();
+      return;
+    }
+    srv_.metrics->TlsHandshakeFailed();
+    if (!timed_out_ && ec.category() == net::error::get_ssl_category() &&
+        ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST) {
+      // Plain HTTP on the TLS port: say so in plain text (nothing has been encrypted yet), then
+      // close. Nothing reached the API.
+      out_ = Serialize(
+          ErrorResponse(Status(Reason::kMalformedHttp, "this port speaks TLS: use https://")),
+          false, false);
+      srv_.metrics->RequestStarted();
+      srv_.metrics->RequestFinished("unmatched", 400, 0);
+      net::async_write(
+          beast::get_lowest_layer(socket_), net::buffer(out_),
+          [self = this->shared_from_this()](beast::error_code, size_t) { self->CloseSocket(); });
+      return;
+    }
+    CloseSocket();  // garbage, a timeout, or a client that gave up: no response is possible
   }
 
   void ReadHeader() {
@@ -226,6 +283,13 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
       req.content_type = std::string(it->value());
     if (auto it = msg.find(http::field::authorization); it != msg.end())
       req.authorization = std::string(it->value());
+    for (auto [name, field] : {std::pair{"Custos-Agent", &req.signed_headers.agent},
+                               std::pair{"Custos-Timestamp", &req.signed_headers.timestamp},
+                               std::pair{"Custos-Nonce", &req.signed_headers.nonce},
+                               std::pair{"Custos-Signature", &req.signed_headers.signature}}) {
+      if (auto it = msg.find(name); it != msg.end())
+        *field = std::string(it->value());
+    }
     req.body = std::move(msg.body());
     req.peer = peer_;
     srv_.in_flight.fetch_add(1);
@@ -321,10 +385,32 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
   }
 
   void Close() {
+    if constexpr (kTls) {
+      if (handshake_done_ && !closing_) {
+        // Send close_notify so a client reading to EOF (audit tail) sees a clean end; a peer
+        // that never answers it is cut off after a second.
+        closing_ = true;
+        timer_.expires_after(std::chrono::seconds(1));
+        timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+          if (!ec)
+            self->CloseSocket();
+        });
+        socket_.async_shutdown(
+            [self = this->shared_from_this()](beast::error_code) { self->CloseSocket(); });
+        return;
+      }
+      if (closing_)
+        return;
+    }
+    CloseSocket();
+  }
+
+  void CloseSocket() {
     beast::error_code ec;
     timer_.cancel();
-    socket_.shutdown(net::socket_base::shutdown_send, ec);
-    socket_.close(ec);
+    auto& s = beast::get_lowest_layer(socket_);
+    s.shutdown(net::socket_base::shutdown_send, ec);
+    s.close(ec);
   }
 
   Server::Impl& srv_;
@@ -335,6 +421,8 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
   std::optional<http::request_parser<http::string_body>> parser_;
   bool timed_out_ = false;
   bool keep_alive_ = false;
+  bool handshake_done_ = false;  // TLS only
+  bool closing_ = false;         // TLS only: close_notify sent
   std::string out_;
   int64_t tail_from_ = 0;
   std::string tail_agent_;
@@ -366,8 +454,15 @@ void Server::Impl::Accept(Acceptor& acceptor) {
         if (!ec) {
           using Socket = decltype(socket);
           if (connections.load() >= static_cast<int64_t>(options.limits.max_connections)) {
-            // Over the cap: a precise 503, written without reading the request, then close.
+            // Over the cap: a precise 503, written without reading the request, then close. (On
+            // a TLS listener the client cannot read plain text, so it just sees the close.)
             metrics->ConnectionRejected();
+            if (std::is_same_v<typename Socket::protocol_type, tcp> && tls) {
+              beast::error_code ignored;
+              socket.close(ignored);
+              Accept(acceptor);
+              return;
+            }
             auto s = std::make_shared<Socket>(std::move(socket));
             auto text = std::make_shared<std::string>(Serialize(
                 ErrorResponse(Status(Reason::kUnavailable,
@@ -379,6 +474,14 @@ void Server::Impl::Accept(Acceptor& acceptor) {
               s->shutdown(net::socket_base::shutdown_send, ignored);
               s->close(ignored);
             });
+          } else if constexpr (std::is_same_v<typename Socket::protocol_type, tcp>) {
+            if (tls) {
+              using Tls = beast::ssl_stream<Socket>;
+              std::make_shared<Session<Tls>>(*this, Tls(std::move(socket), *tls), std::nullopt)
+                  ->Start();
+            } else {
+              std::make_shared<Session<Socket>>(*this, std::move(socket), std::nullopt)->Start();
+            }
           } else {
             std::optional<PeerCred> peer = PeerOf(socket);
             std::make_shared<Session<Socket>>(*this, std::move(socket), peer)->Start();
@@ -409,14 +512,25 @@ Result<tcp::endpoint> ParseListen(const std::string& listen) {
   const unsigned long port = std::strtoul(port_text.c_str(), &end, 10);
   if (*end != '\0' || port > 65535)
     return Status(Reason::kInvalidArgument, "not a port: " + port_text, "listen");
-  if (!IsLoopback(addr)) {
-    return Status(Reason::kInsecureBind,
-                  "refusing to listen on non-loopback " + host +
-                      ": custosd serves plain HTTP (TLS is not implemented); use a loopback "
-                      "address or the Unix socket",
-                  "listen");
-  }
   return tcp::endpoint(addr, static_cast<uint16_t>(port));
+}
+
+Status CheckEndpoint(const tcp::endpoint& ep, bool tls, bool tcp_auth) {
+  if (IsLoopback(ep.address()))
+    return Status::Ok();
+  std::string missing;
+  if (!tls)
+    missing = "TLS ([server.tls] cert and key, or --tls-cert/--tls-key)";
+  if (!tcp_auth) {
+    missing += missing.empty() ? "" : " and ";
+    missing += "a TCP auth method (`custos apikey add AGENT` or `custos agentkey add AGENT KEY`)";
+  }
+  if (missing.empty())
+    return Status::Ok();
+  return Status(Reason::kInsecureBind,
+                "refusing to listen on non-loopback " + ep.address().to_string() + " without " +
+                    missing + "; use a loopback address or the Unix socket",
+                "listen");
 }
 
 // Removes a stale socket file; kAlreadyExists if a server answers on it or it is not a socket.
@@ -443,9 +557,20 @@ Status ClearStaleSocket(const std::filesystem::path& path) {
 
 }  // namespace
 
+Status CheckListenAddress(const std::string& listen, bool tls, bool tcp_auth) {
+  CUSTOS_ASSIGN_OR_RETURN(tcp::endpoint ep, ParseListen(listen));
+  return CheckEndpoint(ep, tls, tcp_auth);
+}
+
 Result<std::unique_ptr<Server>> Server::Start(Api* api, Metrics* metrics, ServerOptions options) {
   if (options.listen.empty() && options.socket.empty())
     return Status(Reason::kInvalidArgument, "nothing to listen on (--listen and/or --socket)");
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return Status(Reason::kInvalidArgument,
+                  std::string("TLS needs both a certificate and a key (") +
+                      (options.tls_cert.empty() ? "--tls-cert" : "--tls-key") + " is missing)",
+                  "tls");
+  }
   auto impl = std::make_unique<Impl>(std::max(1, options.threads), std::max(1, options.workers));
   impl->api = api;
   impl->metrics = metrics;
@@ -453,6 +578,10 @@ Result<std::unique_ptr<Server>> Server::Start(Api* api, Metrics* metrics, Server
   beast::error_code ec;
   if (!options.listen.empty()) {
     CUSTOS_ASSIGN_OR_RETURN(tcp::endpoint ep, ParseListen(options.listen));
+    CUSTOS_RETURN_IF_ERROR(CheckEndpoint(ep, !options.tls_cert.empty(), options.tcp_auth));
+    if (!options.tls_cert.empty()) {
+      CUSTOS_ASSIGN_OR_RETURN(impl->tls, MakeTlsContext(options.tls_cert, options.tls_key));
+    }
     impl->tcp_acceptor.emplace(impl->accept_strand);
     auto& a = *impl->tcp_acceptor;
     a.open(ep.protocol(), ec);

@@ -66,6 +66,30 @@ Status ReadServerTable(const std::filesystem::path& file, const toml::table& t, 
           return WrongType(file, agent, "peers." + uid_text, "a string (an agent name)");
         c->peers[static_cast<uint32_t>(uid)] = agent.as_string()->get();
       }
+    } else if (key == "tls") {
+      const auto* tls = v.as_table();
+      if (tls == nullptr)
+        return WrongType(file, v, key, "a table with cert and key");
+      for (const auto& [tk, tv] : *tls) {
+        const std::string name(tk.str());
+        if (name != "cert" && name != "key") {
+          return Status(Reason::kPolicyUnknownKey, "unknown config key 'server.tls." + name + "'",
+                        Where(file, tv.source()));
+        }
+        const auto* path = tv.as_string();
+        if (path == nullptr || path->get().empty())
+          return WrongType(file, tv, "tls." + name, "a non-empty path");
+        std::filesystem::path p = path->get();
+        if (p.is_relative())
+          p = file.parent_path() / p;
+        (name == "cert" ? c->tls_cert : c->tls_key) = p;
+      }
+      if (c->tls_cert.empty() != c->tls_key.empty()) {
+        return Status(Reason::kPolicyWrongType,
+                      std::string("server.tls needs both cert and key (") +
+                          (c->tls_cert.empty() ? "cert" : "key") + " is missing)",
+                      Where(file, v.source()));
+      }
     } else if (key == "threads" || key == "workers") {
       CUSTOS_RETURN_IF_ERROR(ReadInt(file, v, key, 1, &n));
       (key == "threads" ? c->threads : c->workers) = static_cast<int>(std::min<int64_t>(n, 256));

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "custos/audit/verifier.h"
@@ -368,6 +371,51 @@ TEST_F(ApiTest, MetricsCountDecisionsAndLatency) {
   EXPECT_THAT(r.body, HasSubstr("custos_request_duration_seconds_bucket{le=\"+Inf\"}"));
   EXPECT_THAT(r.body, HasSubstr("custos_store_up 1"));
   EXPECT_THAT(r.body, HasSubstr("custos_connections "));
+}
+
+TEST_F(ApiTest, MetricsShowBudgetUseAndStoreHealthInValidPrometheusText) {
+  HttpReply call = s_.Call("worker", "POST", "/v1/syscall",
+                           Call("tool.invoke", "echo", {{"arguments", {{"a", 1}}}}).dump());
+  ASSERT_EQ(call.status, 200) << call.body;
+  ASSERT_EQ(BodyJson(call)["decision"]["verdict"], "allow") << call.body;
+  HttpReply r = s_.Call("worker", "GET", "/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_THAT(r.body,
+              HasSubstr("custos_budget_used{agent=\"worker\",resource=\"tool_calls\"} 1\n"));
+  EXPECT_THAT(r.body,
+              HasSubstr("custos_budget_limit{agent=\"worker\",resource=\"tool_calls\"} 1000\n"));
+  EXPECT_THAT(r.body,
+              HasSubstr("custos_budget_reserved{agent=\"worker\",resource=\"tool_calls\"} 0\n"));
+  EXPECT_THAT(r.body, HasSubstr("custos_store_up 1\n"));
+  EXPECT_THAT(r.body, HasSubstr("custos_store_read_seconds "));
+  // Text format 0.0.4: every sample belongs to a family declared by # HELP and # TYPE before it,
+  // names and labels are well formed, values are numbers.
+  const std::regex sample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*")"
+                          R"((,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*")*\})? (-?[0-9.e+-]+|\+Inf)$)");
+  std::set<std::string> helped, typed;
+  std::istringstream lines(r.body);
+  std::string line;
+  int samples = 0;
+  while (std::getline(lines, line)) {
+    std::smatch m;
+    if (line.rfind("# HELP ", 0) == 0) {
+      helped.insert(line.substr(7, line.find(' ', 7) - 7));
+    } else if (line.rfind("# TYPE ", 0) == 0) {
+      typed.insert(line.substr(7, line.find(' ', 7) - 7));
+    } else {
+      ASSERT_TRUE(std::regex_match(line, m, sample)) << "not a sample line: " << line;
+      std::string family = m[1];
+      for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+        const std::string sfx = suffix;
+        if (!typed.count(family) && family.size() > sfx.size() &&
+            family.compare(family.size() - sfx.size(), sfx.size(), sfx) == 0)
+          family = family.substr(0, family.size() - sfx.size());
+      }
+      EXPECT_TRUE(helped.count(family) && typed.count(family)) << line;
+      ++samples;
+    }
+  }
+  EXPECT_GT(samples, 20);
 }
 
 TEST_F(ApiTest, RequestCapabilitiesMatchesGoalWordsAgainstPolicyAndTools) {

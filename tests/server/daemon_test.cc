@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
+#include <functional>
 #include <future>
 #include <thread>
 
@@ -224,6 +226,74 @@ TEST_F(DaemonTest, TwoAgentProcessesShareOneBudget) {
   EXPECT_EQ(allowed[1], 4) << "the helper gets exactly its carve";
   EXPECT_EQ(allowed[0], 6) << "the worker gets the rest of the one budget";
   EXPECT_EQ(allowed[0] + allowed[1], 10) << "never more than the one budget";
+  EXPECT_EQ(d_.Signal(SIGTERM), 0);
+}
+
+// One revocation list for every process: an admin revokes the worker's token through the API,
+// and a separate helper process presenting the token its spawn derived from it is refused too.
+TEST_F(DaemonTest, TwoAgentProcessesShareOneRevocationList) {
+  WriteFileOrDie(data_ / "config.toml", "[server]\nadmins = [\"lead\"]\n");
+  const std::string worker = Key("worker"), helper = Key("helper"), lead = Key("lead");
+  ASSERT_TRUE(StartDaemon(Spec()));
+  HttpReply grant = Post(lead, "/v1/grant", {{"agent", "worker"}, {"run", "r"}});
+  ASSERT_EQ(grant.status, 200) << grant.body;
+  const std::string token = BodyJson(grant)["token"];
+  const std::filesystem::path child_token_file = root_ / "child.token";
+  // Runs `body` in a child process (its own sockets) and returns its exit code.
+  auto in_process = [](const std::function<int()>& body) {
+    const pid_t pid = ::fork();
+    if (pid == 0)
+      ::_exit(body());
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 200;
+  };
+  // The verdict/reason of one syscall sent with `token` as `key`: 0 allow, 1 token_revoked, 2
+  // anything else.
+  auto call_with = [this](const std::string& key, const std::string& agent_token) {
+    RawConnection c = RawConnection::Tcp(d_.port());
+    const Json call = {{"run", "r"},
+                       {"kind", "memory.alloc"},
+                       {"target", "k"},
+                       {"args", {{"value", 1}}},
+                       {"token", agent_token}};
+    HttpReply r =
+        c.Call("POST", "/v1/syscall", call.dump(), "Authorization: Bearer " + key + "\r\n");
+    Result<Json> j = ParseUntrustedJson(r.body);
+    if (r.status != 200 || !j.ok())
+      return 2;
+    if ((*j)["decision"]["verdict"] == "allow")
+      return 0;
+    return (*j)["decision"]["reason"] == "token_revoked" ? 1 : 2;
+  };
+  // Process A (worker): spawns the helper with the granted token and hands over the child token.
+  ASSERT_EQ(
+      in_process([&] {
+        RawConnection c = RawConnection::Tcp(d_.port());
+        const Json spawn = {{"run", "r"},
+                            {"kind", "agent.spawn"},
+                            {"target", "helper"},
+                            {"token", token},
+                            {"args", {{"syscalls", {"memory.alloc"}}}}};
+        HttpReply r =
+            c.Call("POST", "/v1/syscall", spawn.dump(), "Authorization: Bearer " + worker + "\r\n");
+        Result<Json> j = ParseUntrustedJson(r.body);
+        if (!j.ok() || (*j)["decision"]["verdict"] != "allow" || !(*j)["frame"].contains("token"))
+          return 3;
+        WriteFileOrDie(child_token_file, (*j)["frame"]["token"].get<std::string>());
+        return call_with(worker, token);
+      }),
+      0);
+  std::string child_token;
+  std::getline(std::ifstream(child_token_file), child_token);
+  ASSERT_FALSE(child_token.empty());
+  // Process B (helper) works with the derived token before the revocation...
+  EXPECT_EQ(in_process([&] { return call_with(helper, child_token); }), 0);
+  HttpReply revoke = Post(lead, "/v1/revoke", {{"token", token}, {"note", "test"}});
+  ASSERT_EQ(revoke.status, 200) << revoke.body;
+  // ... and after it, both processes are refused token_revoked.
+  EXPECT_EQ(in_process([&] { return call_with(helper, child_token); }), 1);
+  EXPECT_EQ(in_process([&] { return call_with(worker, token); }), 1);
   EXPECT_EQ(d_.Signal(SIGTERM), 0);
 }
 

@@ -19,11 +19,17 @@
 #include "custos/server/server.h"
 #include "testing/http_client.h"
 #include "testing/kernel_fixture.h"
+#include "testing/tls_client.h"
 
 namespace custos::testing {
 
 class ServerHarness {
  public:
+  // Call before Start(): serve TLS on the TCP listener with a fresh self-signed certificate
+  // (ca_file() verifies it). Tcp() then returns connections that have completed the handshake.
+  void UseTls() { tls_ = true; }
+  std::filesystem::path ca_file() const { return kh_.root() / "tls" / "cert.pem"; }
+
   // Opens the kernel with `spec` and starts serving with `limits`.
   bool Start(const PolicySpec& spec, server::ServerLimits limits = {}, int workers = 4) {
     policy_text_ = MakePolicy(spec);
@@ -61,6 +67,15 @@ class ServerHarness {
     so.threads = 2;
     so.workers = workers;
     so.limits = limits;
+    so.tcp_auth = true;
+    if (tls_) {
+      if (!MakeSelfSignedCert(kh_.root() / "tls")) {
+        ADD_FAILURE() << "openssl req failed";
+        return false;
+      }
+      so.tls_cert = kh_.root() / "tls" / "cert.pem";
+      so.tls_key = kh_.root() / "tls" / "key.pem";
+    }
     Result<std::unique_ptr<server::Server>> s = server::Server::Start(api_.get(), &metrics_, so);
     if (!s.ok()) {
       ADD_FAILURE() << s.status();
@@ -71,7 +86,17 @@ class ServerHarness {
   }
   ~ServerHarness() { server_.reset(); }
 
-  RawConnection Tcp() { return RawConnection::Tcp(server_->tcp_port()); }
+  RawConnection Tcp() {
+    RawConnection c = RawConnection::Tcp(server_->tcp_port());
+    if (tls_) {
+      const std::string err = StartTls(c, ca_file());
+      if (!err.empty())
+        ADD_FAILURE() << "TLS handshake: " << err;
+    }
+    return c;
+  }
+  // A TCP connection without the TLS handshake, even on a TLS listener.
+  RawConnection PlainTcp() { return RawConnection::Tcp(server_->tcp_port()); }
   RawConnection Unix() { return RawConnection::Unix(server_->socket_path().string()); }
   std::string Auth(const std::string& agent) {
     return "Authorization: Bearer " + keys_.at(agent) + "\r\n";
@@ -94,6 +119,7 @@ class ServerHarness {
 
  private:
   KernelHarness kh_;
+  bool tls_ = false;
   std::filesystem::path policy_file_, data_dir_;
   std::string policy_text_;
   std::map<std::string, std::string> keys_;

@@ -15,6 +15,7 @@
 
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 
 namespace custos::testing {
@@ -23,6 +24,15 @@ struct HttpReply {
   int status = 0;                              // 0: no (complete) response
   std::map<std::string, std::string> headers;  // lowercase names
   std::string body;
+};
+
+// What sits between a RawConnection and its socket: nothing (plain), or TLS (tls_client.h).
+class ConnectionLayer {
+ public:
+  virtual ~ConnectionLayer() = default;
+  virtual ssize_t Send(const char* data, size_t n) = 0;  // <= 0: failed
+  virtual ssize_t Recv(char* data, size_t n) = 0;        // <= 0: closed or failed
+  virtual bool Pending() const = 0;                      // decrypted bytes already buffered
 };
 
 class RawConnection {
@@ -52,18 +62,26 @@ class RawConnection {
     return c;
   }
   RawConnection() = default;
-  RawConnection(RawConnection&& o) noexcept : fd_(o.fd_), buf_(std::move(o.buf_)) { o.fd_ = -1; }
+  RawConnection(RawConnection&& o) noexcept
+      : fd_(o.fd_), buf_(std::move(o.buf_)), layer_(std::move(o.layer_)) {
+    o.fd_ = -1;
+  }
   RawConnection& operator=(RawConnection&& o) noexcept {
     Close();
     fd_ = o.fd_;
     buf_ = std::move(o.buf_);
+    layer_ = std::move(o.layer_);
     o.fd_ = -1;
     return *this;
   }
   ~RawConnection() { Close(); }
 
   bool ok() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+  // From now on every byte goes through `layer` (e.g. after a TLS handshake on fd()).
+  void SetLayer(std::unique_ptr<ConnectionLayer> layer) { layer_ = std::move(layer); }
   void Close() {
+    layer_.reset();
     if (fd_ >= 0)
       ::close(fd_);
     fd_ = -1;
@@ -72,7 +90,8 @@ class RawConnection {
   bool Send(const std::string& bytes) {
     size_t off = 0;
     while (off < bytes.size()) {
-      const ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      const ssize_t n = layer_ ? layer_->Send(bytes.data() + off, bytes.size() - off)
+                               : ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
       if (n <= 0)
         return false;
       off += static_cast<size_t>(n);
@@ -168,10 +187,10 @@ class RawConnection {
  private:
   bool Fill(int timeout_ms) {
     pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0)
+    if (!(layer_ && layer_->Pending()) && ::poll(&p, 1, timeout_ms) <= 0)
       return false;
     char tmp[16384];
-    const ssize_t n = ::recv(fd_, tmp, sizeof(tmp), 0);
+    const ssize_t n = layer_ ? layer_->Recv(tmp, sizeof(tmp)) : ::recv(fd_, tmp, sizeof(tmp), 0);
     if (n <= 0) {
       closed_ = true;
       return false;
@@ -182,6 +201,7 @@ class RawConnection {
 
   int fd_ = -1;
   std::string buf_;
+  std::unique_ptr<ConnectionLayer> layer_;
   bool closed_ = false;
 };
 

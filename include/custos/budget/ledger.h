@@ -15,6 +15,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "custos/core/result.h"
 
@@ -79,6 +81,9 @@ class Ledger {
   // or cancelled. kInvalidArgument if `child` was not made by OpenChild.
   Status CloseChild(const AccountKey& child);
   Result<AccountStatus> Get(const AccountKey& key) const;
+  // Every account and its status, each read under its own lock (a consistent view per account,
+  // not across accounts). For metrics; O(accounts).
+  std::vector<std::pair<AccountKey, AccountStatus>> Accounts() const;
 
  private:
   struct Impl;

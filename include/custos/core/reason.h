@@ -180,7 +180,19 @@ enum class ReasonClass : uint8_t {
   X(kMalformedHttp, 208, "malformed_http", kInvalidArgument, 400,                                 \
     "custosd: the request is not valid HTTP/1.1.")                                                \
   X(kInsecureBind, 209, "insecure_bind", kFailedPrecondition, 400,                                \
-    "custosd: refusing to listen on a non-loopback address (TLS is not implemented).")            \
+    "custosd: a non-loopback listener needs TLS and a TCP auth method (API keys, agent keys).")   \
+  X(kTlsConfigError, 210, "tls_config_error", kFailedPrecondition, 400,                           \
+    "custosd: the TLS certificate or key cannot be used (unreadable, mismatched, or key not "     \
+    "0600).")                                                                                     \
+  X(kSignatureInvalid, 211, "signature_invalid", kUnauthenticated, 401,                           \
+    "custosd: a signed request's Ed25519 signature does not verify, or its headers are "          \
+    "malformed.")                                                                                 \
+  X(kSignatureStale, 212, "signature_stale", kUnauthenticated, 401,                               \
+    "custosd: a signed request's timestamp is outside the allowed clock skew.")                   \
+  X(kNonceReplayed, 213, "nonce_replayed", kUnauthenticated, 401,                                 \
+    "custosd: a signed request reuses a nonce already seen within the skew window.")              \
+  X(kUnknownAgentKey, 214, "unknown_agent_key", kUnauthenticated, 401,                            \
+    "custosd: a signed request names an agent with no registered public key.")                    \
   X(kMcpUnknownMethod, 230, "mcp_unknown_method", kInvalidArgument, 400,                          \
     "An MCP method the gateway does not know; refused, never forwarded (JSON-RPC -32601).")       \
   X(kMcpDescriptorChanged, 231, "mcp_descriptor_changed", kPermissionDenied, 403,                 \

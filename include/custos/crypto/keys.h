@@ -35,6 +35,7 @@ enum class SignContext : uint8_t {
   kCapabilityToken = 3,
   kKeyRotation = 4,
   kCheckpointNote = 5,  // C2SP signed-note text, signed without prefix (see above)
+  kSignedRequest = 6,   // custosd requests signed by an agent's key (decision 022)
   kTest = 100,
 };
 std::string_view SignContextName(SignContext c);

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "custos/audit/log_writer.h"
+#include "custos/budget/ledger.h"
 #include "custos/core/clock.h"
 #include "custos/core/result.h"
 #include "custos/crypto/keys.h"
@@ -141,6 +142,8 @@ class Kernel {
 
   store::Store& store();
   const crypto::VerifyingKey& identity() const;
+  // Every budget account (agent, run) with its limit, used and reserved amounts (for metrics).
+  std::vector<std::pair<budget::AccountKey, budget::AccountStatus>> BudgetAccounts() const;
 
  private:
   struct Impl;

@@ -6,7 +6,8 @@
 //
 // Order of checks for every request (each failure is {"error":{"reason","message","at"}} with the
 // reason's HTTP status): route (404 route_not_found / 405 method_not_allowed with Allow) →
-// authentication (401 unauthenticated; /healthz and /readyz are open for probes) → admin
+// authentication (401 unauthenticated, or for a signed request signature_invalid /
+// signature_stale / nonce_replayed / unknown_agent_key; /healthz and /readyz are open) → admin
 // (403 admin_required) → content type of a body (415 unsupported_media_type) → JSON (400
 // malformed_json with `at`) → identity: a syscall's `agent` must be the caller (403
 // identity_mismatch, recorded in the flight log as a deny at stage "identity"); a missing agent
@@ -53,7 +54,8 @@ struct HttpRequest {
   std::string method;
   std::string target;  // path and query, as sent
   std::string content_type;
-  std::string authorization;  // the Authorization header, "" if absent
+  std::string authorization;     // the Authorization header, "" if absent
+  SignedHeaders signed_headers;  // Custos-Agent/-Timestamp/-Nonce/-Signature (decision 022)
   std::string body;
   std::optional<PeerCred> peer;  // set on the Unix socket
 };
@@ -146,6 +148,8 @@ class Api {
   // token its spawn returned). A token in the request is kept as given. Revocation is in the
   // store, so a revoked token is refused for every caller and every daemon sharing it.
   kernel::TokenWallet wallet_;
+  // Nonces of verified signed requests within the skew window (replay protection).
+  ReplayCache replay_;
 };
 
 }  // namespace custos::server

@@ -22,7 +22,8 @@ struct DaemonOptions {
   std::optional<std::string> listen;  // overrides [server] listen
   std::optional<std::string> socket;  // overrides [server] socket; "" disables the socket
   std::optional<int> threads, workers;
-  std::optional<audit::Durability> durability;  // default: [log] durability, else group
+  std::optional<std::filesystem::path> tls_cert, tls_key;  // override [server.tls]
+  std::optional<audit::Durability> durability;             // default: [log] durability, else group
   std::optional<std::string> passphrase;
 };
 

@@ -14,8 +14,15 @@
 // A client that disconnects mid-request costs nothing but its buffers: the request never reaches
 // the kernel, so the log has no half-recorded call.
 //
-// Binding: TCP only on a loopback address (kInsecureBind otherwise; TLS is not implemented). The
-// socket file is created 0600; a stale file (nobody accepting) is replaced, a live one is
+// TLS (decision 021): with tls_cert/tls_key set, the TCP listener speaks only TLS (1.2 minimum,
+// 1.3 preferred; see tls.h). The handshake runs under header_timeout_ms like the headers do; a
+// failed or timed-out handshake closes the connection without a response, except plain HTTP sent
+// to the TLS port, which gets a plain-text 400 malformed_http saying to use https. The Unix socket
+// never uses TLS.
+//
+// Binding: a loopback address may be plain or TLS; any other address needs TLS *and* a TCP auth
+// method (API keys or agent keys for signed requests), else kInsecureBind naming what is missing.
+// The socket file is created 0600; a stale file (nobody accepting) is replaced, a live one is
 // kAlreadyExists.
 //
 // Thread-safe: Shutdown() may be called from any thread (e.g. a signal thread), once or more.
@@ -38,13 +45,22 @@ struct ServerOptions {
   int threads = 2;
   int workers = 16;
   ServerLimits limits;
+  std::filesystem::path tls_cert;  // both set: TLS on the TCP listener; both empty: plain HTTP
+  std::filesystem::path tls_key;
+  bool tcp_auth = false;  // at least one API key or agent key exists (non-loopback binds need it)
 };
+
+// Checks a "HOST:PORT" listen address against the binding rule above, without binding.
+// kInvalidArgument for a malformed address; kInsecureBind for a non-loopback address without TLS
+// or without a TCP auth method (the message says which).
+Status CheckListenAddress(const std::string& listen, bool tls, bool tcp_auth);
 
 class Server {
  public:
   // Binds and starts serving. REQUIRES: `api` and `metrics` outlive the Server.
-  // Errors: kInsecureBind, kInvalidArgument (a bad listen address), kAlreadyExists (a live socket
-  // file), kIoError (bind/listen failed), kInvalidArgument if neither listener is configured.
+  // Errors: kInsecureBind, kInvalidArgument (a bad listen address), kTlsConfigError (see tls.h),
+  // kAlreadyExists (a live socket file), kIoError (bind/listen failed), kInvalidArgument if
+  // neither listener is configured or only one of tls_cert/tls_key is set.
   static Result<std::unique_ptr<Server>> Start(Api* api, Metrics* metrics, ServerOptions options);
   ~Server();  // Shutdown()
 

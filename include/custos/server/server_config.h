@@ -17,6 +17,9 @@
 //   admins = ["ops"]               # identities allowed on admin endpoints
 //   [server.peers]                 # Unix-socket peers: uid → agent identity (SO_PEERCRED)
 //   "1000" = "researcher"
+//   [server.tls]                   # TLS on the TCP listener (decision 021); both keys required
+//   cert = "tls/cert.pem"          # PEM certificate chain; relative paths are under DATA_DIR
+//   key = "tls/key.pem"            # PEM private key; refused unless only the owner can read it
 //
 // Unknown keys and wrong types are errors with file:line:col (like policy errors).
 //
@@ -51,6 +54,8 @@ struct ServerConfig {
   ServerLimits limits;
   std::set<std::string> admins;
   std::map<uint32_t, std::string> peers;  // uid → agent
+  std::filesystem::path tls_cert;         // "" = plain HTTP (loopback only)
+  std::filesystem::path tls_key;
 };
 
 // Reads the [server] table of DATA_DIR/config.toml; a missing file or table gives defaults

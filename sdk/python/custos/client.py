@@ -1,12 +1,18 @@
-"""A custosd client over TCP or the Unix socket, standard library only (http.client).
+"""A custosd client over TCP (http or https) or the Unix socket, standard library only
+(http.client, ssl). Signed requests (decision 022) additionally need PyNaCl (Debian's
+python3-nacl) for Ed25519; API keys and socket peers need nothing beyond the standard library.
 
 One Client holds one keep-alive connection and is not thread-safe: give each thread its own.
 """
 
+import hashlib
 import http.client
 import json
 import os
+import secrets
 import socket
+import ssl
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
@@ -96,11 +102,17 @@ class Client:
 
     Client(url="http://127.0.0.1:7300", api_key="ck_...")  -- TCP, Bearer key
     Client(socket_path="/run/user/1000/custos.sock")        -- Unix socket, uid-mapped identity
+    Client(url="https://host:7300", ca_file="ca.pem", ...)  -- TLS, verified against ca_file
+                                                               (default: the system CAs)
+    Client(url=..., agent="worker", signing_key=SEED)       -- requests signed with the agent's
+                                                               Ed25519 key (32-byte seed, or hex)
     With neither, $CUSTOS_URL or $CUSTOS_SOCKET; api_key defaults to $CUSTOS_API_KEY.
     """
 
     def __init__(self, url: Optional[str] = None, socket_path: Optional[str] = None,
-                 api_key: Optional[str] = None, run: Optional[str] = None, timeout: float = 60.0):
+                 api_key: Optional[str] = None, run: Optional[str] = None, timeout: float = 60.0,
+                 ca_file: Optional[str] = None, agent: Optional[str] = None,
+                 signing_key: Any = None):
         if url is None and socket_path is None:
             url = os.environ.get("CUSTOS_URL")
             socket_path = os.environ.get("CUSTOS_SOCKET")
@@ -112,17 +124,47 @@ class Client:
         self._timeout = timeout
         self._conn = None
         self.run = run
+        self._ssl = None
+        if self._url is not None and self._url.scheme == "https":
+            self._ssl = ssl.create_default_context(cafile=ca_file)
+            self._ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._agent = agent
+        self._signer = None
+        if signing_key is not None:
+            if not agent:
+                raise ValueError("signing_key needs agent=")
+            try:
+                import nacl.signing  # Debian python3-nacl
+            except ImportError as e:
+                raise RuntimeError("signed requests need PyNaCl (apt install python3-nacl)") from e
+            seed = bytes.fromhex(signing_key) if isinstance(signing_key, str) else signing_key
+            self._signer = nacl.signing.SigningKey(seed)
 
     # -- transport -------------------------------------------------------------------------
     def _connect(self, timeout=None):
         t = timeout if timeout is not None else self._timeout
         if self._socket_path:
             return _UnixHTTPConnection(self._socket_path, t)
+        if self._ssl is not None:
+            return http.client.HTTPSConnection(self._url.hostname, self._url.port or 443,
+                                               timeout=t, context=self._ssl)
         return http.client.HTTPConnection(self._url.hostname, self._url.port or 80, timeout=t)
 
-    def _headers(self, body):
+    def _sign(self, method, path, body):
+        """The Custos-* headers of a signed request (decision 022, docs/api/signed-requests.md)."""
+        ts = str(int(time.time()))
+        nonce = secrets.token_urlsafe(18)
+        canonical = "\n".join(["custos-request-v1", method, path, self._agent, ts, nonce,
+                               hashlib.sha256(body or b"").hexdigest()]).encode()
+        sig = self._signer.sign(b"custos/v1/signed_request\0" + canonical).signature
+        return {"Custos-Agent": self._agent, "Custos-Timestamp": ts, "Custos-Nonce": nonce,
+                "Custos-Signature": sig.hex()}
+
+    def _headers(self, body, method="GET", path="/"):
         h = {"Host": "custosd"}
-        if self._api_key:
+        if self._signer is not None:
+            h.update(self._sign(method, path, body))
+        elif self._api_key:
             h["Authorization"] = "Bearer " + self._api_key
         if body is not None:
             h["Content-Type"] = "application/json"
@@ -135,7 +177,8 @@ class Client:
             if self._conn is None:
                 self._conn = self._connect()
             try:
-                self._conn.request(method, path, body=data, headers=self._headers(data))
+                self._conn.request(method, path, body=data,
+                                   headers=self._headers(data, method, path))
                 resp = self._conn.getresponse()
                 raw = resp.read()
                 break
@@ -233,7 +276,8 @@ class Client:
         """Yields new log entries as they are appended (server-sent events) until closed."""
         conn = self._connect(timeout)
         q = "" if from_seq is None else "?from_seq=%d" % from_seq
-        conn.request("GET", "/v1/audit/tail" + q, headers=self._headers(None))
+        conn.request("GET", "/v1/audit/tail" + q,
+                     headers=self._headers(None, "GET", "/v1/audit/tail" + q))
         resp = conn.getresponse()
         if resp.status != 200:
             err = json.loads(resp.read()).get("error", {})

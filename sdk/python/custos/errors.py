@@ -23,7 +23,8 @@ REASONS = (
     "rotation_invalid checkpoint_wrong_signer "
     "replay_fact_unknown replay_policy_mismatch replay_mismatch unauthenticated identity_mismatch "
     "admin_required route_not_found method_not_allowed unsupported_media_type request_timeout "
-    "headers_too_large malformed_http insecure_bind mcp_unknown_method mcp_descriptor_changed "
+    "headers_too_large malformed_http insecure_bind tls_config_error signature_invalid "
+    "signature_stale nonce_replayed unknown_agent_key mcp_unknown_method mcp_descriptor_changed "
     "mcp_tool_unclassified mcp_server_unavailable mcp_protocol_error mcp_version_unsupported "
     "mcp_unknown_tool mcp_config_error mcp_cancelled mcp_header_mismatch mcp_envelope_invalid"
 ).split()

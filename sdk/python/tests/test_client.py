@@ -202,3 +202,81 @@ class ClientTest(DaemonTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TlsAndSignedTest(unittest.TestCase):
+    """custosd serving TLS with a self-signed certificate; a signed-request agent key."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="custos-py-tls-")
+        cls.data = os.path.join(cls.tmp, "data")
+        os.mkdir(cls.data, 0o700)
+        cls.policy = os.path.join(cls.tmp, "policy.toml")
+        with open(cls.policy, "w") as f:
+            f.write(POLICY)
+        cls.cert = os.path.join(cls.tmp, "cert.pem")
+        key = os.path.join(cls.tmp, "key.pem")
+        subprocess.check_call(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-days", "2", "-subj", "/CN=custosd-test",
+             "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cls.cert],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.chmod(key, 0o600)
+        cls.api_key = subprocess.check_output(
+            [CUSTOS, "--data-dir", cls.data, "apikey", "add", "worker"], text=True).strip()
+        cls.seed = None
+        try:
+            import nacl.signing
+            cls.seed = os.urandom(32)
+            pub = nacl.signing.SigningKey(cls.seed).verify_key.encode().hex()
+            subprocess.check_call([CUSTOS, "--data-dir", cls.data, "agentkey", "add", "worker",
+                                   pub], stdout=subprocess.DEVNULL)
+        except ImportError:
+            pass
+        cls.proc = subprocess.Popen(
+            [CUSTOSD, "--data-dir", cls.data, "--policy", cls.policy, "--listen", "127.0.0.1:0",
+             "--no-socket", "--tls-cert", cls.cert, "--tls-key", key],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        cls.port = None
+        for line in cls.proc.stdout:
+            if line.startswith("custosd: listening on tls "):
+                cls.port = int(line.rsplit(":", 1)[1])
+            if line.startswith("custosd: ready"):
+                break
+        assert cls.port, "custosd did not start with TLS"
+        cls.url = "https://127.0.0.1:%d" % cls.port
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.terminate()
+        cls.proc.wait(timeout=30)
+        cls.proc.stdout.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_https_with_a_ca_file(self):
+        with custos.Client(url=self.url, api_key=self.api_key, ca_file=self.cert, run="r1") as c:
+            self.assertEqual(c.health()["status"], "ok")
+            r = c.syscall("memory.alloc", "k", {"value": 1})
+            self.assertEqual(r.decision.verdict, "allow")
+
+    def test_https_without_trusting_the_certificate_fails(self):
+        import ssl
+        with custos.Client(url=self.url, api_key=self.api_key, run="r1") as c:
+            with self.assertRaises(ssl.SSLCertVerificationError):
+                c.health()
+
+    def test_signed_requests(self):
+        if self.seed is None:
+            self.skipTest("PyNaCl (python3-nacl) is not importable: API keys only")
+        with custos.Client(url=self.url, ca_file=self.cert, agent="worker",
+                           signing_key=self.seed, run="r1") as c:
+            for i in range(3):
+                r = c.syscall("memory.alloc", "s%d" % i, {"value": i})
+                self.assertEqual(r.decision.verdict, "allow")
+        wrong = os.urandom(32)
+        with custos.Client(url=self.url, ca_file=self.cert, agent="worker", signing_key=wrong,
+                           run="r1") as c:
+            with self.assertRaises(custos.CustosError) as e:
+                c.syscall("memory.alloc", "bad", {"value": 1})
+            self.assertEqual(e.exception.reason, "signature_invalid")

@@ -55,6 +55,12 @@ export interface ClientOptions {
   url?: string;
   socketPath?: string;
   apiKey?: string;
+  /** https only: trusted CA certificates, PEM text or a file path (default: Node's CAs). */
+  ca?: string | Buffer;
+  /** With signingKey: sign every request as this agent (decision 022) instead of an API key. */
+  agentName?: string;
+  /** Ed25519 32-byte seed (bytes or hex) or a private KeyObject. */
+  signingKey?: Uint8Array | string | import("node:crypto").KeyObject;
   run?: string;
   timeoutMs?: number;
 }

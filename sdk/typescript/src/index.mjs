@@ -1,8 +1,14 @@
-// custosd client for Node 20: node:http over TCP or a Unix socket (socketPath), no dependencies.
+// custosd client for Node 20: node:http(s) over TCP or a Unix socket (socketPath), no
+// dependencies. An https URL is verified against `ca` (PEM text or a file path; default: Node's
+// CAs). With agentName + signingKey (an Ed25519 32-byte seed or KeyObject) every request is signed
+// (decision 022) instead of carrying an API key.
 // Every daemon error ({"error":{"reason","message","at"}}) is thrown as the class named for its
 // stable reason code (docs/reason-codes.md), all subclasses of CustosError. A denied syscall is a
 // result whose decision says why; {check: true} throws it instead.
+import { createHash, createPrivateKey, randomBytes, sign as edSign } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
 
 // The reason codes of include/custos/core/reason.h, in table order (the tests compare them with
 // `custos reasons`).
@@ -83,6 +89,11 @@ export const REASONS = [
   "headers_too_large",
   "malformed_http",
   "insecure_bind",
+  "tls_config_error",
+  "signature_invalid",
+  "signature_stale",
+  "nonce_replayed",
+  "unknown_agent_key",
   "mcp_unknown_method",
   "mcp_descriptor_changed",
   "mcp_tool_unclassified",
@@ -146,7 +157,7 @@ export class Client {
    * new Client({url: "http://127.0.0.1:7300", apiKey}) or new Client({socketPath}); defaults from
    * $CUSTOS_URL / $CUSTOS_SOCKET / $CUSTOS_API_KEY. Connections are kept alive.
    */
-  constructor({ url, socketPath, apiKey, run, timeoutMs = 60000 } = {}) {
+  constructor({ url, socketPath, apiKey, run, timeoutMs = 60000, ca, agentName, signingKey } = {}) {
     url ??= socketPath ? undefined : process.env.CUSTOS_URL;
     socketPath ??= url ? undefined : process.env.CUSTOS_SOCKET;
     if (!url && !socketPath) throw new Error("give url or socketPath (or $CUSTOS_URL / $CUSTOS_SOCKET)");
@@ -155,16 +166,56 @@ export class Client {
     this.apiKey = apiKey ?? process.env.CUSTOS_API_KEY;
     this.run = run;
     this.timeoutMs = timeoutMs;
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    this.tls = this.url?.protocol === "https:";
+    this.http = this.tls ? https : http;
+    const agentOptions = { keepAlive: true, maxSockets: 4 };
+    if (this.tls) {
+      agentOptions.minVersion = "TLSv1.2";
+      if (ca) agentOptions.ca = ca.includes("-----BEGIN") || !existsSync(ca) ? ca : readFileSync(ca);
+    }
+    this.agent = new this.http.Agent(agentOptions);
+    if (signingKey !== undefined) {
+      if (!agentName) throw new Error("signingKey needs agentName");
+      this.agentName = agentName;
+      this.signingKey =
+        signingKey instanceof Uint8Array || typeof signingKey === "string"
+          ? createPrivateKey({
+              // PKCS#8 wrapping of a raw Ed25519 seed (RFC 8410).
+              key: Buffer.concat([
+                Buffer.from("302e020100300506032b657004220420", "hex"),
+                typeof signingKey === "string" ? Buffer.from(signingKey, "hex") : Buffer.from(signingKey),
+              ]),
+              format: "der",
+              type: "pkcs8",
+            })
+          : signingKey;
+    }
   }
 
   close() {
     this.agent.destroy();
   }
 
+  /** The Custos-* headers of a signed request (docs/api/signed-requests.md). */
+  _sign(method, path, body) {
+    const ts = String(Math.floor(Date.now() / 1000));
+    const nonce = randomBytes(18).toString("base64url");
+    const digest = createHash("sha256").update(body ?? "").digest("hex");
+    const canonical = ["custos-request-v1", method, path, this.agentName, ts, nonce, digest].join("\n");
+    const msg = Buffer.concat([Buffer.from("custos/v1/signed_request\0"), Buffer.from(canonical)]);
+    return {
+      "Custos-Agent": this.agentName,
+      "Custos-Timestamp": ts,
+      "Custos-Nonce": nonce,
+      "Custos-Signature": edSign(null, msg, this.signingKey).toString("hex"),
+    };
+  }
+
   _options(method, path, body) {
-    const headers = { Host: "custosd" };
-    if (this.apiKey) headers.Authorization = `Bearer ${this.apiKey}`;
+    // Over TLS, Node checks the certificate against the Host header: send the real one.
+    const headers = { Host: this.tls ? this.url.host : "custosd" };
+    if (this.signingKey) Object.assign(headers, this._sign(method, path, body));
+    else if (this.apiKey) headers.Authorization = `Bearer ${this.apiKey}`;
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       headers["Content-Length"] = Buffer.byteLength(body);
@@ -173,7 +224,7 @@ export class Client {
     if (this.socketPath) o.socketPath = this.socketPath;
     else {
       o.host = this.url.hostname;
-      o.port = this.url.port || 80;
+      o.port = this.url.port || (this.tls ? 443 : 80);
     }
     return o;
   }
@@ -182,7 +233,7 @@ export class Client {
   request(method, path, payload) {
     const body = payload === undefined ? undefined : JSON.stringify(payload);
     return new Promise((resolve, reject) => {
-      const req = http.request(this._options(method, path, body), (res) => {
+      const req = this.http.request(this._options(method, path, body), (res) => {
         const chunks = [];
         res.on("data", (c) => chunks.push(c));
         res.on("end", () => {
@@ -266,7 +317,7 @@ export class Client {
     o.agent = false;
     o.timeout = 0;
     const res = await new Promise((resolve, reject) => {
-      const req = http.request(o, resolve);
+      const req = this.http.request(o, resolve);
       req.on("error", reject);
       req.end();
     });
