@@ -7,7 +7,7 @@ dest=${1:?usage: mcp_peers_setup.sh DEST}
 src="$(cd "$(dirname "$0")/.." && pwd)/tests/mcp/node"
 command -v node >/dev/null && command -v npm >/dev/null || { echo "node/npm not installed"; exit 77; }
 mkdir -p "$dest"
-cp "$src/peers_test.mjs" "$dest/"
+cp "$src/"*.mjs "$dest/"
 if [ -d "$dest/node_modules" ] && cmp -s "$src/package-lock.json" "$dest/package-lock.json"; then
   exit 0
 fi

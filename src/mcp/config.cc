@@ -235,6 +235,30 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, std::string_view
           return Err(origin, gv, path + ": unknown key");
         }
       }
+    } else if (key == "http") {
+      const toml::table* h = v.as_table();
+      if (h == nullptr)
+        return Err(origin, v, "http: must be a table");
+      for (const auto& [hk, hv] : *h) {
+        const std::string hkey(hk.str());
+        const std::string path = "http." + hkey;
+        if (hkey == "allowed_origins") {
+          CUSTOS_ASSIGN_OR_RETURN(c.http.allowed_origins, StrList(origin, hv, path));
+          for (const std::string& o : c.http.allowed_origins) {
+            if (!(o.starts_with("http://") || o.starts_with("https://")) || o.back() == '/')
+              return Err(origin, hv, path + ": '" + o + "' is not an origin (scheme://host[:port])");
+          }
+        } else if (hkey == "max_sessions") {
+          CUSTOS_ASSIGN_OR_RETURN(int64_t n, PosInt(origin, hv, path));
+          if (n > 1024)
+            return Err(origin, hv, path + ": must be at most 1024");
+          c.http.max_sessions = static_cast<size_t>(n);
+        } else if (hkey == "session_idle_ms") {
+          CUSTOS_ASSIGN_OR_RETURN(c.http.session_idle_ms, PosInt(origin, hv, path));
+        } else {
+          return Err(origin, hv, path + ": unknown key");
+        }
+      }
     } else if (key == "servers") {
       const toml::array* a = v.as_array();
       if (a == nullptr)

@@ -28,6 +28,12 @@
 //   consequential = ["write_file"]
 //   client_capabilities = ["sampling"]  # offered to the server: "sampling", "elicitation", "roots"
 //
+//   [http]                        # the Streamable HTTP front (`custos mcp serve`, custosd /mcp)
+//   allowed_origins = ["http://localhost:5173"]  # a request with another Origin is 403; a
+//                                 #   request without Origin (not a browser) is allowed
+//   max_sessions = 16             # open MCP sessions (each runs its own servers); more: 503
+//   session_idle_ms = 1800000     # a session with no request and no open stream this long ends
+//
 // `url` (Streamable HTTP back) is recognised and refused: that transport is not implemented.
 //
 // Thread-compatible: a plain value.
@@ -63,12 +69,19 @@ struct ServerConfig {
   std::vector<std::string> client_capabilities;
 };
 
+struct HttpFrontConfig {
+  std::vector<std::string> allowed_origins;  // exact "scheme://host[:port]" values
+  size_t max_sessions = 16;
+  int64_t session_idle_ms = 30 * 60 * 1000;
+};
+
 struct GatewayConfig {
   std::filesystem::path policy_file;
   std::filesystem::path data_dir;  // empty: the caller decides
   std::string agent = "mcp-client";
   PinMode pin = PinMode::kFirstUse;
   std::vector<ServerConfig> servers;
+  HttpFrontConfig http;
 };
 
 Result<GatewayConfig> LoadGatewayConfig(const std::filesystem::path& file);
