@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 
 const [custos, modules, mode = 'stdio'] = process.argv.slice(2);
 const children = [];
+process.on('exit', () => { for (const c of children) c.kill('SIGTERM'); });
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'custos-peers-'));
 const root = fs.realpathSync(fs.mkdtempSync(path.join(tmp, 'root-')));
 fs.writeFileSync(path.join(root, 'a.txt'), 'hello\n');
