@@ -246,7 +246,8 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, std::string_view
           CUSTOS_ASSIGN_OR_RETURN(c.http.allowed_origins, StrList(origin, hv, path));
           for (const std::string& o : c.http.allowed_origins) {
             if (!(o.starts_with("http://") || o.starts_with("https://")) || o.back() == '/')
-              return Err(origin, hv, path + ": '" + o + "' is not an origin (scheme://host[:port])");
+              return Err(origin, hv,
+                         path + ": '" + o + "' is not an origin (scheme://host[:port])");
           }
         } else if (hkey == "max_sessions") {
           CUSTOS_ASSIGN_OR_RETURN(int64_t n, PosInt(origin, hv, path));

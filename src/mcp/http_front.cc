@@ -61,7 +61,7 @@ bool Accepts(std::string_view accept, std::string_view type) {
 struct Post {
   std::mutex mu;
   std::shared_ptr<HttpExchange> ex;
-  std::set<std::string> outstanding;  // request ids (dumped) not answered yet
+  std::set<std::string> outstanding;   // request ids (dumped) not answered yet
   std::vector<std::string> collected;  // responses while still undecided between JSON and SSE
   std::vector<std::pair<std::string, std::string>> headers;  // Mcp-Session-Id on initialize
   bool was_array = false;
@@ -265,9 +265,8 @@ struct HttpFront::Impl {
     const auto& allowed = options.config.http.allowed_origins;
     if (std::find(allowed.begin(), allowed.end(), origin) != allowed.end())
       return Status::Ok();
-    return Status(Reason::kMcpOriginRefused,
-                  "Origin '" + std::string(origin.substr(0, 128)) +
-                      "' is not in gateway.toml [http] allowed_origins");
+    return Status(Reason::kMcpOriginRefused, "Origin '" + std::string(origin.substr(0, 128)) +
+                                                 "' is not in gateway.toml [http] allowed_origins");
   }
 
   Result<std::shared_ptr<Session>> FindSession(const HttpRequest& req) {
@@ -300,14 +299,14 @@ struct HttpFront::Impl {
   void DoPost(const HttpRequest& req, const std::shared_ptr<HttpExchange>& ex) {
     const std::string ct = Lower(req.Header("content-type"));
     if (ct.substr(0, ct.find(';')) != "application/json") {
-      ex->Respond(ErrorAnswer(
-          Status(Reason::kUnsupportedMediaType, "POST body must be Content-Type application/json")));
+      ex->Respond(ErrorAnswer(Status(Reason::kUnsupportedMediaType,
+                                     "POST body must be Content-Type application/json")));
       return;
     }
     const std::string_view accept = req.Header("accept");
     if (!Accepts(accept, "application/json") || !Accepts(accept, "text/event-stream")) {
-      ex->Respond(ErrorAnswer(Status(
-          Reason::kMcpNotAcceptable, "Accept must list application/json and text/event-stream")));
+      ex->Respond(ErrorAnswer(Status(Reason::kMcpNotAcceptable,
+                                     "Accept must list application/json and text/event-stream")));
       return;
     }
     Result<Batch> batch = ParseBatch(req.body);
@@ -338,10 +337,10 @@ struct HttpFront::Impl {
     {
       std::lock_guard lock(session.mu);
       if (batch->was_array && session.version != "2025-03-26") {
-        ex->Respond(ErrorAnswer(Status(Reason::kMcpProtocolError,
-                                       "JSON-RPC batches are not allowed in protocol version " +
-                                           session.version),
-                                nullptr, kInvalidRequest));
+        ex->Respond(ErrorAnswer(
+            Status(Reason::kMcpProtocolError,
+                   "JSON-RPC batches are not allowed in protocol version " + session.version),
+            nullptr, kInvalidRequest));
         return;
       }
       for (const Message& m : batch->messages) {
@@ -359,8 +358,8 @@ struct HttpFront::Impl {
         if (!m.is_request())
           continue;
         session.posts[m.id.dump()] = post;
-        if (m.params.is_object() && m.params.contains("_meta") &&
-            m.params["_meta"].is_object() && m.params["_meta"].contains("progressToken")) {
+        if (m.params.is_object() && m.params.contains("_meta") && m.params["_meta"].is_object() &&
+            m.params["_meta"].contains("progressToken")) {
           session.progress[m.params["_meta"]["progressToken"].dump()] = post;
         }
       }
@@ -390,10 +389,10 @@ struct HttpFront::Impl {
     {
       std::lock_guard lock(mu);
       if (closed || sessions.size() + starting >= options.config.http.max_sessions) {
-        ex->Respond(ErrorAnswer(Status(Reason::kUnavailable,
-                                       "too many MCP sessions (max " +
-                                           std::to_string(options.config.http.max_sessions) +
-                                           "); end one with DELETE")));
+        ex->Respond(ErrorAnswer(
+            Status(Reason::kUnavailable, "too many MCP sessions (max " +
+                                             std::to_string(options.config.http.max_sessions) +
+                                             "); end one with DELETE")));
         return;
       }
       ++starting;
@@ -509,8 +508,8 @@ struct HttpFront::Impl {
         if (s.get_stream != nullptr && !s.get_stream->closed())
           s.get_stream->Write(": keep-alive\n\n");
         const bool busy = !s.posts.empty() || s.get_stream != nullptr;
-        if (!busy && now - s.last_used > std::chrono::milliseconds(
-                                              options.config.http.session_idle_ms)) {
+        if (!busy &&
+            now - s.last_used > std::chrono::milliseconds(options.config.http.session_idle_ms)) {
           idle.push_back(it->second);
           it = sessions.erase(it);
         } else {
@@ -545,7 +544,8 @@ void HttpFront::Handle(HttpRequest req, std::shared_ptr<HttpExchange> ex) {
   Impl& f = *impl_;
   const std::string_view path = std::string_view(req.target).substr(0, req.target.find('?'));
   if (path != f.options.path) {
-    ex->Respond(ErrorAnswer(Status(Reason::kRouteNotFound, "the MCP endpoint is " + f.options.path)));
+    ex->Respond(
+        ErrorAnswer(Status(Reason::kRouteNotFound, "the MCP endpoint is " + f.options.path)));
     return;
   }
   if (Status st = f.CheckOrigin(req); !st.ok()) {

@@ -239,10 +239,10 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     srv_.metrics->RequestStarted();
     const auto t0 = std::chrono::steady_clock::now();
     net::post(srv_.workers, [self = this->shared_from_this(), req = std::move(req), t0]() mutable {
-      HttpResponse r = self->srv_.api != nullptr
-                           ? self->srv_.api->Handle(req)
-                           : ErrorResponse(Status(Reason::kRouteNotFound,
-                                                  "no route for this path", "/path"));
+      HttpResponse r =
+          self->srv_.api != nullptr
+              ? self->srv_.api->Handle(req)
+              : ErrorResponse(Status(Reason::kRouteNotFound, "no route for this path", "/path"));
       const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - t0)
                           .count();

@@ -192,9 +192,9 @@ enum class ReasonClass : uint8_t {
   X(kMcpConfigError, 237, "mcp_config_error", kInvalidArgument, 400,                              \
     "gateway.toml is malformed or inconsistent; `at` gives file:line.")                           \
   X(kMcpCancelled, 238, "mcp_cancelled", kAborted, 409,                                           \
-    "The MCP client cancelled the request; the server was told and no response is sent.")       \
+    "The MCP client cancelled the request; the server was told and no response is sent.")         \
   X(kMcpSessionNotFound, 239, "mcp_session_not_found", kNotFound, 404,                            \
-    "The Mcp-Session-Id is unknown or its session ended; start a new one with initialize.")        \
+    "The Mcp-Session-Id is unknown or its session ended; start a new one with initialize.")       \
   X(kMcpSessionRequired, 240, "mcp_session_required", kInvalidArgument, 400,                      \
     "A Streamable HTTP request other than initialize carried no Mcp-Session-Id.")                 \
   X(kMcpOriginRefused, 241, "mcp_origin_refused", kPermissionDenied, 403,                         \

@@ -24,7 +24,8 @@ REASONS = (
     "admin_required route_not_found method_not_allowed unsupported_media_type request_timeout "
     "headers_too_large malformed_http insecure_bind mcp_unknown_method mcp_descriptor_changed "
     "mcp_tool_unclassified mcp_server_unavailable mcp_protocol_error mcp_version_unsupported "
-    "mcp_unknown_tool mcp_config_error mcp_cancelled"
+    "mcp_unknown_tool mcp_config_error mcp_cancelled mcp_session_not_found mcp_session_required "
+    "mcp_origin_refused mcp_not_acceptable"
 ).split()
 
 

@@ -90,6 +90,10 @@ export const REASONS = [
   "mcp_unknown_tool",
   "mcp_config_error",
   "mcp_cancelled",
+  "mcp_session_not_found",
+  "mcp_session_required",
+  "mcp_origin_refused",
+  "mcp_not_acceptable",
 ];
 
 export class CustosError extends Error {
