@@ -77,6 +77,36 @@ bool ValidEnvName(std::string_view n) {
   return true;
 }
 
+// http:// only to a loopback host (a plain-text hop off the machine would expose the session and
+// the calls); https:// to any host, certificate verified by libcurl (decision 024).
+Status CheckServerUrl(const std::string& url) {
+  if (url.size() > 2048)
+    return Status(Reason::kMcpConfigError, "URL too long");
+  for (char c : url) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == '\x7f')
+      return Status(Reason::kMcpConfigError, "URL contains spaces or control characters");
+  }
+  if (url.starts_with("https://") && url.size() > 8)
+    return Status::Ok();
+  if (!url.starts_with("http://"))
+    return Status(Reason::kMcpConfigError, "must be an http:// or https:// URL");
+  std::string rest = url.substr(7);
+  std::string host = rest.substr(0, rest.find_first_of("/?#"));
+  if (host.find('@') != std::string::npos)
+    return Status(Reason::kMcpConfigError, "credentials in the URL are not allowed");
+  if (host.starts_with("[")) {
+    host = host.substr(0, host.find(']') + 1);
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  if (host == "127.0.0.1" || host == "localhost" || host == "[::1]" ||
+      (host.starts_with("127.") && host.find_first_not_of("0123456789.") == std::string::npos))
+    return Status::Ok();
+  return Status(Reason::kMcpConfigError,
+                "plain http:// is allowed only to a loopback host; use https:// for '" +
+                    host.substr(0, 64) + "'");
+}
+
 Result<ServerConfig> ParseServer(std::string_view origin, const toml::table& t, size_t index,
                                  const std::filesystem::path& base_dir) {
   const std::string where = "servers[" + std::to_string(index) + "]";
@@ -123,10 +153,9 @@ Result<ServerConfig> ParseServer(std::string_view origin, const toml::table& t, 
       if (s.cwd.empty() || s.cwd[0] != '/')
         return Err(origin, v, path + ": must be an absolute path");
     } else if (key == "url") {
-      return Err(origin, v,
-                 path +
-                     ": Streamable HTTP servers are not supported by this gateway yet; "
-                     "use a stdio server (command)");
+      CUSTOS_ASSIGN_OR_RETURN(s.url, Str(origin, v, path));
+      if (Status st = CheckServerUrl(s.url); !st.ok())
+        return Err(origin, v, path + ": " + std::string(st.message()));
     } else if (key == "trust") {
       CUSTOS_ASSIGN_OR_RETURN(std::string tr, Str(origin, v, path));
       if (tr == "untrusted") {
@@ -166,8 +195,16 @@ Result<ServerConfig> ParseServer(std::string_view origin, const toml::table& t, 
   if (!has_name)
     return Status(Reason::kMcpConfigError, where + ": missing required key 'name'",
                   At(origin, t.source()));
+  if (!s.url.empty()) {
+    if (!command.empty() || !args.empty() || !s.env.empty() || !s.set_env.empty()) {
+      return Status(Reason::kMcpConfigError,
+                    where + ": a server has either 'url' or 'command' (with args/env/set_env)",
+                    At(origin, t.source()));
+    }
+    return s;
+  }
   if (command.empty()) {
-    return Status(Reason::kMcpConfigError, where + ": missing required key 'command'",
+    return Status(Reason::kMcpConfigError, where + ": missing required key 'command' (or 'url')",
                   At(origin, t.source()));
   }
   (void)base_dir;

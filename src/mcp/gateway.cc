@@ -15,6 +15,7 @@
 #include "custos/crypto/random.h"
 #include "custos/kernel/token_wallet.h"
 #include "custos/mcp/descriptor.h"
+#include "custos/mcp/downstream.h"
 #include "custos/mcp/jsonrpc.h"
 #include "custos/mcp/stdio_server.h"
 
@@ -122,7 +123,7 @@ struct ToolState {
 
 struct Backend {
   ServerConfig config;
-  std::unique_ptr<StdioServer> server;
+  std::unique_ptr<Downstream> server;
   mutable std::shared_mutex tools_mu;
   std::map<std::string, ToolState> tools;  // by the server's own tool name
 };
@@ -973,11 +974,11 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options) {
     auto b = std::make_unique<Backend>();
     b->config = sc;
     Backend* bp = b.get();
-    StdioServer::Callbacks cb;
+    Downstream::Callbacks cb;
     cb.on_notification = [raw, bp](const Message& m) { raw->OnServerNotification(*bp, m); };
     cb.on_request = [raw, bp](const Message& m) { raw->OnServerRequest(*bp, m); };
     cb.on_event = [shared](const std::string& e, const Json& d) { shared->Event(e, d); };
-    b->server = std::make_unique<StdioServer>(sc, std::move(cb));
+    b->server = MakeDownstream(sc, std::move(cb));
     impl->shared->backends.push_back(std::move(b));
   }
   for (size_t i = 0; i < impl->shared->backends.size(); ++i) {

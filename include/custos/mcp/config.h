@@ -34,7 +34,9 @@
 //   max_sessions = 16             # open MCP sessions (each runs its own servers); more: 503
 //   session_idle_ms = 1800000     # a session with no request and no open stream this long ends
 //
-// `url` (Streamable HTTP back) is recognised and refused: that transport is not implemented.
+//   url = "http://127.0.0.1:3001/mcp"  # instead of command: a Streamable HTTP server. http:// only
+//                                 #   to a loopback host; https:// anywhere (certificate verified)
+//                                 #   (decision 024); command/args/env/set_env/cwd do not apply
 //
 // Thread-compatible: a plain value.
 
@@ -53,7 +55,8 @@ enum class PinMode { kFirstUse, kApprove };
 
 struct ServerConfig {
   std::string name;
-  std::vector<std::string> argv;  // argv[0] absolute
+  std::vector<std::string> argv;  // argv[0] absolute; empty for a `url` server
+  std::string url;                // Streamable HTTP server (decision 024); "" for stdio
   std::vector<std::string> env;   // names copied from the gateway's environment
   std::map<std::string, std::string> set_env;
   std::string cwd = "/";
