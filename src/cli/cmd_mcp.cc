@@ -94,7 +94,7 @@ int RunServe(const GlobalOptions& g, const std::string& config_file, const std::
   server::Metrics metrics;
   server::ServerOptions so;
   so.listen = listen;
-  so.mounts.push_back(McpMount(front->get()));
+  so.mounts = McpMounts(front->get());
   Result<std::unique_ptr<server::Server>> srv = server::Server::Start(nullptr, &metrics, so);
   if (!srv.ok())
     return Fail(srv.status());

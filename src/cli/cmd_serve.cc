@@ -81,7 +81,7 @@ void AddServeOptions(CLI::App* cmd, GlobalOptions& g, int* exit_code) {
                                 mcp::HttpFront::Create(std::move(fo)));
         std::shared_ptr<mcp::HttpFront> shared = std::move(front);
         server::DaemonOptions::Mounted m;
-        m.mounts.push_back(McpMount(shared.get()));
+        m.mounts = McpMounts(shared.get());
         m.stop = [shared] { shared->Shutdown(); };
         return m;
       };

@@ -32,18 +32,23 @@ class Exchange final : public mcp::HttpExchange {
 
 }  // namespace
 
-server::Mount McpMount(mcp::HttpFront* front, std::string path) {
-  server::Mount m;
-  m.path = std::move(path);
-  m.handler = [front](server::MountRequest req, std::shared_ptr<server::MountStream> stream) {
-    mcp::HttpRequest r;
-    r.method = std::move(req.method);
-    r.target = std::move(req.target);
-    r.headers = std::move(req.headers);
-    r.body = std::move(req.body);
-    front->Handle(std::move(r), std::make_shared<Exchange>(std::move(stream)));
-  };
-  return m;
+std::vector<server::Mount> McpMounts(mcp::HttpFront* front) {
+  std::vector<server::Mount> out;
+  for (const std::string& path : front->paths()) {
+    server::Mount m;
+    m.path = path;
+    m.self_authenticated = front->paths().size() > 1;  // [http.auth]: the front checks tokens
+    m.handler = [front](server::MountRequest req, std::shared_ptr<server::MountStream> stream) {
+      mcp::HttpRequest r;
+      r.method = std::move(req.method);
+      r.target = std::move(req.target);
+      r.headers = std::move(req.headers);
+      r.body = std::move(req.body);
+      front->Handle(std::move(r), std::make_shared<Exchange>(std::move(stream)));
+    };
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 }  // namespace custos::cli

@@ -6,6 +6,7 @@
 // Thread-safe: the mount's handler runs on the server's workers.
 
 #include <string>
+#include <vector>
 
 #include "custos/mcp/http_front.h"
 #include "custos/server/server.h"
@@ -14,6 +15,7 @@ namespace custos::cli {
 
 // REQUIRES: `front` outlives the server, and front->Shutdown() runs before the server is
 // destroyed (it releases the streams, which hold the connections).
-server::Mount McpMount(mcp::HttpFront* front, std::string path = "/mcp");
+// One mount per path the front serves (the endpoint, and the OAuth metadata when configured).
+std::vector<server::Mount> McpMounts(mcp::HttpFront* front);
 
 }  // namespace custos::cli

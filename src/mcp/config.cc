@@ -107,6 +107,49 @@ Status CheckServerUrl(const std::string& url) {
                     host.substr(0, 64) + "'");
 }
 
+Status ParseAuth(std::string_view origin, const toml::node& n,
+                 const std::filesystem::path& base_dir, HttpAuthConfig* a) {
+  const toml::table* t = n.as_table();
+  if (t == nullptr)
+    return Err(origin, n, "http.auth: must be a table");
+  a->enabled = true;
+  bool has_jwks = false;
+  for (const auto& [k, v] : *t) {
+    const std::string key(k.str());
+    const std::string path = "http.auth." + key;
+    if (key == "resource") {
+      CUSTOS_ASSIGN_OR_RETURN(a->resource, Str(origin, v, path));
+      if (!(a->resource.starts_with("http://") || a->resource.starts_with("https://")))
+        return Err(origin, v, path + ": must be an http(s) URI");
+    } else if (key == "issuer") {
+      CUSTOS_ASSIGN_OR_RETURN(a->issuer, Str(origin, v, path));
+    } else if (key == "leeway_s") {
+      CUSTOS_ASSIGN_OR_RETURN(a->leeway_s, PosInt(origin, v, path));
+      if (a->leeway_s > 600)
+        return Err(origin, v, path + ": must be at most 600");
+    } else if (key == "jwks_file") {
+      CUSTOS_ASSIGN_OR_RETURN(std::string f, Str(origin, v, path));
+      const std::filesystem::path file =
+          std::filesystem::path(f).is_absolute() ? std::filesystem::path(f) : base_dir / f;
+      std::ifstream in(file, std::ios::binary);
+      if (!in)
+        return Err(origin, v, path + ": cannot read " + file.string());
+      std::stringstream ss;
+      ss << in.rdbuf();
+      Result<Json> j = ParseUntrustedJson(ss.str());
+      if (!j.ok())
+        return Err(origin, v, path + ": not JSON: " + std::string(j.status().message()));
+      a->jwks = *j;
+      has_jwks = true;
+    } else {
+      return Err(origin, v, path + ": unknown key");
+    }
+  }
+  if (a->resource.empty() || a->issuer.empty() || !has_jwks)
+    return Err(origin, n, "http.auth: needs resource, issuer and jwks_file");
+  return Status::Ok();
+}
+
 Result<ServerConfig> ParseServer(std::string_view origin, const toml::table& t, size_t index,
                                  const std::filesystem::path& base_dir) {
   const std::string where = "servers[" + std::to_string(index) + "]";
@@ -293,6 +336,8 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, std::string_view
           c.http.max_sessions = static_cast<size_t>(n);
         } else if (hkey == "session_idle_ms") {
           CUSTOS_ASSIGN_OR_RETURN(c.http.session_idle_ms, PosInt(origin, hv, path));
+        } else if (hkey == "auth") {
+          CUSTOS_RETURN_IF_ERROR(ParseAuth(origin, hv, base_dir, &c.http.auth));
         } else {
           return Err(origin, hv, path + ": unknown key");
         }

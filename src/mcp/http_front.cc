@@ -6,10 +6,12 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
 #include "custos/crypto/random.h"
+#include "custos/mcp/access_token.h"
 #include "custos/mcp/gateway.h"
 #include "custos/mcp/jsonrpc.h"
 #include "custos/mcp/stdio_server.h"
@@ -149,6 +151,7 @@ struct Session {
   std::map<std::string, std::shared_ptr<Post>> progress;  // by progress token (dumped)
   std::shared_ptr<HttpExchange> get_stream;
   std::string version;  // negotiated revision, from the initialize response
+  std::string subject;  // the access token's `sub` at initialize (OAuth only)
   Clock::time_point last_used = Clock::now();
   int64_t dropped = 0;
   bool ended = false;
@@ -251,6 +254,41 @@ std::string SseEvent(std::string_view json) {
 
 struct HttpFront::Impl {
   HttpFrontOptions options;
+  std::optional<AccessTokenVerifier> verifier;  // set when [http.auth] is configured
+  std::string metadata_path;                    // "/.well-known/oauth-protected-resource/mcp"
+  std::string metadata_url;
+
+  // The bearer token's subject, or the 401 answer (RFC 6750 / RFC 9728 WWW-Authenticate).
+  Result<std::string> Authenticate(const HttpRequest& req, HttpAnswer* refusal) const {
+    if (!verifier)
+      return std::string();
+    const std::string_view h = req.Header("authorization");
+    std::string challenge = "Bearer resource_metadata=\"" + metadata_url + "\"";
+    Status st = Status(Reason::kMcpTokenInvalid, "an access token is required");
+    if (h.size() > 7 && Lower(h.substr(0, 7)) == "bearer ") {
+      const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+      Result<AccessToken> t = verifier->Verify(h.substr(7), now);
+      if (t.ok())
+        return t->subject;
+      st = t.status();
+      challenge += ", error=\"invalid_token\"";
+    }
+    *refusal = ErrorAnswer(st);
+    refusal->headers.emplace_back("WWW-Authenticate", challenge);
+    return st;
+  }
+
+  HttpAnswer Metadata() const {
+    HttpAnswer a;
+    const AccessTokenConfig& c = verifier->config();
+    a.body = Json{{"resource", c.resource},
+                  {"authorization_servers", Json::array({c.issuer})},
+                  {"bearer_methods_supported", Json::array({"header"})}}
+                 .dump();
+    return a;
+  }
   mutable std::mutex mu;
   std::map<std::string, std::shared_ptr<Session>> sessions;  // guarded by mu
   size_t starting = 0;                                       // sessions being created
@@ -269,7 +307,7 @@ struct HttpFront::Impl {
                                                  "' is not in gateway.toml [http] allowed_origins");
   }
 
-  Result<std::shared_ptr<Session>> FindSession(const HttpRequest& req) {
+  Result<std::shared_ptr<Session>> FindSession(const HttpRequest& req, const std::string& subject) {
     const std::string_view id = req.Header("mcp-session-id");
     if (id.empty())
       return Status(Reason::kMcpSessionRequired, "Mcp-Session-Id header is required");
@@ -285,6 +323,8 @@ struct HttpFront::Impl {
     std::lock_guard lock(s->mu);
     if (s->ended)
       return Status(Reason::kMcpSessionNotFound, "no such session (unknown or ended)");
+    if (s->subject != subject)
+      return Status(Reason::kMcpSessionForbidden, "this session belongs to another subject");
     s->last_used = Clock::now();
     // The header names the revision the client negotiated; absent means 2025-03-26.
     const std::string_view v = req.Header("mcp-protocol-version");
@@ -296,7 +336,8 @@ struct HttpFront::Impl {
     return s;
   }
 
-  void DoPost(const HttpRequest& req, const std::shared_ptr<HttpExchange>& ex) {
+  void DoPost(const HttpRequest& req, const std::string& subject,
+              const std::shared_ptr<HttpExchange>& ex) {
     const std::string ct = Lower(req.Header("content-type"));
     if (ct.substr(0, ct.find(';')) != "application/json") {
       ex->Respond(ErrorAnswer(Status(Reason::kUnsupportedMediaType,
@@ -322,10 +363,10 @@ struct HttpFront::Impl {
     const bool init = std::any_of(batch->messages.begin(), batch->messages.end(),
                                   [](const Message& m) { return m.method == "initialize"; });
     if (init) {
-      Initialize(req, std::move(batch).value(), ex);
+      Initialize(req, subject, std::move(batch).value(), ex);
       return;
     }
-    Result<std::shared_ptr<Session>> s = FindSession(req);
+    Result<std::shared_ptr<Session>> s = FindSession(req, subject);
     if (!s.ok()) {
       ex->Respond(ErrorAnswer(s.status()));
       return;
@@ -373,7 +414,8 @@ struct HttpFront::Impl {
     }
   }
 
-  void Initialize(const HttpRequest& req, Batch batch, const std::shared_ptr<HttpExchange>& ex) {
+  void Initialize(const HttpRequest& req, const std::string& subject, Batch batch,
+                  const std::shared_ptr<HttpExchange>& ex) {
     if (batch.was_array || batch.messages.size() != 1) {
       ex->Respond(ErrorAnswer(
           Status(Reason::kMcpProtocolError, "initialize must be the only message of its request"),
@@ -399,6 +441,7 @@ struct HttpFront::Impl {
     }
     auto session = std::make_shared<Session>();
     session->id = crypto::RandomId("mcps_");
+    session->subject = subject;
     std::weak_ptr<Session> weak = session;
     GatewayOptions go;
     go.config = options.config;
@@ -439,13 +482,14 @@ struct HttpFront::Impl {
     session->gateway->HandleLine(req.body);
   }
 
-  void Get(const HttpRequest& req, const std::shared_ptr<HttpExchange>& ex) {
+  void Get(const HttpRequest& req, const std::string& subject,
+           const std::shared_ptr<HttpExchange>& ex) {
     if (!Accepts(req.Header("accept"), "text/event-stream")) {
       ex->Respond(
           ErrorAnswer(Status(Reason::kMcpNotAcceptable, "GET needs Accept: text/event-stream")));
       return;
     }
-    Result<std::shared_ptr<Session>> s = FindSession(req);
+    Result<std::shared_ptr<Session>> s = FindSession(req, subject);
     if (!s.ok()) {
       ex->Respond(ErrorAnswer(s.status()));
       return;
@@ -477,8 +521,9 @@ struct HttpFront::Impl {
     });
   }
 
-  void Delete(const HttpRequest& req, const std::shared_ptr<HttpExchange>& ex) {
-    Result<std::shared_ptr<Session>> s = FindSession(req);
+  void Delete(const HttpRequest& req, const std::string& subject,
+              const std::shared_ptr<HttpExchange>& ex) {
+    Result<std::shared_ptr<Session>> s = FindSession(req, subject);
     if (!s.ok()) {
       ex->Respond(ErrorAnswer(s.status()));
       return;
@@ -534,6 +579,22 @@ Result<std::unique_ptr<HttpFront>> HttpFront::Create(HttpFrontOptions options) {
   if (options.path.empty() || options.path[0] != '/')
     return Status(Reason::kInvalidArgument, "the MCP endpoint path must start with '/'");
   auto impl = std::make_unique<Impl>();
+  const HttpAuthConfig& auth = options.config.http.auth;
+  if (auth.enabled) {
+    AccessTokenConfig ac;
+    ac.resource = auth.resource;
+    ac.issuer = auth.issuer;
+    ac.jwks = auth.jwks;
+    ac.leeway_s = auth.leeway_s;
+    CUSTOS_ASSIGN_OR_RETURN(AccessTokenVerifier v, AccessTokenVerifier::Create(std::move(ac)));
+    impl->verifier.emplace(std::move(v));
+    // RFC 9728 §3.1: the well-known suffix goes between the host and the resource's path.
+    const size_t host_end = auth.resource.find('/', auth.resource.find("://") + 3);
+    const std::string origin = auth.resource.substr(0, host_end);
+    const std::string rpath = host_end == std::string::npos ? "" : auth.resource.substr(host_end);
+    impl->metadata_path = "/.well-known/oauth-protected-resource" + (rpath == "/" ? "" : rpath);
+    impl->metadata_url = origin + impl->metadata_path;
+  }
   impl->options = std::move(options);
   Impl* p = impl.get();
   impl->reaper = std::thread([p] { p->Reap(); });
@@ -543,6 +604,16 @@ Result<std::unique_ptr<HttpFront>> HttpFront::Create(HttpFrontOptions options) {
 void HttpFront::Handle(HttpRequest req, std::shared_ptr<HttpExchange> ex) {
   Impl& f = *impl_;
   const std::string_view path = std::string_view(req.target).substr(0, req.target.find('?'));
+  if (f.verifier && path == f.metadata_path) {
+    if (req.method != "GET") {
+      HttpAnswer a = ErrorAnswer(Status(Reason::kMethodNotAllowed, "metadata is GET only"));
+      a.headers.emplace_back("Allow", "GET");
+      ex->Respond(std::move(a));
+      return;
+    }
+    ex->Respond(f.Metadata());
+    return;
+  }
   if (path != f.options.path) {
     ex->Respond(
         ErrorAnswer(Status(Reason::kRouteNotFound, "the MCP endpoint is " + f.options.path)));
@@ -552,12 +623,18 @@ void HttpFront::Handle(HttpRequest req, std::shared_ptr<HttpExchange> ex) {
     ex->Respond(ErrorAnswer(st));
     return;
   }
+  HttpAnswer refusal;
+  Result<std::string> subject = f.Authenticate(req, &refusal);
+  if (!subject.ok()) {
+    ex->Respond(std::move(refusal));
+    return;
+  }
   if (req.method == "POST") {
-    f.DoPost(req, ex);
+    f.DoPost(req, *subject, ex);
   } else if (req.method == "GET") {
-    f.Get(req, ex);
+    f.Get(req, *subject, ex);
   } else if (req.method == "DELETE") {
-    f.Delete(req, ex);
+    f.Delete(req, *subject, ex);
   } else {
     HttpAnswer a = ErrorAnswer(
         Status(Reason::kMethodNotAllowed, "the MCP endpoint takes POST, GET and DELETE"));
@@ -581,6 +658,13 @@ void HttpFront::Shutdown() {
     f.reaper.join();
   for (auto& [id, s] : sessions)
     s->End();
+}
+
+std::vector<std::string> HttpFront::paths() const {
+  std::vector<std::string> p = {impl_->options.path};
+  if (impl_->verifier)
+    p.push_back(impl_->metadata_path);
+  return p;
 }
 
 size_t HttpFront::session_count() const {

@@ -68,6 +68,10 @@ Status RunDaemon(const DaemonOptions& o) {
   so.workers = config.workers;
   so.limits = config.limits;
   for (Mount& m : mounted.mounts) {
+    if (m.self_authenticated) {
+      so.mounts.push_back(std::move(m));
+      continue;
+    }
     // Authenticated like the API (the keys as loaded at start; a reload does not change them).
     auto inner = std::move(m.handler);
     m.handler = [authenticator, inner](MountRequest req, std::shared_ptr<MountStream> out) {

@@ -7,6 +7,11 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -15,6 +20,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "custos/mcp/access_token.h"
 #include "custos/mcp/jsonrpc.h"
 #include "testing/temp_dir.h"
 
@@ -376,6 +382,210 @@ TEST_F(HttpFrontTest, SessionsBeyondMaxSessionsAre503) {
                            "", ""));
   EXPECT_EQ(a.status, 503);
   EXPECT_EQ(ReasonOf(a), "unavailable");
+}
+
+}  // namespace
+}  // namespace custos::mcp
+
+// ---- OAuth 2.1 resource server ([http.auth]) ------------------------------------------------
+
+namespace custos::mcp {
+namespace {
+
+constexpr const char* kResource = "http://127.0.0.1:7310/mcp";
+constexpr const char* kIssuer = "https://auth.example.com";
+
+std::string B64(const unsigned char* p, size_t n) {
+  return Base64UrlEncode(std::string_view(reinterpret_cast<const char*>(p), n));
+}
+
+class HttpFrontAuthTest : public HttpFrontTest {
+ protected:
+  void SetUp() override {
+    if (Node().empty())
+      GTEST_SKIP() << "node is not installed";
+    ASSERT_EQ(sodium_init() >= 0, true);
+    crypto_sign_keypair(ed_pk_, ed_sk_);
+    ec_ = EVP_EC_gen("P-256");
+    ASSERT_NE(ec_, nullptr);
+    unsigned char pub[65];
+    size_t len = 0;
+    ASSERT_EQ(EVP_PKEY_get_octet_string_param(ec_, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof pub, &len),
+              1);
+    ASSERT_EQ(len, 65u);
+    const Json jwks = {
+        {"keys",
+         {{{"kty", "OKP"}, {"crv", "Ed25519"}, {"kid", "ed"}, {"x", B64(ed_pk_, 32)}},
+          {{"kty", "EC"},
+           {"crv", "P-256"},
+           {"kid", "ec"},
+           {"x", B64(pub + 1, 32)},
+           {"y", B64(pub + 33, 32)}}}}};
+    std::ofstream(dir_.path() / "jwks.json") << jwks.dump();
+    std::ofstream(dir_.path() / "policy.toml")
+        << "[policy]\nname = \"auth-test\"\n[agents.mcp-client]\nsyscalls = [\"tool.invoke\"]\n"
+           "[tools]\nallow = [\"a.*\"]\n";
+    std::ofstream(dir_.path() / "gateway.toml")
+        << "[gateway]\npolicy = \"policy.toml\"\n[http.auth]\nresource = \"" << kResource
+        << "\"\nissuer = \"" << kIssuer << "\"\njwks_file = \"jwks.json\"\n[[servers]]\nname = "
+        << "\"a\"\ncommand = \"" << Node() << "\"\nargs = [\"" << Fixture() << "\"]\n";
+    Result<GatewayConfig> cfg = LoadGatewayConfig(dir_.path() / "gateway.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+    Result<std::shared_ptr<const policy::Policy>> p = policy::Policy::LoadFile(cfg->policy_file);
+    ASSERT_TRUE(p.ok());
+    kernel::KernelOptions ko;
+    ko.data_dir = dir_.path() / "data";
+    ko.policy = *p;
+    ko.durability = audit::Durability::kNone;
+    ko.notice = [](const std::string&) {};
+    Result<std::unique_ptr<kernel::Kernel>> k = kernel::Kernel::Open(std::move(ko));
+    ASSERT_TRUE(k.ok());
+    kernel_ = std::move(k).value();
+    HttpFrontOptions fo;
+    fo.config = *cfg;
+    fo.kernel = kernel_.get();
+    Result<std::unique_ptr<HttpFront>> f = HttpFront::Create(std::move(fo));
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    front_ = std::move(f).value();
+  }
+  void TearDown() override {
+    HttpFrontTest::TearDown();
+    EVP_PKEY_free(ec_);
+  }
+
+  static int64_t Now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+  Json Claims(const std::string& sub = "alice") {
+    return {{"iss", kIssuer}, {"aud", kResource}, {"sub", sub}, {"exp", Now() + 300}};
+  }
+  std::string Sign(const std::string& alg, const Json& claims, const std::string& kid = "") {
+    Json h = {{"alg", alg}, {"typ", "at+jwt"}};
+    if (!kid.empty())
+      h["kid"] = kid;
+    const std::string input = Base64UrlEncode(h.dump()) + "." + Base64UrlEncode(claims.dump());
+    std::string sig;
+    if (alg == "EdDSA") {
+      unsigned char s[crypto_sign_BYTES];
+      crypto_sign_detached(s, nullptr, reinterpret_cast<const unsigned char*>(input.data()),
+                           input.size(), ed_sk_);
+      sig.assign(reinterpret_cast<char*>(s), sizeof s);
+    } else {
+      EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+      unsigned char der[80];
+      size_t der_len = sizeof der;
+      EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, ec_);
+      EVP_DigestSign(ctx, der, &der_len, reinterpret_cast<const unsigned char*>(input.data()),
+                     input.size());
+      EVP_MD_CTX_free(ctx);
+      const unsigned char* p = der;
+      ECDSA_SIG* es = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der_len));
+      unsigned char rs[64];
+      BN_bn2binpad(ECDSA_SIG_get0_r(es), rs, 32);
+      BN_bn2binpad(ECDSA_SIG_get0_s(es), rs + 32, 32);
+      ECDSA_SIG_free(es);
+      sig.assign(reinterpret_cast<char*>(rs), 64);
+    }
+    return input + "." + Base64UrlEncode(sig);
+  }
+  HttpRequest Init(const std::string& token) {
+    HttpRequest r = Post({{"jsonrpc", "2.0"},
+                          {"id", 1},
+                          {"method", "initialize"},
+                          {"params",
+                           {{"protocolVersion", "2025-11-25"},
+                            {"capabilities", Json::object()},
+                            {"clientInfo", {{"name", "t"}, {"version", "1"}}}}}},
+                         "", "");
+    if (!token.empty())
+      r.headers.emplace_back("authorization", "Bearer " + token);
+    return r;
+  }
+
+  unsigned char ed_pk_[crypto_sign_PUBLICKEYBYTES];
+  unsigned char ed_sk_[crypto_sign_SECRETKEYBYTES];
+  EVP_PKEY* ec_ = nullptr;
+};
+
+TEST_F(HttpFrontAuthTest, NoTokenIs401WithTheResourceMetadataChallenge) {
+  auto [a, ex] = Send(Init(""));
+  EXPECT_EQ(a.status, 401);
+  EXPECT_EQ(ReasonOf(a), "mcp_token_invalid");
+  EXPECT_EQ(Header(a, "WWW-Authenticate"),
+            "Bearer resource_metadata=\"http://127.0.0.1:7310/.well-known/"
+            "oauth-protected-resource/mcp\"");
+  HttpRequest md;
+  md.method = "GET";
+  md.target = "/.well-known/oauth-protected-resource/mcp";
+  auto [m, ex2] = Send(md);
+  EXPECT_EQ(m.status, 200);
+  Result<Json> j = ParseUntrustedJson(m.body);
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ((*j)["resource"], kResource);
+  EXPECT_EQ((*j)["authorization_servers"][0], kIssuer);
+  EXPECT_EQ(front_->paths().size(), 2u);
+}
+
+TEST_F(HttpFrontAuthTest, ValidEdDsaAndEs256TokensOpenSessions) {
+  auto [a, e1] = Send(Init(Sign("EdDSA", Claims(), "ed")));
+  EXPECT_EQ(a.status, 200) << a.body;
+  auto [b, e2] = Send(Init(Sign("ES256", Claims(), "ec")));
+  EXPECT_EQ(b.status, 200) << b.body;
+  auto [c, e3] = Send(Init(Sign("ES256", Claims())));  // no kid: the only EC key
+  EXPECT_EQ(c.status, 200) << c.body;
+}
+
+TEST_F(HttpFrontAuthTest, BadTokensAre401InvalidToken) {
+  Json wrong_aud = Claims();
+  wrong_aud["aud"] = "http://127.0.0.1:9999/mcp";
+  Json expired = Claims();
+  expired["exp"] = Now() - 3600;
+  Json future = Claims();
+  future["nbf"] = Now() + 3600;
+  Json wrong_iss = Claims();
+  wrong_iss["iss"] = "https://evil.example.com";
+  Json no_exp = Claims();
+  no_exp.erase("exp");
+  std::string tampered = Sign("EdDSA", Claims(), "ed");
+  tampered[tampered.rfind('.') + 5] ^= 1;
+  const std::string none =
+      Base64UrlEncode(R"({"alg":"none"})") + "." + Base64UrlEncode(Claims().dump()) + ".";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {Sign("EdDSA", wrong_aud, "ed"), "audience"},
+      {Sign("EdDSA", expired, "ed"), "expired"},
+      {Sign("ES256", future, "ec"), "nbf"},
+      {Sign("EdDSA", wrong_iss, "ed"), "issuer"},
+      {Sign("EdDSA", no_exp, "ed"), "exp"},
+      {tampered, "signature"},
+      {Sign("EdDSA", Claims(), "ec"), "key"},  // an Ed25519 signature under the EC key's kid
+      {none, "alg"},
+      {"not-a-jwt", "JWS"},
+  };
+  for (const auto& [token, why] : cases) {
+    auto [a, ex] = Send(Init(token));
+    EXPECT_EQ(a.status, 401) << why;
+    EXPECT_EQ(ReasonOf(a), "mcp_token_invalid") << why;
+    EXPECT_THAT(a.body, HasSubstr(why));
+    EXPECT_THAT(Header(a, "WWW-Authenticate"), HasSubstr("error=\"invalid_token\"")) << why;
+  }
+  EXPECT_EQ(front_->session_count(), 0u);
+}
+
+TEST_F(HttpFrontAuthTest, ASessionIsBoundToItsTokensSubject) {
+  auto [a, e1] = Send(Init(Sign("EdDSA", Claims("alice"), "ed")));
+  ASSERT_EQ(a.status, 200);
+  const std::string sid = Header(a, "Mcp-Session-Id");
+  HttpRequest other = Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid);
+  other.headers.emplace_back("authorization", "Bearer " + Sign("EdDSA", Claims("mallory"), "ed"));
+  auto [b, e2] = Send(other);
+  EXPECT_EQ(b.status, 403);
+  EXPECT_EQ(ReasonOf(b), "mcp_session_forbidden");
+  HttpRequest same = Post({{"jsonrpc", "2.0"}, {"id", 3}, {"method", "ping"}}, sid);
+  same.headers.emplace_back("authorization", "Bearer " + Sign("ES256", Claims("alice"), "ec"));
+  auto [c, e3] = Send(same);
+  EXPECT_EQ(c.status, 200) << c.body;
 }
 
 }  // namespace

@@ -200,7 +200,12 @@ enum class ReasonClass : uint8_t {
   X(kMcpOriginRefused, 241, "mcp_origin_refused", kPermissionDenied, 403,                         \
     "The request's Origin is not in gateway.toml [http] allowed_origins (DNS rebinding).")        \
   X(kMcpNotAcceptable, 242, "mcp_not_acceptable", kInvalidArgument, 406,                          \
-    "The Accept header lacks a content type the Streamable HTTP transport answers with.")
+    "The Accept header lacks a content type the Streamable HTTP transport answers with.")         \
+  X(kMcpTokenInvalid, 243, "mcp_token_invalid", kUnauthenticated, 401,                            \
+    "The MCP HTTP front's OAuth access token is missing, malformed, badly signed, expired, or "   \
+    "for another audience or issuer.")                                                            \
+  X(kMcpSessionForbidden, 244, "mcp_session_forbidden", kPermissionDenied, 403,                   \
+    "The MCP session belongs to another token subject.")
 
 enum class Reason : uint16_t {
 #define CUSTOS_REASON_ENUM(e, n, name, cls, http, doc) e = n,

@@ -33,6 +33,11 @@
 //                                 #   request without Origin (not a browser) is allowed
 //   max_sessions = 16             # open MCP sessions (each runs its own servers); more: 503
 //   session_idle_ms = 1800000     # a session with no request and no open stream this long ends
+//   [http.auth]                   # optional: bearer access tokens (JWT, ES256 or EdDSA) required
+//   resource = "http://127.0.0.1:7310/mcp"   # tokens' aud must contain it
+//   issuer = "https://auth.example.com"      # tokens' iss must equal it
+//   jwks_file = "jwks.json"       # the issuer's public keys (relative to this file)
+//   leeway_s = 60                 # clock skew allowed for exp/nbf
 //
 //   url = "http://127.0.0.1:3001/mcp"  # instead of command: a Streamable HTTP server. http:// only
 //                                 #   to a loopback host; https:// anywhere (certificate verified)
@@ -46,6 +51,7 @@
 #include <string>
 #include <vector>
 
+#include "custos/core/json.h"
 #include "custos/core/result.h"
 
 namespace custos::mcp {
@@ -72,10 +78,19 @@ struct ServerConfig {
   std::vector<std::string> client_capabilities;
 };
 
+struct HttpAuthConfig {  // [http.auth]: OAuth 2.1 resource server (decision 023)
+  bool enabled = false;
+  std::string resource;  // this endpoint's URI; tokens' `aud` must contain it
+  std::string issuer;    // tokens' `iss`; named in the protected resource metadata
+  Json jwks;             // the issuer's keys (jwks_file = "jwks.json", read at load)
+  int64_t leeway_s = 60;
+};
+
 struct HttpFrontConfig {
   std::vector<std::string> allowed_origins;  // exact "scheme://host[:port]" values
   size_t max_sessions = 16;
   int64_t session_idle_ms = 30 * 60 * 1000;
+  HttpAuthConfig auth;
 };
 
 struct GatewayConfig {

@@ -22,6 +22,14 @@
 // Origin is not from a browser and is allowed. Transport errors have a JSON-RPC error body with
 // `data.reason`.
 //
+// OAuth 2.1 resource server ([http.auth], decision 023): every request needs
+// `Authorization: Bearer <JWT>` that AccessTokenVerifier accepts (else 401 mcp_token_invalid with
+// `WWW-Authenticate: Bearer
+// resource_metadata="<origin>/.well-known/oauth-protected-resource<path>"` and, for a bad token,
+// error="invalid_token"); the metadata (RFC 9728) is served at that path; a session is bound to its
+// initialize token's `sub` (another subject: 403 mcp_session_forbidden). Tokens are never passed to
+// servers.
+//
 // The front owns no sockets: a transport (custosd's Beast server through a mount, see
 // `custos mcp serve`) hands it requests and an HttpExchange to answer through. Binding is the
 // transport's business (loopback only).
@@ -89,6 +97,8 @@ class HttpFront {
   // Ends every session (their gateways shut down) and releases every exchange. Idempotent.
   void Shutdown();
   size_t session_count() const;
+  // The paths to mount: the endpoint, and with [http.auth] the RFC 9728 metadata path.
+  std::vector<std::string> paths() const;
 
   struct Impl;
 

@@ -69,6 +69,9 @@ class MountStream {
 struct Mount {
   std::string path;  // "/mcp": the exact path, with or without a query, and nothing below it
   std::function<void(MountRequest, std::shared_ptr<MountStream>)> handler;
+  // The handler authenticates its callers itself (e.g. OAuth); custosd then does not require its
+  // own credentials for this path.
+  bool self_authenticated = false;
 };
 
 struct ServerOptions {

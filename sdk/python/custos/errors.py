@@ -25,7 +25,7 @@ REASONS = (
     "headers_too_large malformed_http insecure_bind mcp_unknown_method mcp_descriptor_changed "
     "mcp_tool_unclassified mcp_server_unavailable mcp_protocol_error mcp_version_unsupported "
     "mcp_unknown_tool mcp_config_error mcp_cancelled mcp_session_not_found mcp_session_required "
-    "mcp_origin_refused mcp_not_acceptable"
+    "mcp_origin_refused mcp_not_acceptable mcp_token_invalid mcp_session_forbidden"
 ).split()
 
 

@@ -94,6 +94,8 @@ export const REASONS = [
   "mcp_session_required",
   "mcp_origin_refused",
   "mcp_not_acceptable",
+  "mcp_token_invalid",
+  "mcp_session_forbidden",
 ];
 
 export class CustosError extends Error {
