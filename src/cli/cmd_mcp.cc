@@ -1,5 +1,8 @@
-// custos mcp: the MCP gateway (stdio front), descriptor approval, the demo and the scorecard.
+// custos mcp: the MCP gateway (stdio and Streamable HTTP fronts), descriptor approval, the demo
+// and the scorecard.
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -9,11 +12,15 @@
 #include "cli/cli.h"
 #include "cli/config.h"
 #include "cli/kernel_session.h"
+#include "cli/mcp_mount.h"
 #include "custos/crypto/random.h"
 #include "custos/mcp/config.h"
 #include "custos/mcp/front.h"
 #include "custos/mcp/gateway.h"
+#include "custos/mcp/http_front.h"
 #include "custos/mcp/stdio_server.h"
+#include "custos/server/metrics.h"
+#include "custos/server/server.h"
 #include "custos/store/store.h"
 
 #ifndef CUSTOS_MCP_FIXTURE
@@ -54,6 +61,51 @@ int RunStdio(const GlobalOptions& g, const std::string& config_file) {
   (*gw)->Shutdown();
   if (!st.ok())
     return Fail(st);
+  return 0;
+}
+
+// ---- Streamable HTTP ---------------------------------------------------------------------------
+
+// Serves the HTTP front on custosd's transport (loopback only, its limits and connection cap)
+// until SIGTERM/SIGINT.
+int RunServe(const GlobalOptions& g, const std::string& config_file, const std::string& listen) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  Result<mcp::GatewayConfig> cfg = mcp::LoadGatewayConfig(config_file);
+  if (!cfg.ok())
+    return Fail(cfg.status());
+  const std::filesystem::path data_dir = cfg->data_dir.empty() ? ResolveDataDir(g) : cfg->data_dir;
+  Result<Config> config = LoadConfig(data_dir);
+  if (!config.ok())
+    return Fail(config.status());
+  Result<KernelSession> session =
+      KernelSession::Open(data_dir, cfg->policy_file.string(), config->durability, *config);
+  if (!session.ok())
+    return Fail(session.status());
+  mcp::HttpFrontOptions fo;
+  fo.config = *cfg;
+  fo.kernel = &session->kernel();
+  Result<std::unique_ptr<mcp::HttpFront>> front = mcp::HttpFront::Create(std::move(fo));
+  if (!front.ok())
+    return Fail(front.status());
+  server::Metrics metrics;
+  server::ServerOptions so;
+  so.listen = listen;
+  so.mounts = McpMounts(front->get());
+  Result<std::unique_ptr<server::Server>> srv = server::Server::Start(nullptr, &metrics, so);
+  if (!srv.ok())
+    return Fail(srv.status());
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  std::printf("custos mcp: listening on http://%s:%u/mcp\n", host.c_str(), (*srv)->tcp_port());
+  std::fflush(stdout);
+  int sig = 0;
+  while (sigwait(&signals, &sig) != 0) {
+  }
+  (*front)->Shutdown();
+  (*srv)->Shutdown();
   return 0;
 }
 
@@ -436,6 +488,13 @@ void RegisterMcp(CLI::App& app, GlobalOptions& g, int* exit_code) {
   auto* stdio = mcp->add_subcommand("stdio", "Serve one MCP client on stdin/stdout");
   stdio->add_option("--config", config_file, "gateway.toml")->required();
   stdio->callback([&g, exit_code] { *exit_code = RunStdio(g, config_file); });
+
+  static std::string listen = "127.0.0.1:7310";
+  auto* serve = mcp->add_subcommand(
+      "serve", "Serve MCP clients over Streamable HTTP (one session per client, loopback only)");
+  serve->add_option("--config", config_file, "gateway.toml")->required();
+  serve->add_option("--listen", listen, "HOST:PORT, a loopback address (port 0: any free port)");
+  serve->callback([&g, exit_code] { *exit_code = RunServe(g, config_file, listen); });
 
   auto* approve =
       mcp->add_subcommand("approve", "Approve a tool's changed descriptor (pin its current hash)");

@@ -5,6 +5,9 @@
 
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "cli/mcp_mount.h"
+#include "custos/mcp/config.h"
+#include "custos/mcp/http_front.h"
 #include "custos/server/auth.h"
 #include "custos/server/daemon.h"
 
@@ -12,7 +15,7 @@ namespace custos::cli {
 
 void AddServeOptions(CLI::App* cmd, GlobalOptions& g, int* exit_code) {
   struct Flags {
-    std::string policy, listen, socket, durability, tls_cert, tls_key;
+    std::string policy, listen, socket, durability, tls_cert, tls_key, mcp_config;
     int threads = 0, workers = 0;
     bool no_socket = false;
   };
@@ -35,6 +38,9 @@ void AddServeOptions(CLI::App* cmd, GlobalOptions& g, int* exit_code) {
          "--durability", f->durability,
          "none | group | fsync (default: [log] durability in DATA_DIR/config.toml, else group)")
       ->check(CLI::IsMember({"none", "group", "fsync"}));
+  cmd->add_option("--mcp-config", f->mcp_config,
+                  "gateway.toml: also serve the MCP gateway's Streamable HTTP front at /mcp "
+                  "(authenticated like the API)");
   cmd->callback([&g, exit_code, f] {
     const std::filesystem::path dir = ResolveDataDir(g);
     Result<Config> config = LoadConfig(dir);
@@ -69,6 +75,25 @@ void AddServeOptions(CLI::App* cmd, GlobalOptions& g, int* exit_code) {
       o.threads = f->threads;
     if (f->workers > 0)
       o.workers = f->workers;
+    if (!f->mcp_config.empty()) {
+      Result<mcp::GatewayConfig> gw = mcp::LoadGatewayConfig(f->mcp_config);
+      if (!gw.ok()) {
+        *exit_code = Fail(gw.status());
+        return;
+      }
+      o.mounts = [gw = *gw](kernel::Kernel& k) -> Result<server::DaemonOptions::Mounted> {
+        mcp::HttpFrontOptions fo;
+        fo.config = gw;
+        fo.kernel = &k;
+        CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<mcp::HttpFront> front,
+                                mcp::HttpFront::Create(std::move(fo)));
+        std::shared_ptr<mcp::HttpFront> shared = std::move(front);
+        server::DaemonOptions::Mounted m;
+        m.mounts = McpMounts(shared.get());
+        m.stop = [shared] { shared->Shutdown(); };
+        return m;
+      };
+    }
     const Status st = server::RunDaemon(o);
     *exit_code = st.ok() ? 0 : Fail(st);
   });

@@ -77,6 +77,79 @@ bool ValidEnvName(std::string_view n) {
   return true;
 }
 
+// http:// only to a loopback host (a plain-text hop off the machine would expose the session and
+// the calls); https:// to any host, certificate verified by libcurl (decision 024).
+Status CheckServerUrl(const std::string& url) {
+  if (url.size() > 2048)
+    return Status(Reason::kMcpConfigError, "URL too long");
+  for (char c : url) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == '\x7f')
+      return Status(Reason::kMcpConfigError, "URL contains spaces or control characters");
+  }
+  if (url.starts_with("https://") && url.size() > 8)
+    return Status::Ok();
+  if (!url.starts_with("http://"))
+    return Status(Reason::kMcpConfigError, "must be an http:// or https:// URL");
+  std::string rest = url.substr(7);
+  std::string host = rest.substr(0, rest.find_first_of("/?#"));
+  if (host.find('@') != std::string::npos)
+    return Status(Reason::kMcpConfigError, "credentials in the URL are not allowed");
+  if (host.starts_with("[")) {
+    host = host.substr(0, host.find(']') + 1);
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  if (host == "127.0.0.1" || host == "localhost" || host == "[::1]" ||
+      (host.starts_with("127.") && host.find_first_not_of("0123456789.") == std::string::npos))
+    return Status::Ok();
+  return Status(Reason::kMcpConfigError,
+                "plain http:// is allowed only to a loopback host; use https:// for '" +
+                    host.substr(0, 64) + "'");
+}
+
+Status ParseAuth(std::string_view origin, const toml::node& n,
+                 const std::filesystem::path& base_dir, HttpAuthConfig* a) {
+  const toml::table* t = n.as_table();
+  if (t == nullptr)
+    return Err(origin, n, "http.auth: must be a table");
+  a->enabled = true;
+  bool has_jwks = false;
+  for (const auto& [k, v] : *t) {
+    const std::string key(k.str());
+    const std::string path = "http.auth." + key;
+    if (key == "resource") {
+      CUSTOS_ASSIGN_OR_RETURN(a->resource, Str(origin, v, path));
+      if (!(a->resource.starts_with("http://") || a->resource.starts_with("https://")))
+        return Err(origin, v, path + ": must be an http(s) URI");
+    } else if (key == "issuer") {
+      CUSTOS_ASSIGN_OR_RETURN(a->issuer, Str(origin, v, path));
+    } else if (key == "leeway_s") {
+      CUSTOS_ASSIGN_OR_RETURN(a->leeway_s, PosInt(origin, v, path));
+      if (a->leeway_s > 600)
+        return Err(origin, v, path + ": must be at most 600");
+    } else if (key == "jwks_file") {
+      CUSTOS_ASSIGN_OR_RETURN(std::string f, Str(origin, v, path));
+      const std::filesystem::path file =
+          std::filesystem::path(f).is_absolute() ? std::filesystem::path(f) : base_dir / f;
+      std::ifstream in(file, std::ios::binary);
+      if (!in)
+        return Err(origin, v, path + ": cannot read " + file.string());
+      std::stringstream ss;
+      ss << in.rdbuf();
+      Result<Json> j = ParseUntrustedJson(ss.str());
+      if (!j.ok())
+        return Err(origin, v, path + ": not JSON: " + std::string(j.status().message()));
+      a->jwks = *j;
+      has_jwks = true;
+    } else {
+      return Err(origin, v, path + ": unknown key");
+    }
+  }
+  if (a->resource.empty() || a->issuer.empty() || !has_jwks)
+    return Err(origin, n, "http.auth: needs resource, issuer and jwks_file");
+  return Status::Ok();
+}
+
 Result<ServerConfig> ParseServer(std::string_view origin, const toml::table& t, size_t index,
                                  const std::filesystem::path& base_dir) {
   const std::string where = "servers[" + std::to_string(index) + "]";
@@ -123,10 +196,9 @@ Result<ServerConfig> ParseServer(std::string_view origin, const toml::table& t, 
       if (s.cwd.empty() || s.cwd[0] != '/')
         return Err(origin, v, path + ": must be an absolute path");
     } else if (key == "url") {
-      return Err(origin, v,
-                 path +
-                     ": Streamable HTTP servers are not supported by this gateway yet; "
-                     "use a stdio server (command)");
+      CUSTOS_ASSIGN_OR_RETURN(s.url, Str(origin, v, path));
+      if (Status st = CheckServerUrl(s.url); !st.ok())
+        return Err(origin, v, path + ": " + std::string(st.message()));
     } else if (key == "trust") {
       CUSTOS_ASSIGN_OR_RETURN(std::string tr, Str(origin, v, path));
       if (tr == "untrusted") {
@@ -166,8 +238,16 @@ Result<ServerConfig> ParseServer(std::string_view origin, const toml::table& t, 
   if (!has_name)
     return Status(Reason::kMcpConfigError, where + ": missing required key 'name'",
                   At(origin, t.source()));
+  if (!s.url.empty()) {
+    if (!command.empty() || !args.empty() || !s.env.empty() || !s.set_env.empty()) {
+      return Status(Reason::kMcpConfigError,
+                    where + ": a server has either 'url' or 'command' (with args/env/set_env)",
+                    At(origin, t.source()));
+    }
+    return s;
+  }
   if (command.empty()) {
-    return Status(Reason::kMcpConfigError, where + ": missing required key 'command'",
+    return Status(Reason::kMcpConfigError, where + ": missing required key 'command' (or 'url')",
                   At(origin, t.source()));
   }
   (void)base_dir;
@@ -240,6 +320,33 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, std::string_view
           namespaces_at = At(origin, gv.source());
         } else {
           return Err(origin, gv, path + ": unknown key");
+        }
+      }
+    } else if (key == "http") {
+      const toml::table* h = v.as_table();
+      if (h == nullptr)
+        return Err(origin, v, "http: must be a table");
+      for (const auto& [hk, hv] : *h) {
+        const std::string hkey(hk.str());
+        const std::string path = "http." + hkey;
+        if (hkey == "allowed_origins") {
+          CUSTOS_ASSIGN_OR_RETURN(c.http.allowed_origins, StrList(origin, hv, path));
+          for (const std::string& o : c.http.allowed_origins) {
+            if (!(o.starts_with("http://") || o.starts_with("https://")) || o.back() == '/')
+              return Err(origin, hv,
+                         path + ": '" + o + "' is not an origin (scheme://host[:port])");
+          }
+        } else if (hkey == "max_sessions") {
+          CUSTOS_ASSIGN_OR_RETURN(int64_t n, PosInt(origin, hv, path));
+          if (n > 1024)
+            return Err(origin, hv, path + ": must be at most 1024");
+          c.http.max_sessions = static_cast<size_t>(n);
+        } else if (hkey == "session_idle_ms") {
+          CUSTOS_ASSIGN_OR_RETURN(c.http.session_idle_ms, PosInt(origin, hv, path));
+        } else if (hkey == "auth") {
+          CUSTOS_RETURN_IF_ERROR(ParseAuth(origin, hv, base_dir, &c.http.auth));
+        } else {
+          return Err(origin, hv, path + ": unknown key");
         }
       }
     } else if (key == "servers") {

@@ -15,6 +15,7 @@
 #include "custos/crypto/random.h"
 #include "custos/kernel/token_wallet.h"
 #include "custos/mcp/descriptor.h"
+#include "custos/mcp/downstream.h"
 #include "custos/mcp/era.h"
 #include "custos/mcp/jsonrpc.h"
 #include "custos/mcp/stdio_server.h"
@@ -41,6 +42,9 @@ const std::map<std::string, std::string, std::less<>> kClientMethods = {
 // The client request a mediated call runs for, on the thread that runs it: the kernel performs the
 // effect on the caller's thread, so the provider can tie the server request to it (cancellation).
 thread_local const std::string* tl_client_request = nullptr;
+// The gateway session a mediated call runs for (same reason): with several sessions on one kernel
+// (the Streamable HTTP front) the shared "srv." provider routes each call to its own session.
+thread_local const void* tl_session = nullptr;
 
 std::string PinKey(const std::string& tool) { return "mcp.pin/" + tool; }
 std::string PendingKey(const std::string& tool) { return "mcp.pending/" + tool; }
@@ -120,7 +124,7 @@ struct ToolState {
 
 struct Backend {
   ServerConfig config;
-  std::unique_ptr<StdioServer> server;
+  std::unique_ptr<Downstream> server;
   mutable std::shared_mutex tools_mu;
   std::map<std::string, ToolState> tools;  // by the server's own tool name
 };
@@ -368,6 +372,81 @@ class ServerProvider final : public kernel::ToolProvider {
   Backend* b_;
 };
 
+// One kernel provider per (kernel, "srv." prefix), shared by every gateway session that has a
+// server of that name: the kernel knows one provider per prefix, and each session has its own
+// server processes, tools view and taint. A call is routed to the session on whose thread it runs
+// (tl_session); a call from no session (e.g. custosd's /v1/syscall) reaches the only session if
+// there is exactly one (the stdio gateway's behaviour) and is refused otherwise.
+class RoutingProvider final : public kernel::ToolProvider {
+ public:
+  Status Check(const std::string& target) const override {
+    std::shared_ptr<kernel::ToolProvider> p = Pick();
+    if (p == nullptr)
+      return NoSession();
+    return p->Check(target);
+  }
+  Result<kernel::ToolOutput> Invoke(const kernel::ToolCall& call) override {
+    std::shared_ptr<kernel::ToolProvider> p = Pick();
+    if (p == nullptr)
+      return NoSession();
+    return p->Invoke(call);
+  }
+  void Add(const void* session, std::shared_ptr<kernel::ToolProvider> p) {
+    std::lock_guard lock(mu_);
+    sessions_[session] = std::move(p);
+  }
+  bool Remove(const void* session) {  // true when no session is left
+    std::lock_guard lock(mu_);
+    sessions_.erase(session);
+    return sessions_.empty();
+  }
+
+ private:
+  static Status NoSession() {
+    return Status(Reason::kMcpServerUnavailable,
+                  "no single MCP gateway session owns this call (several sessions are open)");
+  }
+  std::shared_ptr<kernel::ToolProvider> Pick() const {
+    std::lock_guard lock(mu_);
+    if (tl_session != nullptr) {
+      auto it = sessions_.find(tl_session);
+      return it == sessions_.end() ? nullptr : it->second;
+    }
+    return sessions_.size() == 1 ? sessions_.begin()->second : nullptr;
+  }
+  mutable std::mutex mu_;
+  std::map<const void*, std::shared_ptr<kernel::ToolProvider>> sessions_;
+};
+
+std::mutex g_routers_mu;
+std::map<std::pair<const kernel::Kernel*, std::string>, std::shared_ptr<RoutingProvider>>
+    g_routers;  // guarded by g_routers_mu
+
+Status AttachProvider(kernel::Kernel& k, const std::string& prefix, const void* session,
+                      std::shared_ptr<kernel::ToolProvider> p) {
+  std::lock_guard lock(g_routers_mu);
+  auto key = std::make_pair(static_cast<const kernel::Kernel*>(&k), prefix);
+  auto it = g_routers.find(key);
+  if (it == g_routers.end()) {
+    auto router = std::make_shared<RoutingProvider>();
+    CUSTOS_RETURN_IF_ERROR(k.RegisterToolProvider(prefix, router));
+    it = g_routers.emplace(key, std::move(router)).first;
+  }
+  it->second->Add(session, std::move(p));
+  return Status::Ok();
+}
+
+void DetachProvider(kernel::Kernel& k, const std::string& prefix, const void* session) {
+  std::lock_guard lock(g_routers_mu);
+  auto it = g_routers.find(std::make_pair(static_cast<const kernel::Kernel*>(&k), prefix));
+  if (it == g_routers.end())
+    return;
+  if (it->second->Remove(session)) {
+    k.UnregisterToolProvider(prefix).IgnoreError();
+    g_routers.erase(it);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 struct Gateway::Impl {
@@ -474,7 +553,9 @@ struct Gateway::Impl {
     shared->wallet->Attach(call);
     const std::string key = id.dump();
     tl_client_request = &key;
+    tl_session = shared.get();
     kernel::SyscallResult r = shared->kernel->Execute(call);
+    tl_session = nullptr;
     tl_client_request = nullptr;
     if (r.handle)
       AddTaint(*r.handle);
@@ -1100,16 +1181,23 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options) {
     auto b = std::make_unique<Backend>();
     b->config = sc;
     Backend* bp = b.get();
-    StdioServer::Callbacks cb;
+    Downstream::Callbacks cb;
     cb.on_notification = [raw, bp](const Message& m) { raw->OnServerNotification(*bp, m); };
     cb.on_request = [raw, bp](const Message& m) { raw->OnServerRequest(*bp, m); };
     cb.on_event = [shared](const std::string& e, const Json& d) { shared->Event(e, d); };
-    b->server = std::make_unique<StdioServer>(sc, std::move(cb));
+    b->server = MakeDownstream(sc, std::move(cb));
     impl->shared->backends.push_back(std::move(b));
   }
-  for (auto& b : impl->shared->backends) {
-    CUSTOS_RETURN_IF_ERROR(options.kernel->RegisterToolProvider(
-        b->config.name + ".", std::make_shared<ServerProvider>(impl->shared, b.get())));
+  for (size_t i = 0; i < impl->shared->backends.size(); ++i) {
+    Backend* b = impl->shared->backends[i].get();
+    Status st = AttachProvider(*options.kernel, b->config.name + ".", shared,
+                               std::make_shared<ServerProvider>(impl->shared, b));
+    if (!st.ok()) {
+      for (size_t j = 0; j < i; ++j) {
+        DetachProvider(*options.kernel, impl->shared->backends[j]->config.name + ".", shared);
+      }
+      return st;
+    }
   }
   // Mint the session's token now, so concurrent first calls share one grant (one revocation id
   // in the log for the operator to revoke). An agent the policy does not define gets none; its
@@ -1193,7 +1281,7 @@ void Gateway::Shutdown() {
     if (!g.shared->closed) {
       g.shared->closed = true;
       for (auto& b : g.shared->backends)
-        g.shared->kernel->UnregisterToolProvider(b->config.name + ".").IgnoreError();
+        DetachProvider(*g.shared->kernel, b->config.name + ".", g.shared.get());
       for (auto& b : g.shared->backends)
         b->server.reset();  // kills the process group and joins its reader threads
     }

@@ -55,12 +55,17 @@ Status RunDaemon(const DaemonOptions& o) {
 
   const size_t key_count = auth.key_count();
   const size_t agent_key_count = auth.agent_key_count();
+  auto authenticator = std::make_shared<const Authenticator>(std::move(auth));
+  DaemonOptions::Mounted mounted;
+  if (o.mounts) {
+    CUSTOS_ASSIGN_OR_RETURN(mounted, o.mounts(*kernel));
+  }
   Metrics metrics;
   ApiOptions ao;
   ao.data_dir = o.data_dir;
   ao.policy_file = o.policy_file;
   ao.config = config;
-  Api api(kernel.get(), &metrics, ao, std::make_shared<const Authenticator>(std::move(auth)));
+  Api api(kernel.get(), &metrics, ao, authenticator);
   ServerOptions so;
   so.listen = config.listen;
   so.socket = config.socket;
@@ -70,6 +75,33 @@ Status RunDaemon(const DaemonOptions& o) {
   so.tls_cert = config.tls_cert;
   so.tls_key = config.tls_key;
   so.tcp_auth = key_count > 0 || agent_key_count > 0;
+  for (Mount& m : mounted.mounts) {
+    if (m.self_authenticated) {
+      so.mounts.push_back(std::move(m));
+      continue;
+    }
+    // Authenticated like the API (the keys as loaded at start; a reload does not change them).
+    auto inner = std::move(m.handler);
+    m.handler = [authenticator, inner](MountRequest req, std::shared_ptr<MountStream> out) {
+      std::string authorization;
+      for (const auto& [k, v] : req.headers) {
+        if (k == "authorization")
+          authorization = v;
+      }
+      Result<Identity> who = req.peer ? authenticator->FromPeer(*req.peer)
+                                      : authenticator->FromAuthorization(authorization);
+      if (!who.ok() && req.peer && !authorization.empty())
+        who = authenticator->FromAuthorization(authorization);
+      if (!who.ok()) {
+        HttpResponse r = ErrorResponse(who.status());
+        r.headers.emplace_back("WWW-Authenticate", "Bearer");
+        out->Respond(std::move(r));
+        return;
+      }
+      inner(std::move(req), std::move(out));
+    };
+    so.mounts.push_back(std::move(m));
+  }
   CUSTOS_ASSIGN_OR_RETURN(std::unique_ptr<Server> server, Server::Start(&api, &metrics, so));
   if (server->tcp_port() != 0) {
     std::string host = config.listen.substr(0, config.listen.rfind(':'));
@@ -99,6 +131,8 @@ Status RunDaemon(const DaemonOptions& o) {
     break;  // SIGTERM / SIGINT
   }
   std::fprintf(stderr, "custosd: draining\n");
+  if (mounted.stop)
+    mounted.stop();
   server->Shutdown();
   Result<audit::Appended> committed = kernel->Commit();
   if (!committed.ok())

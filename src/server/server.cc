@@ -13,7 +13,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cctype>
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -292,11 +295,18 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     }
     req.body = std::move(msg.body());
     req.peer = peer_;
+    if (const Mount* mount = FindMount(req.target)) {
+      StartMount(*mount, msg, std::move(req));
+      return;
+    }
     srv_.in_flight.fetch_add(1);
     srv_.metrics->RequestStarted();
     const auto t0 = std::chrono::steady_clock::now();
     net::post(srv_.workers, [self = this->shared_from_this(), req = std::move(req), t0]() mutable {
-      HttpResponse r = self->srv_.api->Handle(req);
+      HttpResponse r =
+          self->srv_.api != nullptr
+              ? self->srv_.api->Handle(req)
+              : ErrorResponse(Status(Reason::kRouteNotFound, "no route for this path", "/path"));
       const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - t0)
                           .count();
@@ -384,6 +394,129 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     });
   }
 
+  const Mount* FindMount(std::string_view target) const {
+    const std::string_view path = target.substr(0, target.find('?'));
+    for (const Mount& m : srv_.options.mounts) {
+      if (path == m.path)
+        return &m;
+    }
+    return nullptr;
+  }
+
+  class Stream;
+
+  void StartMount(const Mount& mount, const http::request<http::string_body>& msg,
+                  HttpRequest&& req) {
+    MountRequest mr;
+    mr.method = std::move(req.method);
+    mr.target = std::move(req.target);
+    mr.body = std::move(req.body);
+    mr.peer = req.peer;
+    for (const auto& f : msg) {
+      std::string name(f.name_string());
+      for (char& c : name)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      mr.headers.emplace_back(std::move(name), std::string(f.value()));
+    }
+    srv_.in_flight.fetch_add(1);
+    srv_.metrics->RequestStarted();
+    mount_counted_ = false;  // per request: a keep-alive connection serves several
+    mount_began_ = false;
+    mount_t0_ = std::chrono::steady_clock::now();
+    mount_route_ = mount.path;
+    auto stream = std::make_shared<Stream>(this->shared_from_this());
+    net::post(srv_.workers, [handler = mount.handler, mr = std::move(mr), stream]() mutable {
+      handler(std::move(mr), std::move(stream));
+    });
+  }
+
+  // On the strand: queue bytes; `then` runs after they (and all before them) are written.
+  void Enqueue(std::string bytes, bool last) {
+    if (mount_closed_)
+      return;
+    queue_.push_back(std::move(bytes));
+    if (last)
+      close_after_queue_ = true;
+    if (!writing_)
+      WriteNext();
+  }
+
+  void WriteNext() {
+    if (queue_.empty()) {
+      writing_ = false;
+      if (close_after_queue_)
+        MountClosed();
+      return;
+    }
+    writing_ = true;
+    out_ = std::move(queue_.front());
+    queue_.pop_front();
+    net::async_write(socket_, net::buffer(out_),
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec) {
+                         self->MountClosed();
+                         return;
+                       }
+                       self->WriteNext();
+                     });
+  }
+
+  void MountFinished(int status) {
+    if (mount_counted_)
+      return;
+    mount_counted_ = true;
+    srv_.in_flight.fetch_sub(1);
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now() - mount_t0_)
+                        .count();
+    srv_.metrics->RequestFinished(mount_route_, status, us);
+  }
+
+  void MountRespond(HttpResponse r) {
+    if (mount_closed_ || mount_began_)
+      return;
+    MountFinished(r.status);
+    const bool keep = keep_alive_ && !srv_.draining.load();
+    out_ = Serialize(r, keep, false);
+    net::async_write(socket_, net::buffer(out_),
+                     [self = this->shared_from_this(), keep](beast::error_code ec, size_t) {
+                       if (ec || !keep) {
+                         self->MountClosed();
+                       } else {
+                         self->ReadHeader();
+                       }
+                     });
+  }
+
+  void MountBegin(HttpResponse head) {
+    if (mount_closed_ || mount_began_)
+      return;
+    mount_began_ = true;
+    MountFinished(head.status);
+    Enqueue(Serialize(head, false, true), false);
+    // The client sends nothing more on a streamed response: a read that completes means it left.
+    socket_.async_read_some(net::buffer(probe_),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec)
+                                self->MountClosed();
+                            });
+  }
+
+  void MountClosed() {
+    if (mount_closed_)
+      return;
+    mount_closed_ = true;
+    closed_flag_->store(true);
+    MountFinished(499);
+    queue_.clear();
+    Close();
+    if (on_close_) {
+      auto fn = std::move(on_close_);
+      on_close_ = nullptr;
+      fn();
+    }
+  }
+
   void Close() {
     if constexpr (kTls) {
       if (handshake_done_ && !closing_) {
@@ -427,6 +560,60 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
   int64_t tail_from_ = 0;
   std::string tail_agent_;
   std::chrono::steady_clock::time_point last_beat_;
+  // A mounted route's response (on the strand).
+  std::deque<std::string> queue_;
+  bool writing_ = false;
+  bool close_after_queue_ = false;
+  bool mount_began_ = false;
+  bool mount_closed_ = false;
+  bool mount_counted_ = false;
+  std::function<void()> on_close_;
+  std::shared_ptr<std::atomic<bool>> closed_flag_ = std::make_shared<std::atomic<bool>>(false);
+  std::chrono::steady_clock::time_point mount_t0_;
+  std::string mount_route_;
+  char probe_[64];
+};
+
+// The handle a mount answers through: every call is posted to the connection's strand.
+template <class Socket>
+class Session<Socket>::Stream final : public MountStream {
+ public:
+  explicit Stream(std::shared_ptr<Session> s) : s_(std::move(s)), closed_(s_->closed_flag_) {}
+  void Respond(HttpResponse r) override {
+    net::post(s_->socket_.get_executor(),
+              [s = s_, r = std::move(r)]() mutable { s->MountRespond(std::move(r)); });
+  }
+  void Begin(HttpResponse head) override {
+    net::post(s_->socket_.get_executor(),
+              [s = s_, h = std::move(head)]() mutable { s->MountBegin(std::move(h)); });
+  }
+  void Write(std::string chunk) override {
+    net::post(s_->socket_.get_executor(),
+              [s = s_, c = std::move(chunk)]() mutable { s->Enqueue(std::move(c), false); });
+  }
+  void End() override {
+    net::post(s_->socket_.get_executor(), [s = s_] {
+      if (!s->mount_began_) {
+        s->MountClosed();
+        return;
+      }
+      s->Enqueue(std::string(), true);
+    });
+  }
+  bool closed() const override { return closed_->load(); }
+  void OnClose(std::function<void()> fn) override {
+    net::post(s_->socket_.get_executor(), [s = s_, fn = std::move(fn)]() mutable {
+      if (s->mount_closed_) {
+        fn();
+      } else {
+        s->on_close_ = std::move(fn);
+      }
+    });
+  }
+
+ private:
+  std::shared_ptr<Session> s_;
+  std::shared_ptr<std::atomic<bool>> closed_;
 };
 
 // SO_PEERCRED of a Unix-socket peer; nullopt on TCP (or if the kernel will not say).

@@ -51,6 +51,19 @@ TEST(GatewayConfigTest, LooksCommandsUpInPath) {
   EXPECT_EQ(c->servers[0].argv[0].front(), '/');
 }
 
+TEST(GatewayConfigTest, UrlServersAreLoopbackHttpOrHttps) {
+  Result<GatewayConfig> c = Parse(
+      "[gateway]\npolicy = \"p\"\n[[servers]]\nname = \"a\"\nurl = \"http://127.0.0.1:9/mcp\"\n"
+      "[[servers]]\nname = \"b\"\nurl = \"https://mcp.example.com/mcp\"\n"
+      "[http]\nallowed_origins = [\"http://localhost:5173\"]\nmax_sessions = 2\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->servers[0].url, "http://127.0.0.1:9/mcp");
+  EXPECT_TRUE(c->servers[0].argv.empty());
+  EXPECT_EQ(c->servers[1].url, "https://mcp.example.com/mcp");
+  EXPECT_EQ(c->http.max_sessions, 2u);
+  EXPECT_EQ(c->http.allowed_origins, std::vector<std::string>{"http://localhost:5173"});
+}
+
 TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
   struct Case {
     std::string text;
@@ -62,7 +75,17 @@ TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
       {"[gateway]\npolicy = \"p\"\n[[servers]]\nname = \"Bad_Name\"\ncommand = \"/bin/sh\"\n",
        "gw.toml:4:", "servers[0].name"},
       {"[gateway]\npolicy = \"p\"\n[[servers]]\nname = \"a\"\nurl = \"http://x\"\n",
-       "gw.toml:5:", "Streamable HTTP"},
+       "gw.toml:5:", "only to a loopback host"},
+      {"[gateway]\npolicy = \"p\"\n[[servers]]\nname = \"a\"\nurl = \"ftp://x\"\n",
+       "gw.toml:5:", "http:// or https://"},
+      {"[gateway]\npolicy = \"p\"\n[[servers]]\nname = \"a\"\n"
+       "url = \"http://u:p@127.0.0.1/mcp\"\n",
+       "gw.toml:5:", "credentials"},
+      {"[gateway]\npolicy = \"p\"\n[[servers]]\nname = \"a\"\nurl = \"http://127.0.0.1/\"\n"
+       "command = \"/bin/sh\"\n",
+       "gw.toml:", "either 'url' or 'command'"},
+      {"[gateway]\npolicy = \"p\"\n[http]\nallowed_origins = [\"localhost\"]\n",
+       "gw.toml:4:", "not an origin"},
       {"[gateway]\npolicy = \"p\"\n[[servers]]\nname = \"a\"\ncommand = \"no-such-cmd-xyz\"\n",
        "gw.toml:5:", "not in PATH"},
       {"[gateway]\npolicy = \"p\"\n[[servers]]\nname = \"a\"\ncommand = \"/bin/sh\"\n"

@@ -211,6 +211,19 @@ enum class ReasonClass : uint8_t {
     "gateway.toml is malformed or inconsistent; `at` gives file:line.")                           \
   X(kMcpCancelled, 238, "mcp_cancelled", kAborted, 409,                                           \
     "The MCP client cancelled the request; the server was told and no response is sent.")         \
+  X(kMcpSessionNotFound, 239, "mcp_session_not_found", kNotFound, 404,                            \
+    "The Mcp-Session-Id is unknown or its session ended; start a new one with initialize.")       \
+  X(kMcpSessionRequired, 240, "mcp_session_required", kInvalidArgument, 400,                      \
+    "A Streamable HTTP request other than initialize carried no Mcp-Session-Id.")                 \
+  X(kMcpOriginRefused, 241, "mcp_origin_refused", kPermissionDenied, 403,                         \
+    "The request's Origin is not in gateway.toml [http] allowed_origins (DNS rebinding).")        \
+  X(kMcpNotAcceptable, 242, "mcp_not_acceptable", kInvalidArgument, 406,                          \
+    "The Accept header lacks a content type the Streamable HTTP transport answers with.")         \
+  X(kMcpTokenInvalid, 243, "mcp_token_invalid", kUnauthenticated, 401,                            \
+    "The MCP HTTP front's OAuth access token is missing, malformed, badly signed, expired, or "   \
+    "for another audience or issuer.")                                                            \
+  X(kMcpSessionForbidden, 244, "mcp_session_forbidden", kPermissionDenied, 403,                   \
+    "The MCP session belongs to another token subject.")                                          \
   X(kMcpHeaderMismatch, 250, "mcp_header_mismatch", kInvalidArgument, 400,                        \
     "MCP over HTTP: MCP-Protocol-Version, Mcp-Method or Mcp-Name is missing or disagrees "        \
     "with the body (JSON-RPC -32020).")                                                           \

@@ -31,7 +31,20 @@
 //   consequential = ["write_file"]
 //   client_capabilities = ["sampling"]  # offered to the server: "sampling", "elicitation", "roots"
 //
-// `url` (Streamable HTTP back) is recognised and refused: that transport is not implemented.
+//   [http]                        # the Streamable HTTP front (`custos mcp serve`, custosd /mcp)
+//   allowed_origins = ["http://localhost:5173"]  # a request with another Origin is 403; a
+//                                 #   request without Origin (not a browser) is allowed
+//   max_sessions = 16             # open MCP sessions (each runs its own servers); more: 503
+//   session_idle_ms = 1800000     # a session with no request and no open stream this long ends
+//   [http.auth]                   # optional: bearer access tokens (JWT, ES256 or EdDSA) required
+//   resource = "http://127.0.0.1:7310/mcp"   # tokens' aud must contain it
+//   issuer = "https://auth.example.com"      # tokens' iss must equal it
+//   jwks_file = "jwks.json"       # the issuer's public keys (relative to this file)
+//   leeway_s = 60                 # clock skew allowed for exp/nbf
+//
+//   url = "http://127.0.0.1:3001/mcp"  # instead of command: a Streamable HTTP server. http:// only
+//                                 #   to a loopback host; https:// anywhere (certificate verified)
+//                                 #   (decision 024); command/args/env/set_env/cwd do not apply
 //
 // Thread-compatible: a plain value.
 
@@ -41,6 +54,7 @@
 #include <string>
 #include <vector>
 
+#include "custos/core/json.h"
 #include "custos/core/result.h"
 
 namespace custos::mcp {
@@ -50,7 +64,8 @@ enum class PinMode { kFirstUse, kApprove };
 
 struct ServerConfig {
   std::string name;
-  std::vector<std::string> argv;  // argv[0] absolute
+  std::vector<std::string> argv;  // argv[0] absolute; empty for a `url` server
+  std::string url;                // Streamable HTTP server (decision 024); "" for stdio
   std::vector<std::string> env;   // names copied from the gateway's environment
   std::map<std::string, std::string> set_env;
   std::string cwd = "/";
@@ -66,6 +81,21 @@ struct ServerConfig {
   std::vector<std::string> client_capabilities;
 };
 
+struct HttpAuthConfig {  // [http.auth]: OAuth 2.1 resource server (decision 023)
+  bool enabled = false;
+  std::string resource;  // this endpoint's URI; tokens' `aud` must contain it
+  std::string issuer;    // tokens' `iss`; named in the protected resource metadata
+  Json jwks;             // the issuer's keys (jwks_file = "jwks.json", read at load)
+  int64_t leeway_s = 60;
+};
+
+struct HttpFrontConfig {
+  std::vector<std::string> allowed_origins;  // exact "scheme://host[:port]" values
+  size_t max_sessions = 16;
+  int64_t session_idle_ms = 30 * 60 * 1000;
+  HttpAuthConfig auth;
+};
+
 struct GatewayConfig {
   std::filesystem::path policy_file;
   std::filesystem::path data_dir;  // empty: the caller decides
@@ -73,6 +103,7 @@ struct GatewayConfig {
   PinMode pin = PinMode::kFirstUse;
   bool namespaces = true;
   std::vector<ServerConfig> servers;
+  HttpFrontConfig http;
 };
 
 Result<GatewayConfig> LoadGatewayConfig(const std::filesystem::path& file);

@@ -42,6 +42,7 @@
 #include "custos/core/json.h"
 #include "custos/core/result.h"
 #include "custos/mcp/config.h"
+#include "custos/mcp/downstream.h"
 #include "custos/mcp/jsonrpc.h"
 
 namespace custos::mcp {
@@ -51,42 +52,38 @@ inline constexpr std::string_view kLatestVersion = "2025-11-25";
 inline constexpr std::string_view kSupportedVersions[] = {"2025-11-25", "2025-06-18", "2025-03-26"};
 bool IsSupportedVersion(std::string_view v);
 
-class StdioServer {
+class StdioServer final : public Downstream {
  public:
-  struct Callbacks {
-    std::function<void(const Message&)> on_notification;
-    std::function<void(const Message&)> on_request;  // server → client request
-    std::function<void(const std::string& event, const Json& details)> on_event;
-  };
+  using Callbacks = Downstream::Callbacks;
 
   StdioServer(ServerConfig config, Callbacks callbacks);
-  ~StdioServer();
+  ~StdioServer() override;
   StdioServer(const StdioServer&) = delete;
   StdioServer& operator=(const StdioServer&) = delete;
 
   // Starts (or restarts, after the back-off) the process and initializes it. OK if running.
-  Status Start();
+  Status Start() override;
   // Sends a request and waits for the server's response: a Message of type kResponse or kError
   // (a JSON-RPC error from the server is an answer, not a failure of the call).
   // `on_sent`, if set, receives the request's id once it is written (for Cancel()).
   Result<Message> Call(const std::string& method, const Json& params,
-                       const std::function<void(int64_t)>& on_sent = nullptr);
+                       const std::function<void(int64_t)>& on_sent = nullptr) override;
   // Ends a pending Call() now (it fails with kMcpCancelled) and tells the server with
   // notifications/cancelled. The server is not treated as hung. No-op if `id` is not pending.
-  void Cancel(int64_t id, const std::string& reason);
-  Status Notify(const std::string& method, const Json& params);
+  void Cancel(int64_t id, const std::string& reason) override;
+  Status Notify(const std::string& method, const Json& params) override;
   // Answers a server → client request.
-  Status Respond(const Message& response);
+  Status Respond(const Message& response) override;
   // Stops the process (SIGKILL to its group) and fails pending calls.
-  void Stop();
+  void Stop() override;
 
-  const ServerConfig& config() const { return config_; }
+  const ServerConfig& config() const override { return config_; }
   // What the last successful initialize (or server/discover) returned.
-  std::string protocol_version() const;
+  std::string protocol_version() const override;
   // Whether the server speaks the stateless 2026-07-28 era (see Start()).
-  bool stateless() const;
-  Json capabilities() const;
-  Json server_info() const;
+  bool stateless() const override;
+  Json capabilities() const override;
+  Json server_info() const override;
   int64_t restarts() const;
 
  private:

@@ -8,11 +8,15 @@
 // Confined to the calling (main) thread; it blocks the three signals in every thread it starts.
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "custos/audit/log_writer.h"
 #include "custos/core/status.h"
+#include "custos/kernel/kernel.h"
+#include "custos/server/server.h"
 
 namespace custos::server {
 
@@ -25,6 +29,14 @@ struct DaemonOptions {
   std::optional<std::filesystem::path> tls_cert, tls_key;  // override [server.tls]
   std::optional<audit::Durability> durability;             // default: [log] durability, else group
   std::optional<std::string> passphrase;
+  // Routes served outside the Api (custosd's /mcp, the MCP gateway's Streamable HTTP front), made
+  // once the kernel is open. Every request to a mount must authenticate like an API request
+  // (socket peer or API key; 401 unauthenticated otherwise). `stop` runs before the server stops.
+  struct Mounted {
+    std::vector<Mount> mounts;
+    std::function<void()> stop;
+  };
+  std::function<Result<Mounted>(kernel::Kernel&)> mounts;
 };
 
 // Returns when the daemon has stopped: OK after a signal, else why it could not start.

@@ -29,8 +29,12 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "custos/core/result.h"
 #include "custos/server/api.h"
@@ -38,6 +42,44 @@
 #include "custos/server/server_config.h"
 
 namespace custos::server {
+
+// A mount is a path the transport hands to a handler outside the Api (the MCP gateway's
+// Streamable HTTP front at /mcp, mounted by the binary: server may not include mcp). The request
+// gets the same limits, timeouts and connection cap as every other; the handler runs on a worker
+// and answers through the MountStream, then or later, from any thread.
+struct MountRequest {
+  std::string method;
+  std::string target;                                        // path and query, as sent
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+  std::string body;
+  std::optional<PeerCred> peer;  // set on the Unix socket
+};
+
+// How a mount answers. Exactly one of: Respond() once (the connection stays open for the next
+// request), or Begin() with a streamed head (no Content-Length; the connection closes when End()
+// is called or the client goes away), then Write() any number of times, then End().
+// Thread-safe: every call is queued onto the connection's strand and never blocks.
+// REQUIRES: the owner releases its streams before the Server is destroyed.
+class MountStream {
+ public:
+  virtual ~MountStream() = default;
+  virtual void Respond(HttpResponse response) = 0;
+  virtual void Begin(HttpResponse head) = 0;
+  virtual void Write(std::string chunk) = 0;
+  virtual void End() = 0;
+  // True once the client closed the connection (seen while streaming) or a write failed.
+  virtual bool closed() const = 0;
+  // `fn` runs (once, on the I/O thread) when the connection closes after Begin().
+  virtual void OnClose(std::function<void()> fn) = 0;
+};
+
+struct Mount {
+  std::string path;  // "/mcp": the exact path, with or without a query, and nothing below it
+  std::function<void(MountRequest, std::shared_ptr<MountStream>)> handler;
+  // The handler authenticates its callers itself (e.g. OAuth); custosd then does not require its
+  // own credentials for this path.
+  bool self_authenticated = false;
+};
 
 struct ServerOptions {
   std::string listen;            // "HOST:PORT" (port 0 = any free port), "" = no TCP
@@ -48,6 +90,7 @@ struct ServerOptions {
   std::filesystem::path tls_cert;  // both set: TLS on the TCP listener; both empty: plain HTTP
   std::filesystem::path tls_key;
   bool tcp_auth = false;  // at least one API key or agent key exists (non-loopback binds need it)
+  std::vector<Mount> mounts;  // checked before the Api's routes
 };
 
 // Checks a "HOST:PORT" listen address against the binding rule above, without binding.
@@ -57,7 +100,8 @@ Status CheckListenAddress(const std::string& listen, bool tls, bool tcp_auth);
 
 class Server {
  public:
-  // Binds and starts serving. REQUIRES: `api` and `metrics` outlive the Server.
+  // Binds and starts serving. REQUIRES: `api` and `metrics` outlive the Server. `api` may be null
+  // when only mounts are served (anything else is then 404 route_not_found).
   // Errors: kInsecureBind, kInvalidArgument (a bad listen address), kTlsConfigError (see tls.h),
   // kAlreadyExists (a live socket file), kIoError (bind/listen failed), kInvalidArgument if
   // neither listener is configured or only one of tls_cert/tls_key is set.

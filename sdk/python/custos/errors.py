@@ -26,7 +26,9 @@ REASONS = (
     "headers_too_large malformed_http insecure_bind tls_config_error signature_invalid "
     "signature_stale nonce_replayed unknown_agent_key mcp_unknown_method mcp_descriptor_changed "
     "mcp_tool_unclassified mcp_server_unavailable mcp_protocol_error mcp_version_unsupported "
-    "mcp_unknown_tool mcp_config_error mcp_cancelled mcp_header_mismatch mcp_envelope_invalid"
+    "mcp_unknown_tool mcp_config_error mcp_cancelled mcp_session_not_found mcp_session_required "
+    "mcp_origin_refused mcp_not_acceptable mcp_token_invalid mcp_session_forbidden "
+    "mcp_header_mismatch mcp_envelope_invalid"
 ).split()
 
 

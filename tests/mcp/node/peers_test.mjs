@@ -1,14 +1,20 @@
 // Interop with real MCP peers: the official SDK Client talks to server-everything and
-// server-filesystem directly and through `custos mcp stdio`; every tool, resource and prompt must
-// give the same answer both ways. Usage: node peers_test.mjs CUSTOS_BIN NODE_MODULES_DIR
+// server-filesystem directly and through the gateway — `custos mcp stdio` (mode stdio), or
+// `custos mcp serve` with the SDK's StreamableHTTPClientTransport (mode http); every tool,
+// resource and prompt must give the same answer both ways.
+// Usage: node peers_test.mjs CUSTOS_BIN NODE_MODULES_DIR [stdio|http]
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 
-const [custos, modules] = process.argv.slice(2);
+const [custos, modules, mode = 'stdio'] = process.argv.slice(2);
+const children = [];
+process.on('exit', () => { for (const c of children) c.kill('SIGTERM'); });
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'custos-peers-'));
 const root = fs.realpathSync(fs.mkdtempSync(path.join(tmp, 'root-')));
 fs.writeFileSync(path.join(root, 'a.txt'), 'hello\n');
@@ -51,6 +57,26 @@ async function connect(command, args) {
   return client;
 }
 
+// Through the gateway: stdio, or `custos mcp serve` on a free loopback port over Streamable HTTP.
+async function connectVia(gw) {
+  if (mode !== 'http') return connect(custos, ['mcp', 'stdio', '--config', gw]);
+  const child = spawn(custos, ['mcp', 'serve', '--config', gw, '--listen', '127.0.0.1:0'],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/\S+)/);
+      if (m) resolve(m[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`custos mcp serve exited ${code}`)));
+  });
+  const client = new Client({ name: 'peers-test', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  return client;
+}
+
 // server-everything stamps dynamic resources with their creation time ("created at 4:17:49 AM");
 // the direct and the gateway's server start at different instants, so clock times are masked.
 function maskTimes(v) {
@@ -72,7 +98,7 @@ for (const s of servers) {
   fs.writeFileSync(gw, `[gateway]\npolicy = "${policy}"\ndata_dir = "${path.join(tmp, s.name + '-data')}"\n` +
     `[[servers]]\nname = "${s.name}"\ncommand = "${process.execPath}"\nargs = ${JSON.stringify(s.args)}\n` +
     `read_only = ${JSON.stringify(tools.map((t) => t.name))}\ntimeout_ms = 20000\n`);
-  const via = await connect(custos, ['mcp', 'stdio', '--config', gw]);
+  const via = await connectVia(gw);
 
   // Tools: same descriptors under the namespace.
   const viaTools = (await via.listTools()).tools;
@@ -128,5 +154,6 @@ for (const s of servers) {
   await direct.close();
   await via.close();
 }
+for (const c of children) c.kill('SIGTERM');
 fs.rmSync(tmp, { recursive: true, force: true });
-console.log(`peers: ${checked} tools/resources/prompts gave the same answer directly and through the gateway`);
+console.log(`peers (${mode}): ${checked} tools/resources/prompts gave the same answer directly and through the gateway`);

@@ -1,0 +1,592 @@
+// The Streamable HTTP front (HttpFront) against our fixture server: sessions, the transport's
+// headers, Origin, JSON vs event-stream answers, per-session taint. Requests go straight to
+// HttpFront::Handle with a recording exchange (the Beast transport is covered by the SDK peer
+// test, mcp_peers_http, and by the server's own tests).
+
+#include "custos/mcp/http_front.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+
+#include "custos/mcp/access_token.h"
+#include "custos/mcp/jsonrpc.h"
+#include "testing/temp_dir.h"
+
+namespace custos::mcp {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Fixture() {
+  const char* src = std::getenv("CUSTOS_SOURCE_DIR");
+  return std::string(src != nullptr ? src : ".") + "/tests/mcp/fixtures/fixture_server.js";
+}
+
+std::string Node() {
+  for (const char* p : {"/usr/bin/node", "/usr/local/bin/node"}) {
+    if (::access(p, X_OK) == 0)
+      return p;
+  }
+  return "";
+}
+
+// Records what the front answers; Wait* block until it has.
+class FakeExchange final : public HttpExchange {
+ public:
+  void Respond(HttpAnswer a) override {
+    std::lock_guard lock(mu_);
+    answer_ = std::move(a);
+    responded_ = true;
+    cv_.notify_all();
+  }
+  void Begin(HttpAnswer head) override {
+    std::lock_guard lock(mu_);
+    answer_ = std::move(head);
+    began_ = true;
+    cv_.notify_all();
+  }
+  void Write(std::string chunk) override {
+    std::lock_guard lock(mu_);
+    body_ += chunk;
+    cv_.notify_all();
+  }
+  void End() override {
+    std::lock_guard lock(mu_);
+    ended_ = true;
+    cv_.notify_all();
+  }
+  bool closed() const override { return false; }
+  void OnClose(std::function<void()> fn) override { on_close_ = std::move(fn); }
+
+  // The whole answer (JSON) or, for a stream, its head once it ended.
+  HttpAnswer WaitDone(int ms = 10'000) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return responded_ || ended_; });
+    return answer_;
+  }
+  bool WaitBody(std::string_view needle, int ms = 10'000) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::milliseconds(ms),
+                        [&] { return body_.find(needle) != std::string::npos; });
+  }
+  std::string body() {
+    std::lock_guard lock(mu_);
+    return body_;
+  }
+  bool began() {
+    std::lock_guard lock(mu_);
+    return began_;
+  }
+  bool ended() {
+    std::lock_guard lock(mu_);
+    return ended_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  HttpAnswer answer_;
+  std::string body_;
+  bool responded_ = false, began_ = false, ended_ = false;
+  std::function<void()> on_close_;
+};
+
+std::string Header(const HttpAnswer& a, const std::string& name) {
+  for (const auto& [k, v] : a.headers) {
+    if (k == name)
+      return v;
+  }
+  return "";
+}
+
+std::string ReasonOf(const HttpAnswer& a) {
+  Result<Json> j = ParseUntrustedJson(a.body);
+  if (!j.ok() || !j->contains("error"))
+    return "";
+  return (*j)["error"]["data"].value("reason", "");
+}
+
+class HttpFrontTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (Node().empty())
+      GTEST_SKIP() << "node is not installed";
+    std::ofstream(dir_.path() / "policy.toml")
+        << "[policy]\nname = \"http-test\"\n[agents.mcp-client]\nsyscalls = [\"tool.invoke\"]\n"
+           "[tools]\nallow = [\"a.*\"]\n"
+           "[[flows]]\nid = \"no-external-to-writes\"\nfrom = [\"external\"]\n"
+           "to = [\"tool:a.write_file\"]\n";
+    std::ofstream(dir_.path() / "gateway.toml")
+        << "[gateway]\npolicy = \"policy.toml\"\n[http]\nallowed_origins = "
+           "[\"http://localhost:5173\"]\nmax_sessions = 3\n[[servers]]\nname = \"a\"\ncommand = \""
+        << Node() << "\"\nargs = [\"" << Fixture()
+        << "\"]\ntimeout_ms = 5000\nclient_capabilities = [\"sampling\"]\n";
+    Result<GatewayConfig> cfg = LoadGatewayConfig(dir_.path() / "gateway.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+    Result<std::shared_ptr<const policy::Policy>> p = policy::Policy::LoadFile(cfg->policy_file);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    kernel::KernelOptions ko;
+    ko.data_dir = dir_.path() / "data";
+    ko.policy = *p;
+    ko.durability = audit::Durability::kNone;
+    ko.notice = [](const std::string&) {};
+    Result<std::unique_ptr<kernel::Kernel>> k = kernel::Kernel::Open(std::move(ko));
+    ASSERT_TRUE(k.ok()) << k.status().ToString();
+    kernel_ = std::move(k).value();
+    HttpFrontOptions fo;
+    fo.config = *cfg;
+    fo.kernel = kernel_.get();
+    fo.heartbeat_ms = 100;
+    Result<std::unique_ptr<HttpFront>> f = HttpFront::Create(std::move(fo));
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    front_ = std::move(f).value();
+  }
+  void TearDown() override {
+    if (front_)
+      front_->Shutdown();
+    front_.reset();
+    kernel_.reset();
+  }
+
+  HttpRequest Post(const Json& body, const std::string& session = "",
+                   const std::string& version = "2025-11-25") {
+    HttpRequest r;
+    r.method = "POST";
+    r.target = "/mcp";
+    r.headers = {{"content-type", "application/json"},
+                 {"accept", "application/json, text/event-stream"}};
+    if (!session.empty())
+      r.headers.emplace_back("mcp-session-id", session);
+    if (!version.empty())
+      r.headers.emplace_back("mcp-protocol-version", version);
+    r.body = body.dump();
+    return r;
+  }
+
+  std::pair<HttpAnswer, std::shared_ptr<FakeExchange>> Send(HttpRequest r) {
+    auto ex = std::make_shared<FakeExchange>();
+    front_->Handle(std::move(r), ex);
+    return {ex->WaitDone(), ex};
+  }
+
+  // Opens a session; returns its id.
+  std::string Open(const Json& capabilities = Json::object()) {
+    HttpRequest r = Post({{"jsonrpc", "2.0"},
+                          {"id", 1},
+                          {"method", "initialize"},
+                          {"params",
+                           {{"protocolVersion", "2025-11-25"},
+                            {"capabilities", capabilities},
+                            {"clientInfo", {{"name", "t"}, {"version", "1"}}}}}},
+                         "", "");
+    auto [a, ex] = Send(std::move(r));
+    EXPECT_EQ(a.status, 200) << a.body;
+    const std::string sid = Header(a, "Mcp-Session-Id");
+    EXPECT_FALSE(sid.empty());
+    auto [n, ex2] = Send(Post({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}, sid));
+    EXPECT_EQ(n.status, 202);
+    return sid;
+  }
+
+  Json Call(const std::string& sid, int id, const std::string& tool, const Json& args) {
+    auto [a, ex] = Send(Post({{"jsonrpc", "2.0"},
+                              {"id", id},
+                              {"method", "tools/call"},
+                              {"params", {{"name", tool}, {"arguments", args}}}},
+                             sid));
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(a.content_type, "application/json");
+    Result<Json> j = ParseUntrustedJson(a.body);
+    return j.ok() ? *j : Json();
+  }
+
+  custos::testing::TempDir dir_;
+  std::unique_ptr<kernel::Kernel> kernel_;
+  std::unique_ptr<HttpFront> front_;
+};
+
+TEST_F(HttpFrontTest, InitializeIssuesASessionThatLaterRequestsMustCarry) {
+  const std::string sid = Open();
+  EXPECT_THAT(sid, ::testing::StartsWith("mcps_"));
+  Json r = Call(sid, 2, "a.echo", {{"x", 1}});
+  EXPECT_EQ(r["result"]["content"][0]["text"], R"({"x":1})") << r;
+
+  auto [none, e1] = Send(Post({{"jsonrpc", "2.0"}, {"id", 3}, {"method", "ping"}}));
+  EXPECT_EQ(none.status, 400);
+  EXPECT_EQ(ReasonOf(none), "mcp_session_required");
+  auto [unknown, e2] = Send(Post({{"jsonrpc", "2.0"}, {"id", 3}, {"method", "ping"}}, "mcps_x"));
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(ReasonOf(unknown), "mcp_session_not_found");
+}
+
+TEST_F(HttpFrontTest, DeleteEndsTheSessionAndItsIdIsThen404) {
+  const std::string sid = Open();
+  EXPECT_EQ(front_->session_count(), 1u);
+  HttpRequest del;
+  del.method = "DELETE";
+  del.target = "/mcp";
+  del.headers = {{"mcp-session-id", sid}};
+  auto [a, ex] = Send(del);
+  EXPECT_EQ(a.status, 200);
+  EXPECT_EQ(front_->session_count(), 0u);
+  auto [b, ex2] = Send(Post({{"jsonrpc", "2.0"}, {"id", 3}, {"method", "ping"}}, sid));
+  EXPECT_EQ(b.status, 404);
+  EXPECT_EQ(ReasonOf(b), "mcp_session_not_found");
+}
+
+TEST_F(HttpFrontTest, OriginOutsideTheAllowListIs403) {
+  HttpRequest r = Post({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "ping"}});
+  r.headers.emplace_back("origin", "http://evil.example");
+  auto [a, ex] = Send(r);
+  EXPECT_EQ(a.status, 403);
+  EXPECT_EQ(ReasonOf(a), "mcp_origin_refused");
+  EXPECT_EQ(front_->session_count(), 0u);
+
+  const std::string sid = Open();
+  HttpRequest ok = Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid);
+  ok.headers.emplace_back("origin", "http://localhost:5173");
+  auto [b, ex2] = Send(ok);
+  EXPECT_EQ(b.status, 200) << b.body;
+}
+
+TEST_F(HttpFrontTest, AcceptContentTypeAndMethodAreChecked) {
+  const std::string sid = Open();
+  HttpRequest r = Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid);
+  r.headers[1].second = "application/json";  // no text/event-stream
+  auto [a, e1] = Send(r);
+  EXPECT_EQ(a.status, 406);
+  EXPECT_EQ(ReasonOf(a), "mcp_not_acceptable");
+
+  HttpRequest t = Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid);
+  t.headers[0].second = "text/plain";
+  auto [b, e2] = Send(t);
+  EXPECT_EQ(b.status, 415);
+
+  HttpRequest g;
+  g.method = "GET";
+  g.target = "/mcp";
+  g.headers = {{"accept", "application/json"}, {"mcp-session-id", sid}};
+  auto [c, e3] = Send(g);
+  EXPECT_EQ(c.status, 406);
+
+  HttpRequest put = Post(Json::object(), sid);
+  put.method = "PUT";
+  auto [d, e4] = Send(put);
+  EXPECT_EQ(d.status, 405);
+  EXPECT_EQ(Header(d, "Allow"), "GET, POST, DELETE");
+
+  auto [bad, e5] = Send([&] {
+    HttpRequest x = Post(Json::object(), sid);
+    x.body = "{not json";
+    return x;
+  }());
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_THAT(bad.body, HasSubstr("-32700"));
+}
+
+TEST_F(HttpFrontTest, ProtocolVersionHeaderMustBeSupportedAndTheSessionsOwn) {
+  const std::string sid = Open();
+  auto [a, e1] = Send(Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid, "1999-01-01"));
+  EXPECT_EQ(a.status, 400);
+  EXPECT_EQ(ReasonOf(a), "mcp_version_unsupported");
+  auto [b, e2] = Send(Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid, "2025-06-18"));
+  EXPECT_EQ(b.status, 400);
+  auto [c, e3] = Send(Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid, ""));
+  EXPECT_EQ(c.status, 200);  // absent: the spec's backwards-compatible default
+}
+
+TEST_F(HttpFrontTest, ServerRequestDuringACallTurnsThePostIntoAnEventStream) {
+  const std::string sid = Open({{"sampling", Json::object()}});
+  auto ex = std::make_shared<FakeExchange>();
+  front_->Handle(Post({{"jsonrpc", "2.0"},
+                       {"id", 7},
+                       {"method", "tools/call"},
+                       {"params", {{"name", "a.ask_client"}, {"arguments", Json::object()}}}},
+                      sid),
+                 ex);
+  // The gateway's sampling request arrives on this POST's stream...
+  ASSERT_TRUE(ex->WaitBody("sampling/createMessage")) << ex->body();
+  EXPECT_TRUE(ex->began());
+  const std::string body = ex->body();
+  const size_t data = body.find("data: ");
+  ASSERT_NE(data, std::string::npos);
+  Result<Message> req = ParseMessage(body.substr(data + 6, body.find('\n', data) - data - 6));
+  ASSERT_TRUE(req.ok());
+  EXPECT_TRUE(req->is_request());
+  // ...the client answers with a POST of its own (202), and the call's result ends the stream.
+  auto [a, e2] =
+      Send(Post(Message::Response(req->id, {{"role", "assistant"},
+                                            {"content", {{"type", "text"}, {"text", "hi"}}},
+                                            {"model", "m"}})
+                    .ToJson(),
+                sid));
+  EXPECT_EQ(a.status, 202);
+  ASSERT_TRUE(ex->WaitBody("\"id\":7"));
+  HttpAnswer head = ex->WaitDone();
+  EXPECT_TRUE(ex->ended());
+  EXPECT_EQ(head.content_type, "text/event-stream");
+}
+
+TEST_F(HttpFrontTest, GetOpensOneEventStreamPerSession) {
+  const std::string sid = Open();
+  HttpRequest g;
+  g.method = "GET";
+  g.target = "/mcp";
+  g.headers = {{"accept", "text/event-stream"}, {"mcp-session-id", sid}};
+  auto ex = std::make_shared<FakeExchange>();
+  front_->Handle(g, ex);
+  EXPECT_TRUE(ex->began());
+  EXPECT_TRUE(ex->WaitBody(": keep-alive"));  // heartbeats every heartbeat_ms
+  auto [second, e2] = Send(g);
+  EXPECT_EQ(second.status, 409);
+}
+
+TEST_F(HttpFrontTest, EachSessionHasItsOwnTaint) {
+  const std::string tainted = Open();
+  const std::string clean = Open();
+  EXPECT_EQ(front_->session_count(), 2u);
+  // External content enters one session only...
+  Json page = Call(tainted, 2, "a.fetch_page", {{"url", "https://example.com"}});
+  EXPECT_TRUE(page.contains("result")) << page;
+  Json refused = Call(tainted, 3, "a.write_file", {{"path", "x"}, {"content", "y"}});
+  ASSERT_TRUE(refused.contains("error")) << refused;
+  EXPECT_EQ(refused["error"]["data"]["reason"], "flow_violation");
+  // ...the other session's writes are still allowed.
+  Json ok = Call(clean, 2, "a.write_file", {{"path", "x"}, {"content", "y"}});
+  EXPECT_TRUE(ok.contains("result")) << ok;
+}
+
+TEST_F(HttpFrontTest, SessionsBeyondMaxSessionsAre503) {
+  Open();
+  Open();
+  Open();
+  auto [a, ex] = Send(Post({{"jsonrpc", "2.0"},
+                            {"id", 1},
+                            {"method", "initialize"},
+                            {"params",
+                             {{"protocolVersion", "2025-11-25"},
+                              {"capabilities", Json::object()},
+                              {"clientInfo", {{"name", "t"}, {"version", "1"}}}}}},
+                           "", ""));
+  EXPECT_EQ(a.status, 503);
+  EXPECT_EQ(ReasonOf(a), "unavailable");
+}
+
+}  // namespace
+}  // namespace custos::mcp
+
+// ---- OAuth 2.1 resource server ([http.auth]) ------------------------------------------------
+
+namespace custos::mcp {
+namespace {
+
+constexpr const char* kResource = "http://127.0.0.1:7310/mcp";
+constexpr const char* kIssuer = "https://auth.example.com";
+
+std::string B64(const unsigned char* p, size_t n) {
+  return Base64UrlEncode(std::string_view(reinterpret_cast<const char*>(p), n));
+}
+
+class HttpFrontAuthTest : public HttpFrontTest {
+ protected:
+  void SetUp() override {
+    if (Node().empty())
+      GTEST_SKIP() << "node is not installed";
+    ASSERT_EQ(sodium_init() >= 0, true);
+    crypto_sign_keypair(ed_pk_, ed_sk_);
+    ec_ = EVP_EC_gen("P-256");
+    ASSERT_NE(ec_, nullptr);
+    unsigned char pub[65];
+    size_t len = 0;
+    ASSERT_EQ(EVP_PKEY_get_octet_string_param(ec_, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof pub, &len),
+              1);
+    ASSERT_EQ(len, 65u);
+    const Json jwks = {
+        {"keys",
+         {{{"kty", "OKP"}, {"crv", "Ed25519"}, {"kid", "ed"}, {"x", B64(ed_pk_, 32)}},
+          {{"kty", "EC"},
+           {"crv", "P-256"},
+           {"kid", "ec"},
+           {"x", B64(pub + 1, 32)},
+           {"y", B64(pub + 33, 32)}}}}};
+    std::ofstream(dir_.path() / "jwks.json") << jwks.dump();
+    std::ofstream(dir_.path() / "policy.toml")
+        << "[policy]\nname = \"auth-test\"\n[agents.mcp-client]\nsyscalls = [\"tool.invoke\"]\n"
+           "[tools]\nallow = [\"a.*\"]\n";
+    std::ofstream(dir_.path() / "gateway.toml")
+        << "[gateway]\npolicy = \"policy.toml\"\n[http.auth]\nresource = \"" << kResource
+        << "\"\nissuer = \"" << kIssuer << "\"\njwks_file = \"jwks.json\"\n[[servers]]\nname = "
+        << "\"a\"\ncommand = \"" << Node() << "\"\nargs = [\"" << Fixture() << "\"]\n";
+    Result<GatewayConfig> cfg = LoadGatewayConfig(dir_.path() / "gateway.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+    Result<std::shared_ptr<const policy::Policy>> p = policy::Policy::LoadFile(cfg->policy_file);
+    ASSERT_TRUE(p.ok());
+    kernel::KernelOptions ko;
+    ko.data_dir = dir_.path() / "data";
+    ko.policy = *p;
+    ko.durability = audit::Durability::kNone;
+    ko.notice = [](const std::string&) {};
+    Result<std::unique_ptr<kernel::Kernel>> k = kernel::Kernel::Open(std::move(ko));
+    ASSERT_TRUE(k.ok());
+    kernel_ = std::move(k).value();
+    HttpFrontOptions fo;
+    fo.config = *cfg;
+    fo.kernel = kernel_.get();
+    Result<std::unique_ptr<HttpFront>> f = HttpFront::Create(std::move(fo));
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    front_ = std::move(f).value();
+  }
+  void TearDown() override {
+    HttpFrontTest::TearDown();
+    EVP_PKEY_free(ec_);
+  }
+
+  static int64_t Now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+  Json Claims(const std::string& sub = "alice") {
+    return {{"iss", kIssuer}, {"aud", kResource}, {"sub", sub}, {"exp", Now() + 300}};
+  }
+  std::string Sign(const std::string& alg, const Json& claims, const std::string& kid = "") {
+    Json h = {{"alg", alg}, {"typ", "at+jwt"}};
+    if (!kid.empty())
+      h["kid"] = kid;
+    const std::string input = Base64UrlEncode(h.dump()) + "." + Base64UrlEncode(claims.dump());
+    std::string sig;
+    if (alg == "EdDSA") {
+      unsigned char s[crypto_sign_BYTES];
+      crypto_sign_detached(s, nullptr, reinterpret_cast<const unsigned char*>(input.data()),
+                           input.size(), ed_sk_);
+      sig.assign(reinterpret_cast<char*>(s), sizeof s);
+    } else {
+      EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+      unsigned char der[80];
+      size_t der_len = sizeof der;
+      EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, ec_);
+      EVP_DigestSign(ctx, der, &der_len, reinterpret_cast<const unsigned char*>(input.data()),
+                     input.size());
+      EVP_MD_CTX_free(ctx);
+      const unsigned char* p = der;
+      ECDSA_SIG* es = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der_len));
+      unsigned char rs[64];
+      BN_bn2binpad(ECDSA_SIG_get0_r(es), rs, 32);
+      BN_bn2binpad(ECDSA_SIG_get0_s(es), rs + 32, 32);
+      ECDSA_SIG_free(es);
+      sig.assign(reinterpret_cast<char*>(rs), 64);
+    }
+    return input + "." + Base64UrlEncode(sig);
+  }
+  HttpRequest Init(const std::string& token) {
+    HttpRequest r = Post({{"jsonrpc", "2.0"},
+                          {"id", 1},
+                          {"method", "initialize"},
+                          {"params",
+                           {{"protocolVersion", "2025-11-25"},
+                            {"capabilities", Json::object()},
+                            {"clientInfo", {{"name", "t"}, {"version", "1"}}}}}},
+                         "", "");
+    if (!token.empty())
+      r.headers.emplace_back("authorization", "Bearer " + token);
+    return r;
+  }
+
+  unsigned char ed_pk_[crypto_sign_PUBLICKEYBYTES];
+  unsigned char ed_sk_[crypto_sign_SECRETKEYBYTES];
+  EVP_PKEY* ec_ = nullptr;
+};
+
+TEST_F(HttpFrontAuthTest, NoTokenIs401WithTheResourceMetadataChallenge) {
+  auto [a, ex] = Send(Init(""));
+  EXPECT_EQ(a.status, 401);
+  EXPECT_EQ(ReasonOf(a), "mcp_token_invalid");
+  EXPECT_EQ(Header(a, "WWW-Authenticate"),
+            "Bearer resource_metadata=\"http://127.0.0.1:7310/.well-known/"
+            "oauth-protected-resource/mcp\"");
+  HttpRequest md;
+  md.method = "GET";
+  md.target = "/.well-known/oauth-protected-resource/mcp";
+  auto [m, ex2] = Send(md);
+  EXPECT_EQ(m.status, 200);
+  Result<Json> j = ParseUntrustedJson(m.body);
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ((*j)["resource"], kResource);
+  EXPECT_EQ((*j)["authorization_servers"][0], kIssuer);
+  EXPECT_EQ(front_->paths().size(), 2u);
+}
+
+TEST_F(HttpFrontAuthTest, ValidEdDsaAndEs256TokensOpenSessions) {
+  auto [a, e1] = Send(Init(Sign("EdDSA", Claims(), "ed")));
+  EXPECT_EQ(a.status, 200) << a.body;
+  auto [b, e2] = Send(Init(Sign("ES256", Claims(), "ec")));
+  EXPECT_EQ(b.status, 200) << b.body;
+  auto [c, e3] = Send(Init(Sign("ES256", Claims())));  // no kid: the only EC key
+  EXPECT_EQ(c.status, 200) << c.body;
+}
+
+TEST_F(HttpFrontAuthTest, BadTokensAre401InvalidToken) {
+  Json wrong_aud = Claims();
+  wrong_aud["aud"] = "http://127.0.0.1:9999/mcp";
+  Json expired = Claims();
+  expired["exp"] = Now() - 3600;
+  Json future = Claims();
+  future["nbf"] = Now() + 3600;
+  Json wrong_iss = Claims();
+  wrong_iss["iss"] = "https://evil.example.com";
+  Json no_exp = Claims();
+  no_exp.erase("exp");
+  std::string tampered = Sign("EdDSA", Claims(), "ed");
+  tampered[tampered.rfind('.') + 5] ^= 1;
+  const std::string none =
+      Base64UrlEncode(R"({"alg":"none"})") + "." + Base64UrlEncode(Claims().dump()) + ".";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {Sign("EdDSA", wrong_aud, "ed"), "audience"},
+      {Sign("EdDSA", expired, "ed"), "expired"},
+      {Sign("ES256", future, "ec"), "nbf"},
+      {Sign("EdDSA", wrong_iss, "ed"), "issuer"},
+      {Sign("EdDSA", no_exp, "ed"), "exp"},
+      {tampered, "signature"},
+      {Sign("EdDSA", Claims(), "ec"), "key"},  // an Ed25519 signature under the EC key's kid
+      {none, "alg"},
+      {"not-a-jwt", "JWS"},
+  };
+  for (const auto& [token, why] : cases) {
+    auto [a, ex] = Send(Init(token));
+    EXPECT_EQ(a.status, 401) << why;
+    EXPECT_EQ(ReasonOf(a), "mcp_token_invalid") << why;
+    EXPECT_THAT(a.body, HasSubstr(why));
+    EXPECT_THAT(Header(a, "WWW-Authenticate"), HasSubstr("error=\"invalid_token\"")) << why;
+  }
+  EXPECT_EQ(front_->session_count(), 0u);
+}
+
+TEST_F(HttpFrontAuthTest, ASessionIsBoundToItsTokensSubject) {
+  auto [a, e1] = Send(Init(Sign("EdDSA", Claims("alice"), "ed")));
+  ASSERT_EQ(a.status, 200);
+  const std::string sid = Header(a, "Mcp-Session-Id");
+  HttpRequest other = Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid);
+  other.headers.emplace_back("authorization", "Bearer " + Sign("EdDSA", Claims("mallory"), "ed"));
+  auto [b, e2] = Send(other);
+  EXPECT_EQ(b.status, 403);
+  EXPECT_EQ(ReasonOf(b), "mcp_session_forbidden");
+  HttpRequest same = Post({{"jsonrpc", "2.0"}, {"id", 3}, {"method", "ping"}}, sid);
+  same.headers.emplace_back("authorization", "Bearer " + Sign("ES256", Claims("alice"), "ec"));
+  auto [c, e3] = Send(same);
+  EXPECT_EQ(c.status, 200) << c.body;
+}
+
+}  // namespace
+}  // namespace custos::mcp
