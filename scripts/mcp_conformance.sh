@@ -79,6 +79,10 @@ EOF
 policy = "policy.toml"
 namespaces = false
 
+# Each scenario opens its own session (and so its own server process) and none ends it.
+[http]
+max_sessions = 64
+
 [[servers]]
 name = "conf"
 command = "$(command -v node)"
@@ -91,9 +95,9 @@ EOF
   baseline=(--expected-failures "$dest/expected-failures.yml")
 fi
 
-cd "$work"
+cd "$dest" && rm -rf results  # the suite writes results/<scenario>-<time>/checks.json here
 set +e
-"$node22" "$suite" server --url "$url" "${baseline[@]}" >"$dest/last-run.txt" 2>&1
+"$node22" "$suite" server --url "$url" "${baseline[@]}" ${CONFORMANCE_ARGS:-} >"$dest/last-run.txt" 2>&1
 rc=$?
 set -e
 sed -n '/=== SUMMARY ===/,$p' "$dest/last-run.txt"

@@ -303,6 +303,15 @@ struct HttpFront::Impl {
     const auto& allowed = options.config.http.allowed_origins;
     if (std::find(allowed.begin(), allowed.end(), origin) != allowed.end())
       return Status::Ok();
+    // Same origin on a loopback name: a page served from this very endpoint. A rebinding page
+    // has its own origin (the attacker's name), so it never matches; the Host must be loopback.
+    const std::string_view host = req.Header("host");
+    const std::string_view name = host.substr(
+        0, host.rfind(':') == std::string_view::npos || host.ends_with("]") ? host.size()
+                                                                            : host.rfind(':'));
+    const bool loopback_host = name == "127.0.0.1" || name == "localhost" || name == "[::1]";
+    if (loopback_host && origin == "http://" + std::string(host))
+      return Status::Ok();
     return Status(Reason::kMcpOriginRefused, "Origin '" + std::string(origin.substr(0, 128)) +
                                                  "' is not in gateway.toml [http] allowed_origins");
   }

@@ -259,6 +259,19 @@ TEST_F(HttpFrontTest, OriginOutsideTheAllowListIs403) {
   ok.headers.emplace_back("origin", "http://localhost:5173");
   auto [b, ex2] = Send(ok);
   EXPECT_EQ(b.status, 200) << b.body;
+
+  // Same origin on a loopback Host is this endpoint's own page; a rebinding page sends its own
+  // name as Host and Origin, and a loopback Host with another origin is still refused.
+  auto with = [&](const std::string& host, const std::string& origin, int id) {
+    HttpRequest q = Post({{"jsonrpc", "2.0"}, {"id", id}, {"method", "ping"}}, sid);
+    q.headers.emplace_back("host", host);
+    q.headers.emplace_back("origin", origin);
+    return Send(q).first.status;
+  };
+  EXPECT_EQ(with("127.0.0.1:7411", "http://127.0.0.1:7411", 3), 200);
+  EXPECT_EQ(with("[::1]:7411", "http://[::1]:7411", 4), 200);
+  EXPECT_EQ(with("evil.example:7411", "http://evil.example:7411", 5), 403);
+  EXPECT_EQ(with("127.0.0.1:7411", "http://127.0.0.1:9999", 6), 403);
 }
 
 TEST_F(HttpFrontTest, AcceptContentTypeAndMethodAreChecked) {
