@@ -49,11 +49,14 @@ demo: build
 bench: build
 	@scripts/bench.sh $(BUILD)
 
+# Our C++ only: npm installs under tests/ (node_modules, Node's own headers) are not ours to format.
+SOURCES = find include src tests bench fuzz -name node_modules -prune -o \( -name '*.h' -o -name '*.cc' \) -print
+
 format:
-	@find include src tests bench fuzz -name '*.h' -o -name '*.cc' | xargs clang-format -i
+	@$(SOURCES) | xargs clang-format -i
 
 check-format:
-	@find include src tests bench fuzz -name '*.h' -o -name '*.cc' | xargs clang-format --dry-run --Werror
+	@$(SOURCES) | xargs clang-format --dry-run --Werror
 
 clean:
 	rm -rf $(BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -116,10 +116,10 @@ class HttpBackTest : public ::testing::Test {
     ASSERT_TRUE(g.ok()) << g.status().ToString();
     gateway_ = std::move(g).value();
     client_->Attach(gateway_.get());
-    Result<Message> init = client_->Request(
-        "initialize", {{"protocolVersion", "2025-11-25"},
-                       {"capabilities", {{"sampling", Json::object()}}},
-                       {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
+    Result<Message> init =
+        client_->Request("initialize", {{"protocolVersion", "2025-11-25"},
+                                        {"capabilities", {{"sampling", Json::object()}}},
+                                        {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
     ASSERT_TRUE(init.ok());
   }
   void TearDown() override {
@@ -168,8 +168,7 @@ TEST_F(HttpBackTest, ServerRequestOnTheEventStreamReachesTheClient) {
       for (const Message& n : client_->TakeNotifications()) {
         if (n.is_request() && n.method == "sampling/createMessage") {
           client_->SendRaw(Message::Response(n.id, {{"role", "assistant"},
-                                                    {"content", {{"type", "text"},
-                                                                 {"text", "hi"}}},
+                                                    {"content", {{"type", "text"}, {"text", "hi"}}},
                                                     {"model", "m"}})
                                .Serialize());
           return;

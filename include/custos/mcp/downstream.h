@@ -43,7 +43,8 @@ class Downstream {
 
   virtual const ServerConfig& config() const = 0;
   virtual std::string protocol_version() const = 0;
-  // Whether the server speaks the stateless 2026-07-28 era (no initialize; an envelope per request).
+  // Whether the server speaks the stateless 2026-07-28 era (no initialize; an envelope per
+  // request).
   virtual bool stateless() const = 0;
   virtual Json capabilities() const = 0;
   virtual Json server_info() const = 0;
