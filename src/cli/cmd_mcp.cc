@@ -32,21 +32,29 @@ namespace {
 
 // ---- stdio ---------------------------------------------------------------------------------
 
+// gateway.toml and a kernel on its data directory (or the CLI's), under its policy.
+struct GatewaySetup {
+  mcp::GatewayConfig config;
+  KernelSession session;
+};
+
+Result<GatewaySetup> OpenGateway(const GlobalOptions& g, const std::string& config_file) {
+  CUSTOS_ASSIGN_OR_RETURN(mcp::GatewayConfig cfg, mcp::LoadGatewayConfig(config_file));
+  const std::filesystem::path data_dir = cfg.data_dir.empty() ? ResolveDataDir(g) : cfg.data_dir;
+  CUSTOS_ASSIGN_OR_RETURN(Config config, LoadConfig(data_dir));
+  CUSTOS_ASSIGN_OR_RETURN(
+      KernelSession session,
+      KernelSession::Open(data_dir, cfg.policy_file.string(), config.durability, config));
+  return GatewaySetup{std::move(cfg), std::move(session)};
+}
+
 int RunStdio(const GlobalOptions& g, const std::string& config_file) {
-  Result<mcp::GatewayConfig> cfg = mcp::LoadGatewayConfig(config_file);
-  if (!cfg.ok())
-    return Fail(cfg.status());
-  const std::filesystem::path data_dir = cfg->data_dir.empty() ? ResolveDataDir(g) : cfg->data_dir;
-  Result<Config> config = LoadConfig(data_dir);
-  if (!config.ok())
-    return Fail(config.status());
-  Result<KernelSession> session =
-      KernelSession::Open(data_dir, cfg->policy_file.string(), config->durability, *config);
-  if (!session.ok())
-    return Fail(session.status());
+  Result<GatewaySetup> setup = OpenGateway(g, config_file);
+  if (!setup.ok())
+    return Fail(setup.status());
   mcp::GatewayOptions o;
-  o.config = *cfg;
-  o.kernel = &session->kernel();
+  o.config = setup->config;
+  o.kernel = &setup->session.kernel();
   std::mutex out_mu;
   o.send = [&out_mu](const std::string& line) {
     std::lock_guard lock(out_mu);
@@ -74,20 +82,12 @@ int RunServe(const GlobalOptions& g, const std::string& config_file, const std::
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  Result<mcp::GatewayConfig> cfg = mcp::LoadGatewayConfig(config_file);
-  if (!cfg.ok())
-    return Fail(cfg.status());
-  const std::filesystem::path data_dir = cfg->data_dir.empty() ? ResolveDataDir(g) : cfg->data_dir;
-  Result<Config> config = LoadConfig(data_dir);
-  if (!config.ok())
-    return Fail(config.status());
-  Result<KernelSession> session =
-      KernelSession::Open(data_dir, cfg->policy_file.string(), config->durability, *config);
-  if (!session.ok())
-    return Fail(session.status());
+  Result<GatewaySetup> setup = OpenGateway(g, config_file);
+  if (!setup.ok())
+    return Fail(setup.status());
   mcp::HttpFrontOptions fo;
-  fo.config = *cfg;
-  fo.kernel = &session->kernel();
+  fo.config = setup->config;
+  fo.kernel = &setup->session.kernel();
   Result<std::unique_ptr<mcp::HttpFront>> front = mcp::HttpFront::Create(std::move(fo));
   if (!front.ok())
     return Fail(front.status());
