@@ -346,7 +346,10 @@ TEST_F(CapabilityTokenTest, ExplodingDatalogHitsARunLimit) {
   block += "cube($x, $y, $z) <- n($x), n($y), n($z);\n";
   SyscallResult r = ReadWith(Attenuate(Grant("worker"), block));
   EXPECT_THAT(r, IsDenied(Reason::kTokenInvalid, "capability"));
-  EXPECT_THAT(r.decision.explanation, HasSubstr("too_many_facts"));
+  // 64,000 derived facts pass the fact limit first; a slow build (ThreadSanitizer on a loaded
+  // machine) may reach the time limit before it. Either is the run limit stopping the token.
+  EXPECT_THAT(r.decision.explanation,
+              ::testing::AnyOf(HasSubstr("too_many_facts"), HasSubstr("timeout")));
 }
 
 TEST_F(CapabilityTokenTest, LabelsOfInputsAreAmbientFacts) {
