@@ -6,6 +6,7 @@
 
 #include <array>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "custos/core/clock.h"
@@ -36,6 +37,36 @@ Identity Make(const std::set<std::string>& admins, std::string agent, std::strin
   id.agent = std::move(agent);
   id.via = std::move(via);
   return id;
+}
+
+// Reads a key file of "FIELD1 FIELD2" lines: a missing file is no keys; a file with any of
+// `forbidden_mode` bits is refused (kKeyError, `mode_error`); `take` returns false for a malformed
+// line, which fails the whole file at file:line.
+Status ForEachKeyLine(const std::filesystem::path& file, mode_t forbidden_mode,
+                      const std::string& mode_error,
+                      const std::function<bool(const std::string&, const std::string&)>& take) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0)
+    return Status::Ok();
+  if ((st.st_mode & forbidden_mode) != 0)
+    return Status(Reason::kKeyError, mode_error, file.string());
+  std::ifstream in(file);
+  if (!in)
+    return Status(Reason::kIoError, "cannot read the key file", file.string());
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty())
+      continue;
+    std::istringstream ls(line);
+    std::string first, second;
+    ls >> first >> second;
+    if (!take(first, second))
+      return Status(Reason::kKeyError, "malformed key line",
+                    file.string() + ":" + std::to_string(n));
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -151,67 +182,32 @@ Result<Authenticator> Authenticator::Load(const std::filesystem::path& data_dir,
   a.admins_ = config.admins;
   CUSTOS_RETURN_IF_ERROR(a.LoadAgentKeys(data_dir / kAgentKeyFileName));
   const std::filesystem::path file = data_dir / kApiKeyFileName;
-  struct stat st {};
-  if (::stat(file.c_str(), &st) != 0)
-    return a;  // no API keys: only mapped socket peers and signed requests can call
-  if ((st.st_mode & 077) != 0) {
-    return Status(Reason::kKeyError, "the API key file is readable by group/others (chmod 600)",
-                  file.string());
-  }
-  std::ifstream in(file);
-  if (!in)
-    return Status(Reason::kIoError, "cannot read the API key file", file.string());
-  std::string line;
-  int n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.empty())
-      continue;
-    std::istringstream ls(line);
-    std::string hash, agent;
-    ls >> hash >> agent;
-    if (hash.size() != 64 || !HexDecode(hash).ok() || !IsAgentName(agent)) {
-      return Status(Reason::kKeyError, "malformed API key line",
-                    file.string() + ":" + std::to_string(n));
-    }
-    a.keys_[hash] = agent;
-  }
+  CUSTOS_RETURN_IF_ERROR(
+      ForEachKeyLine(file, 077, "the API key file is readable by group/others (chmod 600)",
+                     [&](const std::string& hash, const std::string& agent) {
+                       if (hash.size() != 64 || !HexDecode(hash).ok() || !IsAgentName(agent))
+                         return false;
+                       a.keys_[hash] = agent;
+                       return true;
+                     }));
   return a;
 }
 
 Status Authenticator::LoadAgentKeys(const std::filesystem::path& file) {
-  struct stat st {};
-  if (::stat(file.c_str(), &st) != 0)
-    return Status::Ok();  // no agent keys: no signed requests
-  if ((st.st_mode & 022) != 0) {
-    return Status(Reason::kKeyError,
-                  "the agent key file is writable by group/others (chmod 600): anyone could "
-                  "register a key",
-                  file.string());
-  }
-  std::ifstream in(file);
-  if (!in)
-    return Status(Reason::kIoError, "cannot read the agent key file", file.string());
-  std::string line;
-  int n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.empty())
-      continue;
-    std::istringstream ls(line);
-    std::string agent, hex;
-    ls >> agent >> hex;
-    Result<std::vector<uint8_t>> raw = HexDecode(hex);
-    Result<crypto::VerifyingKey> vk =
-        raw.ok() && raw->size() == 32 ? crypto::VerifyingKey::FromBytes(*raw)
-                                      : Result<crypto::VerifyingKey>(Status(Reason::kKeyError, ""));
-    if (!IsAgentName(agent) || !vk.ok()) {
-      return Status(Reason::kKeyError, "malformed agent key line",
-                    file.string() + ":" + std::to_string(n));
-    }
-    agent_keys_.emplace(agent, *vk);
-  }
-  return Status::Ok();
+  return ForEachKeyLine(
+      file, 022,
+      "the agent key file is writable by group/others (chmod 600): anyone could register a key",
+      [&](const std::string& agent, const std::string& hex) {
+        Result<std::vector<uint8_t>> raw = HexDecode(hex);
+        Result<crypto::VerifyingKey> vk =
+            raw.ok() && raw->size() == 32
+                ? crypto::VerifyingKey::FromBytes(*raw)
+                : Result<crypto::VerifyingKey>(Status(Reason::kKeyError, ""));
+        if (!IsAgentName(agent) || !vk.ok())
+          return false;
+        agent_keys_.emplace(agent, *vk);
+        return true;
+      });
 }
 
 Result<Identity> Authenticator::FromSignature(const SignedHeaders& h, std::string_view method,
