@@ -121,7 +121,9 @@ struct LogWriter::Impl {
   // Patches seq and prev_hash into a pre-encoded entry, hashes it and enqueues it.
   // REQUIRES: mu held, no failure, not stopping.
   // Sets *parity to the done_cv the caller should wait on.
-  Appended ChainAndEnqueue(store::LogRow row, const internal::EntryLayout& layout, int* parity) {
+  // A deferred entry does not wake the writer: the caller's next waiting append will.
+  Appended ChainAndEnqueue(store::LogRow row, const internal::EntryLayout& layout, int* parity,
+                           bool wake = true) {
     const int64_t seq = ++last_seq;
     std::string& text = row.canonical;
     std::memcpy(text.data() + layout.prev_hash_pos, head_hex, internal::kHashHexLen);
@@ -140,7 +142,7 @@ struct LogWriter::Impl {
     Appended out{seq, row.hash};
     queue.push_back(std::move(row));
     *parity = queue_parity;
-    if (writer_idle) {
+    if (wake && writer_idle) {
       work_cv.notify_one();
     }
     return out;
@@ -640,7 +642,13 @@ Result<store::LogRow> PrepareRow(LogEntry entry, const Clock& clock,
 
 }  // namespace
 
-Result<Appended> LogWriter::Append(LogEntry entry) {
+Result<Appended> LogWriter::Append(LogEntry entry) { return AppendImpl(std::move(entry), true); }
+
+Result<Appended> LogWriter::AppendDeferred(LogEntry entry) {
+  return AppendImpl(std::move(entry), false);
+}
+
+Result<Appended> LogWriter::AppendImpl(LogEntry entry, bool wait) {
   Impl& w = *impl_;
   internal::EntryLayout layout;
   CUSTOS_ASSIGN_OR_RETURN(store::LogRow row, PrepareRow(std::move(entry), *w.clock, &layout));
@@ -654,8 +662,8 @@ Result<Appended> LogWriter::Append(LogEntry entry) {
     return w.Unavailable();
   }
   int parity = 0;
-  Appended a = w.ChainAndEnqueue(std::move(row), layout, &parity);
-  if (w.durability == Durability::kNone) {
+  Appended a = w.ChainAndEnqueue(std::move(row), layout, &parity, /*wake=*/wait);
+  if (!wait || w.durability == Durability::kNone) {
     return a;
   }
   w.done_cv[parity].wait(lock, [&] { return w.durable_seq >= a.seq || w.failed_from <= a.seq; });

@@ -44,6 +44,11 @@ class EffectHandler {
   // The most this call can use. Default: nothing.
   virtual budget::Amounts MaxCost(const SyscallContext& ctx, Services& s) const;
 
+  // True if Perform() changes nothing — no I/O, no store write, no handle — so its decision
+  // entry need not be durable before Perform() runs, only before the caller sees the result
+  // (decision 036). Default: false. Only answer true for a handler that can never write.
+  virtual bool ReadOnly(const SyscallContext& ctx) const;
+
   virtual Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const = 0;
 };
 

@@ -113,9 +113,12 @@ audit::LogEntry DecisionEntry(const SyscallContext& ctx, const std::string& id, 
 }
 
 // Appends and fills the receipt; a log failure turns the result into a deny (fail closed).
-bool Record(audit::LogEntry entry, Services& s, SyscallResult* out, bool decision) {
+// `defer`: queue without waiting for durability (the caller's next Record waits for both).
+bool Record(audit::LogEntry entry, Services& s, SyscallResult* out, bool decision,
+            bool defer = false) {
   RedactEntry(s, &entry);
-  Result<audit::Appended> a = s.log().Append(std::move(entry));
+  Result<audit::Appended> a =
+      defer ? s.log().AppendDeferred(std::move(entry)) : s.log().Append(std::move(entry));
   if (!a.ok()) {
     out->decision = Decision::Deny("record", a.status());
     return false;
@@ -278,7 +281,12 @@ SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
     entry.extra["approval_id"] = ctx.approval_id;
   }
   out.decision = ctx.decision;
-  if (!Record(std::move(entry), s, &out, true)) {
+  // INV-4 is about effects on the world: a read-only effect changes nothing and nothing is
+  // released before the outcome, which waits and commits after the decision, so one fsync
+  // covers both entries (decision 036). Every other decision is durable before its effect.
+  const EffectHandler& handler = HandlerFor(call.kind);
+  const bool defer = ctx.decision.allowed() && handler.ReadOnly(ctx);
+  if (!Record(std::move(entry), s, &out, true, defer)) {
     if (ctx.reservation)
       s.ledger().Cancel(*ctx.reservation).IgnoreError();
     return out;
@@ -291,7 +299,7 @@ SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
 
   // The effect. Its failure is recorded as the outcome and reported as a deny at stage "effect".
   const int64_t started = s.clock().MonotonicNanos();
-  Result<EffectOutput> effect = HandlerFor(call.kind).Perform(ctx, s);
+  Result<EffectOutput> effect = handler.Perform(ctx, s);
   audit::LogEntry outcome;
   outcome.time_ms = s.clock().NowMillis();
   outcome.type = "outcome";

@@ -247,6 +247,49 @@ TEST_F(LogWriterTest, GroupModeSharesOneFsyncedTransactionAmongQueuedEntries) {
   EXPECT_THAT(slow.syncs(), Each(store::Sync::kFull));
 }
 
+TEST_F(LogWriterTest, DeferredEntryCommitsWithTheNextWaitingAppendInOneTransaction) {
+  FaultStore counting(store_.get());
+  auto w = OpenWriter(Durability::kGroup, &counting);
+  auto deferred = w->AppendDeferred(Event("decision"));
+  ASSERT_THAT(deferred, IsOk());
+  EXPECT_EQ(deferred->seq, 1);
+  EXPECT_EQ(deferred->hash.size(), 64u);
+  // Queued, not written: a deferred entry does not wake the writer.
+  EXPECT_EQ(*store_->LogCount(), 0);
+  auto waited = w->Append(Event("outcome"));
+  ASSERT_THAT(waited, IsOk());
+  EXPECT_EQ(waited->seq, 2);
+  // Released only once both are durable, by one fsync'd transaction.
+  EXPECT_EQ(*store_->LogCount(), 2);
+  EXPECT_EQ(counting.batch_sizes(), std::vector<size_t>{2});
+  EXPECT_THAT(counting.syncs(), Each(store::Sync::kFull));
+  ExpectVerifies(2);
+}
+
+TEST_F(LogWriterTest, DeferredEntryIsDurableAfterFlush) {
+  auto w = OpenWriter(Durability::kGroup);
+  auto deferred = w->AppendDeferred(Event("alone"));
+  ASSERT_THAT(deferred, IsOk());
+  auto f = w->Flush();
+  ASSERT_THAT(f, IsOk());
+  EXPECT_EQ(f->seq, 1);
+  EXPECT_EQ(f->hash, deferred->hash);
+  EXPECT_EQ(*store_->LogCount(), 1);
+  ExpectVerifies(1);
+}
+
+TEST_F(LogWriterTest, DeferredEntryLostToAStoreFailureFailsTheNextWaitingAppend) {
+  FaultStore faulty(store_.get());
+  auto w = OpenWriter(Durability::kGroup, &faulty);
+  ASSERT_THAT(w->AppendDeferred(Event("decision")), IsOk());
+  faulty.fail_append = true;
+  // The waiting append shares the failed batch: its caller learns the deferred entry is lost.
+  EXPECT_THAT(w->Append(Event("outcome")), StatusIs(Reason::kStoreError));
+  faulty.fail_append = false;
+  EXPECT_THAT(w->AppendDeferred(Event("later")), StatusIs(Reason::kUnavailable));
+  EXPECT_EQ(*store_->LogCount(), 0);
+}
+
 TEST_F(LogWriterTest, FsyncModeCommitsEveryEntryAloneWithFullSync) {
   FaultStore slow(store_.get());
   slow.append_delay_ms = 5;

@@ -306,6 +306,24 @@ TEST_F(AssertTest, ContentHashHoldsAndFails) {
               IsDenied(Reason::kAssertionFailed, "effect"));
 }
 
+TEST_F(AssertTest, DecisionAndOutcomeAreBothDurableWhenTheResultReturns) {
+  // The decision of a read-only syscall is queued without its own fsync (decision 036); the
+  // outcome's wait must cover it. Read the store directly, without Commit().
+  SyscallResult r =
+      h_.Worker("assert", "budget_remaining", {{"resource", "tool_calls"}, {"at_least", 1}});
+  ASSERT_THAT(r, IsAllowed());
+  ASSERT_GT(r.receipt.outcome_seq, r.receipt.decision_seq);
+  store::LogQuery q;
+  q.limit = 1'000'000;
+  Result<std::vector<store::LogRow>> rows = h_.kernel().store().ReadLog(q);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_GE(static_cast<int64_t>(rows->size()), r.receipt.outcome_seq);
+  const store::LogRow& decision = (*rows)[r.receipt.decision_seq - 1];
+  EXPECT_EQ(decision.seq, r.receipt.decision_seq);
+  EXPECT_EQ(decision.hash, r.receipt.decision_hash);
+  EXPECT_EQ((*rows)[r.receipt.outcome_seq - 1].hash, r.receipt.outcome_hash);
+}
+
 TEST_F(AssertTest, UnknownAssertionIsInvalid) {
   SyscallResult r = h_.Worker("assert", "always_true");
   EXPECT_THAT(r, IsDenied(Reason::kInvalidArgument, "resolve"));

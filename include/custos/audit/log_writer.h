@@ -101,6 +101,14 @@ class LogWriter {
   // Fills seq, prev_hash, hash (and time_ms when 0), records the entry, and waits per the mode.
   // An entry that cannot be encoded (EncodeCanonical's errors) is refused without using a seq.
   Result<Appended> Append(LogEntry entry);
+  // Chains and queues the entry like Append() and returns its seq and hash at once, without
+  // waking the writer or waiting for durability. The entry becomes durable with the batch of the
+  // next Append() or Flush() that waits — entries commit in seq order, so a later entry's
+  // durability implies this one's. For a caller that must append again before anything may
+  // depend on this entry: the pipeline defers the decision of a read-only syscall and waits on
+  // its outcome, so one fsync covers both (decision 036). Errors as Append().
+  // REQUIRES: the caller later waits (Append or Flush) before it acknowledges anything.
+  Result<Appended> AppendDeferred(LogEntry entry);
   // Waits until everything appended so far is durable (fsync'd), whatever the mode, and returns
   // the last entry's seq and hash (0 and kGenesisHash for an empty log).
   Result<Appended> Flush();
@@ -124,6 +132,7 @@ class LogWriter {
 
  private:
   struct Impl;
+  Result<Appended> AppendImpl(LogEntry entry, bool wait);
   static Status Recover(Impl& w, int64_t last_seq);
   static Status CheckCurrentKey(Impl& w, int64_t last_seq, int64_t covered,
                                 const std::string& latest_note,

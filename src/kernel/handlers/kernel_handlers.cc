@@ -217,6 +217,9 @@ class AssertHandler final : public EffectHandler {
     return Status::Ok();
   }
 
+  // Every assertion only reads labels, the ledger or a handle's hash.
+  bool ReadOnly(const SyscallContext&) const override { return true; }
+
   Result<EffectOutput> Perform(SyscallContext& ctx, Services& s) const override {
     const Json& a = ctx.call.args;
     EffectOutput out;

@@ -11,6 +11,7 @@ Status EffectHandler::Resolve(SyscallContext& ctx, Services&) const {
 }
 void EffectHandler::Egress(const SyscallContext&, Services&, std::string*) const {}
 bool EffectHandler::CarriesRawData(const SyscallContext&) const { return false; }
+bool EffectHandler::ReadOnly(const SyscallContext&) const { return false; }
 budget::Amounts EffectHandler::MaxCost(const SyscallContext&, Services&) const { return {}; }
 
 Json TextFrame(std::string_view bytes, size_t max_bytes) {
