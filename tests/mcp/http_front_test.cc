@@ -309,14 +309,21 @@ TEST_F(HttpFrontTest, AcceptContentTypeAndMethodAreChecked) {
   EXPECT_THAT(bad.body, HasSubstr("-32700"));
 }
 
-TEST_F(HttpFrontTest, ProtocolVersionHeaderMustBeSupportedAndTheSessionsOwn) {
+TEST_F(HttpFrontTest, ProtocolVersionHeaderMustBeARevisionTheGatewaySpeaks) {
   const std::string sid = Open();
   auto [a, e1] = Send(Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid, "1999-01-01"));
   EXPECT_EQ(a.status, 400);
   EXPECT_EQ(ReasonOf(a), "mcp_version_unsupported");
-  auto [b, e2] = Send(Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid, "2025-06-18"));
-  EXPECT_EQ(b.status, 400);
-  auto [c, e3] = Send(Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid, ""));
+  EXPECT_THAT(a.body, HasSubstr("1999-01-01"));
+  // The stateless era is not served over HTTP: refused with the same reason.
+  auto [s, e4] = Send(Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid, "2026-07-28"));
+  EXPECT_EQ(s.status, 400);
+  EXPECT_EQ(ReasonOf(s), "mcp_version_unsupported");
+  // Another supported revision than the session's (decision 031): served, in the session's era.
+  auto [b, e2] = Send(Post({{"jsonrpc", "2.0"}, {"id", 3}, {"method", "ping"}}, sid, "2025-03-26"));
+  EXPECT_EQ(b.status, 200);
+  EXPECT_THAT(b.body, HasSubstr("\"id\":3"));
+  auto [c, e3] = Send(Post({{"jsonrpc", "2.0"}, {"id", 4}, {"method", "ping"}}, sid, ""));
   EXPECT_EQ(c.status, 200);  // absent: the spec's backwards-compatible default
 }
 
