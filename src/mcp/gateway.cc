@@ -1049,6 +1049,38 @@ struct Gateway::Impl {
     // Anything else is not relayed (docs/mcp.md).
   }
 
+  // Whether a log message is relayed at all (before the kernel decides it); counts it if not.
+  static bool AdmitLog(Backend& b, bool requested, int severity, bool has_data,
+                       const std::string& min_level) {
+    const int64_t now = SteadyMs();
+    std::lock_guard lock(b.log_mu);
+    LogTally& t = b.log;
+    if (t.empty())
+      t.since_ms = now;
+    if (!requested) {
+      ++t.not_requested;
+      return false;
+    }
+    if (severity < 0 || !has_data) {
+      ++t.malformed;
+      return false;
+    }
+    if (!min_level.empty() && severity < LogSeverity(min_level)) {
+      ++t.below_level;
+      return false;
+    }
+    // The transport caps a stdio server's notifications; this caps any server's logs.
+    if (now - t.window_ms >= 1000) {
+      t.window_ms = now;
+      t.in_window = 0;
+    }
+    if (++t.in_window > b.config.max_notifications_per_sec) {
+      ++t.over_cap;
+      return false;
+    }
+    return true;
+  }
+
   // A server's log message (decision 030). On the server's reader thread, so messages keep their
   // order and go out before the response that follows them.
   void RelayLog(Backend& b, const Message& n) {
@@ -1072,33 +1104,9 @@ struct Gateway::Impl {
     }
     const Json p = n.params.is_object() ? n.params : Json::object();
     const int severity = LogSeverity(p.value("level", Json()));
-    const int64_t now = SteadyMs();
-    {
-      std::lock_guard lock(b.log_mu);
-      LogTally& t = b.log;
-      if (t.empty())
-        t.since_ms = now;
-      if (!requested) {
-        ++t.not_requested;
-        return;
-      }
-      if (severity < 0 || !p.contains("data")) {
-        ++t.malformed;
-        return;
-      }
-      if (!min_level.empty() && severity < LogSeverity(min_level)) {
-        ++t.below_level;
-        return;
-      }
-      // The transport caps a stdio server's notifications; this caps any server's logs.
-      if (now - t.window_ms >= 1000) {
-        t.window_ms = now;
-        t.in_window = 0;
-      }
-      if (++t.in_window > b.config.max_notifications_per_sec) {
-        ++t.over_cap;
-        return;
-      }
+    if (!AdmitLog(b, requested, severity, p.contains("data"), min_level)) {
+      FlushLogs(b, false);  // a summary is due even when nothing is relayed
+      return;
     }
     Json relay = {{"level", p["level"]}};
     std::string logger = p.contains("logger") && p["logger"].is_string()
@@ -1163,8 +1171,9 @@ struct Gateway::Impl {
       }
       return;
     }
-    const std::string line = Message::Notification(std::string(kLogMethod), relay).Serialize();
-    Send(Message::Notification(std::string(kLogMethod), relay));
+    Message note = Message::Notification(std::string(kLogMethod), relay);
+    const std::string line = note.Serialize();
+    Send(std::move(note));
     {
       std::lock_guard lock(b.log_mu);
       LogTally& t = b.log;
