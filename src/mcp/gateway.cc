@@ -93,6 +93,17 @@ thread_local const std::string* tl_client_request = nullptr;
 thread_local const void* tl_session = nullptr;
 // The (already shaped) log message a "srv.notifications/message" syscall hands over as its effect.
 thread_local const Json* tl_log_message = nullptr;
+// Set while a server's transport thread relays a log message through the kernel: the provider
+// must not wait for life_mu there, since Shutdown holds it exclusively while joining that thread.
+thread_local bool tl_transport_thread = false;
+
+// Takes `l` (shared, on life_mu) unless that would wait on a transport thread.
+bool LockLife(std::shared_lock<std::shared_mutex>& l) {
+  if (tl_transport_thread)
+    return l.try_lock();
+  l.lock();
+  return true;
+}
 
 std::string PinKey(const std::string& tool) { return "mcp.pin/" + tool; }
 std::string PendingKey(const std::string& tool) { return "mcp.pending/" + tool; }
@@ -314,8 +325,8 @@ class ServerProvider final : public kernel::ToolProvider {
       : shared_(std::move(shared)), b_(backend) {}
 
   Status Check(const std::string& target) const override {
-    std::shared_lock life(shared_->life_mu);
-    if (shared_->closed)
+    std::shared_lock life(shared_->life_mu, std::defer_lock);
+    if (!LockLife(life) || shared_->closed)
       return Status(Reason::kMcpServerUnavailable, "the gateway is shutting down");
     const std::string rest = target.substr(b_->config.name.size() + 1);
     if (rest.starts_with("client/")) {
@@ -342,8 +353,8 @@ class ServerProvider final : public kernel::ToolProvider {
   }
 
   Result<kernel::ToolOutput> Invoke(const kernel::ToolCall& call) override {
-    std::shared_lock life(shared_->life_mu);
-    if (shared_->closed)
+    std::shared_lock life(shared_->life_mu, std::defer_lock);
+    if (!LockLife(life) || shared_->closed)
       return Status(Reason::kMcpServerUnavailable, "the gateway is shutting down");
     const std::string rest = call.target.substr(b_->config.name.size() + 1);
     if (rest == kLogMethod)
@@ -1136,6 +1147,7 @@ struct Gateway::Impl {
     for (const std::string& l : labels.Names())
       label_key += l + ",";
     tl_session = shared.get();
+    tl_transport_thread = true;
     Decision d = shared->kernel->Explain(call);
     if (d.allowed()) {
       bool fresh;
@@ -1161,6 +1173,7 @@ struct Gateway::Impl {
         relay = shared->kernel->RedactSecrets(relay);
       }
     }
+    tl_transport_thread = false;
     tl_session = nullptr;
     if (!d.allowed() || !relay.is_object() || !relay.contains("data")) {
       std::lock_guard lock(b.log_mu);

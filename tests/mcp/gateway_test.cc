@@ -380,7 +380,7 @@ TEST_F(GatewayTest, AggregatesToolsUnderNamespacesAcrossPagesAndServers) {
   // Unannotated, unclassified tools are hidden.
   EXPECT_THAT(names, Not(::testing::Contains("a.unannotated")));
   EXPECT_EQ(std::count(names.begin(), names.end(), "a.echo"), 1);
-  EXPECT_EQ(names.size(), 2 * 12u);
+  EXPECT_EQ(names.size(), 2 * 13u);
   EXPECT_EQ(Req("tools/list", {{"cursor", "garbage!"}}).error_code, kInvalidParams);
 }
 
@@ -631,6 +631,25 @@ TEST_F(GatewayTest, ServerLogsAreRelayedTaggedWithTheServerAndRedacted) {
   }
   EXPECT_EQ(outcomes, 1);
   EXPECT_EQ(Log("mcp.server.log").size(), 2u);
+}
+
+TEST_F(GatewayTest, ShutdownReturnsWhileAServerKeepsLogging) {
+  // The relay runs on the server's reader thread, which Shutdown joins: it must never wait for
+  // the lock Shutdown holds meanwhile.
+  Open({{"a", {}, "max_notifications_per_sec = 1000\n"}});
+  Init();
+  EXPECT_EQ(Text(Call("a.chatter")), "chattering");
+  size_t seen = 0;
+  for (int i = 0; i < 2000 && seen < 20; ++i) {
+    seen += LogMessages(client_->TakeNotifications()).size();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_GE(seen, 20u);
+  gateway_->Shutdown();
+  int64_t relayed = 0;
+  for (const Json& e : Log("mcp.server.log"))
+    relayed += e.value("relayed", 0);
+  EXPECT_GE(relayed, 20);
 }
 
 TEST_F(GatewayTest, SetLevelReachesTheServersAndFiltersRelayedLogs) {
