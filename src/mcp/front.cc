@@ -48,6 +48,18 @@ std::function<void(const std::string&)> InProcessClient::Sink() {
 }
 
 void InProcessClient::OnLine(const std::string& line) {
+  if (!line.empty() && line.front() == '[') {  // a 2025-03-26 batch's responses
+    Result<Batch> batch = ParseBatch(line);
+    if (!batch.ok())
+      return;
+    {
+      std::lock_guard lock(mu_);
+      batch_lines_.push_back(line);
+    }
+    for (const Message& m : batch->messages)
+      OnLine(m.Serialize());
+    return;
+  }
   Result<Message> m = ParseMessage(line);
   if (!m.ok())
     return;
@@ -88,6 +100,13 @@ Result<Message> InProcessClient::WaitFor(const Json& id, int64_t timeout_ms) {
   Message m = std::move(responses_[key]);
   responses_.erase(key);
   return m;
+}
+
+std::vector<std::string> InProcessClient::TakeBatchLines() {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  out.swap(batch_lines_);
+  return out;
 }
 
 std::vector<Message> InProcessClient::TakeNotifications() {

@@ -13,6 +13,7 @@
 
 #include "custos/core/encoding.h"
 #include "custos/crypto/random.h"
+#include "custos/crypto/sha256.h"
 #include "custos/kernel/token_wallet.h"
 #include "custos/mcp/descriptor.h"
 #include "custos/mcp/downstream.h"
@@ -39,12 +40,70 @@ const std::map<std::string, std::string, std::less<>> kClientMethods = {
     {"elicitation/create", "elicitation"},
     {"roots/list", "roots"}};
 
+// A server's log message is the syscall target "srv.notifications/message" (decision 030): decided
+// by the kernel for every message, recorded as a syscall when it would show the session a label
+// set its logs have not shown yet, otherwise summarised in "mcp.server.log" events.
+constexpr std::string_view kLogMethod = "notifications/message";
+// RFC 5424 severities as MCP names them, least severe first.
+constexpr std::string_view kLogLevels[] = {"debug", "info",     "notice", "warning",
+                                           "error", "critical", "alert",  "emergency"};
+constexpr int64_t kLogSummaryEveryMs = 10'000;  // between summaries while no request completes
+
+int LogSeverity(const Json& level) {
+  if (!level.is_string())
+    return -1;
+  for (size_t i = 0; i < std::size(kLogLevels); ++i) {
+    if (level.get_ref<const std::string&>() == kLogLevels[i])
+      return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// What happened to one server's log messages since the last summary.
+struct LogTally {
+  int64_t relayed = 0;
+  int64_t redacted = 0;       // relayed with a secret value replaced
+  int64_t denied = 0;         // the kernel refused to relay them
+  int64_t below_level = 0;    // under the level the client asked for
+  int64_t not_requested = 0;  // a 2026-07-28 client with no request asking for logs
+  int64_t over_cap = 0;       // over max_notifications_per_sec (the gateway's own count)
+  int64_t malformed = 0;      // no valid level or no data
+  std::map<std::string, int64_t> levels;  // relayed, by level
+  std::string digest;                     // chained SHA-256 of the relayed messages
+  Json first_denial;                      // {reason, stage, rule} of the first refusal
+  int64_t since_ms = 0;                   // when this tally started
+  int64_t window_ms = 0;                  // the current one-second cap window
+  int64_t in_window = 0;
+  bool empty() const {
+    return relayed + denied + below_level + not_requested + over_cap + malformed == 0;
+  }
+};
+
 // The client request a mediated call runs for, on the thread that runs it: the kernel performs the
 // effect on the caller's thread, so the provider can tie the server request to it (cancellation).
 thread_local const std::string* tl_client_request = nullptr;
 // The gateway session a mediated call runs for (same reason): with several sessions on one kernel
 // (the Streamable HTTP front) the shared "srv." provider routes each call to its own session.
 thread_local const void* tl_session = nullptr;
+// The (already shaped) log message a "srv.notifications/message" syscall hands over as its effect.
+thread_local const Json* tl_log_message = nullptr;
+// Set while a server's transport thread relays a log message through the kernel: the provider
+// must not wait for life_mu there, since Shutdown holds it exclusively while joining that thread.
+thread_local bool tl_transport_thread = false;
+
+// Takes `l` (shared, on life_mu) unless that would wait on a transport thread.
+bool LockLife(std::shared_lock<std::shared_mutex>& l) {
+  if (tl_transport_thread)
+    return l.try_lock();
+  l.lock();
+  return true;
+}
 
 std::string PinKey(const std::string& tool) { return "mcp.pin/" + tool; }
 std::string PendingKey(const std::string& tool) { return "mcp.pending/" + tool; }
@@ -127,6 +186,9 @@ struct Backend {
   std::unique_ptr<Downstream> server;
   mutable std::shared_mutex tools_mu;
   std::map<std::string, ToolState> tools;  // by the server's own tool name
+  std::mutex log_mu;
+  LogTally log;                          // guarded by log_mu
+  std::set<std::string> log_label_sets;  // label sets a recorded log syscall has shown
 };
 
 struct Shared {
@@ -263,8 +325,8 @@ class ServerProvider final : public kernel::ToolProvider {
       : shared_(std::move(shared)), b_(backend) {}
 
   Status Check(const std::string& target) const override {
-    std::shared_lock life(shared_->life_mu);
-    if (shared_->closed)
+    std::shared_lock life(shared_->life_mu, std::defer_lock);
+    if (!LockLife(life) || shared_->closed)
       return Status(Reason::kMcpServerUnavailable, "the gateway is shutting down");
     const std::string rest = target.substr(b_->config.name.size() + 1);
     if (rest.starts_with("client/")) {
@@ -278,7 +340,7 @@ class ServerProvider final : public kernel::ToolProvider {
       return Status::Ok();
     }
     if (rest.find('/') != std::string::npos) {
-      if (kServerMethods.count(rest) == 0)
+      if (rest != kLogMethod && kServerMethods.count(rest) == 0)
         return Status(Reason::kMcpUnknownMethod, "method '" + rest + "' is not mediated");
       return Status::Ok();
     }
@@ -291,10 +353,12 @@ class ServerProvider final : public kernel::ToolProvider {
   }
 
   Result<kernel::ToolOutput> Invoke(const kernel::ToolCall& call) override {
-    std::shared_lock life(shared_->life_mu);
-    if (shared_->closed)
+    std::shared_lock life(shared_->life_mu, std::defer_lock);
+    if (!LockLife(life) || shared_->closed)
       return Status(Reason::kMcpServerUnavailable, "the gateway is shutting down");
     const std::string rest = call.target.substr(b_->config.name.size() + 1);
+    if (rest == kLogMethod)
+      return HandOverLog(call.target);
     const bool is_tool = rest.find('/') == std::string::npos;
     const bool to_client = rest.starts_with("client/");
     const std::string method = is_tool ? "tools/call" : to_client ? rest.substr(7) : rest;
@@ -341,6 +405,23 @@ class ServerProvider final : public kernel::ToolProvider {
   }
 
  private:
+  // The effect of relaying a server's log message: the message itself, as the frame the kernel
+  // redacts and the content it seals, labeled like content from the server.
+  Result<kernel::ToolOutput> HandOverLog(const std::string& target) const {
+    if (tl_log_message == nullptr) {
+      return Status(Reason::kInvalidArgument,
+                    "'" + target +
+                        "' relays a server's log message to its session; it is not "
+                        "callable");
+    }
+    kernel::ToolOutput out;
+    out.frame = {{"result", *tl_log_message}};
+    out.content = tl_log_message->dump(-1, ' ', false, Json::error_handler_t::replace);
+    out.labels = LabelsFor(b_->config, false, FindInjectionMarker(out.content).has_value());
+    out.meta = {{"server", b_->config.name}, {"method", std::string(kLogMethod)}};
+    return out;
+  }
+
   // Pins/inspects the listed tools, drops the unusable ones, namespaces the rest.
   bool FilterTools(Json* r) {
     if (!r->contains("tools") || !(*r)["tools"].is_array())
@@ -463,6 +544,17 @@ struct Gateway::Impl {
   std::map<std::string, std::string> stateless_requests;
   // Open subscriptions/listen streams of a stateless client: request id (JSON) → honored filter.
   std::map<std::string, std::pair<Json, Json>> listens;  // dumped id → (id, filter)
+  // The minimum log level the client asked for with logging/setLevel (2025 eras; "" = none).
+  std::string client_log_level;
+  // 2026-07-28 requests in flight that carried _meta logLevel: dumped id → level.
+  std::map<std::string, std::string> stateless_log_levels;
+  // A 2025-03-26 batch is answered with one array: its responses are collected here until the
+  // last of its requests is answered (or cancelled, which has no response).
+  struct PendingBatch {
+    std::set<std::string> outstanding;  // request ids (dumped)
+    std::vector<std::string> lines;     // responses so far
+  };
+  std::map<std::string, std::shared_ptr<PendingBatch>> batch_of;  // request id → its batch
   Json client_capabilities = Json::object();
   int64_t next_client_id = 1;
   std::map<std::string, std::shared_ptr<std::optional<Message>>> client_pending;  // by id
@@ -480,11 +572,46 @@ struct Gateway::Impl {
   int in_flight = 0;
 
   bool TakeCancelled(const Json& id) {
-    std::lock_guard lock(mu);
-    if (cancelled.erase(id.dump()) == 0)
-      return false;
-    stateless_requests.erase(id.dump());  // no response will be sent
+    std::string done;
+    {
+      std::lock_guard lock(mu);
+      if (cancelled.erase(id.dump()) == 0)
+        return false;
+      stateless_requests.erase(id.dump());  // no response will be sent
+      stateless_log_levels.erase(id.dump());
+      done = SettleInBatch(id.dump(), nullptr);
+    }
+    if (!done.empty()) {
+      std::lock_guard lock(send_mu);
+      send(done);
+    }
     return true;
+  }
+
+  // Files `line` (or nothing, for a request that gets no response) as the answer to request
+  // `key` if it belongs to a pending batch. Returns the whole batch's array once its last answer
+  // is in, "" otherwise. *line is cleared when the batch took it. REQUIRES: mu held.
+  std::string SettleInBatch(const std::string& key, std::string* line) {
+    auto it = batch_of.find(key);
+    if (it == batch_of.end())
+      return "";
+    std::shared_ptr<PendingBatch> b = it->second;
+    batch_of.erase(it);
+    b->outstanding.erase(key);
+    if (line != nullptr) {
+      b->lines.push_back(std::move(*line));
+      line->clear();
+    }
+    return b->outstanding.empty() ? JoinBatch(*b) : "";
+  }
+
+  static std::string JoinBatch(const PendingBatch& b) {
+    if (b.lines.empty())
+      return "";
+    std::string out = "[";
+    for (size_t i = 0; i < b.lines.size(); ++i)
+      out += (i ? "," : "") + b.lines[i];
+    return out + "]";
   }
 
   std::string ClientVersion() {
@@ -504,6 +631,7 @@ struct Gateway::Impl {
       std::string method;
       {
         std::lock_guard lock(mu);
+        stateless_log_levels.erase(m.id.dump());
         auto it = stateless_requests.find(m.id.dump());
         if (it != stateless_requests.end()) {
           method = it->second;
@@ -517,7 +645,15 @@ struct Gateway::Impl {
           m.error_code = ErrorCodeForEra(m.error_code, true);
       }
     }
-    const std::string line = m.Serialize();
+    std::string line = m.Serialize();
+    if (m.is_response()) {
+      std::lock_guard lock(mu);
+      std::string whole = SettleInBatch(m.id.dump(), &line);
+      if (line.empty())
+        line = std::move(whole);  // "" while the batch waits for more answers
+    }
+    if (line.empty())
+      return;
     std::lock_guard lock(send_mu);
     send(line);
   }
@@ -557,6 +693,9 @@ struct Gateway::Impl {
     kernel::SyscallResult r = shared->kernel->Execute(call);
     tl_session = nullptr;
     tl_client_request = nullptr;
+    // The server's log messages during the call were relayed (on its reader thread) before its
+    // answer was read: summarise them with the call, before the client sees the answer.
+    FlushAllLogs();
     if (r.handle)
       AddTaint(*r.handle);
     if (!r.decision.allowed()) {
@@ -762,6 +901,17 @@ struct Gateway::Impl {
       }
       Forward(req, target.first, m, std::move(params), "this completion reference");
     } else if (m == "logging/setLevel") {
+      if (LogSeverity(p.value("level", Json())) < 0) {
+        Send(Message::Error(req.id, kInvalidParams,
+                            "params.level must be one of debug, info, notice, warning, error, "
+                            "critical, alert, emergency",
+                            StatusData(Status(Reason::kInvalidArgument, ""))));
+        return;
+      }
+      {
+        std::lock_guard lock(mu);
+        client_log_level = p["level"].get<std::string>();
+      }
       for (auto& b : shared->backends) {
         if (ServerSupports(*b, m)) {
           Message err;
@@ -813,8 +963,10 @@ struct Gateway::Impl {
         const std::string key = n.params["requestId"].dump();
         {
           std::lock_guard lock(mu);
-          if (listens.erase(key) != 0)
+          if (listens.erase(key) != 0) {
+            stateless_log_levels.erase(key);
             return;  // a subscriptions/listen stream ends: no response
+          }
         }
         {
           std::lock_guard lock(mu);
@@ -851,6 +1003,10 @@ struct Gateway::Impl {
       stateless = client_version == kStatelessVersion;
     }
     const std::string& m = n.method;
+    if (m == kLogMethod) {
+      RelayLog(b, n);
+      return;
+    }
     if (stateless && m != "notifications/progress") {
       // The stateless era delivers change notifications only on subscriptions/listen streams.
       const char* bit = m == "notifications/tools/list_changed"       ? "toolsListChanged"
@@ -901,7 +1057,183 @@ struct Gateway::Impl {
       // Progress only for a request the client made and still waits for.
       Send(n);
     }
-    // notifications/message (server logs) and anything else: not relayed (docs/mcp.md).
+    // Anything else is not relayed (docs/mcp.md).
+  }
+
+  // Whether a log message is relayed at all (before the kernel decides it); counts it if not.
+  static bool AdmitLog(Backend& b, bool requested, int severity, bool has_data,
+                       const std::string& min_level) {
+    const int64_t now = SteadyMs();
+    std::lock_guard lock(b.log_mu);
+    LogTally& t = b.log;
+    if (t.empty())
+      t.since_ms = now;
+    if (!requested) {
+      ++t.not_requested;
+      return false;
+    }
+    if (severity < 0 || !has_data) {
+      ++t.malformed;
+      return false;
+    }
+    if (!min_level.empty() && severity < LogSeverity(min_level)) {
+      ++t.below_level;
+      return false;
+    }
+    // The transport caps a stdio server's notifications; this caps any server's logs.
+    if (now - t.window_ms >= 1000) {
+      t.window_ms = now;
+      t.in_window = 0;
+    }
+    if (++t.in_window > b.config.max_notifications_per_sec) {
+      ++t.over_cap;
+      return false;
+    }
+    return true;
+  }
+
+  // A server's log message (decision 030). On the server's reader thread, so messages keep their
+  // order and go out before the response that follows them.
+  void RelayLog(Backend& b, const Message& n) {
+    std::string min_level;
+    bool requested = true;
+    {
+      std::lock_guard lock(mu);
+      if (client_version.empty())
+        return;
+      if (client_version == kStatelessVersion) {
+        // The era sends logs only for a request that asked (its _meta logLevel); the lowest
+        // level asked by a request still in flight applies.
+        requested = !stateless_log_levels.empty();
+        for (const auto& [id, level] : stateless_log_levels) {
+          if (min_level.empty() || LogSeverity(level) < LogSeverity(min_level))
+            min_level = level;
+        }
+      } else {
+        min_level = client_log_level;
+      }
+    }
+    const Json p = n.params.is_object() ? n.params : Json::object();
+    const int severity = LogSeverity(p.value("level", Json()));
+    if (!AdmitLog(b, requested, severity, p.contains("data"), min_level)) {
+      FlushLogs(b, false);  // a summary is due even when nothing is relayed
+      return;
+    }
+    Json relay = {{"level", p["level"]}};
+    std::string logger = p.contains("logger") && p["logger"].is_string()
+                             ? p["logger"].get<std::string>().substr(0, 128)
+                             : std::string();
+    if (shared->config.namespaces)
+      relay["logger"] = logger.empty() ? b.config.name : b.config.name + "." + logger;
+    else if (!logger.empty())
+      relay["logger"] = logger;
+    // The decision sees who logs and how loudly; the data goes to the client, not to a server,
+    // so it is redacted rather than egress-scanned.
+    kernel::Syscall call;
+    call.agent = shared->config.agent;
+    call.run = run;
+    call.kind = SyscallKind::kToolInvoke;
+    call.target = b.config.name + "." + std::string(kLogMethod);
+    call.args = {{"arguments", relay}};
+    call.inputs = TaintInputs();
+    shared->wallet->Attach(call);
+    relay["data"] = p["data"];
+    const std::string original = relay["data"].dump(-1, ' ', false, Json::error_handler_t::replace);
+    const labels::LabelSet labels =
+        LabelsFor(b.config, false,
+                  FindInjectionMarker(relay.dump(-1, ' ', false, Json::error_handler_t::replace))
+                      .has_value());
+    std::string label_key;
+    for (const std::string& l : labels.Names())
+      label_key += l + ",";
+    tl_session = shared.get();
+    tl_transport_thread = true;
+    Decision d = shared->kernel->Explain(call);
+    if (d.allowed()) {
+      bool fresh;
+      {
+        std::lock_guard lock(b.log_mu);
+        fresh = b.log_label_sets.count(label_key) == 0;
+      }
+      if (fresh) {
+        // The first message with these labels is a recorded syscall: its output handle joins
+        // the session's taint, so later decisions see what the client was shown.
+        tl_log_message = &relay;
+        kernel::SyscallResult r = shared->kernel->Execute(call);
+        tl_log_message = nullptr;
+        d = r.decision;
+        if (r.handle)
+          AddTaint(*r.handle);
+        if (d.allowed()) {
+          relay = r.frame.is_object() && r.frame.contains("result") ? r.frame["result"] : Json();
+          std::lock_guard lock(b.log_mu);
+          b.log_label_sets.insert(label_key);
+        }
+      } else {
+        relay = shared->kernel->RedactSecrets(relay);
+      }
+    }
+    tl_transport_thread = false;
+    tl_session = nullptr;
+    if (!d.allowed() || !relay.is_object() || !relay.contains("data")) {
+      std::lock_guard lock(b.log_mu);
+      ++b.log.denied;
+      if (b.log.first_denial.is_null()) {
+        b.log.first_denial = {
+            {"reason", std::string(ReasonName(d.reason))}, {"stage", d.stage}, {"rule", d.rule}};
+      }
+      return;
+    }
+    Message note = Message::Notification(std::string(kLogMethod), relay);
+    const std::string line = note.Serialize();
+    Send(std::move(note));
+    {
+      std::lock_guard lock(b.log_mu);
+      LogTally& t = b.log;
+      ++t.relayed;
+      if (relay["data"].dump(-1, ' ', false, Json::error_handler_t::replace) != original)
+        ++t.redacted;
+      ++t.levels[relay["level"].get<std::string>()];
+      t.digest = crypto::Sha256(t.digest + line).Hex();
+    }
+    FlushLogs(b, false);
+  }
+
+  // Records what happened to a server's log messages since the last summary: after every mediated
+  // call (a per-call summary), at most every kLogSummaryEveryMs otherwise, and at shutdown.
+  void FlushLogs(Backend& b, bool force) {
+    Json details;
+    {
+      std::lock_guard lock(b.log_mu);
+      LogTally& t = b.log;
+      if (t.empty() || (!force && SteadyMs() - t.since_ms < kLogSummaryEveryMs))
+        return;
+      details = {{"server", b.config.name},
+                 {"run", run},
+                 {"relayed", t.relayed},
+                 {"redacted", t.redacted},
+                 {"denied", t.denied},
+                 {"below_level", t.below_level},
+                 {"not_requested", t.not_requested},
+                 {"over_cap", t.over_cap},
+                 {"malformed", t.malformed},
+                 {"levels", t.levels}};
+      if (!t.digest.empty())
+        details["sha256"] = t.digest;
+      if (!t.first_denial.is_null())
+        details["first_denial"] = t.first_denial;
+      const int64_t window = t.window_ms;
+      const int64_t in_window = t.in_window;
+      t = LogTally();
+      t.window_ms = window;
+      t.in_window = in_window;
+    }
+    shared->Event("mcp.server.log", details);
+  }
+
+  void FlushAllLogs() {
+    for (auto& b : shared->backends)
+      FlushLogs(*b, true);
   }
 
   void OnServerRequest(Backend& b, const Message& r) {
@@ -1045,8 +1377,20 @@ struct Gateway::Impl {
                           StatusData(Status(Reason::kMcpUnknownMethod, ""))));
       return;
     }
+    // The era's per-request logging opt-in: logs are relayed while this request is in flight.
+    const Json& log_level = msg.params["_meta"].value(std::string(kMetaLogLevel), Json());
+    if (!log_level.is_null() && LogSeverity(log_level) < 0) {
+      const Status st(Reason::kMcpEnvelopeInvalid,
+                      "params._meta[\"" + std::string(kMetaLogLevel) +
+                          "\"] must be one of debug, info, notice, warning, error, critical, "
+                          "alert, emergency");
+      Send(Message::Error(msg.id, kInvalidParams, std::string(st.message()), StatusData(st)));
+      return;
+    }
     {
       std::lock_guard lock(mu);
+      if (log_level.is_string() && msg.method != "server/discover")
+        stateless_log_levels[msg.id.dump()] = log_level.get<std::string>();
       if (msg.method != "server/discover") {
         client_version = std::string(kStatelessVersion);  // the era of this connection
         client_initialized = true;
@@ -1060,12 +1404,13 @@ struct Gateway::Impl {
     }
     if (msg.method == "server/discover") {
       // listChanged rides subscriptions/listen; no subscribe (resource subscriptions are not
-      // honored yet) and no logging (the era has no logging/setLevel; server log messages are
-      // not relayed).
+      // honored yet); logging: server log messages are relayed for requests whose _meta asks
+      // (the era deprecates logging but keeps the per-request opt-in).
       const Json caps = {{"tools", {{"listChanged", true}}},
                          {"resources", {{"listChanged", true}}},
                          {"prompts", {{"listChanged", true}}},
-                         {"completions", Json::object()}};
+                         {"completions", Json::object()},
+                         {"logging", Json::object()}};
       Send(Message::Response(msg.id, {{"supportedVersions", Json::array({kStatelessVersion})},
                                       {"capabilities", caps}}));
       return;
@@ -1246,10 +1591,41 @@ void Gateway::HandleLine(std::string_view line) {
                               (version.empty() ? std::string("negotiation") : version)));
     return;
   }
+  if (!batch->was_array) {
+    for (auto& [id, st] : batch->bad)
+      g.Send(Message::Error(id, ErrorCodeFor(st), std::string(st.message())));
+    for (Message& m : batch->messages)
+      g.HandleOne(std::move(m));
+    return;
+  }
+  // A 2025-03-26 batch: one array of responses (JSON-RPC 2.0 section 6), none if it held only
+  // notifications and responses. Every request is filed before any runs, so the array cannot
+  // go out before the last one is answered.
+  auto pending = std::make_shared<Impl::PendingBatch>();
   for (auto& [id, st] : batch->bad)
-    g.Send(Message::Error(id, ErrorCodeFor(st), std::string(st.message())));
+    pending->lines.push_back(
+        Message::Error(id, ErrorCodeFor(st), std::string(st.message())).Serialize());
+  {
+    std::lock_guard lock(g.mu);
+    for (const Message& m : batch->messages) {
+      if (!m.is_request())
+        continue;
+      const std::string key = m.id.dump();
+      // An id already awaited (in this batch or an earlier one) is answered on its own line.
+      if (g.batch_of.count(key) == 0 && pending->outstanding.insert(key).second)
+        g.batch_of[key] = pending;
+    }
+  }
+  const bool any_request = !pending->outstanding.empty();
   for (Message& m : batch->messages)
     g.HandleOne(std::move(m));
+  if (!any_request) {
+    const std::string whole = Impl::JoinBatch(*pending);
+    if (!whole.empty()) {
+      std::lock_guard lock(g.send_mu);
+      g.send(whole);
+    }
+  }
 }
 
 void Gateway::SendError(const Json& id, int code, const std::string& message) {
@@ -1287,6 +1663,7 @@ void Gateway::Shutdown() {
     }
   }
   drain();  // work a last server notification queued before its reader stopped
+  g.FlushAllLogs();
 }
 
 Status ApprovePendingDescriptor(store::Store& store, const std::string& tool) {

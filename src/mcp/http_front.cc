@@ -172,6 +172,16 @@ struct Session {
 
   // Everything the gateway sends this session's client (one line per message, serialised).
   void OnLine(const std::string& line) {
+    if (!line.empty() && line.front() == '[') {
+      // A 2025-03-26 batch's responses in one array: each goes to its POST, which assembles
+      // its own array (or stream).
+      Result<Batch> batch = ParseBatch(line);
+      if (batch.ok()) {
+        for (const Message& each : batch->messages)
+          OnLine(each.Serialize());
+      }
+      return;
+    }
     Result<Message> m = ParseMessage(line);
     if (!m.ok())
       return;
@@ -200,11 +210,14 @@ struct Session {
         if (it != progress.end() && it->second->Push(line))
           return;
       }
-      ToStream(line);
-      return;
+      if (m->method != "notifications/message") {
+        ToStream(line);
+        return;
+      }
     }
-    // A request to the client (sampling, elicitation, roots): it happens during a call, so on an
-    // open POST when there is one (the SDK reads every stream), else on the GET stream.
+    // A request to the client (sampling, elicitation, roots) or a server's log message: it
+    // happens during a call, so on an open POST when there is one (the SDK reads every
+    // stream), else on the GET stream.
     for (auto& [k, p] : posts) {
       if (p->Push(line))
         return;
@@ -335,12 +348,15 @@ struct HttpFront::Impl {
     if (s->subject != subject)
       return Status(Reason::kMcpSessionForbidden, "this session belongs to another subject");
     s->last_used = Clock::now();
-    // The header names the revision the client negotiated; absent means 2025-03-26.
+    // The header names a revision; absent means 2025-03-26. Any revision the gateway speaks is
+    // accepted, and the session is still served in the one it negotiated (decision 031).
     const std::string_view v = req.Header("mcp-protocol-version");
-    if (!v.empty() && (!IsSupportedVersion(v) || (!s->version.empty() && v != s->version))) {
+    if (!v.empty() && !IsSupportedVersion(v)) {
       return Status(Reason::kMcpVersionUnsupported,
                     "MCP-Protocol-Version '" + std::string(v.substr(0, 32)) +
-                        "' is not the session's protocol version '" + s->version + "'");
+                        "' is not a revision this gateway serves over HTTP (2025-11-25, "
+                        "2025-06-18, 2025-03-26); this session negotiated '" +
+                        s->version + "'");
     }
     return s;
   }

@@ -135,5 +135,19 @@ TEST_F(ToolProviderTest, EventsAreRecordedRedacted) {
   EXPECT_TRUE(found);
 }
 
+TEST_F(ToolProviderTest, RedactSecretsRedactsEveryStringKeysIncluded) {
+  const Json in = {{"msg", "token sk_test_4f9a8b7c6d5e"},
+                   {"sk_test_4f9a8b7c6d5e", {1, "x sk_test_4f9a8b7c6d5e"}},
+                   {"n", 7}};
+  const Json out = h_.kernel().RedactSecrets(in);
+  EXPECT_EQ(out.dump().find("sk_test_4f9a8b7c6d5e"), std::string::npos);
+  EXPECT_EQ(out["msg"], "token [redacted:TOKEN]");
+  ASSERT_TRUE(out.contains("[redacted:TOKEN]"));
+  EXPECT_EQ(out["[redacted:TOKEN]"][0], 1);
+  EXPECT_EQ(out["[redacted:TOKEN]"][1], "x [redacted:TOKEN]");
+  EXPECT_EQ(out["n"], 7);
+  EXPECT_EQ(h_.kernel().RedactSecrets("plain"), "plain");
+}
+
 }  // namespace
 }  // namespace custos::kernel

@@ -380,7 +380,7 @@ TEST_F(GatewayTest, AggregatesToolsUnderNamespacesAcrossPagesAndServers) {
   // Unannotated, unclassified tools are hidden.
   EXPECT_THAT(names, Not(::testing::Contains("a.unannotated")));
   EXPECT_EQ(std::count(names.begin(), names.end(), "a.echo"), 1);
-  EXPECT_EQ(names.size(), 2 * 11u);
+  EXPECT_EQ(names.size(), 2 * 13u);
   EXPECT_EQ(Req("tools/list", {{"cursor", "garbage!"}}).error_code, kInvalidParams);
 }
 
@@ -564,12 +564,153 @@ TEST_F(GatewayTest, CrashedServerFailsClearlyStderrGoesToTheLogOnly) {
   EXPECT_TRUE(found);
 }
 
-TEST_F(GatewayTest, NotificationFloodIsCappedAndLogsAreNotRelayed) {
+std::vector<Message> LogMessages(std::vector<Message> all) {
+  std::vector<Message> out;
+  for (Message& n : all) {
+    if (n.method == "notifications/message")
+      out.push_back(std::move(n));
+  }
+  return out;
+}
+
+TEST_F(GatewayTest, NotificationFloodIsCappedForRelayedLogs) {
   Open({{"a", {}, "max_notifications_per_sec = 10\n"}});
   Init();
   EXPECT_EQ(Text(Call("a.flood")), "flooded");
-  for (const Message& n : client_->TakeNotifications())
-    EXPECT_NE(n.method, "notifications/message");
+  // 2000 messages in one burst; the cap lets through at most 10 per second.
+  const size_t relayed = LogMessages(client_->TakeNotifications()).size();
+  EXPECT_GE(relayed, 1u);
+  EXPECT_LT(relayed, 500u);
+  int64_t summarised = 0;
+  for (const Json& e : Log("mcp.server.log"))
+    summarised += e.value("relayed", 0);
+  EXPECT_EQ(summarised, static_cast<int64_t>(relayed));
+}
+
+TEST_F(GatewayTest, ServerLogsAreRelayedTaggedWithTheServerAndRedacted) {
+  Open({{"a", {}}});
+  Init();
+  EXPECT_EQ(Text(Call("a.log")), "level unset");
+  std::vector<Message> logs = LogMessages(client_->TakeNotifications());
+  ASSERT_EQ(logs.size(), 3u);
+  EXPECT_EQ(logs[0].params["level"], "debug");
+  EXPECT_EQ(logs[0].params["logger"], "a.db");
+  EXPECT_EQ(logs[0].params["data"], "debug detail");
+  EXPECT_EQ(logs[1].params["logger"], "a.db");
+  EXPECT_EQ(logs[1].params["data"]["msg"], "connected");
+  EXPECT_EQ(logs[1].params["data"]["token"], "[redacted:token]");
+  EXPECT_EQ(logs[2].params["logger"], "a");  // no logger: the server's name
+  EXPECT_EQ(logs[2].params["data"], "failed with [redacted:token]");
+  for (const Message& m : logs)
+    EXPECT_THAT(m.Serialize(), Not(HasSubstr(kSecret)));
+  // The first message was a recorded syscall whose output is labeled like the server's content;
+  // the summary counts all three.
+  bool recorded = false;
+  for (const Json& e : Log("tool.invoke")) {
+    if (e.value("target", "") == "a.notifications/message" && e.value("type", "") == "outcome") {
+      recorded = true;
+      EXPECT_THAT(e["labels"].dump(), HasSubstr("external"));
+      EXPECT_THAT(e["labels"].dump(), HasSubstr("source:mcp:a"));
+    }
+  }
+  EXPECT_TRUE(recorded);
+  std::vector<Json> summaries = Log("mcp.server.log");
+  ASSERT_EQ(summaries.size(), 1u);
+  EXPECT_EQ(summaries[0]["server"], "a");
+  EXPECT_EQ(summaries[0]["relayed"], 3);
+  EXPECT_EQ(summaries[0]["redacted"], 2);
+  EXPECT_EQ(summaries[0]["levels"]["error"], 1);
+  EXPECT_EQ(summaries[0]["sha256"].get<std::string>().size(), 64u);
+  // A second call with the same labels is decided but not recorded again: one more summary.
+  EXPECT_EQ(Text(Call("a.log")), "level unset");
+  EXPECT_EQ(LogMessages(client_->TakeNotifications()).size(), 3u);
+  int outcomes = 0;
+  for (const Json& e : Log("tool.invoke")) {
+    outcomes +=
+        e.value("target", "") == "a.notifications/message" && e.value("type", "") == "outcome";
+  }
+  EXPECT_EQ(outcomes, 1);
+  EXPECT_EQ(Log("mcp.server.log").size(), 2u);
+}
+
+TEST_F(GatewayTest, ShutdownReturnsWhileAServerKeepsLogging) {
+  // The relay runs on the server's reader thread, which Shutdown joins: it must never wait for
+  // the lock Shutdown holds meanwhile.
+  Open({{"a", {}, "max_notifications_per_sec = 1000\n"}});
+  Init();
+  EXPECT_EQ(Text(Call("a.chatter")), "chattering");
+  size_t seen = 0;
+  for (int i = 0; i < 2000 && seen < 20; ++i) {
+    seen += LogMessages(client_->TakeNotifications()).size();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_GE(seen, 20u);
+  gateway_->Shutdown();
+  int64_t relayed = 0;
+  for (const Json& e : Log("mcp.server.log"))
+    relayed += e.value("relayed", 0);
+  EXPECT_GE(relayed, 20);
+}
+
+TEST_F(GatewayTest, SetLevelReachesTheServersAndFiltersRelayedLogs) {
+  Open({{"a", {}}, {"b", {}}});
+  Init("2025-03-26");
+  EXPECT_EQ(Req("logging/setLevel", {{"level", "shout"}}).error_code, kInvalidParams);
+  EXPECT_EQ(ReasonOf(Req("logging/setLevel", {{"level", "error"}})), "ok");
+  int setlevel = 0;
+  for (const Json& e : Log("tool.invoke")) {
+    setlevel +=
+        e.value("type", "") == "decision" && (e.value("target", "") == "a.logging/setLevel" ||
+                                              e.value("target", "") == "b.logging/setLevel");
+  }
+  EXPECT_EQ(setlevel, 2);  // one syscall per server
+  EXPECT_EQ(Text(Call("a.log")), "level error");
+  EXPECT_EQ(Text(Call("b.log")), "level error");
+  std::vector<Message> logs = LogMessages(client_->TakeNotifications());
+  ASSERT_EQ(logs.size(), 2u);
+  EXPECT_EQ(logs[0].params["level"], "error");
+  EXPECT_EQ(logs[1].params["level"], "error");
+  int64_t below = 0;
+  for (const Json& e : Log("mcp.server.log"))
+    below += e.value("below_level", 0);
+  EXPECT_EQ(below, 4);
+}
+
+TEST_F(GatewayTest, LogsThePolicyDeniesAreNotRelayedButRecorded) {
+  tools_extra_ = "deny = [\"a.notifications/message\"]\n";
+  Open({{"a", {}}});
+  Init();
+  EXPECT_EQ(Text(Call("a.log")), "level unset");
+  EXPECT_TRUE(LogMessages(client_->TakeNotifications()).empty());
+  std::vector<Json> summaries = Log("mcp.server.log");
+  ASSERT_EQ(summaries.size(), 1u);
+  EXPECT_EQ(summaries[0]["denied"], 3);
+  EXPECT_EQ(summaries[0]["relayed"], 0);
+  EXPECT_EQ(summaries[0]["first_denial"]["reason"], "tool_not_allowed");
+  EXPECT_EQ(summaries[0]["first_denial"]["stage"], "policy");
+}
+
+TEST_F(GatewayTest, StatelessClientGetsLogsOnlyForRequestsThatAsk) {
+  Open({{"a", {}}});
+  Message quiet = Req("tools/call", With2026({{"name", "a.log"}, {"arguments", Json::object()}}));
+  EXPECT_EQ(Text(quiet), "level unset");
+  EXPECT_TRUE(LogMessages(client_->TakeNotifications()).empty());
+  Message loud =
+      Req("tools/call", With2026({{"name", "a.log"},
+                                  {"arguments", Json::object()},
+                                  {"_meta", {{"io.modelcontextprotocol/logLevel", "info"}}}}));
+  EXPECT_EQ(Text(loud), "level unset");
+  std::vector<Message> logs = LogMessages(client_->TakeNotifications());
+  ASSERT_EQ(logs.size(), 2u);  // info and error; debug is under the level asked
+  EXPECT_EQ(logs[0].params["level"], "info");
+  Message bad =
+      Req("tools/list", With2026({{"_meta", {{"io.modelcontextprotocol/logLevel", "loud"}}}}));
+  EXPECT_EQ(bad.error_code, kInvalidParams);
+  EXPECT_EQ(ReasonOf(bad), "mcp_envelope_invalid");
+  int64_t not_requested = 0;
+  for (const Json& e : Log("mcp.server.log"))
+    not_requested += e.value("not_requested", 0);
+  EXPECT_EQ(not_requested, 3);
 }
 
 TEST_F(GatewayTest, ResourcesPromptsAndCompletionsAreMediatedAndNamespaced) {
@@ -638,14 +779,29 @@ TEST_F(GatewayTest, BatchesOnlyInTheEraThatHadThem) {
 
   Open({{"a", {}}});
   Init("2025-03-26");
+  client_->TakeBatchLines();
+  // Answered with one array: a local answer, a refusal, a mediated call, a malformed entry.
   client_->SendRaw(
-      R"([{"jsonrpc":"2.0","id":"b2","method":"ping"},{"jsonrpc":"2.0","id":"b3","method":"x/y"}])");
+      R"([{"jsonrpc":"2.0","id":"b2","method":"ping"},{"jsonrpc":"2.0","id":"b3","method":"x/y"},)"
+      R"({"jsonrpc":"2.0","id":"b4","method":"tools/call","params":{"name":"a.echo","arguments":{"k":1}}},)"
+      R"({"jsonrpc":"2.0","method":"notifications/progress","params":{}},"junk"])");
   Result<Message> b2 = client_->WaitFor("b2");
   ASSERT_TRUE(b2.ok());
   EXPECT_EQ(b2->type, Message::Type::kResponse);
   Result<Message> b3 = client_->WaitFor("b3");
   ASSERT_TRUE(b3.ok());
   EXPECT_EQ(b3->error_code, kMethodNotFound);
+  Result<Message> b4 = client_->WaitFor("b4");
+  ASSERT_TRUE(b4.ok());
+  EXPECT_EQ(Text(*b4), R"({"k":1})");
+  std::vector<std::string> lines = client_->TakeBatchLines();
+  ASSERT_EQ(lines.size(), 1u);
+  Result<Json> arr = ParseUntrustedJson(lines[0]);
+  ASSERT_TRUE(arr.ok());
+  ASSERT_TRUE(arr->is_array());
+  EXPECT_EQ(arr->size(), 4u);  // three responses and the malformed entry's error
+  EXPECT_THAT(lines[0], HasSubstr("\"b2\""));
+  EXPECT_THAT(lines[0], HasSubstr("\"b4\""));
 }
 
 TEST_F(GatewayTest, OlderClientsDoNotSeeNewerFields) {

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <set>
 
 #include "custos/mcp/access_token.h"
 #include "custos/mcp/jsonrpc.h"
@@ -182,12 +183,13 @@ class HttpFrontTest : public ::testing::Test {
   }
 
   // Opens a session; returns its id.
-  std::string Open(const Json& capabilities = Json::object()) {
+  std::string Open(const Json& capabilities = Json::object(),
+                   const std::string& version = "2025-11-25") {
     HttpRequest r = Post({{"jsonrpc", "2.0"},
                           {"id", 1},
                           {"method", "initialize"},
                           {"params",
-                           {{"protocolVersion", "2025-11-25"},
+                           {{"protocolVersion", version},
                             {"capabilities", capabilities},
                             {"clientInfo", {{"name", "t"}, {"version", "1"}}}}}},
                          "", "");
@@ -195,7 +197,8 @@ class HttpFrontTest : public ::testing::Test {
     EXPECT_EQ(a.status, 200) << a.body;
     const std::string sid = Header(a, "Mcp-Session-Id");
     EXPECT_FALSE(sid.empty());
-    auto [n, ex2] = Send(Post({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}, sid));
+    auto [n, ex2] =
+        Send(Post({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}, sid, version));
     EXPECT_EQ(n.status, 202);
     return sid;
   }
@@ -309,14 +312,21 @@ TEST_F(HttpFrontTest, AcceptContentTypeAndMethodAreChecked) {
   EXPECT_THAT(bad.body, HasSubstr("-32700"));
 }
 
-TEST_F(HttpFrontTest, ProtocolVersionHeaderMustBeSupportedAndTheSessionsOwn) {
+TEST_F(HttpFrontTest, ProtocolVersionHeaderMustBeARevisionTheGatewaySpeaks) {
   const std::string sid = Open();
   auto [a, e1] = Send(Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid, "1999-01-01"));
   EXPECT_EQ(a.status, 400);
   EXPECT_EQ(ReasonOf(a), "mcp_version_unsupported");
-  auto [b, e2] = Send(Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid, "2025-06-18"));
-  EXPECT_EQ(b.status, 400);
-  auto [c, e3] = Send(Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid, ""));
+  EXPECT_THAT(a.body, HasSubstr("1999-01-01"));
+  // The stateless era is not served over HTTP: refused with the same reason.
+  auto [s, e4] = Send(Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, sid, "2026-07-28"));
+  EXPECT_EQ(s.status, 400);
+  EXPECT_EQ(ReasonOf(s), "mcp_version_unsupported");
+  // Another supported revision than the session's (decision 031): served, in the session's era.
+  auto [b, e2] = Send(Post({{"jsonrpc", "2.0"}, {"id", 3}, {"method", "ping"}}, sid, "2025-03-26"));
+  EXPECT_EQ(b.status, 200);
+  EXPECT_THAT(b.body, HasSubstr("\"id\":3"));
+  auto [c, e3] = Send(Post({{"jsonrpc", "2.0"}, {"id", 4}, {"method", "ping"}}, sid, ""));
   EXPECT_EQ(c.status, 200);  // absent: the spec's backwards-compatible default
 }
 
@@ -350,6 +360,52 @@ TEST_F(HttpFrontTest, ServerRequestDuringACallTurnsThePostIntoAnEventStream) {
   HttpAnswer head = ex->WaitDone();
   EXPECT_TRUE(ex->ended());
   EXPECT_EQ(head.content_type, "text/event-stream");
+}
+
+TEST_F(HttpFrontTest, ServerLogsDuringACallGoOutOnThePostsEventStream) {
+  const std::string sid = Open();
+  auto ex = std::make_shared<FakeExchange>();
+  front_->Handle(Post({{"jsonrpc", "2.0"},
+                       {"id", 8},
+                       {"method", "tools/call"},
+                       {"params", {{"name", "a.log"}, {"arguments", Json::object()}}}},
+                      sid),
+                 ex);
+  ASSERT_TRUE(ex->WaitBody("\"id\":8"));
+  HttpAnswer head = ex->WaitDone();
+  EXPECT_EQ(head.content_type, "text/event-stream");
+  const std::string body = ex->body();
+  // Three log messages, tagged with the server, all before the response.
+  size_t count = 0;
+  for (size_t at = body.find("notifications/message"); at != std::string::npos;
+       at = body.find("notifications/message", at + 1)) {
+    ++count;
+    EXPECT_LT(at, body.find("\"id\":8"));
+  }
+  EXPECT_EQ(count, 3u);
+  EXPECT_THAT(body, HasSubstr("\"logger\":\"a.db\""));
+}
+
+TEST_F(HttpFrontTest, A20250326BatchIsAnsweredWithOneArray) {
+  const std::string sid = Open(Json::object(), "2025-03-26");
+  auto [a, e1] =
+      Send(Post(Json::array({{{"jsonrpc", "2.0"}, {"id", 21}, {"method", "ping"}},
+                             {{"jsonrpc", "2.0"},
+                              {"id", 22},
+                              {"method", "tools/call"},
+                              {"params", {{"name", "a.echo"}, {"arguments", {{"k", 2}}}}}}}),
+                sid, "2025-03-26"));
+  EXPECT_EQ(a.status, 200);
+  Result<Json> arr = ParseUntrustedJson(a.body);
+  ASSERT_TRUE(arr.ok()) << a.body;
+  ASSERT_TRUE(arr->is_array()) << a.body;
+  ASSERT_EQ(arr->size(), 2u);
+  std::set<int> ids;
+  for (const Json& r : *arr) {
+    ids.insert(r["id"].get<int>());
+    EXPECT_TRUE(r.contains("result")) << r.dump();
+  }
+  EXPECT_EQ(ids, (std::set<int>{21, 22}));
 }
 
 TEST_F(HttpFrontTest, GetOpensOneEventStreamPerSession) {
@@ -562,7 +618,10 @@ TEST_F(HttpFrontAuthTest, BadTokensAre401InvalidToken) {
   Json no_exp = Claims();
   no_exp.erase("exp");
   std::string tampered = Sign("EdDSA", Claims(), "ed");
-  tampered[tampered.rfind('.') + 5] ^= 1;
+  // Another base64url letter (flipping a bit could make a character outside the alphabet, which
+  // is refused as malformed JWS, not as a bad signature).
+  char& c = tampered[tampered.rfind('.') + 5];
+  c = c == 'A' ? 'B' : 'A';
   const std::string none =
       Base64UrlEncode(R"({"alg":"none"})") + "." + Base64UrlEncode(Claims().dump()) + ".";
   const std::vector<std::pair<std::string, std::string>> cases = {

@@ -113,6 +113,12 @@ class Kernel {
   // downstream server restarted, a tool descriptor changed). Never carries payloads.
   Status RecordEvent(const std::string& name, const Json& details);
 
+  // `value` with every string (object keys included) redacted as results and log entries are:
+  // each secret value the vault knows, in any spelling the scanner recognises, becomes
+  // "[redacted:<name>]" (INV-6). For what a gateway relays outside a syscall's frame (an MCP
+  // server's log messages). Numbers, booleans and null are unchanged.
+  Json RedactSecrets(const Json& value);
+
   // Forces everything logged so far to be durable.
   Result<audit::Appended> Commit();
 

@@ -43,6 +43,8 @@ class InProcessClient {
   void SendRaw(const std::string& line);
   // Waits for a response with `id` (JSON-encoded id) after SendRaw.
   Result<Message> WaitFor(const Json& id, int64_t timeout_ms = 20'000);
+  // The array lines received (a 2025-03-26 batch's responses, also filed by id).
+  std::vector<std::string> TakeBatchLines();
 
  private:
   void OnLine(const std::string& line);
@@ -51,6 +53,7 @@ class InProcessClient {
   std::condition_variable cv_;
   std::map<std::string, Message> responses_;  // by id.dump()
   std::vector<Message> notifications_;
+  std::vector<std::string> batch_lines_;
   int64_t next_id_ = 1;
 };
 
