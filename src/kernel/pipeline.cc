@@ -228,9 +228,10 @@ Decision Pipeline::Explain(const Syscall& call, Services& s) const {
   return ctx.decision;
 }
 
-SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
+SyscallResult Pipeline::Execute(const Syscall& call, Services& s, const ExecuteHooks* hooks) const {
   const CallPin pin(s);  // one policy + vault snapshot for the whole call
   SyscallContext ctx(call);
+  ctx.hooks = hooks;
   SyscallResult out;
   out.id = call.id.empty() ? crypto::RandomId("s_") : Redact(s, call.id);
 
@@ -278,7 +279,10 @@ SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
     entry.extra["approval_id"] = ctx.approval_id;
   }
   out.decision = ctx.decision;
-  if (!Record(std::move(entry), s, &out, true)) {
+  const bool recorded = Record(std::move(entry), s, &out, true);
+  if (hooks != nullptr && hooks->on_decision)
+    hooks->on_decision(out);  // the decision is in the log (or the log failed: a deny)
+  if (!recorded) {
     if (ctx.reservation)
       s.ledger().Cancel(*ctx.reservation).IgnoreError();
     return out;
