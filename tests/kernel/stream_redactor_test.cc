@@ -84,6 +84,32 @@ TEST(StreamRedactorTest, ByteByByteGivesTheRedactionOfTheWholeAndNeverPartOfASec
     EXPECT_THAT(p, Not(HasSubstr("sk-live-")));
 }
 
+TEST(StreamRedactorTest, ASecretWithALineFeedIsHeldBackAcrossLinesYetFlowsInTheEnd) {
+  // A multi-line value (a PEM key): line ends are no longer safe cuts, the window applies.
+  const std::string pem = "-----BEGIN KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7\n";
+  Result<effects::SecretScanner> made = effects::SecretScanner::Create({{"PEM", pem}});
+  ASSERT_TRUE(made.ok()) << made.status();
+  const effects::SecretScanner& scanner = *made;
+  ASSERT_TRUE(scanner.SpansLines());
+  std::string filler;
+  while (filler.size() < 3 * scanner.MaxSpanBytes())
+    filler += "filler line " + std::to_string(filler.size()) + "\n";
+  const std::string out = filler + pem + filler + "x" + pem + "y\n" + filler;
+  const std::string want = scanner.Redact(out);
+  ASSERT_THAT(want, HasSubstr("[redacted:PEM]"));
+  for (size_t step : {size_t{1}, size_t{13}, size_t{4096}}) {
+    Collected c;
+    StreamRedactor r(scanner, 1 << 20, [&](std::string_view t) { c.pieces.emplace_back(t); });
+    for (size_t i = 0; i < out.size(); i += step)
+      r.Feed(std::string_view(out).substr(i, step));
+    r.Finish();
+    EXPECT_EQ(c.all(), want) << "step " << step;
+    EXPECT_GT(c.pieces.size(), 2u) << "step " << step;
+    for (const std::string& p : c.pieces)
+      EXPECT_THAT(p, Not(HasSubstr("-----BEGIN KEY-----\nMIIB"))) << "step " << step;
+  }
+}
+
 TEST(StreamRedactorTest, HoldsBackTheStartOfASecretUntilItCanTell) {
   const effects::SecretScanner scanner = Scanner();
   Collected c;
