@@ -189,6 +189,7 @@ struct Stream {
   std::string data;
   size_t cap = 0;
   bool too_large = false;
+  const std::function<void(std::string_view)>* on_data = nullptr;  // null: just collect
 };
 
 // Reads what is available. Returns false once the stream is closed or over its cap.
@@ -202,6 +203,9 @@ bool ReadAvailable(Stream* s) {
         return false;
       }
       s->data.append(buf, static_cast<size_t>(n));
+      if (s->on_data != nullptr && *s->on_data) {
+        (*s->on_data)(std::string_view(buf, static_cast<size_t>(n)));
+      }
       continue;
     }
     if (n < 0 && errno == EINTR) {
@@ -252,7 +256,7 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv, std::stri
   SetNonBlocking(in_w.get());
   SetNonBlocking(out_r.get());
   SetNonBlocking(err_r.get());
-  Stream out{std::move(out_r), {}, opt.max_stdout_bytes};
+  Stream out{std::move(out_r), {}, opt.max_stdout_bytes, false, &opt.on_stdout};
   Stream err{std::move(err_r), {}, opt.max_stderr_bytes};
   size_t in_off = 0;
   if (stdin_data.empty()) {

@@ -199,6 +199,9 @@ Result<SecretScanner> SecretScanner::Create(
                         " bytes; it would match by chance",
                     at);
     }
+    if (value.find('\n') != std::string::npos) {
+      s.spans_lines_ = true;
+    }
     const auto id = static_cast<uint32_t>(s.names_.size());
     s.names_.push_back(name);
     std::vector<std::string> exact = {value};
@@ -219,6 +222,14 @@ Result<SecretScanner> SecretScanner::Create(
   }
   s.exact_.Build();
   s.folded_.Build();
+  size_t longest = 0;
+  for (const Table* t : {&s.exact_, &s.folded_}) {
+    for (const Pattern& p : t->patterns) {
+      longest = std::max(longest, p.bytes.size());
+    }
+  }
+  // Three rounds of percent-decoding: one decoded byte can come from up to 3^3 input bytes.
+  s.max_span_ = longest * 27;
   return s;
 }
 
@@ -231,6 +242,8 @@ SecretScanner& SecretScanner::operator=(SecretScanner&& o) noexcept {
     names_ = std::move(o.names_);
     exact_ = std::move(o.exact_);
     folded_ = std::move(o.folded_);
+    max_span_ = o.max_span_;
+    spans_lines_ = o.spans_lines_;
   }
   return *this;
 }
@@ -310,6 +323,23 @@ std::optional<std::string> SecretScanner::FindIn(std::string_view bytes) const {
     return std::nullopt;
   }
   return names_[matches.front().secret];
+}
+
+std::vector<std::pair<size_t, size_t>> SecretScanner::Spans(std::string_view text) const {
+  std::vector<Match> matches;
+  ScanAll(text, false, &matches);
+  std::sort(matches.begin(), matches.end(), [](const Match& a, const Match& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end > b.end;
+  });
+  std::vector<std::pair<size_t, size_t>> out;
+  for (const Match& m : matches) {
+    if (!out.empty() && m.begin < out.back().second) {
+      out.back().second = std::max(out.back().second, m.end);
+    } else {
+      out.emplace_back(m.begin, m.end);
+    }
+  }
+  return out;
 }
 
 std::string SecretScanner::Redact(std::string_view text) const {

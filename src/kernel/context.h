@@ -12,6 +12,7 @@
 #include "custos/audit/log_writer.h"
 #include "custos/budget/ledger.h"
 #include "custos/core/decision.h"
+#include "custos/kernel/execute_hooks.h"
 #include "custos/kernel/syscall.h"
 #include "custos/kernel/token_authority.h"
 #include "custos/labels/label_set.h"
@@ -29,6 +30,8 @@ struct SyscallContext {
 
   // Explain(): decide without side effects (token uses are checked, not counted).
   bool explain = false;
+  // The caller's observers (Kernel::Execute with hooks); null when nobody watches.
+  const ExecuteHooks* hooks = nullptr;
 
   // capability: who the policy is written for, and what this agent may ask for.
   std::string principal;

@@ -83,7 +83,9 @@ Result<std::unique_ptr<Kernel>> Kernel::Open(KernelOptions options) {
 Kernel::Kernel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Kernel::~Kernel() = default;
 
-SyscallResult Kernel::Execute(const Syscall& call) {
+SyscallResult Kernel::Execute(const Syscall& call) { return Execute(call, ExecuteHooks{}); }
+
+SyscallResult Kernel::Execute(const Syscall& call, const ExecuteHooks& hooks) {
   Services& s = *impl_->services;
   // Library callers (gateways) build Syscall values directly: hold them to the same parse and
   // schema stages as the wire, so a mistyped argument or an out-of-range kind is a recorded deny
@@ -96,9 +98,12 @@ SyscallResult Kernel::Execute(const Syscall& call) {
         static_cast<size_t>(call.kind) < static_cast<size_t>(kSyscallKindCount)
             ? std::string(SyscallName(call.kind))
             : "";
-    return impl_->pipeline.RecordParseFailure(st, &raw, kind_name, s);
+    SyscallResult refused = impl_->pipeline.RecordParseFailure(st, &raw, kind_name, s);
+    if (hooks.on_decision)
+      hooks.on_decision(refused);
+    return refused;
   }
-  return impl_->pipeline.Execute(call, s);
+  return impl_->pipeline.Execute(call, s, &hooks);
 }
 
 SyscallResult Kernel::ExecuteJson(std::string_view text) {

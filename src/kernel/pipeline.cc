@@ -231,9 +231,10 @@ Decision Pipeline::Explain(const Syscall& call, Services& s) const {
   return ctx.decision;
 }
 
-SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
+SyscallResult Pipeline::Execute(const Syscall& call, Services& s, const ExecuteHooks* hooks) const {
   const CallPin pin(s);  // one policy + vault snapshot for the whole call
   SyscallContext ctx(call);
+  ctx.hooks = hooks;
   SyscallResult out;
   out.id = call.id.empty() ? crypto::RandomId("s_") : Redact(s, call.id);
 
@@ -286,7 +287,12 @@ SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
   // covers both entries (decision 036). Every other decision is durable before its effect.
   const EffectHandler& handler = HandlerFor(call.kind);
   const bool defer = ctx.decision.allowed() && handler.ReadOnly(ctx);
-  if (!Record(std::move(entry), s, &out, true, defer)) {
+  const bool recorded = Record(std::move(entry), s, &out, true, defer);
+  // The decision is in the log (or the log failed: a deny). A deferred one is durable only with
+  // the outcome, so its hook waits for that.
+  if (hooks != nullptr && hooks->on_decision && (!defer || !recorded))
+    hooks->on_decision(out);
+  if (!recorded) {
     if (ctx.reservation)
       s.ledger().Cancel(*ctx.reservation).IgnoreError();
     return out;
@@ -367,6 +373,8 @@ SyscallResult Pipeline::Execute(const Syscall& call, Services& s) const {
     out.handle.reset();
   }
   Record(std::move(outcome), s, &out, /*decision=*/false);
+  if (defer && hooks != nullptr && hooks->on_decision)
+    hooks->on_decision(out);
   return out;
 }
 

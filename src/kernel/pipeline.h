@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "custos/kernel/execute_hooks.h"
 #include "custos/kernel/stage.h"
 #include "custos/kernel/syscall.h"
 #include "kernel/services.h"
@@ -18,7 +19,9 @@ class Pipeline {
   Pipeline();
   ~Pipeline();
 
-  SyscallResult Execute(const Syscall& call, Services& s) const;
+  // `hooks` (optional) observe the call (execute_hooks.h).
+  SyscallResult Execute(const Syscall& call, Services& s,
+                        const ExecuteHooks* hooks = nullptr) const;
   // The decision alone: no record, no effect, reservations released.
   Decision Explain(const Syscall& call, Services& s) const;
   // Records a syscall that failed to parse (so malformed input leaves a trace) and returns the

@@ -15,6 +15,7 @@
 #include "custos/core/json.h"
 #include "custos/kernel/syscall.h"
 #include "custos/policy/policy.h"
+#include "server/call_stream.h"
 #include "server/capabilities.h"
 #include "server/shaping.h"
 
@@ -147,6 +148,52 @@ bool IsJsonContentType(std::string_view ct) {
   return lower == "application/json";
 }
 
+// True if an Accept header lists text/event-stream (a media range, any parameters, any case).
+bool AcceptsEventStream(std::string_view accept) {
+  size_t i = 0;
+  while (i < accept.size()) {
+    size_t j = accept.find(',', i);
+    if (j == std::string_view::npos)
+      j = accept.size();
+    std::string_view range = accept.substr(i, j - i);
+    range = range.substr(0, range.find(';'));
+    while (!range.empty() && range.front() == ' ')
+      range.remove_prefix(1);
+    while (!range.empty() && range.back() == ' ')
+      range.remove_suffix(1);
+    std::string lower(range);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower == "text/event-stream")
+      return true;
+    i = j + 1;
+  }
+  return false;
+}
+
+std::string_view TransportOf(const HttpRequest& req) {
+  if (!req.transport.empty())
+    return req.transport;
+  return req.peer ? "unix" : "tcp";
+}
+
+// Who a refused request said it was, without any credential (decision 029).
+std::string ClaimedBy(const HttpRequest& req) {
+  if (!req.authorization.empty()) {
+    const std::string_view a = req.authorization;
+    const size_t space = a.find(' ');
+    const std::string_view scheme = a.substr(0, space);
+    if (space != std::string_view::npos && (scheme == "Bearer" || scheme == "bearer"))
+      return AuthFailureLog::KeyHint(a.substr(space + 1));
+    return "scheme:" + std::string(scheme.substr(0, 16));
+  }
+  if (req.signed_headers.any())
+    return req.signed_headers.agent;
+  if (req.peer)
+    return "uid:" + std::to_string(req.peer->uid);
+  return "";
+}
+
 Json EntryJson(const store::LogRow& row) {
   Result<Json> j = ParseUntrustedJson(row.canonical);
   return j.ok() ? *j : Json{{"seq", row.seq}, {"error", "entry does not parse"}};
@@ -174,7 +221,8 @@ Api::Api(kernel::Kernel* kernel, Metrics* metrics, ApiOptions options,
       metrics_(metrics),
       options_(std::move(options)),
       auth_(std::move(auth)),
-      wallet_(*kernel) {}
+      wallet_(*kernel),
+      auth_failures_(kernel, options_.config.limits.auth_failure_summary_ms) {}
 
 std::shared_ptr<const Authenticator> Api::auth() const {
   std::lock_guard<std::mutex> l(auth_mu_);
@@ -232,6 +280,7 @@ HttpResponse Api::Handle(const HttpRequest& req) {
       id = a->FromAuthorization("");
     }
     if (!id.ok()) {
+      auth_failures_.Note(id.status().reason(), TransportOf(req), ClaimedBy(req));
       HttpResponse r = ErrorResponse(id.status());
       r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"custosd\"");
       r.route = std::string(route->pattern);
@@ -239,6 +288,7 @@ HttpResponse Api::Handle(const HttpRequest& req) {
     }
     who = std::move(id).value();
     if (route->admin && !who.admin) {
+      auth_failures_.Note(Reason::kAdminRequired, TransportOf(req), who.agent);
       HttpResponse r = ErrorResponse(
           Status(Reason::kAdminRequired, "'" + who.agent + "' is not in [server] admins"));
       r.route = std::string(route->pattern);
@@ -338,18 +388,39 @@ HttpResponse Api::Syscall(const HttpRequest& req, const Identity& who) {
     metrics_->Decided("deny", ReasonName(st.reason()));
     return ErrorResponse(st);
   }
+  // The body is the syscall as the library takes it, so streaming is asked for by Accept only.
+  return Respond(std::move(call), AcceptsEventStream(req.accept), /*stream_output=*/true,
+                 [](const kernel::SyscallResult& r) { return r.ToJson(); });
+}
+
+kernel::SyscallResult Api::ExecuteCall(const Json& call, const kernel::ExecuteHooks& hooks) {
   std::string kind_name;
   Result<kernel::Syscall> parsed = kernel::ParseSyscall(call, &kind_name);
   kernel::SyscallResult result;
   if (parsed.ok()) {
     wallet_.Attach(*parsed);
-    result = kernel_->Execute(*parsed);
+    result = kernel_->Execute(*parsed, hooks);
     wallet_.Observe(*parsed, result);
   } else {
     result = kernel_->RecordRefusal(call, "schema", parsed.status());
   }
   metrics_->Decided(VerdictName(result.decision.verdict), ReasonName(result.decision.reason));
-  return JsonResponse(200, result.ToJson());
+  return result;
+}
+
+HttpResponse Api::Respond(Json call, bool stream, bool stream_output,
+                          std::function<Json(const kernel::SyscallResult&)> shape) {
+  if (!stream)
+    return JsonResponse(200, shape(ExecuteCall(call, kernel::ExecuteHooks{})));
+  // Nothing runs yet: the transport starts the stream, then runs the call on a worker.
+  HttpResponse r;
+  r.content_type = "text/event-stream";
+  r.events = std::make_shared<CallStream>(
+      [this, call = std::move(call)](const kernel::ExecuteHooks& hooks) {
+        return ExecuteCall(call, hooks);
+      },
+      std::move(shape), stream_output);
+  return r;
 }
 
 HttpResponse Api::Explain(const HttpRequest& req, const Identity& who) {
@@ -410,17 +481,7 @@ kernel::SyscallResult Api::ExecuteBound(Json call, const Identity& who, Status* 
     *refused = st;
     return {};
   }
-  Result<kernel::Syscall> parsed = kernel::ParseSyscall(call);
-  kernel::SyscallResult r;
-  if (parsed.ok()) {
-    wallet_.Attach(*parsed);
-    r = kernel_->Execute(*parsed);
-    wallet_.Observe(*parsed, r);
-  } else {
-    r = kernel_->RecordRefusal(call, "schema", parsed.status());
-  }
-  metrics_->Decided(VerdictName(r.decision.verdict), ReasonName(r.decision.reason));
-  return r;
+  return ExecuteCall(call, kernel::ExecuteHooks{});
 }
 
 HttpResponse Api::Grant(const HttpRequest& req, const Identity& who) {
@@ -516,15 +577,27 @@ HttpResponse Api::Invoke(const HttpRequest& req, const Identity& who) {
     if (j.contains(k))
       call[k] = j[k];
   }
-  Status refused;
-  kernel::SyscallResult r = ExecuteBound(std::move(call), who, &refused);
-  if (!refused.ok())
-    return ErrorResponse(refused);
-  Json out = r.ToJson();
-  out["response_mode"] = *mode;
-  if (!r.frame.is_null())
-    out["frame"] = ShapeFrame(r.frame, *mode);
-  return JsonResponse(200, out);
+  bool stream = AcceptsEventStream(req.accept);
+  if (j.contains("stream")) {
+    if (!j["stream"].is_boolean())
+      return ErrorResponse(
+          Status(Reason::kSchemaViolation, "stream must be true or false", "/stream"));
+    stream = stream || j["stream"].get<bool>();
+  }
+  if (Status st = BindAgent(&call, who, /*record=*/true); !st.ok()) {
+    metrics_->Decided("deny", ReasonName(st.reason()));
+    return ErrorResponse(st);
+  }
+  // Output events only in raw mode: a stream never shows more than the final frame would.
+  const bool stream_output = *mode == "raw";
+  return Respond(std::move(call), stream, stream_output,
+                 [mode = *mode](const kernel::SyscallResult& r) {
+                   Json out = r.ToJson();
+                   out["response_mode"] = mode;
+                   if (!r.frame.is_null())
+                     out["frame"] = ShapeFrame(r.frame, mode);
+                   return out;
+                 });
 }
 
 HttpResponse Api::Expand(const HttpRequest& req, const Identity& who) {

@@ -82,7 +82,7 @@ Status RunDaemon(const DaemonOptions& o) {
     }
     // Authenticated like the API (the keys as loaded at start; a reload does not change them).
     auto inner = std::move(m.handler);
-    m.handler = [authenticator, inner](MountRequest req, std::shared_ptr<MountStream> out) {
+    m.handler = [authenticator, inner, &api](MountRequest req, std::shared_ptr<MountStream> out) {
       std::string authorization;
       for (const auto& [k, v] : req.headers) {
         if (k == "authorization")
@@ -93,6 +93,13 @@ Status RunDaemon(const DaemonOptions& o) {
       if (!who.ok() && req.peer && !authorization.empty())
         who = authenticator->FromAuthorization(authorization);
       if (!who.ok()) {
+        std::string claimed;
+        if (authorization.rfind("Bearer ", 0) == 0) {
+          claimed = AuthFailureLog::KeyHint(std::string_view(authorization).substr(7));
+        } else if (req.peer) {
+          claimed = "uid:" + std::to_string(req.peer->uid);
+        }
+        api.NoteAuthFailure(who.status().reason(), req.peer ? "unix" : "tcp", claimed);
         HttpResponse r = ErrorResponse(who.status());
         r.headers.emplace_back("WWW-Authenticate", "Bearer");
         out->Respond(std::move(r));
@@ -115,9 +122,12 @@ Status RunDaemon(const DaemonOptions& o) {
   std::fflush(stdout);
 
   while (true) {
-    int sig = 0;
-    if (sigwait(&signals, &sig) != 0)
-      continue;
+    // Wake once a second to write a due summary of refused authentication (decision 029).
+    const struct timespec tick = {1, 0};
+    const int sig = sigtimedwait(&signals, nullptr, &tick);
+    api.FlushAuthFailuresIfDue();
+    if (sig < 0)
+      continue;  // EAGAIN (the second passed) or EINTR
     if (sig == SIGHUP) {
       Result<Json> r = api.Reload();
       if (r.ok()) {
@@ -134,6 +144,7 @@ Status RunDaemon(const DaemonOptions& o) {
   if (mounted.stop)
     mounted.stop();
   server->Shutdown();
+  api.FlushAuthFailures();  // the last window, before the final commit
   Result<audit::Appended> committed = kernel->Commit();
   if (!committed.ok())
     return committed.status();

@@ -81,6 +81,7 @@ struct Server::Impl {
   ServerOptions options;
   std::atomic<int64_t> connections{0};
   std::atomic<int64_t> in_flight{0};  // requests handed to workers, until their response is written
+  std::atomic<int64_t> streams{0};    // streamed calls running (decision 028)
   std::atomic<bool> draining{false};
   uint16_t port = 0;
   std::filesystem::path socket_path;
@@ -114,7 +115,12 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
 
  public:
   Session(Server::Impl& srv, Socket socket, std::optional<PeerCred> peer)
-      : srv_(srv), socket_(std::move(socket)), timer_(socket_.get_executor()), peer_(peer) {
+      : srv_(srv),
+        socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        tick_timer_(socket_.get_executor()),
+        expire_timer_(socket_.get_executor()),
+        peer_(peer) {
     srv_.connections.fetch_add(1);
     srv_.metrics->ConnectionOpened();
   }
@@ -286,6 +292,8 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
       req.content_type = std::string(it->value());
     if (auto it = msg.find(http::field::authorization); it != msg.end())
       req.authorization = std::string(it->value());
+    if (auto it = msg.find(http::field::accept); it != msg.end())
+      req.accept = std::string(it->value());
     for (auto [name, field] : {std::pair{"Custos-Agent", &req.signed_headers.agent},
                                std::pair{"Custos-Timestamp", &req.signed_headers.timestamp},
                                std::pair{"Custos-Nonce", &req.signed_headers.nonce},
@@ -295,6 +303,7 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     }
     req.body = std::move(msg.body());
     req.peer = peer_;
+    req.transport = kTls ? "tls" : peer_ ? "unix" : "tcp";
     if (const Mount* mount = FindMount(req.target)) {
       StartMount(*mount, msg, std::move(req));
       return;
@@ -307,12 +316,85 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
           self->srv_.api != nullptr
               ? self->srv_.api->Handle(req)
               : ErrorResponse(Status(Reason::kRouteNotFound, "no route for this path", "/path"));
+      if (r.events) {
+        if (self->srv_.streams.fetch_add(1) >=
+            static_cast<int64_t>(self->srv_.options.limits.max_streams)) {
+          self->srv_.streams.fetch_sub(1);
+          std::string route = std::move(r.route);
+          r = ErrorResponse(Status(Reason::kUnavailable,
+                                   "too many streamed calls (max " +
+                                       std::to_string(self->srv_.options.limits.max_streams) +
+                                       "); retry, or call without streaming"));
+          r.route = std::move(route);
+        } else {
+          self->RunEvents(std::move(r), t0);
+          self->srv_.streams.fetch_sub(1);
+          return;
+        }
+      }
       const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - t0)
                           .count();
       self->srv_.metrics->RequestFinished(r.route, r.status, us);
       net::post(self->socket_.get_executor(),
                 [self, r = std::move(r)]() mutable { self->Respond(std::move(r)); });
+    });
+  }
+
+  class Sink;
+
+  // On a worker: a streamed call (decision 028). The head and every event are queued on the
+  // strand in order; the call runs here, to its recorded outcome, whatever the client does.
+  void RunEvents(HttpResponse r, std::chrono::steady_clock::time_point t0) {
+    std::shared_ptr<EventSource> events = r.events;
+    r.events.reset();
+    net::post(socket_.get_executor(),
+              [self = this->shared_from_this(), r = std::move(r), events, t0]() mutable {
+                self->BeginEvents(std::move(r), events, t0);
+              });
+    Sink sink(this->shared_from_this());
+    events->Run(sink);
+    net::post(socket_.get_executor(), [self = this->shared_from_this()] {
+      self->events_done_ = true;
+      self->Enqueue(std::string(), true);
+    });
+  }
+
+  // On the strand: the head, the client-gone probe and the progress and overall timers.
+  void BeginEvents(HttpResponse head, std::shared_ptr<EventSource> events,
+                   std::chrono::steady_clock::time_point t0) {
+    events_ = std::move(events);
+    mount_counted_ = false;
+    mount_began_ = true;
+    stream_ = true;
+    mount_t0_ = t0;
+    mount_route_ = head.route;
+    Enqueue(Serialize(head, false, true), false);
+    socket_.async_read_some(net::buffer(probe_),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec)
+                                self->MountClosed();
+                            });
+    ArmTick();
+    expire_timer_.expires_after(std::chrono::milliseconds(srv_.options.limits.stream_timeout_ms));
+    expire_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (ec || self->mount_closed_ || self->events_done_ || !self->events_)
+        return;
+      Sink sink(self);
+      self->events_->Expire(sink);
+      // Expire() queued its event through the sink (a post): end after it.
+      net::post(self->socket_.get_executor(), [self] { self->Enqueue(std::string(), true); });
+    });
+  }
+
+  void ArmTick() {
+    tick_timer_.expires_after(std::chrono::milliseconds(srv_.options.limits.stream_progress_ms));
+    tick_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (ec || self->mount_closed_ || self->events_done_ || !self->events_)
+        return;
+      Sink sink(self);
+      self->events_->Tick(sink);
+      self->ArmTick();
     });
   }
 
@@ -432,8 +514,8 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
 
   // On the strand: queue bytes; `then` runs after they (and all before them) are written.
   void Enqueue(std::string bytes, bool last) {
-    if (mount_closed_)
-      return;
+    if (mount_closed_ || close_after_queue_)
+      return;  // gone, or already ended: later bytes are dropped
     queue_.push_back(std::move(bytes));
     if (last)
       close_after_queue_ = true;
@@ -507,8 +589,12 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
       return;
     mount_closed_ = true;
     closed_flag_->store(true);
-    MountFinished(499);
+    // A streamed call answered 200 (its head went out); a mount that never began, 499.
+    MountFinished(stream_ ? 200 : 499);
     queue_.clear();
+    tick_timer_.cancel();
+    expire_timer_.cancel();
+    events_.reset();
     Close();
     if (on_close_) {
       auto fn = std::move(on_close_);
@@ -549,6 +635,8 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
   Server::Impl& srv_;
   Socket socket_;
   net::steady_timer timer_;
+  net::steady_timer tick_timer_;    // a streamed call's progress ticks
+  net::steady_timer expire_timer_;  // a streamed call's overall timeout
   std::optional<PeerCred> peer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -572,6 +660,25 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
   std::chrono::steady_clock::time_point mount_t0_;
   std::string mount_route_;
   char probe_[64];
+  // A streamed call (on the strand): its source while it streams, and whether Run() returned.
+  std::shared_ptr<EventSource> events_;
+  bool stream_ = false;
+  bool events_done_ = false;
+};
+
+// What a streamed call writes through: each write is posted to the connection's strand.
+template <class Socket>
+class Session<Socket>::Sink final : public EventSink {
+ public:
+  explicit Sink(std::shared_ptr<Session> s) : s_(std::move(s)) {}
+  void Write(std::string events) override {
+    net::post(s_->socket_.get_executor(),
+              [s = s_, e = std::move(events)]() mutable { s->Enqueue(std::move(e), false); });
+  }
+  bool closed() const override { return s_->closed_flag_->load(); }
+
+ private:
+  std::shared_ptr<Session> s_;
 };
 
 // The handle a mount answers through: every call is posted to the connection's strand.

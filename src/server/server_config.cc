@@ -104,6 +104,16 @@ Status ReadServerTable(const std::filesystem::path& file, const toml::table& t, 
     } else if (key == "header_timeout_ms" || key == "body_timeout_ms") {
       CUSTOS_RETURN_IF_ERROR(ReadInt(file, v, key, 1, &n));
       (key == "header_timeout_ms" ? c->limits.header_timeout_ms : c->limits.body_timeout_ms) = n;
+    } else if (key == "max_streams") {
+      CUSTOS_RETURN_IF_ERROR(ReadInt(file, v, key, 1, &n));
+      c->limits.max_streams = static_cast<size_t>(n);
+    } else if (key == "auth_failure_summary_ms") {
+      CUSTOS_RETURN_IF_ERROR(ReadInt(file, v, key, 1, &n));
+      c->limits.auth_failure_summary_ms = n;
+    } else if (key == "stream_progress_ms" || key == "stream_timeout_ms") {
+      CUSTOS_RETURN_IF_ERROR(ReadInt(file, v, key, 1, &n));
+      (key == "stream_progress_ms" ? c->limits.stream_progress_ms : c->limits.stream_timeout_ms) =
+          n;
     } else {
       return Status(Reason::kPolicyUnknownKey, "unknown config key 'server." + key + "'",
                     Where(file, v.source()));

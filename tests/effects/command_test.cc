@@ -49,6 +49,21 @@ TEST(RunCommandTest, CapturesStdoutAndExitCode) {
   EXPECT_EQ(r->exit_code, 0);
 }
 
+TEST(RunCommandTest, OnStdoutSeesEveryStdoutByteInOrderAndNoStderr) {
+  CommandOptions opt;
+  std::string seen;
+  int calls = 0;
+  opt.on_stdout = [&](std::string_view bytes) {
+    seen.append(bytes);
+    ++calls;
+  };
+  auto r = RunCommand({"/bin/sh", "-c", "echo one; echo err >&2; sleep 0.05; echo two"}, "", opt);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(seen, "one\ntwo\n");
+  EXPECT_EQ(seen, r->stdout_data);
+  EXPECT_GE(calls, 1);
+}
+
 TEST(RunCommandTest, NonZeroExitIsAResultNotAnError) {
   auto r = RunCommand({"/bin/sh", "-c", "echo oops >&2; exit 3"}, "", CommandOptions{});
   ASSERT_THAT(r, IsOk());

@@ -231,6 +231,29 @@ TEST(SecretScannerTest, ScansAMegabyteAgainstAHundredSecretsQuickly) {
   EXPECT_EQ(s->FindIn(text), "s99");
 }
 
+TEST(SecretScannerTest, SpansAreWhatRedactReplacesAndMaxSpanCoversEverySpelling) {
+  const SecretScanner s = Make();
+  const std::string raw = "a " + std::string(kToken) + " b ";
+  const std::string hex = "68" + Hex(kToken, false);  // digits, then the hex spelling
+  const std::string text = raw + hex;
+  const auto spans = s.Spans(text);
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(spans[0], std::make_pair(size_t{2}, size_t{2} + kToken.size()));
+  EXPECT_EQ(spans[1].second, text.size());
+  // The longest pattern is the hex spelling of the longest value, three rounds of
+  // percent-encoding can make each of its bytes 27.
+  const size_t longest = 2 * std::string_view("correct horse battery staple").size();
+  EXPECT_EQ(s.MaxSpanBytes(), 27 * longest);
+  EXPECT_FALSE(s.SpansLines());
+  auto pem = SecretScanner::Create({{"pem", "-----BEGIN KEY-----\nMIIBVQ==\n"}});
+  ASSERT_THAT(pem, IsOk());
+  EXPECT_TRUE(pem->SpansLines());
+  auto none = SecretScanner::Create({});
+  ASSERT_THAT(none, IsOk());
+  EXPECT_EQ(none->MaxSpanBytes(), 0u);
+  EXPECT_TRUE(none->Spans(text).empty());
+}
+
 TEST(SecretScannerTest, MovedScannerStillWorks) {
   SecretScanner a = Make();
   SecretScanner b = std::move(a);

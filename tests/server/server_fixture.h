@@ -30,9 +30,10 @@ class ServerHarness {
   void UseTls() { tls_ = true; }
   std::filesystem::path ca_file() const { return kh_.root() / "tls" / "cert.pem"; }
 
-  // Opens the kernel with `spec` and starts serving with `limits`.
-  bool Start(const PolicySpec& spec, server::ServerLimits limits = {}, int workers = 4) {
-    policy_text_ = MakePolicy(spec);
+  // Opens the kernel with `spec` (or with `policy_text` if given) and serves with `limits`.
+  bool Start(const PolicySpec& spec, server::ServerLimits limits = {}, int workers = 4,
+             const std::string& policy_text = "") {
+    policy_text_ = policy_text.empty() ? MakePolicy(spec) : policy_text;
     policy_file_ = kh_.root() / "policy.toml";
     WriteFileOrDie(policy_file_, policy_text_);
     if (!kh_.Open(policy_text_))

@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -42,6 +43,9 @@ struct CommandOptions {
   std::chrono::milliseconds timeout{30'000};
   size_t max_stdout_bytes = size_t{1} << 20;
   size_t max_stderr_bytes = size_t{1} << 20;
+  // If set, called on the calling thread with each piece of standard output as it arrives (the
+  // same bytes end up in CommandResult::stdout_data), e.g. to stream progress. It must not block.
+  std::function<void(std::string_view)> on_stdout;
 };
 
 struct CommandResult {

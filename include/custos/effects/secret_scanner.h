@@ -59,6 +59,17 @@ class SecretScanner {
   // that starts first).
   std::string Redact(std::string_view text) const;
 
+  // The [begin, end) byte ranges of `text` that Redact() replaces, merged, in order.
+  std::vector<std::pair<size_t, size_t>> Spans(std::string_view text) const;
+
+  // The longest stretch of input one occurrence can cover in any recognised spelling (27 times
+  // the longest pattern: three rounds of percent-encoding); 0 without secrets. A stream redactor
+  // that holds back this many bytes never emits part of an occurrence the next bytes complete.
+  size_t MaxSpanBytes() const { return max_span_; }
+  // True if some secret's value contains a line feed. Otherwise no occurrence, in any spelling,
+  // contains one, so cutting text just after a '\n' never splits an occurrence.
+  bool SpansLines() const { return spans_lines_; }
+
   size_t size() const { return names_.size(); }
 
  private:
@@ -92,6 +103,8 @@ class SecretScanner {
   std::vector<std::string> names_;
   Table exact_;   // raw and base64 spellings: case-sensitive
   Table folded_;  // hex spellings, lower-case; matched against lower-cased input
+  size_t max_span_ = 0;
+  bool spans_lines_ = false;
 };
 
 }  // namespace custos::effects

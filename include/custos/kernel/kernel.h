@@ -30,6 +30,7 @@
 #include "custos/core/clock.h"
 #include "custos/core/result.h"
 #include "custos/crypto/keys.h"
+#include "custos/kernel/execute_hooks.h"
 #include "custos/kernel/syscall.h"
 #include "custos/kernel/tool_provider.h"
 #include "custos/policy/policy.h"
@@ -79,6 +80,9 @@ class Kernel {
   ~Kernel();
 
   SyscallResult Execute(const Syscall& call);
+  // The same, with observers called while the call runs (execute_hooks.h): the decision as soon
+  // as it is recorded, then the effect's progress. The result is the one Execute(call) returns.
+  SyscallResult Execute(const Syscall& call, const ExecuteHooks& hooks);
   // Parse + Execute; a parse failure is recorded as a deny with the raw kind if it had one.
   SyscallResult ExecuteJson(std::string_view text);
 

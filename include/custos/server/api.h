@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -36,6 +37,7 @@
 #include "custos/kernel/kernel.h"
 #include "custos/kernel/token_wallet.h"
 #include "custos/server/auth.h"
+#include "custos/server/auth_failures.h"
 #include "custos/server/metrics.h"
 
 namespace custos::server {
@@ -52,12 +54,36 @@ std::span<const RouteInfo> Routes();
 
 struct HttpRequest {
   std::string method;
+  std::string accept;  // the Accept header, "" if absent ("text/event-stream": stream the call)
   std::string target;  // path and query, as sent
   std::string content_type;
   std::string authorization;     // the Authorization header, "" if absent
   SignedHeaders signed_headers;  // Custos-Agent/-Timestamp/-Nonce/-Signature (decision 022)
   std::string body;
   std::optional<PeerCred> peer;  // set on the Unix socket
+  std::string transport;         // "tcp" | "tls" | "unix" (for the auth-failure summary)
+};
+
+// Where a streamed response writes server-sent events. Thread-safe: Write() queues the bytes on
+// the connection and never blocks; writes after the client went away are dropped.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void Write(std::string events) = 0;  // one or more complete SSE events
+  virtual bool closed() const = 0;             // the client went away
+};
+
+// The body of a streamed call (decision 028): the transport writes the head, runs Run() on a
+// worker and calls Tick() every stream_progress_ms while it runs; if stream_timeout_ms passes
+// first it calls Expire() and ends the response (Run() still finishes and is recorded). The
+// connection closes after the last event.
+// Thread-safe: Tick() and Expire() run on an I/O thread while Run() runs on a worker.
+class EventSource {
+ public:
+  virtual ~EventSource() = default;
+  virtual void Run(EventSink& sink) = 0;
+  virtual void Tick(EventSink& sink) = 0;
+  virtual void Expire(EventSink& sink) = 0;
 };
 
 struct HttpResponse {
@@ -71,6 +97,9 @@ struct HttpResponse {
   bool stream_tail = false;
   int64_t tail_from_seq = 0;
   std::string tail_agent;  // "" = every agent (admins only)
+  // Set by a streamed /v1/invoke or /v1/syscall: nothing has run yet; the transport sends the
+  // head (status, content type) and then the events `events` produces.
+  std::shared_ptr<EventSource> events;
 };
 
 // The error body for `s` ({"error":{"reason","message","at"}}) with the reason's HTTP status.
@@ -87,6 +116,7 @@ class Api {
   // REQUIRES: `kernel` and `metrics` outlive the Api.
   Api(kernel::Kernel* kernel, Metrics* metrics, ApiOptions options,
       std::shared_ptr<const Authenticator> auth);
+  ~Api() { auth_failures_.Flush(); }  // a pending summary is written, never dropped
 
   // Routes, authenticates and runs one request. May block on the kernel (group commit, an
   // approval): call it from a worker thread, never from an I/O thread.
@@ -100,6 +130,15 @@ class Api {
   // Server-sent events for entries with seq >= *from_seq (of `agent`, or all if ""), at most
   // `max` of them; advances *from_seq. "" if there is nothing new.
   std::string TailEvents(int64_t* from_seq, const std::string& agent, int max);
+
+  // Refused authentication, coalesced into one flight-log entry per interval (decision 029).
+  // The daemon calls FlushAuthFailuresIfDue() periodically and FlushAuthFailures() at shutdown;
+  // mounts that authenticate through the daemon report their refusals with NoteAuthFailure().
+  void NoteAuthFailure(Reason reason, std::string_view transport, std::string_view claimed) {
+    auth_failures_.Note(reason, transport, claimed);
+  }
+  void FlushAuthFailuresIfDue() { auth_failures_.FlushIfDue(); }
+  void FlushAuthFailures() { auth_failures_.Flush(); }
 
   // Readiness: the store answers and the server is not draining.
   void SetDraining() { draining_.store(true); }
@@ -118,6 +157,12 @@ class Api {
   // Applies the identity rule to `call`, then executes it (a schema failure is a recorded deny).
   // *refused is set (and nothing executed) when the caller acts for another agent.
   kernel::SyscallResult ExecuteBound(Json call, const Identity& who, Status* refused);
+  // Executes a call whose agent is already bound (parse, token, kernel, metrics), with `hooks`.
+  kernel::SyscallResult ExecuteCall(const Json& call, const kernel::ExecuteHooks& hooks);
+  // The response for an executed call: `shape` of its result, either now (one JSON body) or as a
+  // stream of events when the request asks for one (decision 028).
+  HttpResponse Respond(Json call, bool stream, bool stream_output,
+                       std::function<Json(const kernel::SyscallResult&)> shape);
   HttpResponse ListApprovals(std::string_view query);
   HttpResponse AnswerApproval(const std::string& id, const HttpRequest& req, const Identity& who);
   HttpResponse AuditQuery(std::string_view query, const Identity& who);
@@ -150,6 +195,7 @@ class Api {
   kernel::TokenWallet wallet_;
   // Nonces of verified signed requests within the skew window (replay protection).
   ReplayCache replay_;
+  AuthFailureLog auth_failures_;
 };
 
 }  // namespace custos::server

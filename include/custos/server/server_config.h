@@ -14,6 +14,11 @@
 //   header_timeout_ms = 10000      # headers not complete in time: 408, close (slowloris); a
 //                                  # keep-alive connection idle this long is closed silently
 //   body_timeout_ms = 30000
+//   max_streams = 32               # streamed invokes/syscalls at once (each holds a worker and a
+//                                  # connection); beyond it: 503 unavailable
+//   stream_progress_ms = 1000      # a streamed call sends a progress event this often
+//   stream_timeout_ms = 300000     # a stream still open this long ends with an error event
+//   auth_failure_summary_ms = 10000   # refused authentication: one log entry per interval
 //   admins = ["ops"]               # identities allowed on admin endpoints
 //   [server.peers]                 # Unix-socket peers: uid → agent identity (SO_PEERCRED)
 //   "1000" = "researcher"
@@ -42,8 +47,14 @@ struct ServerLimits {
   size_t max_headers = 64;
   int64_t header_timeout_ms = 10'000;
   int64_t body_timeout_ms = 30'000;
-  int64_t sse_heartbeat_ms = 15'000;  // audit tail: a comment line this often keeps proxies open
-  int64_t drain_timeout_ms = 10'000;  // SIGTERM: how long in-flight requests may still finish
+  int64_t sse_heartbeat_ms = 15'000;    // audit tail: a comment line this often keeps proxies open
+  int64_t drain_timeout_ms = 10'000;    // SIGTERM: how long in-flight requests may still finish
+  size_t max_streams = 32;              // streamed calls (decision 028) open at once
+  int64_t stream_progress_ms = 1'000;   // progress (or keep-alive) event interval of a stream
+  int64_t stream_timeout_ms = 300'000;  // a stream's overall bound; the call itself runs on
+  // Refused authentication is written to the flight log as one summary per this interval
+  // (decision 029).
+  int64_t auth_failure_summary_ms = 10'000;
 };
 
 struct ServerConfig {

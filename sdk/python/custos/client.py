@@ -77,6 +77,64 @@ class SyscallResult:
 
 
 @dataclass
+class DecisionEvent:
+    """A streamed call's decision, sent as soon as it is in the log (before the effect runs)."""
+    id: str
+    decision: Decision
+    receipt: Dict[str, Any] = field(default_factory=dict)
+    approval_id: str = ""
+
+
+@dataclass
+class ProgressEvent:
+    """The effect is still running: time since the decision, output bytes produced so far."""
+    id: str
+    elapsed_ms: int
+    output_bytes: int
+
+
+@dataclass
+class OutputEvent:
+    """Redacted output as the tool writes it (raw mode); offset counts bytes streamed before."""
+    offset: int
+    text: str
+    labels: List[str] = field(default_factory=list)
+
+
+@dataclass
+class ResultEvent:
+    """The last event: `body` is exactly what the same call returns without streaming."""
+    result: SyscallResult
+    body: Dict[str, Any]
+
+
+@dataclass
+class ErrorEvent:
+    """The last event when the stream ends without a result (e.g. request_timeout)."""
+    error: CustosError
+
+
+StreamEvent = Any  # DecisionEvent | ProgressEvent | OutputEvent | ResultEvent | ErrorEvent
+
+
+def _stream_event(name: str, j: Dict[str, Any]) -> Optional[StreamEvent]:
+    if name == "decision":
+        return DecisionEvent(j.get("id", ""), Decision.from_json(j.get("decision", {})),
+                             j.get("receipt", {}), j.get("approval_id", ""))
+    if name == "progress":
+        return ProgressEvent(j.get("id", ""), j.get("elapsed_ms", 0), j.get("output_bytes", 0))
+    if name == "output":
+        return OutputEvent(j.get("offset", 0), j.get("text", ""), j.get("labels", []))
+    if name == "result":
+        return ResultEvent(SyscallResult.from_json(j), j)
+    if name == "error":
+        e = j.get("error", {})
+        return ErrorEvent(error_for(e.get("reason", "internal_error"), e.get("message", ""),
+                                    e.get("at", ""), 200))
+    return None  # an event this client does not know: skipped
+
+
+@dataclass
 class Candidate:
     kind: str
     score: int
@@ -234,6 +292,71 @@ class Client:
             body["token"] = token
         r = SyscallResult.from_json(self.request("POST", "/v1/invoke", body))
         return r.check() if check else r
+
+    def invoke_stream(self, tool: str, args: Optional[dict] = None, run: Optional[str] = None,
+                      response_mode: str = "summary", token: Optional[str] = None,
+                      timeout: float = 300.0) -> Iterator[StreamEvent]:
+        """Invokes a tool and yields its events as they come (decision 028): DecisionEvent first,
+        then ProgressEvent / OutputEvent (raw mode only) while it runs, then ResultEvent (same
+        body as invoke()) or ErrorEvent. Errors before the call starts raise CustosError.
+        Closing the iterator early leaves the call running; its outcome is still recorded."""
+        body = {"tool": tool, "run": run or self.run, "args": args or {},
+                "response_mode": response_mode, "stream": True}
+        if token is not None:
+            body["token"] = token
+        return self._stream("/v1/invoke", body, timeout)
+
+    def syscall_stream(self, kind: str, target: Optional[str] = None,
+                       args: Optional[dict] = None, run: Optional[str] = None,
+                       timeout: float = 300.0) -> Iterator[StreamEvent]:
+        """Any syscall, streamed like invoke_stream() (output events carry the raw frame's text)."""
+        call = {"run": run or self.run, "kind": kind, "args": args or {}}
+        if target is not None:
+            call["target"] = target
+        return self._stream("/v1/syscall", call, timeout)
+
+    def _stream(self, path: str, body: dict, timeout: float) -> Iterator[StreamEvent]:
+        data = json.dumps(body).encode()
+        conn = self._connect(timeout)  # its own connection: the stream ends with a close
+        headers = self._headers(data, "POST", path)
+        headers["Accept"] = "text/event-stream"
+        try:
+            conn.request("POST", path, body=data, headers=headers)
+            resp = conn.getresponse()
+            if resp.status != 200 or not resp.getheader("Content-Type", "").startswith(
+                    "text/event-stream"):
+                raw = resp.read()
+                try:
+                    err = json.loads(raw).get("error", {})
+                except ValueError:
+                    err = {"message": raw.decode(errors="replace")}
+                raise error_for(err.get("reason", "internal_error"), err.get("message", ""),
+                                err.get("at", ""), resp.status)
+        except BaseException:
+            conn.close()
+            raise
+        return self._events(conn, resp)
+
+    @staticmethod
+    def _events(conn, resp) -> Iterator[StreamEvent]:
+        try:
+            name, data = "", []
+            for line in resp:
+                line = line.decode().rstrip("\r\n")
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: "):
+                    data.append(line[6:])
+                elif line == "":
+                    if name and data:
+                        ev = _stream_event(name, json.loads("\n".join(data)))
+                        if ev is not None:
+                            yield ev
+                            if isinstance(ev, (ResultEvent, ErrorEvent)):
+                                return
+                    name, data = "", []
+        finally:
+            conn.close()
 
     def expand(self, handle: str, run: Optional[str] = None, limit: int = 100, offset: int = 0,
                fields: Optional[List[str]] = None, filter: Optional[dict] = None) -> SyscallResult:

@@ -27,11 +27,15 @@ syscalls = ["memory.read", "assert"]
 [agents.ops]
 syscalls = ["assert"]
 [tools]
-allow = ["echo"]
+allow = ["echo", "ticker"]
 [[tools.registry]]
 name = "echo"
 command = ["/bin/cat"]
 description = "Echoes its input back."
+[[tools.registry]]
+name = "ticker"
+command = ["/bin/sh", "-c", "cat >/dev/null; echo one; sleep 0.3; echo two; sleep 0.3; echo three"]
+description = "Prints three lines, slowly."
 """
 
 
@@ -45,7 +49,8 @@ class DaemonTestCase(unittest.TestCase):
         with open(cls.policy, "w") as f:
             f.write(POLICY)
         with open(os.path.join(cls.data, "config.toml"), "w") as f:
-            f.write('[server]\nadmins = ["ops"]\n[server.peers]\n"%d" = "worker"\n' % os.getuid())
+            f.write('[server]\nadmins = ["ops"]\nstream_progress_ms = 50\n'
+                    '[server.peers]\n"%d" = "worker"\n' % os.getuid())
         cls.keys = {}
         for agent in ("worker", "reader", "ops"):
             cls.keys[agent] = subprocess.check_output(
@@ -145,6 +150,37 @@ class ClientTest(DaemonTestCase):
             self.assertIn("hello", e.frame["lines"][0])
             s = c.invoke("echo", {"x": 1})
             self.assertIn("summary", s.frame)
+
+    def test_invoke_stream_yields_decision_progress_output_then_the_result(self):
+        with self.client(run="stream-run") as c:
+            events = list(c.invoke_stream("ticker", response_mode="raw"))
+            plain = c.invoke("ticker", response_mode="raw")
+        self.assertIsInstance(events[0], custos.DecisionEvent)
+        self.assertTrue(events[0].decision.allowed)
+        self.assertGreater(events[0].receipt["decision_seq"], 0)
+        self.assertIsInstance(events[-1], custos.ResultEvent)
+        for e in events[1:-1]:
+            self.assertIsInstance(e, (custos.ProgressEvent, custos.OutputEvent))
+        text = "".join(e.text for e in events if isinstance(e, custos.OutputEvent))
+        self.assertEqual(text, "one\ntwo\nthree\n")
+        seen = [e.output_bytes for e in events if isinstance(e, custos.ProgressEvent)]
+        self.assertEqual(seen, sorted(seen))  # bytes so far only grow
+        result = events[-1].result
+        self.assertEqual(result.id, events[0].id)
+        self.assertEqual(result.frame["text"], "one\ntwo\nthree\n")
+        self.assertEqual(result.frame, plain.frame)
+        self.assertGreater(result.receipt["outcome_seq"], 0)
+        self.assertEqual(events[-1].body["response_mode"], "raw")
+
+    def test_streamed_denial_and_errors(self):
+        with self.client(run="stream-run-2") as c:
+            events = list(c.syscall_stream("tool.invoke", "not-allowed"))
+            self.assertFalse(events[0].decision.allowed)
+            self.assertEqual(events[-1].result.decision.reason, events[0].decision.reason)
+        bad = custos.Client(url=self.url, api_key="ck_wrong", run="r1")
+        with self.assertRaises(custos.CustosError) as e:
+            list(bad.invoke_stream("ticker"))
+        self.assertEqual(e.exception.reason, "unauthenticated")
 
     def test_explain_and_capabilities(self):
         with self.client() as c:

@@ -33,6 +33,14 @@ export interface Handle {
   size: number;
 }
 
+/** Events of a streamed call, in order: decision, then progress/output, then result or error. */
+export type StreamEvent =
+  | { type: "decision"; id: string; decision: Decision; receipt: Record<string, unknown>; approvalId?: string }
+  | { type: "progress"; id: string; elapsedMs: number; outputBytes: number }
+  | { type: "output"; offset: number; text: string; labels: string[] }
+  | { type: "result"; result: SyscallResult & { response_mode?: string } }
+  | { type: "error"; error: CustosError };
+
 export interface SyscallResult {
   id: string;
   decision: Decision;
@@ -101,6 +109,21 @@ export declare class Client {
   requestCapabilities(goal: string, limit?: number): Promise<Candidate[]>;
   budgets(run?: string): Promise<Record<string, number | "unlimited">>;
   audit(filters?: Record<string, string | number | undefined>): Promise<{ entries: Record<string, unknown>[]; next_from_seq?: number }>;
+  /** Streams a tool invocation as typed events (decision 028). */
+  invokeStream(
+    tool: string,
+    options?: {
+      args?: Record<string, unknown>;
+      run?: string;
+      responseMode?: "summary" | "table" | "handle" | "raw";
+      token?: string;
+    },
+  ): AsyncGenerator<StreamEvent>;
+  /** Streams any syscall as typed events. */
+  syscallStream(
+    kind: string,
+    options?: { target?: string; args?: Record<string, unknown>; run?: string },
+  ): AsyncGenerator<StreamEvent>;
   auditTail(options?: { fromSeq?: number }): AsyncGenerator<Record<string, unknown>>;
   checkpoint(run?: string): Promise<SyscallResult>;
   prove(seq: number): Promise<Record<string, unknown>>;

@@ -158,6 +158,26 @@ function checked(result, check) {
   return result;
 }
 
+/** A streamed call's event, typed by name (unknown names: null, skipped). */
+function streamEvent(name, j) {
+  switch (name) {
+    case "decision":
+      return { type: "decision", id: j.id, decision: j.decision, receipt: j.receipt ?? {}, approvalId: j.approval_id };
+    case "progress":
+      return { type: "progress", id: j.id, elapsedMs: j.elapsed_ms, outputBytes: j.output_bytes };
+    case "output":
+      return { type: "output", offset: j.offset, text: j.text, labels: j.labels ?? [] };
+    case "result":
+      return { type: "result", result: j };
+    case "error": {
+      const e = j.error ?? {};
+      return { type: "error", error: errorFor(e.reason ?? "internal_error", e.message, e.at, 200) };
+    }
+    default:
+      return null;
+  }
+}
+
 export class Client {
   /**
    * new Client({url: "http://127.0.0.1:7300", apiKey}) or new Client({socketPath}); defaults from
@@ -282,6 +302,78 @@ export class Client {
     const body = { tool, run: run ?? this.run, args, response_mode: responseMode };
     if (token !== undefined) body.token = token;
     return checked(await this.request("POST", "/v1/invoke", body), check);
+  }
+
+  /**
+   * Invokes a tool and yields its events as they come (decision 028): {type: "decision"} first
+   * (the decision is in the log, the effect has not run), then "progress" / "output" (raw mode
+   * only) while it runs, then {type: "result", result} (the body invoke() returns) or
+   * {type: "error", error}. Errors before the call starts reject. Stopping early (break, return())
+   * leaves the call running; its outcome is still recorded.
+   */
+  async *invokeStream(tool, { args = {}, run, responseMode = "summary", token } = {}) {
+    const body = { tool, run: run ?? this.run, args, response_mode: responseMode, stream: true };
+    if (token !== undefined) body.token = token;
+    yield* this._stream("/v1/invoke", body);
+  }
+
+  /** Any syscall, streamed like invokeStream() (output events carry the raw frame's text). */
+  async *syscallStream(kind, { target, args = {}, run } = {}) {
+    const call = { run: run ?? this.run, kind, args };
+    if (target !== undefined) call.target = target;
+    yield* this._stream("/v1/syscall", call);
+  }
+
+  async *_stream(path, payload) {
+    const body = JSON.stringify(payload);
+    const o = this._options("POST", path, body);
+    o.headers.Accept = "text/event-stream";
+    o.agent = false; // its own connection: the stream ends with a close
+    o.timeout = 0;
+    const res = await new Promise((resolve, reject) => {
+      const req = this.http.request(o, resolve);
+      req.on("error", reject);
+      req.end(body);
+    });
+    if (res.statusCode !== 200 || !(res.headers["content-type"] ?? "").startsWith("text/event-stream")) {
+      const text = await new Promise((r) => {
+        const c = [];
+        res.on("data", (d) => c.push(d));
+        res.on("end", () => r(Buffer.concat(c).toString()));
+      });
+      let err = {};
+      try {
+        err = JSON.parse(text).error ?? {};
+      } catch {
+        err = { message: text };
+      }
+      throw errorFor(err.reason ?? "internal_error", err.message, err.at, res.statusCode);
+    }
+    let buf = "";
+    try {
+      for await (const chunk of res) {
+        buf += chunk.toString("utf8");
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          let name = "";
+          const data = [];
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event: ")) name = line.slice(7);
+            else if (line.startsWith("data: ")) data.push(line.slice(6));
+          }
+          if (!name || !data.length) continue; // a comment (keep-alive)
+          const j = JSON.parse(data.join("\n"));
+          const event = streamEvent(name, j);
+          if (!event) continue;
+          yield event;
+          if (event.type === "result" || event.type === "error") return;
+        }
+      }
+    } finally {
+      res.destroy();
+    }
   }
 
   expand(handle, { run, limit = 100, offset = 0, fields, filter } = {}) {

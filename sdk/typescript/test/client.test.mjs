@@ -23,11 +23,15 @@ syscalls = ["memory.read"]
 [agents.ops]
 syscalls = ["assert"]
 [tools]
-allow = ["echo"]
+allow = ["echo", "ticker"]
 [[tools.registry]]
 name = "echo"
 command = ["/bin/cat"]
 description = "Echoes its input back."
+[[tools.registry]]
+name = "ticker"
+command = ["/bin/sh", "-c", "cat >/dev/null; echo one; sleep 0.3; echo two; sleep 0.3; echo three"]
+description = "Prints three lines, slowly."
 `;
 
 let dir, daemon, url, socketPath;
@@ -40,7 +44,7 @@ before(async () => {
   writeFileSync(join(dir, "policy.toml"), POLICY);
   writeFileSync(
     join(data, "config.toml"),
-    `[server]\nadmins = ["ops"]\n[server.peers]\n"${process.getuid()}" = "worker"\n`,
+    `[server]\nadmins = ["ops"]\nstream_progress_ms = 50\n[server.peers]\n"${process.getuid()}" = "worker"\n`,
   );
   for (const a of ["worker", "reader", "ops"])
     keys[a] = execFileSync(CUSTOS, ["--data-dir", data, "apikey", "add", a]).toString().trim();
@@ -64,6 +68,46 @@ after(async () => {
 });
 
 const client = (agent = "worker", run = "r1") => new Client({ url, apiKey: keys[agent], run });
+
+test("invokeStream yields the decision, progress and output, then the result", async () => {
+  const c = client("worker", "stream-run");
+  const events = [];
+  for await (const e of c.invokeStream("ticker", { responseMode: "raw" })) events.push(e);
+  const plain = await c.invoke("ticker", { responseMode: "raw" });
+  c.close();
+  assert.equal(events[0].type, "decision");
+  assert.equal(events[0].decision.verdict, "allow");
+  assert.ok(events[0].receipt.decision_seq > 0);
+  const last = events.at(-1);
+  assert.equal(last.type, "result");
+  for (const e of events.slice(1, -1)) assert.ok(["progress", "output"].includes(e.type), e.type);
+  const text = events.filter((e) => e.type === "output").map((e) => e.text).join("");
+  assert.equal(text, "one\ntwo\nthree\n");
+  const bytes = events.filter((e) => e.type === "progress").map((e) => e.outputBytes);
+  assert.deepEqual(bytes, [...bytes].sort((a, b) => a - b));
+  assert.equal(last.result.id, events[0].id);
+  assert.equal(last.result.response_mode, "raw");
+  assert.deepEqual(last.result.frame, plain.frame);
+  assert.ok(last.result.receipt.outcome_seq > 0);
+});
+
+test("a streamed denial is a result; bad credentials reject before streaming", async () => {
+  const c = client("worker", "stream-run-2");
+  const events = [];
+  for await (const e of c.syscallStream("tool.invoke", { target: "not-allowed" })) events.push(e);
+  c.close();
+  assert.equal(events[0].type, "decision");
+  assert.equal(events[0].decision.verdict, "deny");
+  assert.equal(events.at(-1).result.decision.reason, events[0].decision.reason);
+  const bad = new Client({ url, apiKey: "ck_wrong", run: "r1" });
+  await assert.rejects(
+    async () => {
+      for await (const e of bad.invokeStream("ticker")) void e;
+    },
+    (e) => e instanceof CustosError && e.reason === "unauthenticated",
+  );
+  bad.close();
+});
 
 test("every reason code has an error class", () => {
   const names = execFileSync(CUSTOS, ["reasons"]).toString().trim().split("\n")

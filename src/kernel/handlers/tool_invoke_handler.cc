@@ -4,8 +4,11 @@
 // A target owned by a registered ToolProvider (tool_provider.h, e.g. an MCP server behind the
 // gateway) is performed by that provider instead, still only here, after the recorded decision.
 
+#include <optional>
+
 #include "custos/effects/command.h"
 #include "kernel/handlers/handlers.h"
+#include "kernel/stream_redactor.h"
 
 namespace custos::kernel {
 namespace {
@@ -76,8 +79,32 @@ class ToolInvokeHandler final : public EffectHandler {
     opt.max_stdout_bytes = s.options().max_effect_bytes;
     opt.max_stderr_bytes = 64 * 1024;
     opt.inherit_env = {"PATH", "LANG"};
+    // A watcher (custosd streaming, execute_hooks.h) sees the byte count and, unless the output
+    // is secret, its text redacted as it comes; the vault stays pinned for the whole call.
+    const ExecuteHooks* hooks = ctx.hooks;
+    const labels::LabelSet out_labels = ctx.input_labels.Join(ToolLabels(*tool));
+    const std::shared_ptr<const SecretVault> vault = s.vault();
+    std::optional<StreamRedactor> redactor;
+    if (hooks != nullptr && hooks->on_output &&
+        out_labels.confidentiality() != labels::Confidentiality::kSecret) {
+      redactor.emplace(
+          vault->scanner(), s.options().max_frame_bytes,
+          [hooks, &out_labels](std::string_view text) { hooks->on_output(text, out_labels); });
+    }
+    int64_t produced = 0;
+    if (hooks != nullptr && (hooks->on_output_bytes || redactor)) {
+      opt.on_stdout = [hooks, &redactor, &produced](std::string_view bytes) {
+        produced += static_cast<int64_t>(bytes.size());
+        if (redactor)
+          redactor->Feed(bytes);
+        if (hooks->on_output_bytes)
+          hooks->on_output_bytes(produced);
+      };
+    }
     CUSTOS_ASSIGN_OR_RETURN(effects::CommandResult r,
                             effects::RunCommand(tool->command, input.dump(), opt));
+    if (redactor && !r.signaled && r.exit_code == 0)
+      redactor->Finish();  // complete now: the held-back tail is redacted as a whole
     if (r.signaled || r.exit_code != 0) {
       std::string why = r.signaled ? "killed by signal " + std::to_string(r.signal)
                                    : "exited with status " + std::to_string(r.exit_code);
