@@ -18,9 +18,9 @@
 
 #include "cli/mcp_mount.h"
 #include "custos/kernel/kernel.h"
-#include "custos/mcp/http_front.h"
 #include "custos/mcp/front.h"
 #include "custos/mcp/gateway.h"
+#include "custos/mcp/http_front.h"
 #include "custos/mcp/stdio_server.h"
 #include "custos/policy/policy.h"
 #include "custos/server/server.h"

@@ -86,12 +86,11 @@ class EchoServer {
                          {"serverInfo", {{"name", "bench-echo"}, {"version", "1"}}}};
       r.headers.emplace_back("Mcp-Session-Id", "echo-" + std::to_string(++sessions_));
     } else if (method == "tools/list") {
-      reply["result"] = {
-          {"tools",
-           {{{"name", "echo"},
-             {"description", "Returns its arguments."},
-             {"inputSchema", {{"type", "object"}}},
-             {"annotations", {{"readOnlyHint", true}}}}}}};
+      reply["result"] = {{"tools",
+                          {{{"name", "echo"},
+                            {"description", "Returns its arguments."},
+                            {"inputSchema", {{"type", "object"}}},
+                            {"annotations", {{"readOnlyHint", true}}}}}}};
     } else if (method == "tools/call") {
       calls_.fetch_add(1, std::memory_order_relaxed);
       const Json args = params.is_object() ? params.value("arguments", Json::object()) : Json();

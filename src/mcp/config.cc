@@ -1,11 +1,10 @@
 #include "custos/mcp/config.h"
 
-#include <algorithm>
-#include <cctype>
-
 #include <toml++/toml.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <set>

@@ -1022,8 +1022,8 @@ struct Gateway::Impl {
         if (retire_workers)
           break;
         ++idle_workers;
-        const bool woken = work_cv.wait_for(lock, kWorkerIdle,
-                                            [&] { return !tasks.empty() || retire_workers; });
+        const bool woken =
+            work_cv.wait_for(lock, kWorkerIdle, [&] { return !tasks.empty() || retire_workers; });
         --idle_workers;
         if (!woken)
           break;

@@ -171,8 +171,8 @@ class Replay {
                                               HttpAnswer head) {
     const size_t dash = last.rfind('-');
     uint64_t seq = 0;
-    bool numeric = dash != std::string_view::npos && dash + 1 < last.size() &&
-                   last.size() - dash - 1 <= 19;
+    bool numeric =
+        dash != std::string_view::npos && dash + 1 < last.size() && last.size() - dash - 1 <= 19;
     for (size_t i = dash + 1; numeric && i < last.size(); ++i) {
       numeric = last[i] >= '0' && last[i] <= '9';
       seq = seq * 10 + static_cast<uint64_t>(last[i] - '0');
@@ -269,12 +269,12 @@ class Replay {
 // its calls) go back on it.
 struct Post {
   std::mutex mu;
-  Replay* replay = nullptr;  // the session's; outlives the post's use
-  bool prime = false;        // the session speaks 2025-11-25: prime its streams
-  std::shared_ptr<HttpExchange> ex;      // until it answers or begins streaming
-  std::shared_ptr<EventStream> stream;   // once it streams
-  std::set<std::string> outstanding;   // request ids (dumped) not answered yet
-  std::vector<std::string> collected;  // responses while still undecided between JSON and SSE
+  Replay* replay = nullptr;             // the session's; outlives the post's use
+  bool prime = false;                   // the session speaks 2025-11-25: prime its streams
+  std::shared_ptr<HttpExchange> ex;     // until it answers or begins streaming
+  std::shared_ptr<EventStream> stream;  // once it streams
+  std::set<std::string> outstanding;    // request ids (dumped) not answered yet
+  std::vector<std::string> collected;   // responses while still undecided between JSON and SSE
   std::vector<std::pair<std::string, std::string>> headers;  // Mcp-Session-Id on initialize
   bool was_array = false;
   bool streaming = false;

@@ -115,9 +115,10 @@ TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
 TEST(GatewayConfigTest, AuthSubjectsMapTokenSubjectsToAgents) {
   custos::testing::TempDir dir;
   std::ofstream(dir.path() / "jwks.json") << R"({"keys":[]})";
-  const std::string head = "[gateway]\npolicy = \"p\"\n[http.auth]\nresource = "
-                           "\"http://127.0.0.1:1/mcp\"\nissuer = \"https://i\"\njwks_file = \"" +
-                           (dir.path() / "jwks.json").string() + "\"\n[http.auth.subjects]\n";
+  const std::string head =
+      "[gateway]\npolicy = \"p\"\n[http.auth]\nresource = "
+      "\"http://127.0.0.1:1/mcp\"\nissuer = \"https://i\"\njwks_file = \"" +
+      (dir.path() / "jwks.json").string() + "\"\n[http.auth.subjects]\n";
   Result<GatewayConfig> c = Parse(head + "\"alice@example\" = \"researcher\"\n\"*\" = \"guest\"\n");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->http.auth.subjects.at("alice@example"), "researcher");

@@ -20,8 +20,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "custos/mcp/access_token.h"
@@ -539,8 +539,8 @@ TEST_F(HttpFrontTest, AnUnknownOrForeignLastEventIdReplaysNothing) {
   ASSERT_EQ(ids.size(), 1u);
   const std::string sid_part = ids[0].substr(0, ids[0].rfind('-'));
   for (const auto& [session, id] : std::vector<std::pair<std::string, std::string>>{
-           {b, ids[0]},                // session a's stream, asked on session b
-           {a, sid_part + "-9"},       // an event not sent yet
+           {b, ids[0]},                          // session a's stream, asked on session b
+           {a, sid_part + "-9"},                 // an event not sent yet
            {a, "abcdefghijklmnopqrstuvwxyz-0"},  // no such stream
            {a, "garbage"},
            {a, sid_part + "-"},

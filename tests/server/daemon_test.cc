@@ -40,10 +40,10 @@ class Daemon {
       ::close(out[0]);
       ::close(out[1]);
       const std::string bin = CUSTOSD_BIN_PATH;
-      std::vector<std::string> args = {bin,         "--data-dir", data_dir.string(),
-                                       "--policy",  policy.string(), "--listen",
-                                       "127.0.0.1:0", "--socket",  socket.string(),
-                                       "--workers", "4"};
+      std::vector<std::string> args = {
+          bin,        "--data-dir",  data_dir.string(), "--policy",      policy.string(),
+          "--listen", "127.0.0.1:0", "--socket",        socket.string(), "--workers",
+          "4"};
       args.insert(args.end(), extra.begin(), extra.end());
       std::vector<char*> argv;
       for (std::string& a : args)
@@ -354,18 +354,18 @@ TEST_F(DaemonTest, McpMountServesAuthenticatedSessionsAndRecordsTheirCalls) {
     GTEST_SKIP() << "node is not installed";
   const char* src = std::getenv("CUSTOS_SOURCE_DIR");
   ASSERT_NE(src, nullptr) << "ctest sets CUSTOS_SOURCE_DIR";
-  WriteFileOrDie(data_ / "config.toml",
-                 "[server]\nadmins = [\"lead\"]\n[server.peers]\n\"" + std::to_string(::getuid()) +
-                     "\" = \"worker\"\n");
+  WriteFileOrDie(data_ / "config.toml", "[server]\nadmins = [\"lead\"]\n[server.peers]\n\"" +
+                                            std::to_string(::getuid()) + "\" = \"worker\"\n");
   const std::string worker = Key("worker"), lead = Key("lead");
   WriteFileOrDie(root_ / "policy.toml",
                  "[policy]\nname = \"mcp-mount\"\n[agents.worker]\nsyscalls = [\"assert\"]\n"
                  "[agents.lead]\nsyscalls = [\"assert\"]\n"
                  "[agents.mcp-client]\nsyscalls = [\"tool.invoke\"]\n[tools]\nallow = [\"a.*\"]\n");
-  WriteFileOrDie(root_ / "gateway.toml", "[gateway]\npolicy = \"policy.toml\"\n[[servers]]\n"
-                                         "name = \"a\"\ncommand = \"" +
-                                             Node() + "\"\nargs = [\"" + std::string(src) +
-                                             "/tests/mcp/fixtures/fixture_server.js\"]\n");
+  WriteFileOrDie(root_ / "gateway.toml",
+                 "[gateway]\npolicy = \"policy.toml\"\n[[servers]]\n"
+                 "name = \"a\"\ncommand = \"" +
+                     Node() + "\"\nargs = [\"" + std::string(src) +
+                     "/tests/mcp/fixtures/fixture_server.js\"]\n");
   ASSERT_TRUE(d_.Start(data_, root_ / "policy.toml", root_ / "d.sock",
                        {"--mcp-config", (root_ / "gateway.toml").string()}));
 
@@ -414,12 +414,13 @@ TEST_F(DaemonTest, McpMountServesAuthenticatedSessionsAndRecordsTheirCalls) {
   // The socket peer (this uid is mapped to worker) needs no header; same session, new connection.
   {
     RawConnection c = RawConnection::Unix((root_ / "d.sock").string());
-    HttpReply r = McpPost(c,
-                          {{"jsonrpc", "2.0"},
-                           {"id", 5},
-                           {"method", "tools/call"},
-                           {"params", {{"name", "a.echo"}, {"arguments", {{"mark", "over-unix"}}}}}},
-                          session, "");
+    HttpReply r =
+        McpPost(c,
+                {{"jsonrpc", "2.0"},
+                 {"id", 5},
+                 {"method", "tools/call"},
+                 {"params", {{"name", "a.echo"}, {"arguments", {{"mark", "over-unix"}}}}}},
+                session, "");
     ASSERT_EQ(r.status, 200) << r.body;
     EXPECT_THAT(r.body, HasSubstr("over-unix"));
   }
