@@ -15,7 +15,8 @@
 //     ids are not guessable across streams or sessions), the events after that id on that stream
 //     are replayed and the stream goes on there. A session keeps `replay_bytes` of sent events
 //     (oldest dropped first) for its last 32 streams; an unknown id, or one whose following events
-//     were dropped, is 409 mcp_resume_unavailable with nothing replayed (never a silent gap).
+//     were dropped, is 409 mcp_resume_unavailable with nothing replayed (never a silent gap); an
+//     ended stream whose every event the client has is 204.
 //     Streams of 2025-11-25 sessions start with a priming event (an id, empty data);
 //   * DELETE ends the session: its gateway shuts down and its servers stop.
 // Sessions: initialize (alone in its POST, without Mcp-Session-Id) opens one and the response
