@@ -3,6 +3,8 @@
 #include <toml++/toml.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -141,6 +143,25 @@ Status ParseAuth(std::string_view origin, const toml::node& n,
         return Err(origin, v, path + ": not JSON: " + std::string(j.status().message()));
       a->jwks = *j;
       has_jwks = true;
+    } else if (key == "subjects") {
+      const toml::table* st = v.as_table();
+      if (st == nullptr)
+        return Err(origin, v, path + ": must be a table of \"subject\" = \"agent\"");
+      for (const auto& [sk, sv] : *st) {
+        const std::string subject(sk.str());
+        const std::string spath = path + ".\"" + subject + "\"";
+        CUSTOS_ASSIGN_OR_RETURN(std::string agent, Str(origin, sv, spath));
+        const bool valid =
+            !agent.empty() && agent.size() <= 64 &&
+            std::all_of(agent.begin(), agent.end(), [](char c) {
+              return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+            });
+        if (!valid)
+          return Err(origin, sv, spath + ": agent names are 1-64 characters of [A-Za-z0-9_-]");
+        if (subject.empty())
+          return Err(origin, sv, path + ": a subject must not be empty");
+        a->subjects[subject] = agent;
+      }
     } else {
       return Err(origin, v, path + ": unknown key");
     }

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <list>
 #include <map>
 #include <mutex>
@@ -568,6 +570,11 @@ struct Gateway::Impl {
     std::shared_ptr<std::atomic<bool>> done;
   };
   std::list<Worker> workers;
+  std::deque<std::function<void()>> tasks;  // queued for a worker (Async)
+  size_t idle_workers = 0;                  // workers waiting in WorkLoop
+  bool retire_workers = false;              // Shutdown: idle workers exit
+  std::condition_variable work_cv;
+  static constexpr std::chrono::seconds kWorkerIdle{5};
   std::condition_variable idle_cv;
   int in_flight = 0;
 
@@ -1315,9 +1322,13 @@ struct Gateway::Impl {
     });
   }
 
+  // Runs `fn` on a worker thread of its own: a task never waits for another (a call may wait for
+  // the client's answer to a server request, which other tasks deliver). Workers are reused: one
+  // that finishes waits up to kWorkerIdle for the next task before it exits, so a busy session
+  // does not create (and unmap) a thread per request.
   void Async(std::function<void()> fn) {
     std::lock_guard lock(mu);
-    // Finished workers are joined here, so the list stays as long as what is in flight.
+    // Exited workers are joined here, so the list stays as long as the pool.
     for (auto it = workers.begin(); it != workers.end();) {
       if (it->done->load()) {
         it->thread.join();
@@ -1327,15 +1338,40 @@ struct Gateway::Impl {
       }
     }
     ++in_flight;
+    tasks.push_back(std::move(fn));
+    if (tasks.size() <= idle_workers) {
+      work_cv.notify_one();
+      return;
+    }
     auto done = std::make_shared<std::atomic<bool>>(false);
-    workers.push_back(Worker{std::thread([this, fn = std::move(fn), done] {
-                               fn();
-                               std::lock_guard l(mu);
-                               --in_flight;
-                               done->store(true);
-                               idle_cv.notify_all();
-                             }),
-                             done});
+    workers.push_back(Worker{std::thread([this, done] { WorkLoop(*done); }), done});
+  }
+
+  void WorkLoop(std::atomic<bool>& done) {
+    std::unique_lock lock(mu);
+    while (true) {
+      while (tasks.empty()) {
+        if (retire_workers)
+          break;
+        ++idle_workers;
+        const bool woken =
+            work_cv.wait_for(lock, kWorkerIdle, [&] { return !tasks.empty() || retire_workers; });
+        --idle_workers;
+        if (!woken)
+          break;
+      }
+      if (tasks.empty())
+        break;
+      std::function<void()> fn = std::move(tasks.front());
+      tasks.pop_front();
+      lock.unlock();
+      fn();
+      fn = nullptr;  // its captures go before the task counts as done
+      lock.lock();
+      --in_flight;
+      idle_cv.notify_all();
+    }
+    done.store(true);
   }
 
   // A request carrying the 2026-07-28 envelope (docs/mcp.md "Protocol eras"): no initialize;
@@ -1639,12 +1675,16 @@ void Gateway::Shutdown() {
     {
       std::unique_lock lock(g.mu);
       g.idle_cv.wait(lock, [&] { return g.in_flight == 0; });
+      g.retire_workers = true;
+      g.work_cv.notify_all();
       workers.swap(g.workers);
     }
     for (Impl::Worker& w : workers) {
       if (w.thread.joinable())
         w.thread.join();
     }
+    std::lock_guard lock(g.mu);
+    g.retire_workers = false;  // a task queued later gets a fresh worker
   };
   {
     std::lock_guard lock(g.mu);

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -58,13 +59,222 @@ bool Accepts(std::string_view accept, std::string_view type) {
   return false;
 }
 
+// One event stream of a session (a POST answered as text/event-stream, or a GET stream): the
+// connection it is on now, which a client that lost it replaces with GET + Last-Event-ID.
+struct EventStream {
+  std::string id;                    // 128 random bits: event ids are "<id>-<seq>"
+  uint64_t next_seq = 1;             // 0 is the priming event's
+  uint64_t dropped_through = 0;      // every event up to this seq has left the replay buffer
+  std::shared_ptr<HttpExchange> ex;  // null once ended or taken over; may be closed
+  bool ended = false;                // nothing more will be sent on it
+  bool remembered = true;            // still resumable (Replay forgets the oldest streams)
+};
+
+// Replay is one session's resumable event streams (Streamable HTTP resumability, 2025-03-26 on).
+// Every event carries `id: <stream id>-<seq>`; the stream id is random, so an event id names one
+// stream of one session and the ids of one stream say nothing about another's. Sent events are
+// kept in send order, at most `max_bytes` in all (the oldest leave first), for at most
+// kMaxStreams streams (the oldest is forgotten first). A client that lost a stream's connection
+// resumes it with GET + Last-Event-ID: the events after that id on *that* stream are replayed
+// (never another stream's), and the stream goes on on the new connection (or ends there, if it
+// had ended). If some of those events already left the buffer, nothing is replayed and the
+// client is told (mcp_resume_unavailable): never a silent gap.
+// Thread-safe; every write to a stream's connection happens under its lock, so events keep
+// their order across a takeover. Lock order: Session::mu, Post::mu, then Replay::mu.
+class Replay {
+ public:
+  static constexpr size_t kMaxStreams = 32;
+
+  explicit Replay(size_t max_bytes) : max_bytes_(max_bytes) {}
+
+  // Begins `head` on `ex` as a new stream; with `prime`, first an event with only its id (seq 0)
+  // so the client can resume even before the first message (2025-11-25).
+  std::shared_ptr<EventStream> Open(const std::shared_ptr<HttpExchange>& ex, HttpAnswer head,
+                                    bool prime) {
+    auto s = std::make_shared<EventStream>();
+    s->id = crypto::RandomId("");
+    s->ex = ex;
+    std::lock_guard lock(mu_);
+    ex->Begin(std::move(head));
+    if (prime)
+      ex->Write("id: " + s->id + "-0\ndata: \n\n");
+    streams_.push_back(s);
+    while (streams_.size() > kMaxStreams) {
+      const std::shared_ptr<EventStream> oldest = streams_.front();
+      Forget(oldest);
+    }
+    return s;
+  }
+
+  // One JSON-RPC message (one line) as the stream's next event: kept, and written if connected.
+  void Send(EventStream& s, std::string_view json) {
+    std::lock_guard lock(mu_);
+    if (s.ended)
+      return;
+    const uint64_t seq = s.next_seq++;
+    std::string e;
+    e.reserve(json.size() + s.id.size() + 48);
+    e += "id: ";
+    e += s.id;
+    e += '-';
+    e += std::to_string(seq);
+    e += "\nevent: message\ndata: ";
+    e += json;
+    e += "\n\n";
+    if (s.ex != nullptr && !s.ex->closed())
+      s.ex->Write(e);
+    if (!s.remembered)
+      return;
+    if (e.size() > max_bytes_) {
+      s.dropped_through = seq;
+      return;
+    }
+    bytes_ += e.size();
+    events_.push_back(Event{&s, seq, std::move(e)});
+    while (bytes_ > max_bytes_) {
+      Event& old = events_.front();
+      old.stream->dropped_through = std::max(old.stream->dropped_through, old.seq);
+      bytes_ -= old.bytes.size();
+      events_.pop_front();
+    }
+  }
+
+  // A comment (heartbeat): written if connected, never kept. True if it was written.
+  bool Comment(EventStream& s, std::string_view text) {
+    std::lock_guard lock(mu_);
+    if (s.ended || s.ex == nullptr || s.ex->closed())
+      return false;
+    s.ex->Write(std::string(text));
+    return true;
+  }
+
+  // No more events: the connection ends (a later resume replays what is kept, then ends).
+  void End(EventStream& s) {
+    std::lock_guard lock(mu_);
+    s.ended = true;
+    if (s.ex != nullptr)
+      s.ex->End();
+    s.ex.reset();
+  }
+
+  bool Connected(const EventStream& s) const {
+    std::lock_guard lock(mu_);
+    return s.ex != nullptr && !s.ex->closed();
+  }
+
+  // GET with Last-Event-ID: replays on `ex` the events after `last` on its stream and moves the
+  // stream there (the old connection, if still open, is ended); an ended stream whose every event
+  // the client has is answered 204. Returns the stream, or kMcpResumeUnavailable with nothing
+  // sent on `ex`.
+  Result<std::shared_ptr<EventStream>> Resume(std::string_view last,
+                                              const std::shared_ptr<HttpExchange>& ex,
+                                              HttpAnswer head) {
+    const size_t dash = last.rfind('-');
+    uint64_t seq = 0;
+    bool numeric =
+        dash != std::string_view::npos && dash + 1 < last.size() && last.size() - dash - 1 <= 19;
+    for (size_t i = dash + 1; numeric && i < last.size(); ++i) {
+      numeric = last[i] >= '0' && last[i] <= '9';
+      seq = seq * 10 + static_cast<uint64_t>(last[i] - '0');
+    }
+    std::lock_guard lock(mu_);
+    std::shared_ptr<EventStream> s;
+    if (numeric) {
+      const std::string_view id = last.substr(0, dash);
+      for (const std::shared_ptr<EventStream>& c : streams_) {
+        if (c->id == id)
+          s = c;
+      }
+    }
+    if (s == nullptr) {
+      return Status(Reason::kMcpResumeUnavailable,
+                    "Last-Event-ID names no event stream of this session (unknown, or forgotten: "
+                    "a session remembers its last " +
+                        std::to_string(kMaxStreams) + " streams)");
+    }
+    if (seq >= s->next_seq)
+      return Status(Reason::kMcpResumeUnavailable, "Last-Event-ID names an event not sent yet");
+    if (seq < s->dropped_through) {
+      return Status(Reason::kMcpResumeUnavailable,
+                    "the events after Last-Event-ID are no longer buffered (the session keeps " +
+                        std::to_string(max_bytes_) + " bytes of events)");
+    }
+    if (s->ended && (s->next_seq == seq + 1)) {
+      // Over, and the client has all of it: 204 (an EventSource stops reconnecting on 204; the
+      // MCP SDK reconnects after a stream that ended in an error response, and stops here).
+      HttpAnswer done;
+      done.status = 204;
+      ex->Respond(std::move(done));
+      return s;
+    }
+    if (s->ex != nullptr && s->ex != ex)
+      s->ex->End();
+    ex->Begin(std::move(head));
+    for (const Event& e : events_) {
+      if (e.stream == s.get() && e.seq > seq)
+        ex->Write(e.bytes);
+    }
+    if (s->ended) {
+      ex->End();
+      s->ex.reset();
+    } else {
+      s->ex = ex;
+    }
+    return s;
+  }
+
+  // Ends every stream (the session ended) and drops what is kept.
+  void Close() {
+    std::lock_guard lock(mu_);
+    for (const std::shared_ptr<EventStream>& s : streams_) {
+      s->ended = true;
+      s->remembered = false;
+      if (s->ex != nullptr)
+        s->ex->End();
+      s->ex.reset();
+    }
+    streams_.clear();
+    events_.clear();
+    bytes_ = 0;
+  }
+
+ private:
+  struct Event {
+    EventStream* stream;  // in streams_ (an event of a forgotten stream is dropped with it)
+    uint64_t seq;
+    std::string bytes;
+  };
+
+  void Forget(const std::shared_ptr<EventStream>& s) {  // REQUIRES: mu_ held
+    for (auto it = events_.begin(); it != events_.end();) {
+      if (it->stream == s.get()) {
+        bytes_ -= it->bytes.size();
+        it = events_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    s->remembered = false;
+    streams_.erase(std::find(streams_.begin(), streams_.end(), s));
+  }
+
+  const size_t max_bytes_;
+  mutable std::mutex mu_;
+  std::deque<std::shared_ptr<EventStream>> streams_;  // oldest first
+  std::deque<Event> events_;                          // send order
+  size_t bytes_ = 0;
+};
+
 // One POST that carries requests: its responses (and, once it streams, the messages related to
 // its calls) go back on it.
 struct Post {
   std::mutex mu;
-  std::shared_ptr<HttpExchange> ex;
-  std::set<std::string> outstanding;   // request ids (dumped) not answered yet
-  std::vector<std::string> collected;  // responses while still undecided between JSON and SSE
+  Replay* replay = nullptr;             // the session's; outlives the post's use
+  bool prime = false;                   // the session speaks 2025-11-25: prime its streams
+  std::shared_ptr<HttpExchange> ex;     // until it answers or begins streaming
+  std::shared_ptr<EventStream> stream;  // once it streams
+  std::set<std::string> outstanding;    // request ids (dumped) not answered yet
+  std::vector<std::string> collected;   // responses while still undecided between JSON and SSE
   std::vector<std::pair<std::string, std::string>> headers;  // Mcp-Session-Id on initialize
   bool was_array = false;
   bool streaming = false;
@@ -85,7 +295,7 @@ struct Post {
       return true;
     outstanding.erase(key);
     if (streaming) {
-      ex->Write(SseEvent(line));
+      replay->Send(*stream, line);
     } else {
       collected.push_back(line);
     }
@@ -93,7 +303,7 @@ struct Post {
       return false;
     done = true;
     if (streaming) {
-      ex->End();
+      replay->End(*stream);
     } else {
       HttpAnswer a;
       a.headers = headers;
@@ -112,18 +322,25 @@ struct Post {
   }
 
   // A request or notification related to this POST's calls: switches it to an event stream.
-  bool Push(const std::string& line) {
+  // With `connected_only`, refuses (false) when the client is not connected to it right now; a
+  // stream whose connection dropped otherwise keeps the message for the client's resume.
+  bool Push(const std::string& line, bool connected_only) {
     std::lock_guard lock(mu);
-    if (done || ex == nullptr || ex->closed())
+    if (done)
       return false;
     if (!streaming) {
+      if (ex == nullptr || ex->closed())
+        return false;
       streaming = true;
-      ex->Begin(Head());
+      stream = replay->Open(ex, Head(), prime);
+      ex.reset();
       for (const std::string& c : collected)
-        ex->Write(SseEvent(c));
+        replay->Send(*stream, c);
       collected.clear();
+    } else if (connected_only && !replay->Connected(*stream)) {
+      return false;
     }
-    ex->Write(SseEvent(line));
+    replay->Send(*stream, line);
     return true;
   }
 
@@ -132,24 +349,27 @@ struct Post {
     if (done)
       return;
     done = true;
-    if (ex != nullptr) {
-      if (streaming) {
-        ex->End();
-      } else {
-        ex->Respond(ErrorAnswer(Status(Reason::kMcpSessionNotFound, "the session ended")));
-      }
+    if (streaming) {
+      replay->End(*stream);
+    } else if (ex != nullptr) {
+      ex->Respond(ErrorAnswer(Status(Reason::kMcpSessionNotFound, "the session ended")));
     }
     ex.reset();
   }
 };
 
 struct Session {
+  explicit Session(size_t replay_bytes) : replay(replay_bytes) {}
+
   std::string id;
   std::unique_ptr<Gateway> gateway;
   std::mutex mu;
   std::map<std::string, std::shared_ptr<Post>> posts;     // by request id (dumped)
   std::map<std::string, std::shared_ptr<Post>> progress;  // by progress token (dumped)
-  std::shared_ptr<HttpExchange> get_stream;
+  Replay replay;
+  // The standalone GET stream last opened; it keeps (bounded) what is sent while its client is
+  // away, for a resume.
+  std::shared_ptr<EventStream> get_stream;
   std::string version;  // negotiated revision, from the initialize response
   std::string subject;  // the access token's `sub` at initialize (OAuth only)
   Clock::time_point last_used = Clock::now();
@@ -163,11 +383,15 @@ struct Session {
   }
 
   void ToStream(const std::string& line) {  // REQUIRES: mu held
-    if (get_stream != nullptr && !get_stream->closed()) {
-      get_stream->Write(SseEvent(line));
+    if (get_stream != nullptr) {
+      replay.Send(*get_stream, line);
     } else {
       ++dropped;
     }
+  }
+
+  bool GetConnected() const {  // REQUIRES: mu held
+    return get_stream != nullptr && replay.Connected(*get_stream);
   }
 
   // Everything the gateway sends this session's client (one line per message, serialised).
@@ -207,7 +431,7 @@ struct Session {
       if (m->method == "notifications/progress" && m->params.is_object() &&
           m->params.contains("progressToken")) {
         auto it = progress.find(m->params["progressToken"].dump());
-        if (it != progress.end() && it->second->Push(line))
+        if (it != progress.end() && it->second->Push(line, false))
           return;
       }
       if (m->method != "notifications/message") {
@@ -216,18 +440,24 @@ struct Session {
       }
     }
     // A request to the client (sampling, elicitation, roots) or a server's log message: it
-    // happens during a call, so on an open POST when there is one (the SDK reads every
-    // stream), else on the GET stream.
+    // happens during a call, so on a POST the client is connected to when there is one (the SDK
+    // reads every stream), else on the GET stream if connected, else kept on a POST stream for
+    // the client's resume.
     for (auto& [k, p] : posts) {
-      if (p->Push(line))
+      if (p->Push(line, true))
         return;
+    }
+    if (!GetConnected()) {
+      for (auto& [k, p] : posts) {
+        if (p->Push(line, false))
+          return;
+      }
     }
     ToStream(line);
   }
 
   void End() {
     std::map<std::string, std::shared_ptr<Post>> open;
-    std::shared_ptr<HttpExchange> stream;
     {
       std::lock_guard lock(mu);
       if (ended)
@@ -235,12 +465,11 @@ struct Session {
       ended = true;
       open.swap(posts);
       progress.clear();
-      stream = std::move(get_stream);
+      get_stream.reset();
     }
     for (auto& [k, p] : open)
       p->Abort();
-    if (stream != nullptr)
-      stream->End();
+    replay.Close();
     if (gateway != nullptr)
       gateway->Shutdown();
   }
@@ -291,6 +520,22 @@ struct HttpFront::Impl {
     *refusal = ErrorAnswer(st);
     refusal->headers.emplace_back("WWW-Authenticate", challenge);
     return st;
+  }
+
+  // The policy agent a token subject acts as (decision 033): [http.auth.subjects] by exact
+  // subject, else its "*" entry, else refused; without the table (or without [http.auth]) every
+  // session acts as [gateway] agent.
+  Result<std::string> AgentFor(const std::string& subject) const {
+    const std::map<std::string, std::string>& m = options.config.http.auth.subjects;
+    if (!verifier || m.empty())
+      return options.config.agent;
+    if (auto it = m.find(subject); it != m.end())
+      return it->second;
+    if (auto it = m.find("*"); it != m.end())
+      return it->second;
+    return Status(Reason::kMcpSubjectUnmapped,
+                  "token subject '" + subject.substr(0, 128) +
+                      "' has no entry in gateway.toml [http.auth.subjects]");
   }
 
   HttpAnswer Metadata() const {
@@ -399,9 +644,11 @@ struct HttpFront::Impl {
     Session& session = **s;
     auto post = std::make_shared<Post>();
     post->ex = ex;
+    post->replay = &session.replay;
     post->was_array = batch->was_array;
     {
       std::lock_guard lock(session.mu);
+      post->prime = session.version == "2025-11-25";
       if (batch->was_array && session.version != "2025-03-26") {
         ex->Respond(ErrorAnswer(
             Status(Reason::kMcpProtocolError,
@@ -464,12 +711,22 @@ struct HttpFront::Impl {
       }
       ++starting;
     }
-    auto session = std::make_shared<Session>();
+    Result<std::string> agent = AgentFor(subject);
+    if (!agent.ok()) {
+      {
+        std::lock_guard lock(mu);
+        --starting;
+      }
+      ex->Respond(ErrorAnswer(agent.status(), batch.messages[0].id));
+      return;
+    }
+    auto session = std::make_shared<Session>(options.replay_bytes);
     session->id = crypto::RandomId("mcps_");
     session->subject = subject;
     std::weak_ptr<Session> weak = session;
     GatewayOptions go;
     go.config = options.config;
+    go.config.agent = *agent;
     go.kernel = options.kernel;
     go.send = [weak](const std::string& line) {
       if (std::shared_ptr<Session> s = weak.lock())
@@ -490,6 +747,13 @@ struct HttpFront::Impl {
       ex->Respond(ErrorAnswer(g.status()));
       return;
     }
+    if (verifier) {  // who opened it, as whom (the session id itself is a credential: not logged)
+      options.kernel
+          ->RecordEvent("mcp.session.opened", {{"subject", subject.substr(0, 256)},
+                                               {"agent", *agent},
+                                               {"run", session->gateway->run()}})
+          .IgnoreError();
+    }
     if (shutting) {
       session->End();
       ex->Respond(ErrorAnswer(Status(Reason::kUnavailable, "the gateway is shutting down")));
@@ -497,6 +761,7 @@ struct HttpFront::Impl {
     }
     auto post = std::make_shared<Post>();
     post->ex = ex;
+    post->replay = &session->replay;
     post->headers.emplace_back("Mcp-Session-Id", session->id);
     const Message& m = batch.messages[0];
     post->outstanding.insert(m.id.dump());
@@ -520,28 +785,35 @@ struct HttpFront::Impl {
       return;
     }
     std::shared_ptr<Session> session = *s;
+    HttpAnswer head;
+    head.content_type = "text/event-stream";
+    head.headers.emplace_back("Cache-Control", "no-cache");
+    const std::string_view last = req.Header("last-event-id");
     {
       std::lock_guard lock(session->mu);
-      if (session->get_stream != nullptr && !session->get_stream->closed()) {
-        ex->Respond(ErrorAnswer(
-            Status(Reason::kAlreadyExists, "this session already has an open GET stream")));
-        return;
+      if (!last.empty()) {
+        // A resume: of the GET stream or of a POST's; the events after `last` on it, then on.
+        Result<std::shared_ptr<EventStream>> r = session->replay.Resume(last, ex, std::move(head));
+        if (!r.ok()) {
+          ex->Respond(ErrorAnswer(r.status()));
+          return;
+        }
+      } else {
+        if (session->GetConnected()) {
+          ex->Respond(ErrorAnswer(
+              Status(Reason::kAlreadyExists, "this session already has an open GET stream")));
+          return;
+        }
+        session->get_stream =
+            session->replay.Open(ex, std::move(head), session->version == "2025-11-25");
       }
-      session->get_stream = ex;
-      HttpAnswer head;
-      head.content_type = "text/event-stream";
-      head.headers.emplace_back("Cache-Control", "no-cache");
-      ex->Begin(std::move(head));
     }
     std::weak_ptr<Session> weak = session;
-    std::weak_ptr<HttpExchange> wex = ex;
-    ex->OnClose([weak, wex] {
+    ex->OnClose([weak] {
       std::shared_ptr<Session> s = weak.lock();
       if (s == nullptr)
         return;
       std::lock_guard lock(s->mu);
-      if (s->get_stream != nullptr && s->get_stream == wex.lock())
-        s->get_stream.reset();
       s->last_used = Clock::now();
     });
   }
@@ -575,9 +847,9 @@ struct HttpFront::Impl {
       for (auto it = sessions.begin(); it != sessions.end();) {
         Session& s = *it->second;
         std::lock_guard sl(s.mu);
-        if (s.get_stream != nullptr && !s.get_stream->closed())
-          s.get_stream->Write(": keep-alive\n\n");
-        const bool busy = !s.posts.empty() || s.get_stream != nullptr;
+        const bool streaming =
+            s.get_stream != nullptr && s.replay.Comment(*s.get_stream, ": keep-alive\n\n");
+        const bool busy = !s.posts.empty() || streaming;
         if (!busy &&
             now - s.last_used > std::chrono::milliseconds(options.config.http.session_idle_ms)) {
           idle.push_back(it->second);

@@ -4,7 +4,8 @@
 // once known; the answer is JSON or an event stream whose messages before the response are the
 // server's notifications and requests. A GET stream carries the server's other messages
 // (reconnected with back-off; a 405 means the server has none). A 404 for a known session means
-// it expired: the next call initializes again. Redirects are not followed.
+// it expired: the next call initializes again. Redirects are not followed. Connections are kept
+// alive and reused: idle easy handles are pooled, each with its open connection.
 
 #include <curl/curl.h>
 
@@ -14,6 +15,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "custos/mcp/downstream.h"
 #include "custos/mcp/stdio_server.h"
@@ -27,9 +29,6 @@ int64_t NowMs() {
       .count();
 }
 
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
 struct SlistDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
@@ -147,7 +146,11 @@ class HttpServer final : public Downstream {
     static std::once_flag once;
     std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   }
-  ~HttpServer() override { Stop(); }
+  ~HttpServer() override {
+    Stop();
+    for (CURL* h : idle_)
+      curl_easy_cleanup(h);
+  }
 
   Status Start() override {
     std::lock_guard start(start_mu_);
@@ -299,10 +302,43 @@ class HttpServer final : public Downstream {
 
   // Runs one HTTP request. Non-2xx is an error naming the status (404 of a known session: the
   // session expired, and the server is marked for a new initialize).
+  // Easy handles are pooled: a handle keeps its connection to the server open (HTTP/1.1
+  // keep-alive), so a call costs no TCP handshake or libcurl setup. curl_easy_reset() clears every
+  // option but keeps the live connection.
+  struct Lease {
+    HttpServer* owner;
+    CURL* h;
+    ~Lease() {
+      if (h != nullptr)
+        owner->Release(h);
+    }
+    CURL* get() const { return h; }
+  };
+  Lease Acquire() {
+    {
+      std::lock_guard lock(idle_mu_);
+      if (!idle_.empty()) {
+        CURL* h = idle_.back();
+        idle_.pop_back();
+        curl_easy_reset(h);
+        return Lease{this, h};
+      }
+    }
+    return Lease{this, curl_easy_init()};
+  }
+  void Release(CURL* h) {
+    std::lock_guard lock(idle_mu_);
+    if (idle_.size() < kMaxIdleHandles) {
+      idle_.push_back(h);
+    } else {
+      curl_easy_cleanup(h);
+    }
+  }
+
   Status Perform(const char* method, const std::string& body, const std::string& sid,
                  int64_t timeout_ms, Transfer* t, long* status_out = nullptr) {
-    std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
-    if (!c)
+    Lease c = Acquire();
+    if (c.get() == nullptr)
       return Status(Reason::kInternal, "curl_easy_init failed");
     curl_slist* raw = nullptr;
     raw = curl_slist_append(raw, "Accept: application/json, text/event-stream");
@@ -476,6 +512,9 @@ class HttpServer final : public Downstream {
   std::map<int64_t, std::shared_ptr<std::atomic<bool>>> cancels_;
   std::atomic<bool> stopping_{false};
   std::thread get_thread_;
+  static constexpr size_t kMaxIdleHandles = 64;
+  std::mutex idle_mu_;
+  std::vector<CURL*> idle_;  // guarded by idle_mu_
 };
 
 }  // namespace

@@ -769,6 +769,11 @@ void Server::Impl::Accept(Acceptor& acceptor) {
               s->close(ignored);
             });
           } else if constexpr (std::is_same_v<typename Socket::protocol_type, tcp>) {
+            // No Nagle: a streamed response is a head then one write per event, and Nagle would
+            // hold each small write until the previous one is acknowledged (a delayed ACK: up to
+            // 40 ms per event).
+            beast::error_code nodelay_ec;
+            socket.set_option(tcp::no_delay(true), nodelay_ec);
             if (tls) {
               using Tls = beast::ssl_stream<Socket>;
               std::make_shared<Session<Tls>>(*this, Tls(std::move(socket), *tls), std::nullopt)

@@ -3,8 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "custos/mcp/descriptor.h"
 #include "testing/matchers.h"
+#include "testing/temp_dir.h"
 
 namespace custos::mcp {
 namespace {
@@ -107,6 +110,26 @@ TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
     EXPECT_THAT(std::string(r.status().at()), ::testing::StartsWith(c.at)) << c.text;
     EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr(c.message)) << c.text;
   }
+}
+
+TEST(GatewayConfigTest, AuthSubjectsMapTokenSubjectsToAgents) {
+  custos::testing::TempDir dir;
+  std::ofstream(dir.path() / "jwks.json") << R"({"keys":[]})";
+  const std::string head =
+      "[gateway]\npolicy = \"p\"\n[http.auth]\nresource = "
+      "\"http://127.0.0.1:1/mcp\"\nissuer = \"https://i\"\njwks_file = \"" +
+      (dir.path() / "jwks.json").string() + "\"\n[http.auth.subjects]\n";
+  Result<GatewayConfig> c = Parse(head + "\"alice@example\" = \"researcher\"\n\"*\" = \"guest\"\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->http.auth.subjects.at("alice@example"), "researcher");
+  EXPECT_EQ(c->http.auth.subjects.at("*"), "guest");
+  Result<GatewayConfig> bad = Parse(head + "\"alice\" = \"not an agent\"\n");
+  ASSERT_THAT(bad, StatusIs(Reason::kMcpConfigError));
+  EXPECT_THAT(std::string(bad.status().at()), ::testing::StartsWith("gw.toml:8:"));
+  EXPECT_THAT(std::string(bad.status().message()),
+              ::testing::HasSubstr("http.auth.subjects.\"alice\": agent names"));
+  Result<GatewayConfig> not_string = Parse(head + "\"alice\" = 3\n");
+  EXPECT_THAT(not_string, StatusIs(Reason::kMcpConfigError));
 }
 
 TEST(GatewayConfigTest, MissingFileIsNotFound) {

@@ -14,15 +14,20 @@
 #include <sodium.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "custos/mcp/access_token.h"
 #include "custos/mcp/jsonrpc.h"
+#include "custos/store/store.h"
 #include "testing/temp_dir.h"
 
 namespace custos::mcp {
@@ -60,6 +65,8 @@ class FakeExchange final : public HttpExchange {
   }
   void Write(std::string chunk) override {
     std::lock_guard lock(mu_);
+    if (closed_.load())
+      return;
     body_ += chunk;
     cv_.notify_all();
   }
@@ -68,7 +75,9 @@ class FakeExchange final : public HttpExchange {
     ended_ = true;
     cv_.notify_all();
   }
-  bool closed() const override { return false; }
+  bool closed() const override { return closed_.load(); }
+  // The client went away: later writes are not seen by it (the front must notice via closed()).
+  void Close() { closed_.store(true); }
   void OnClose(std::function<void()> fn) override { on_close_ = std::move(fn); }
 
   // The whole answer (JSON) or, for a stream, its head once it ended.
@@ -102,6 +111,7 @@ class FakeExchange final : public HttpExchange {
   std::string body_;
   bool responded_ = false, began_ = false, ended_ = false;
   std::function<void()> on_close_;
+  std::atomic<bool> closed_{false};
 };
 
 std::string Header(const HttpAnswer& a, const std::string& name) {
@@ -343,7 +353,8 @@ TEST_F(HttpFrontTest, ServerRequestDuringACallTurnsThePostIntoAnEventStream) {
   ASSERT_TRUE(ex->WaitBody("sampling/createMessage")) << ex->body();
   EXPECT_TRUE(ex->began());
   const std::string body = ex->body();
-  const size_t data = body.find("data: ");
+  EXPECT_THAT(body, ::testing::StartsWith("id: ")) << "a 2025-11-25 stream is primed";
+  const size_t data = body.find("data: {");
   ASSERT_NE(data, std::string::npos);
   Result<Message> req = ParseMessage(body.substr(data + 6, body.find('\n', data) - data - 6));
   ASSERT_TRUE(req.ok());
@@ -453,6 +464,185 @@ TEST_F(HttpFrontTest, SessionsBeyondMaxSessionsAre503) {
   EXPECT_EQ(ReasonOf(a), "unavailable");
 }
 
+// ---- Resumption (Last-Event-ID) ----------------------------------------------------------------
+
+// The ids of the events (SSE `id:` fields) in `body`, in order.
+std::vector<std::string> EventIds(const std::string& body) {
+  std::vector<std::string> ids;
+  for (size_t p = body.find("id: "); p != std::string::npos; p = body.find("\nid: ", p + 1)) {
+    const size_t start = body[p] == '\n' ? p + 5 : p + 4;
+    ids.push_back(body.substr(start, body.find('\n', start) - start));
+    if (body[p] != '\n')
+      p = start;
+  }
+  return ids;
+}
+
+HttpRequest Get(const std::string& sid, const std::string& last_event_id = "") {
+  HttpRequest g;
+  g.method = "GET";
+  g.target = "/mcp";
+  g.headers = {{"accept", "text/event-stream"}, {"mcp-session-id", sid}};
+  if (!last_event_id.empty())
+    g.headers.emplace_back("last-event-id", last_event_id);
+  return g;
+}
+
+size_t Count(const std::string& s, std::string_view needle) {
+  size_t n = 0;
+  for (size_t p = s.find(needle); p != std::string::npos; p = s.find(needle, p + 1))
+    ++n;
+  return n;
+}
+
+TEST_F(HttpFrontTest, AResumedGetStreamReplaysWhatTheClientMissedThenGoesOn) {
+  const std::string sid = Open();
+  auto first = std::make_shared<FakeExchange>();
+  front_->Handle(Get(sid), first);
+  ASSERT_TRUE(first->began());
+  // Primed: an id before any message, so even a client that saw nothing can resume.
+  const std::vector<std::string> primed = EventIds(first->body());
+  ASSERT_EQ(primed.size(), 1u) << first->body();
+  EXPECT_THAT(primed[0], ::testing::EndsWith("-0"));
+  Call(sid, 2, "a.changed", Json::object());  // the server announces a tools change
+  ASSERT_TRUE(first->WaitBody("list_changed")) << first->body();
+  const std::vector<std::string> seen = EventIds(first->body());
+  ASSERT_EQ(seen.size(), 2u);
+  // The client loses the connection; two more announcements are sent meanwhile.
+  first->Close();
+  Call(sid, 3, "a.changed", Json::object());
+  Call(sid, 4, "a.changed", Json::object());
+  // Resume from the last event it saw: the two it missed, in order, then the stream goes on.
+  auto second = std::make_shared<FakeExchange>();
+  for (int i = 0; i < 100 && Count(second->body(), "list_changed") < 2; ++i) {
+    second = std::make_shared<FakeExchange>();
+    front_->Handle(Get(sid, seen[1]), second);
+    ASSERT_TRUE(second->began()) << second->WaitDone().body;
+    if (Count(second->body(), "list_changed") < 2)  // relayed after the call's answer: wait
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(Count(second->body(), "list_changed"), 2u) << second->body();
+  const std::vector<std::string> replayed = EventIds(second->body());
+  ASSERT_EQ(replayed.size(), 2u);
+  const std::string stream = seen[1].substr(0, seen[1].rfind('-'));
+  EXPECT_EQ(replayed[0], stream + "-2");
+  EXPECT_EQ(replayed[1], stream + "-3");
+  EXPECT_FALSE(second->ended());
+  Call(sid, 5, "a.changed", Json::object());
+  ASSERT_TRUE(second->WaitBody(stream + "-4")) << second->body();
+  // The resumed stream is the session's GET stream: a fresh GET is still 409.
+  auto [dup, e3] = Send(Get(sid));
+  EXPECT_EQ(dup.status, 409);
+}
+
+TEST_F(HttpFrontTest, AResumedPostStreamDeliversTheCallsResponse) {
+  const std::string sid = Open({{"sampling", Json::object()}});
+  auto post = std::make_shared<FakeExchange>();
+  front_->Handle(Post({{"jsonrpc", "2.0"},
+                       {"id", 7},
+                       {"method", "tools/call"},
+                       {"params", {{"name", "a.ask_client"}, {"arguments", Json::object()}}}},
+                      sid),
+                 post);
+  ASSERT_TRUE(post->WaitBody("sampling/createMessage")) << post->body();
+  const std::string body = post->body();
+  const std::vector<std::string> ids = EventIds(body);
+  ASSERT_EQ(ids.size(), 2u) << body;  // the priming event and the sampling request
+  // The POST's connection drops before the call's answer; the client answers the sampling
+  // request, and the call's response is kept for it.
+  post->Close();
+  const size_t data = body.find("data: {");
+  Result<Message> req = ParseMessage(body.substr(data + 6, body.find('\n', data) - data - 6));
+  ASSERT_TRUE(req.ok());
+  auto [a, e2] =
+      Send(Post(Message::Response(req->id, {{"role", "assistant"},
+                                            {"content", {{"type", "text"}, {"text", "hi"}}},
+                                            {"model", "m"}})
+                    .ToJson(),
+                sid));
+  EXPECT_EQ(a.status, 202);
+  // GET + Last-Event-ID resumes the POST's stream (not the session's GET stream): the response
+  // arrives there and the stream ends, as the POST's would have.
+  std::shared_ptr<FakeExchange> resumed;
+  for (int i = 0; i < 100; ++i) {
+    resumed = std::make_shared<FakeExchange>();
+    front_->Handle(Get(sid, ids[1]), resumed);
+    if (resumed->body().find("\"id\":7") != std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(resumed->WaitBody("\"id\":7")) << resumed->body();
+  resumed->WaitDone();  // the stream ends right after the response
+  EXPECT_EQ(Count(resumed->body(), "sampling/createMessage"), 0u) << "seen before: not replayed";
+  EXPECT_TRUE(resumed->ended());
+  EXPECT_EQ(EventIds(resumed->body()).front(), ids[1].substr(0, ids[1].rfind('-')) + "-2");
+  // Resuming after its last event: the stream is over and the client has everything: 204, so
+  // the client stops reconnecting.
+  auto [over, e3] = Send(Get(sid, EventIds(resumed->body()).back()));
+  EXPECT_EQ(over.status, 204) << resumed->body() << over.body;
+  EXPECT_TRUE(over.body.empty());
+  // It was a POST stream: the session's GET stream slot is still free.
+  auto get = std::make_shared<FakeExchange>();
+  front_->Handle(Get(sid), get);
+  EXPECT_TRUE(get->began());
+}
+
+TEST_F(HttpFrontTest, AnUnknownOrForeignLastEventIdReplaysNothing) {
+  const std::string a = Open(), b = Open();
+  auto stream = std::make_shared<FakeExchange>();
+  front_->Handle(Get(a), stream);
+  const std::vector<std::string> ids = EventIds(stream->body());
+  ASSERT_EQ(ids.size(), 1u);
+  const std::string sid_part = ids[0].substr(0, ids[0].rfind('-'));
+  for (const auto& [session, id] : std::vector<std::pair<std::string, std::string>>{
+           {b, ids[0]},                          // session a's stream, asked on session b
+           {a, sid_part + "-9"},                 // an event not sent yet
+           {a, "abcdefghijklmnopqrstuvwxyz-0"},  // no such stream
+           {a, "garbage"},
+           {a, sid_part + "-"},
+       }) {
+    auto [r, ex] = Send(Get(session, id));
+    EXPECT_EQ(r.status, 409) << id;
+    EXPECT_EQ(ReasonOf(r), "mcp_resume_unavailable") << id;
+    EXPECT_FALSE(ex->began()) << id;
+  }
+}
+
+TEST_F(HttpFrontTest, TheReplayBufferIsBoundedAndAGapIsRefusedNotSkipped) {
+  // A front that keeps ~1 event per session: three events while away cannot all be replayed.
+  front_->Shutdown();
+  front_.reset();
+  Result<GatewayConfig> cfg = LoadGatewayConfig(dir_.path() / "gateway.toml");
+  ASSERT_TRUE(cfg.ok());
+  HttpFrontOptions fo;
+  fo.config = *cfg;
+  fo.kernel = kernel_.get();
+  fo.replay_bytes = 200;
+  Result<std::unique_ptr<HttpFront>> f = HttpFront::Create(std::move(fo));
+  ASSERT_TRUE(f.ok());
+  front_ = std::move(f).value();
+  const std::string sid = Open();
+  auto first = std::make_shared<FakeExchange>();
+  front_->Handle(Get(sid), first);
+  const std::string primed = EventIds(first->body()).at(0);
+  first->Close();
+  for (int i = 0; i < 3; ++i)
+    Call(sid, 10 + i, "a.changed", Json::object());
+  // Wait until the third announcement is in (the event after the priming one is then gone).
+  const std::string stream = primed.substr(0, primed.rfind('-'));
+  for (int i = 0; i < 100; ++i) {
+    auto probe = std::make_shared<FakeExchange>();
+    front_->Handle(Get(sid, stream + "-2"), probe);
+    if (probe->began() && probe->body().find("list_changed") != std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto [gap, ex] = Send(Get(sid, primed));
+  EXPECT_EQ(gap.status, 409) << gap.body;
+  EXPECT_EQ(ReasonOf(gap), "mcp_resume_unavailable");
+  EXPECT_THAT(gap.body, HasSubstr("no longer buffered"));
+}
+
 }  // namespace
 }  // namespace custos::mcp
 
@@ -493,10 +683,11 @@ class HttpFrontAuthTest : public HttpFrontTest {
     std::ofstream(dir_.path() / "jwks.json") << jwks.dump();
     std::ofstream(dir_.path() / "policy.toml")
         << "[policy]\nname = \"auth-test\"\n[agents.mcp-client]\nsyscalls = [\"tool.invoke\"]\n"
-           "[tools]\nallow = [\"a.*\"]\n";
+        << policy_extra_ << "[tools]\nallow = [\"a.*\"]\n";
     std::ofstream(dir_.path() / "gateway.toml")
         << "[gateway]\npolicy = \"policy.toml\"\n[http.auth]\nresource = \"" << kResource
-        << "\"\nissuer = \"" << kIssuer << "\"\njwks_file = \"jwks.json\"\n[[servers]]\nname = "
+        << "\"\nissuer = \"" << kIssuer << "\"\njwks_file = \"jwks.json\"\n"
+        << auth_extra_ << "[[servers]]\nname = "
         << "\"a\"\ncommand = \"" << Node() << "\"\nargs = [\"" << Fixture() << "\"]\n";
     Result<GatewayConfig> cfg = LoadGatewayConfig(dir_.path() / "gateway.toml");
     ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
@@ -573,6 +764,8 @@ class HttpFrontAuthTest : public HttpFrontTest {
     return r;
   }
 
+  // Set by a derived fixture's constructor: TOML after [http.auth]'s keys, and more agents.
+  std::string auth_extra_, policy_extra_;
   unsigned char ed_pk_[crypto_sign_PUBLICKEYBYTES];
   unsigned char ed_sk_[crypto_sign_SECRETKEYBYTES];
   EVP_PKEY* ec_ = nullptr;
@@ -658,6 +851,89 @@ TEST_F(HttpFrontAuthTest, ASessionIsBoundToItsTokensSubject) {
   same.headers.emplace_back("authorization", "Bearer " + Sign("ES256", Claims("alice"), "ec"));
   auto [c, e3] = Send(same);
   EXPECT_EQ(c.status, 200) << c.body;
+}
+
+// ---- [http.auth.subjects]: each token subject acts as its own policy agent (decision 033) -------
+
+class HttpFrontSubjectsTest : public HttpFrontAuthTest {
+ protected:
+  HttpFrontSubjectsTest() {
+    auth_extra_ = "[http.auth.subjects]\n\"alice\" = \"researcher\"\n\"bob\" = \"reviewer\"\n";
+    // researcher may call tools; reviewer may not (it has no tool.invoke).
+    policy_extra_ =
+        "[agents.researcher]\nsyscalls = [\"tool.invoke\"]\n"
+        "[agents.reviewer]\nsyscalls = [\"assert\"]\n";
+  }
+
+  std::string OpenAs(const std::string& subject) {
+    auto [a, ex] = Send(Init(Sign("EdDSA", Claims(subject), "ed")));
+    EXPECT_EQ(a.status, 200) << a.body;
+    return Header(a, "Mcp-Session-Id");
+  }
+  Json CallAs(const std::string& subject, const std::string& sid, int id) {
+    HttpRequest r = Post({{"jsonrpc", "2.0"},
+                          {"id", id},
+                          {"method", "tools/call"},
+                          {"params", {{"name", "a.echo"}, {"arguments", {{"who", subject}}}}}},
+                         sid);
+    r.headers.emplace_back("authorization", "Bearer " + Sign("EdDSA", Claims(subject), "ed"));
+    auto [a, ex] = Send(std::move(r));
+    EXPECT_EQ(a.status, 200) << a.body;
+    Result<Json> j = ParseUntrustedJson(a.body);
+    return j.ok() ? *j : Json();
+  }
+  // The tool.invoke decisions of `agent` in the flight log, as "verdict/reason" strings.
+  std::vector<std::string> Decisions(const std::string& agent) {
+    store::LogQuery q;
+    q.agent = agent;
+    Result<std::vector<store::LogRow>> rows = kernel_->store().ReadLog(q);
+    EXPECT_TRUE(rows.ok());
+    std::vector<std::string> out;
+    for (const store::LogRow& row : rows.ok() ? *rows : std::vector<store::LogRow>{}) {
+      if (row.type == "decision" && row.canonical.find("a.echo") != std::string::npos)
+        out.push_back(row.verdict + "/" + row.reason);
+    }
+    return out;
+  }
+};
+
+TEST_F(HttpFrontSubjectsTest, EachMappedSubjectActsAsItsOwnAgent) {
+  const std::string alice = OpenAs("alice"), bob = OpenAs("bob");
+  ASSERT_FALSE(alice.empty());
+  ASSERT_FALSE(bob.empty());
+  Json a = CallAs("alice", alice, 2);
+  EXPECT_EQ(a["result"]["content"][0]["text"], R"({"who":"alice"})") << a;
+  Json b = CallAs("bob", bob, 2);
+  EXPECT_EQ(b["error"]["code"], -32010) << b;
+  EXPECT_EQ(b["error"]["data"]["reason"], "capability_missing") << b;
+  EXPECT_EQ(b["error"]["data"]["rule"], "agents.reviewer.syscalls") << b;
+  EXPECT_THAT(Decisions("researcher"), ::testing::ElementsAre("allow/ok"));
+  EXPECT_THAT(Decisions("reviewer"), ::testing::ElementsAre("deny/capability_missing"));
+  EXPECT_THAT(Decisions("mcp-client"), ::testing::IsEmpty()) << "nobody acted as [gateway] agent";
+}
+
+TEST_F(HttpFrontSubjectsTest, AnUnmappedSubjectIsRefusedWithoutASession) {
+  auto [a, ex] = Send(Init(Sign("EdDSA", Claims("mallory"), "ed")));
+  EXPECT_EQ(a.status, 403) << a.body;
+  EXPECT_EQ(ReasonOf(a), "mcp_subject_unmapped");
+  EXPECT_THAT(a.body, HasSubstr("mallory"));
+  EXPECT_EQ(front_->session_count(), 0u);
+}
+
+class HttpFrontSubjectsFallbackTest : public HttpFrontSubjectsTest {
+ protected:
+  HttpFrontSubjectsFallbackTest() {
+    auth_extra_ = "[http.auth.subjects]\n\"alice\" = \"researcher\"\n\"*\" = \"mcp-client\"\n";
+  }
+};
+
+TEST_F(HttpFrontSubjectsFallbackTest, TheStarEntryMapsEveryOtherSubject) {
+  const std::string carol = OpenAs("carol");
+  ASSERT_FALSE(carol.empty());
+  Json c = CallAs("carol", carol, 2);
+  EXPECT_EQ(c["result"]["content"][0]["text"], R"({"who":"carol"})") << c;
+  EXPECT_THAT(Decisions("mcp-client"), ::testing::ElementsAre("allow/ok"));
+  EXPECT_THAT(Decisions("researcher"), ::testing::IsEmpty());
 }
 
 }  // namespace

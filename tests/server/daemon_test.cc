@@ -1,5 +1,6 @@
 // custosd as a process: the ready line, SIGTERM draining an in-flight request and committing the
-// log, SIGHUP reload, and two agent processes drawing from one budget through one daemon.
+// log, SIGHUP reload, two agent processes drawing from one budget through one daemon, and the MCP
+// gateway mounted at /mcp (--mcp-config).
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -8,10 +9,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <future>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "custos/server/auth.h"
 #include "integration/cli_runner.h"
@@ -26,7 +30,7 @@ using ::testing::HasSubstr;
 class Daemon {
  public:
   bool Start(const std::filesystem::path& data_dir, const std::filesystem::path& policy,
-             const std::filesystem::path& socket) {
+             const std::filesystem::path& socket, const std::vector<std::string>& extra = {}) {
     int out[2];
     if (::pipe(out) != 0)
       return false;
@@ -36,9 +40,16 @@ class Daemon {
       ::close(out[0]);
       ::close(out[1]);
       const std::string bin = CUSTOSD_BIN_PATH;
-      ::execl(bin.c_str(), bin.c_str(), "--data-dir", data_dir.c_str(), "--policy", policy.c_str(),
-              "--listen", "127.0.0.1:0", "--socket", socket.c_str(), "--workers", "4",
-              static_cast<char*>(nullptr));
+      std::vector<std::string> args = {
+          bin,        "--data-dir",  data_dir.string(), "--policy",      policy.string(),
+          "--listen", "127.0.0.1:0", "--socket",        socket.string(), "--workers",
+          "4"};
+      args.insert(args.end(), extra.begin(), extra.end());
+      std::vector<char*> argv;
+      for (std::string& a : args)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(bin.c_str(), argv.data());
       ::_exit(127);
     }
     ::close(out[1]);
@@ -298,4 +309,140 @@ TEST_F(DaemonTest, TwoAgentProcessesShareOneRevocationList) {
 }
 
 }  // namespace
+
+namespace {
+
+std::string Node() {
+  for (const char* p : {"/usr/bin/node", "/usr/local/bin/node"}) {
+    if (::access(p, X_OK) == 0)
+      return p;
+  }
+  return "";
+}
+
+// One MCP Streamable HTTP POST to custosd's /mcp; `auth` is an Authorization value or "".
+HttpReply McpPost(RawConnection& c, const Json& body, const std::string& session,
+                  const std::string& auth) {
+  std::string h = "Accept: application/json, text/event-stream\r\n";
+  if (!auth.empty())
+    h += "Authorization: " + auth + "\r\n";
+  if (!session.empty())
+    h += "Mcp-Session-Id: " + session + "\r\nMCP-Protocol-Version: 2025-11-25\r\n";
+  if (!c.Send(RawConnection::Format("POST", "/mcp", body.dump(), h)))
+    return {};
+  return c.Read();
+}
+
+Json Initialize() {
+  return {{"jsonrpc", "2.0"},
+          {"id", 1},
+          {"method", "initialize"},
+          {"params",
+           {{"protocolVersion", "2025-11-25"},
+            {"capabilities", Json::object()},
+            {"clientInfo", {{"name", "daemon-test"}, {"version", "1"}}}}}};
+}
+
+}  // namespace
+
+// custosd --mcp-config serves the gateway's Streamable HTTP front at /mcp on its own listeners,
+// authenticated like the API: 401 (with WWW-Authenticate) without credentials, an API key over
+// TCP or the socket peer's uid on the Unix socket; the session's calls are kernel syscalls in the
+// daemon's flight log.
+TEST_F(DaemonTest, McpMountServesAuthenticatedSessionsAndRecordsTheirCalls) {
+  if (Node().empty())
+    GTEST_SKIP() << "node is not installed";
+  const char* src = std::getenv("CUSTOS_SOURCE_DIR");
+  ASSERT_NE(src, nullptr) << "ctest sets CUSTOS_SOURCE_DIR";
+  WriteFileOrDie(data_ / "config.toml", "[server]\nadmins = [\"lead\"]\n[server.peers]\n\"" +
+                                            std::to_string(::getuid()) + "\" = \"worker\"\n");
+  const std::string worker = Key("worker"), lead = Key("lead");
+  WriteFileOrDie(root_ / "policy.toml",
+                 "[policy]\nname = \"mcp-mount\"\n[agents.worker]\nsyscalls = [\"assert\"]\n"
+                 "[agents.lead]\nsyscalls = [\"assert\"]\n"
+                 "[agents.mcp-client]\nsyscalls = [\"tool.invoke\"]\n[tools]\nallow = [\"a.*\"]\n");
+  WriteFileOrDie(root_ / "gateway.toml",
+                 "[gateway]\npolicy = \"policy.toml\"\n[[servers]]\n"
+                 "name = \"a\"\ncommand = \"" +
+                     Node() + "\"\nargs = [\"" + std::string(src) +
+                     "/tests/mcp/fixtures/fixture_server.js\"]\n");
+  ASSERT_TRUE(d_.Start(data_, root_ / "policy.toml", root_ / "d.sock",
+                       {"--mcp-config", (root_ / "gateway.toml").string()}));
+
+  // No credentials over TCP: refused before any session exists.
+  {
+    RawConnection c = RawConnection::Tcp(d_.port());
+    HttpReply r = McpPost(c, Initialize(), "", "");
+    EXPECT_EQ(r.status, 401) << r.body;
+    EXPECT_EQ(r.headers["www-authenticate"], "Bearer");
+    r = McpPost(c, Initialize(), "", "Bearer not-a-key");
+    EXPECT_EQ(r.status, 401) << r.body;
+  }
+
+  // An API key over TCP: initialize, tools/list, tools/call.
+  std::string session;
+  {
+    RawConnection c = RawConnection::Tcp(d_.port());
+    const std::string auth = "Bearer " + worker;
+    HttpReply r = McpPost(c, Initialize(), "", auth);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(BodyJson(r)["result"]["protocolVersion"], "2025-11-25") << r.body;
+    session = r.headers["mcp-session-id"];
+    ASSERT_FALSE(session.empty());
+    r = McpPost(c, {{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}, session, auth);
+    EXPECT_EQ(r.status, 202);
+    r = McpPost(c, {{"jsonrpc", "2.0"}, {"id", 2}, {"method", "tools/list"}}, session, auth);
+    ASSERT_EQ(r.status, 200) << r.body;
+    bool listed = false;
+    const Json tools = BodyJson(r)["result"]["tools"];
+    for (const Json& t : tools)
+      listed = listed || t.value("name", "") == "a.echo";
+    EXPECT_TRUE(listed) << r.body;
+    r = McpPost(c,
+                {{"jsonrpc", "2.0"},
+                 {"id", 3},
+                 {"method", "tools/call"},
+                 {"params", {{"name", "a.echo"}, {"arguments", {{"mark", "over-tcp"}}}}}},
+                session, auth);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_THAT(r.body, HasSubstr("over-tcp"));
+    // The session id alone is not a credential.
+    r = McpPost(c, {{"jsonrpc", "2.0"}, {"id", 4}, {"method", "tools/list"}}, session, "");
+    EXPECT_EQ(r.status, 401) << r.body;
+  }
+
+  // The socket peer (this uid is mapped to worker) needs no header; same session, new connection.
+  {
+    RawConnection c = RawConnection::Unix((root_ / "d.sock").string());
+    HttpReply r =
+        McpPost(c,
+                {{"jsonrpc", "2.0"},
+                 {"id", 5},
+                 {"method", "tools/call"},
+                 {"params", {{"name", "a.echo"}, {"arguments", {{"mark", "over-unix"}}}}}},
+                session, "");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_THAT(r.body, HasSubstr("over-unix"));
+  }
+
+  // Both calls are allowed tool.invoke decisions of the gateway's agent in the daemon's log.
+  {
+    RawConnection c = RawConnection::Tcp(d_.port());
+    HttpReply r = c.Call("GET", "/v1/audit?agent=mcp-client&limit=1000", "",
+                         "Authorization: Bearer " + lead + "\r\n");
+    ASSERT_EQ(r.status, 200) << r.body;
+    int calls = 0;
+    const Json entries = BodyJson(r)["entries"];
+    for (const Json& e : entries) {
+      if (e.value("type", "") == "decision" && e.value("target", "") == "a.echo" &&
+          e.value("verdict", "") == "allow" && e.value("agent", "") == "mcp-client")
+        ++calls;
+    }
+    EXPECT_EQ(calls, 2) << r.body.substr(0, 4000);
+  }
+  EXPECT_EQ(d_.Signal(SIGTERM), 0);
+  const CliResult v = RunCustos({"--data-dir", data_.string(), "audit", "verify"});
+  EXPECT_EQ(v.code, 0) << v.out << v.err;
+}
+
 }  // namespace custos::testing

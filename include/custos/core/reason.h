@@ -229,7 +229,13 @@ enum class ReasonClass : uint8_t {
     "with the body (JSON-RPC -32020).")                                                           \
   X(kMcpEnvelopeInvalid, 251, "mcp_envelope_invalid", kInvalidArgument, 400,                      \
     "An MCP 2026-07-28 request's _meta envelope (protocolVersion, clientCapabilities, "           \
-    "clientInfo) is missing or malformed (JSON-RPC -32602).")
+    "clientInfo) is missing or malformed (JSON-RPC -32602).")                                     \
+  X(kMcpSubjectUnmapped, 260, "mcp_subject_unmapped", kPermissionDenied, 403,                     \
+    "The access token's subject has no entry in gateway.toml [http.auth.subjects] (and there is " \
+    "no \"*\" entry), so it acts as no policy agent.")                                            \
+  X(kMcpResumeUnavailable, 261, "mcp_resume_unavailable", kFailedPrecondition, 409,               \
+    "MCP over HTTP: the Last-Event-ID names no event stream of this session, or the events "      \
+    "after it are no longer buffered; nothing was replayed.")
 
 enum class Reason : uint16_t {
 #define CUSTOS_REASON_ENUM(e, n, name, cls, http, doc) e = n,

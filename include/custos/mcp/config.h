@@ -41,6 +41,9 @@
 //   issuer = "https://auth.example.com"      # tokens' iss must equal it
 //   jwks_file = "jwks.json"       # the issuer's public keys (relative to this file)
 //   leeway_s = 60                 # clock skew allowed for exp/nbf
+//   [http.auth.subjects]          # optional: token subject → policy agent (decision 033)
+//   "alice@example" = "researcher"  # her sessions act as agent researcher (own budget, grants)
+//   "*" = "mcp-client"            # every other subject; without "*" they are refused (403)
 //
 //   url = "http://127.0.0.1:3001/mcp"  # instead of command: a Streamable HTTP server. http:// only
 //                                 #   to a loopback host; https:// anywhere (certificate verified)
@@ -87,6 +90,10 @@ struct HttpAuthConfig {  // [http.auth]: OAuth 2.1 resource server (decision 023
   std::string issuer;    // tokens' `iss`; named in the protected resource metadata
   Json jwks;             // the issuer's keys (jwks_file = "jwks.json", read at load)
   int64_t leeway_s = 60;
+  // [http.auth.subjects] "sub" = "agent" (decision 033): each mapped token subject acts as its own
+  // policy agent; "*" maps every other subject. Empty: every subject acts as GatewayConfig::agent.
+  // Not empty and no "*": an unmapped subject is refused (mcp_subject_unmapped).
+  std::map<std::string, std::string> subjects;
 };
 
 struct HttpFrontConfig {

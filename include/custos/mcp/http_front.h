@@ -8,7 +8,16 @@
 //     and ends with the response(s);
 //   * GET opens the session's server→client event stream (one per session; a second is 409):
 //     list_changed and resources/updated notifications, and client requests made while no POST is
-//     open. With no stream open they are dropped (counted in the session);
+//     open. Before any GET stream was opened they are dropped (counted in the session); once one
+//     was, they are kept for its resume while its client is away;
+//   * GET with Last-Event-ID resumes a stream whose connection was lost (a POST's or the GET
+//     stream): every event carries `id: <stream>-<seq>` (the stream part is 128 random bits, so
+//     ids are not guessable across streams or sessions), the events after that id on that stream
+//     are replayed and the stream goes on there. A session keeps `replay_bytes` of sent events
+//     (oldest dropped first) for its last 32 streams; an unknown id, or one whose following events
+//     were dropped, is 409 mcp_resume_unavailable with nothing replayed (never a silent gap); an
+//     ended stream whose every event the client has is 204.
+//     Streams of 2025-11-25 sessions start with a priming event (an id, empty data);
 //   * DELETE ends the session: its gateway shuts down and its servers stop.
 // Sessions: initialize (alone in its POST, without Mcp-Session-Id) opens one and the response
 // carries `Mcp-Session-Id`; every later request must carry it (400 mcp_session_required without,
@@ -28,7 +37,9 @@
 // resource_metadata="<origin>/.well-known/oauth-protected-resource<path>"` and, for a bad token,
 // error="invalid_token"); the metadata (RFC 9728) is served at that path; a session is bound to its
 // initialize token's `sub` (another subject: 403 mcp_session_forbidden). Tokens are never passed to
-// servers.
+// servers. With [http.auth.subjects] (decision 033) a session acts as the policy agent its
+// subject maps to (else the "*" entry; else initialize is 403 mcp_subject_unmapped); without it,
+// as [gateway] agent.
 //
 // The front owns no sockets: a transport (custosd's Beast server through a mount, see
 // `custos mcp serve`) hands it requests and an HttpExchange to answer through. Binding is the
@@ -86,6 +97,8 @@ struct HttpFrontOptions {
   kernel::Kernel* kernel = nullptr;  // REQUIRES: outlives the front
   std::string path = "/mcp";
   int64_t heartbeat_ms = 15'000;  // a comment on open GET streams; also reaps idle sessions
+  // Resumption: the bytes of sent events one session keeps for GET + Last-Event-ID.
+  size_t replay_bytes = 1 << 20;
 };
 
 class HttpFront {

@@ -111,6 +111,8 @@ export const REASONS = [
   "mcp_session_forbidden",
   "mcp_header_mismatch",
   "mcp_envelope_invalid",
+  "mcp_subject_unmapped",
+  "mcp_resume_unavailable",
 ];
 
 export class CustosError extends Error {
