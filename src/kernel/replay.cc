@@ -597,7 +597,7 @@ class Replayer {
       h.content_hash = crypto::Sha256(*rule->content).Hex();
       substituted_.insert(h.id);
     }
-    Status st = s_.store().PutHandle(h);
+    Status st = s_.store().PutHandle(h, store::Sync::kFull);
     if (!st.ok() && st.reason() != Reason::kAlreadyExists) {
       r_.warnings.push_back("entry " + std::to_string(e.seq) + ": " + st.ToString());
     }

@@ -283,7 +283,9 @@ Result<store::HandleRecord> Services::MintHandle(const std::string& agent, const
   h.meta = meta.dump();
   h.created_ms = clock().NowMillis();
   h.expires_ms = options_.handle_ttl_ms > 0 ? h.created_ms + options_.handle_ttl_ms : 0;
-  CUSTOS_RETURN_IF_ERROR(store_->PutHandle(h));
+  // Not fsync'd on its own: every handle is minted inside a call whose outcome entry is appended
+  // after it and waited for, and that commit's fsync makes this row durable too (decision 037).
+  CUSTOS_RETURN_IF_ERROR(store_->PutHandle(h, store::Sync::kNone));
   return h;
 }
 

@@ -539,9 +539,9 @@ class SqliteStore final : public Store, public MerkleBatchReader {
 
   // --- Handles ---
 
-  Status PutHandle(const HandleRecord& h) override {
+  Status PutHandle(const HandleRecord& h, Sync sync) override {
     CUSTOS_ASSIGN_OR_RETURN(std::string labels, JsonText(h.labels, "handle labels"));
-    return WithWriter([&](Connection& c) -> Status {
+    return WithWriter(sync, [&](Connection& c) -> Status {
       CUSTOS_ASSIGN_OR_RETURN(WriteTxn txn, WriteTxn::Begin(c));
       CUSTOS_ASSIGN_OR_RETURN(
           Stmt s, c.Prepare("INSERT INTO handles(id, owner_agent, run, content_hash, labels, kind, "
@@ -1069,11 +1069,17 @@ class SqliteStore final : public Store, public MerkleBatchReader {
   }
 
   // Runs `fn` on the write connection with synchronous=FULL: every write other than a kNone log
-  // append is durable when it returns.
+  // append or handle is durable when it returns.
   template <typename F>
   auto WithWriter(F&& fn) -> decltype(fn(std::declval<Connection&>())) {
+    return WithWriter(Sync::kFull, std::forward<F>(fn));
+  }
+  // The same with the given sync; a kNone commit is made durable by the next kFull one (one fsync
+  // flushes every frame of the WAL).
+  template <typename F>
+  auto WithWriter(Sync sync, F&& fn) -> decltype(fn(std::declval<Connection&>())) {
     std::lock_guard lock(write_mu_);
-    Status s = SetSyncLocked(Sync::kFull);
+    Status s = SetSyncLocked(sync);
     if (!s.ok()) {
       return s;
     }

@@ -465,10 +465,10 @@ class FlakyStore final : public ForwardingStore {
       return Status(Reason::kStoreError, "injected append failure");
     return ForwardingStore::AppendLog(rows, nodes, sync);
   }
-  Status PutHandle(const store::HandleRecord& h) override {
+  Status PutHandle(const store::HandleRecord& h, store::Sync sync) override {
     if (fail_put_handle.load())
       return Status(Reason::kStoreError, "injected handle failure");
-    return ForwardingStore::PutHandle(h);
+    return ForwardingStore::PutHandle(h, sync);
   }
   Result<store::HeapObject> HeapGet(const std::string& run, const std::string& id) override {
     if (fail_heap.load())

@@ -313,7 +313,7 @@ TEST_F(SqliteStoreTest, HandleRoundTripsIncludingBinarySealedBytes) {
   h.meta = R"({"url":"https://example.com"})";
   h.created_ms = 5;
   h.expires_ms = 10;
-  ASSERT_THAT(store_->PutHandle(h), IsOk());
+  ASSERT_THAT(store_->PutHandle(h, Sync::kFull), IsOk());
   auto got = store_->GetHandle(h.id);
   ASSERT_THAT(got, IsOk());
   EXPECT_EQ(got->owner_agent, "alice");
@@ -327,12 +327,28 @@ TEST_F(SqliteStoreTest, HandleRoundTripsIncludingBinarySealedBytes) {
   EXPECT_EQ(got->expires_ms, 10);
 }
 
+TEST_F(SqliteStoreTest, HandleWrittenWithoutSyncIsCommittedAndLaterWritesSyncAgain) {
+  HandleRecord h;
+  h.id = "h_nosync";
+  h.labels = Json::array({"untrusted"});
+  ASSERT_THAT(store_->PutHandle(h, Sync::kNone), IsOk());
+  EXPECT_THAT(store_->GetHandle(h.id), IsOk());
+  // The next full commit (here a log row) runs with synchronous=FULL again and covers it.
+  ASSERT_THAT(store_->AppendLog({Row(1)}, Sync::kFull), IsOk());
+  store_.reset();
+  auto reopened = OpenSqliteStore(path_);
+  ASSERT_THAT(reopened, IsOk());
+  auto got = (*reopened)->GetHandle(h.id);
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->labels, h.labels);
+}
+
 TEST_F(SqliteStoreTest, DuplicateHandleIsAlreadyExistsAndMissingIsNotFound) {
   HandleRecord h;
   h.id = "h_1";
   h.labels = Json::array();
-  ASSERT_THAT(store_->PutHandle(h), IsOk());
-  EXPECT_THAT(store_->PutHandle(h), StatusIs(Reason::kAlreadyExists));
+  ASSERT_THAT(store_->PutHandle(h, Sync::kFull), IsOk());
+  EXPECT_THAT(store_->PutHandle(h, Sync::kFull), StatusIs(Reason::kAlreadyExists));
   EXPECT_THAT(store_->GetHandle("h_2"), StatusIs(Reason::kNotFound));
 }
 
@@ -340,7 +356,7 @@ TEST_F(SqliteStoreTest, HandleWithInvalidUtf8LabelsIsInvalidArgument) {
   HandleRecord h;
   h.id = "h_1";
   h.labels = Json::array({std::string("\xff")});
-  EXPECT_THAT(store_->PutHandle(h), StatusIs(Reason::kInvalidArgument));
+  EXPECT_THAT(store_->PutHandle(h, Sync::kFull), StatusIs(Reason::kInvalidArgument));
 }
 
 // --- Heap ---

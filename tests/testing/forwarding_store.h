@@ -40,7 +40,9 @@ class ForwardingStore : public store::Store {
   Result<std::optional<store::CheckpointRow>> LatestCheckpoint() override {
     return inner_->LatestCheckpoint();
   }
-  Status PutHandle(const store::HandleRecord& h) override { return inner_->PutHandle(h); }
+  Status PutHandle(const store::HandleRecord& h, store::Sync sync) override {
+    return inner_->PutHandle(h, sync);
+  }
   Result<store::HandleRecord> GetHandle(const std::string& id) override {
     return inner_->GetHandle(id);
   }

@@ -172,7 +172,10 @@ class Store {
   virtual Result<std::optional<CheckpointRow>> LatestCheckpoint() = 0;
 
   // Handles. PutHandle is kAlreadyExists if the id exists; GetHandle kNotFound if missing.
-  virtual Status PutHandle(const HandleRecord& h) = 0;
+  // With Sync::kNone the row is committed but not fsync'd: it becomes durable with the next kFull
+  // commit of this store (the kernel mints a call's handles that way and the call's outcome entry,
+  // which the caller waits for, makes them durable; decision 037).
+  virtual Status PutHandle(const HandleRecord& h, Sync sync) = 0;
   virtual Result<HandleRecord> GetHandle(const std::string& id) = 0;
 
   // Typed heap (memory.*). Put with expected_version implements compare-and-swap.
