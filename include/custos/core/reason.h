@@ -229,7 +229,10 @@ enum class ReasonClass : uint8_t {
     "with the body (JSON-RPC -32020).")                                                           \
   X(kMcpEnvelopeInvalid, 251, "mcp_envelope_invalid", kInvalidArgument, 400,                      \
     "An MCP 2026-07-28 request's _meta envelope (protocolVersion, clientCapabilities, "           \
-    "clientInfo) is missing or malformed (JSON-RPC -32602).")
+    "clientInfo) is missing or malformed (JSON-RPC -32602).")                                     \
+  X(kMcpRequestStateInvalid, 270, "mcp_request_state_invalid", kInvalidArgument, 400,             \
+    "An MCP 2026-07-28 retry's requestState was not issued by this gateway session, has "         \
+    "expired, or belongs to another request (JSON-RPC -32602).")
 
 enum class Reason : uint16_t {
 #define CUSTOS_REASON_ENUM(e, n, name, cls, http, doc) e = n,

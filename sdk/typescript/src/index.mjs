@@ -111,6 +111,7 @@ export const REASONS = [
   "mcp_session_forbidden",
   "mcp_header_mismatch",
   "mcp_envelope_invalid",
+  "mcp_request_state_invalid",
 ];
 
 export class CustosError extends Error {
