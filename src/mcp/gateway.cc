@@ -56,6 +56,7 @@ thread_local const std::string* tl_related_request = nullptr;
 constexpr int kMaxInputRounds = 8;                  // a stateless server's input_required rounds
 constexpr int64_t kClientInputTimeoutMs = 120'000;  // a client's answer to one input request
 constexpr size_t kMaxParkedExchanges = 16;          // stateless calls awaiting the client's retry
+constexpr size_t kMaxListenResources = 64;  // resourceSubscriptions of one subscriptions/listen
 
 std::string PinKey(const std::string& tool) { return "mcp.pin/" + tool; }
 std::string PendingKey(const std::string& tool) { return "mcp.pending/" + tool; }
@@ -543,6 +544,8 @@ struct Gateway::Impl {
   std::map<std::string, std::string> stateless_requests;
   // Open subscriptions/listen streams of a stateless client: request id (JSON) → honored filter.
   std::map<std::string, std::pair<Json, Json>> listens;  // dumped id → (id, filter)
+  // Resource URIs (as the client names them) that listen streams subscribed to, and how many.
+  std::map<std::string, int> resource_listeners;
   Json client_capabilities = Json::object();
   int64_t next_client_id = 1;
   std::map<std::string, std::shared_ptr<std::optional<Message>>> client_pending;  // by id
@@ -1163,10 +1166,22 @@ struct Gateway::Impl {
     } else if (n.method == "notifications/cancelled") {
       if (n.params.is_object() && n.params.contains("requestId")) {
         std::string key = n.params["requestId"].dump();
+        std::optional<Json> released;  // a listen stream's resource subscriptions
         {
           std::lock_guard lock(mu);
-          if (listens.erase(key) != 0)
-            return;  // a subscriptions/listen stream ends: no response
+          if (auto l = listens.find(key); l != listens.end()) {
+            released = l->second.second.value("resourceSubscriptions", Json::array());
+            listens.erase(l);
+          }
+        }
+        if (released) {
+          // A subscriptions/listen stream ends: no response; its resources are released.
+          for (const Json& u : *released)
+            UnsubscribeResource(u.get<std::string>());
+          return;
+        }
+        {
+          std::lock_guard lock(mu);
           // A retry of a multi round-trip call cancels the call it continues.
           for (const auto& [original, e] : exchanges) {
             if (!e->open_id.is_null() && e->open_id.dump() == key && original != key) {
@@ -1217,8 +1232,29 @@ struct Gateway::Impl {
                         : m == "notifications/prompts/list_changed"   ? "promptsListChanged"
                         : m == "notifications/resources/list_changed" ? "resourcesListChanged"
                                                                       : nullptr;
+      if (m == "notifications/resources/updated" && n.params.is_object() &&
+          n.params.contains("uri") && n.params["uri"].is_string()) {
+        // To the listen streams that subscribed to this resource.
+        const std::string uri = shared->ClientUri(b, n.params["uri"].get<std::string>());
+        std::vector<Json> ids;
+        {
+          std::lock_guard lock(mu);
+          for (const auto& [key, sub] : listens) {
+            const Json subs = sub.second.value("resourceSubscriptions", Json::array());
+            if (std::find(subs.begin(), subs.end(), Json(uri)) != subs.end())
+              ids.push_back(sub.first);
+          }
+        }
+        for (const Json& id : ids) {
+          Json p = n.params;
+          p["uri"] = uri;
+          p["_meta"] = {{"io.modelcontextprotocol/subscriptionId", id}};
+          Send(Message::Notification(m, std::move(p)));
+        }
+        return;
+      }
       if (bit == nullptr)
-        return;  // resources/updated: resource subscriptions are not honored (docs/mcp.md)
+        return;
       Backend* bp = &b;
       Async([this, bp, m, bit] {
         if (m == "notifications/tools/list_changed")
@@ -1434,11 +1470,10 @@ struct Gateway::Impl {
       return;
     }
     if (msg.method == "server/discover") {
-      // listChanged rides subscriptions/listen; no subscribe (resource subscriptions are not
-      // honored yet) and no logging (the era has no logging/setLevel; server log messages are
-      // not relayed).
+      // listChanged and resource subscriptions ride subscriptions/listen; no logging (the era
+      // has no logging/setLevel; server log messages are not relayed).
       const Json caps = {{"tools", {{"listChanged", true}}},
-                         {"resources", {{"listChanged", true}}},
+                         {"resources", {{"listChanged", true}, {"subscribe", true}}},
                          {"prompts", {{"listChanged", true}}},
                          {"completions", Json::object()}};
       Send(Message::Response(msg.id, {{"supportedVersions", Json::array({kStatelessVersion})},
@@ -1496,6 +1531,36 @@ struct Gateway::Impl {
       if (filter.value(bit, false) == true)
         honored[bit] = true;
     }
+    const Json uris = filter.value("resourceSubscriptions", Json());
+    if (uris.is_array() && !uris.empty()) {
+      if (uris.size() > kMaxListenResources) {
+        Send(Message::Error(msg.id, kInvalidParams,
+                            "resourceSubscriptions lists more than " +
+                                std::to_string(kMaxListenResources) + " URIs"));
+        return;
+      }
+      // Each URI is subscribed at its server (a mediated srv.resources/subscribe), not on the
+      // reader thread; the acknowledgement lists the ones that took.
+      {
+        std::lock_guard lock(mu);
+        stateless_requests.erase(msg.id.dump());  // answered by notifications, not a result
+      }
+      Async([this, msg, honored, uris]() mutable {
+        Json taken = Json::array();
+        for (const Json& u : uris) {
+          if (u.is_string() && SubscribeResource(u.get<std::string>(), msg.id))
+            taken.push_back(u);
+        }
+        if (!taken.empty())
+          honored["resourceSubscriptions"] = std::move(taken);
+        OpenListen(msg, honored);
+      });
+      return;
+    }
+    OpenListen(msg, honored);
+  }
+
+  void OpenListen(const Message& msg, const Json& honored) {
     bool full = false;
     {
       std::lock_guard lock(mu);
@@ -1506,12 +1571,58 @@ struct Gateway::Impl {
       }
     }
     if (full) {
+      for (const Json& u : honored.value("resourceSubscriptions", Json::array()))
+        UnsubscribeResource(u.get<std::string>());
       Send(Message::Error(msg.id, kInternalError, "Subscription limit reached"));
       return;
     }
     Send(Message::Notification("notifications/subscriptions/acknowledged",
                                {{"notifications", honored},
                                 {"_meta", {{"io.modelcontextprotocol/subscriptionId", msg.id}}}}));
+  }
+
+  // A listen stream's resource subscription: the first listener of a URI subscribes at its
+  // server (a 2025-era server that offers subscribe; a stateless server has no stream from the
+  // gateway). False when it did not take.
+  bool SubscribeResource(const std::string& client_uri, const Json& id) {
+    auto [b, uri] = SplitUri(client_uri);
+    if (b == nullptr || b->server == nullptr || b->server->stateless())
+      return false;
+    const Json caps = b->server->capabilities();
+    if (!caps.is_object() || !caps.value("resources", Json::object()).is_object() ||
+        caps["resources"].value("subscribe", false) != true) {
+      return false;
+    }
+    {
+      std::lock_guard lock(mu);
+      if (auto it = resource_listeners.find(client_uri); it != resource_listeners.end()) {
+        ++it->second;
+        return true;
+      }
+    }
+    Message err;
+    if (!Mediated(b->config.name + ".resources/subscribe", {{"uri", uri}}, id, &err).ok())
+      return false;
+    std::lock_guard lock(mu);
+    ++resource_listeners[client_uri];
+    return true;
+  }
+
+  void UnsubscribeResource(const std::string& client_uri) {
+    {
+      std::lock_guard lock(mu);
+      auto it = resource_listeners.find(client_uri);
+      if (it == resource_listeners.end() || --it->second > 0)
+        return;
+      resource_listeners.erase(it);
+    }
+    Async([this, client_uri] {
+      auto [b, uri] = SplitUri(client_uri);
+      Message err;
+      if (b != nullptr)
+        (void)Mediated(b->config.name + ".resources/unsubscribe", {{"uri", uri}},
+                       Json("custos-unsubscribe"), &err);
+    });
   }
 
   void HandleOne(Message msg) {

@@ -229,6 +229,14 @@ Json With2026(Json params) {
   return params;
 }
 
+bool Recorded(const std::vector<Json>& log, const std::string& target) {
+  for (const Json& e : log) {
+    if (e.value("target", "") == target)
+      return true;
+  }
+  return false;
+}
+
 TEST_F(GatewayTest, StatelessClientNeedsNoInitializeAndGetsEraShapedResults) {
   Open({{"a", {}}});
   Message d = Req("server/discover", With2026(Json::object()));
@@ -326,11 +334,17 @@ TEST_F(GatewayTest, StatelessClientGetsListChangesOnItsListenStream) {
                                                {{"toolsListChanged", true},
                                                 {"resourceSubscriptions", {"a+fixture://doc"}}}}}))
                        .Serialize());
+  std::vector<Message> seen;  // taken but not yet asked for
   auto wait_for = [&](const std::string& method) -> std::optional<Message> {
     for (int i = 0; i < 200; ++i) {
-      for (Message& n : client_->TakeNotifications()) {
-        if (n.method == method)
-          return n;
+      for (Message& n : client_->TakeNotifications())
+        seen.push_back(std::move(n));
+      for (auto it = seen.begin(); it != seen.end(); ++it) {
+        if (it->method == method) {
+          Message m = std::move(*it);
+          seen.erase(it);
+          return m;
+        }
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
@@ -338,17 +352,47 @@ TEST_F(GatewayTest, StatelessClientGetsListChangesOnItsListenStream) {
   };
   std::optional<Message> ack = wait_for("notifications/subscriptions/acknowledged");
   ASSERT_TRUE(ack.has_value());
-  // Resource subscriptions are not honored: only the list change is acknowledged.
-  EXPECT_EQ(ack->params["notifications"], (Json{{"toolsListChanged", true}}));
+  // The resource subscription took: the gateway subscribed at the server (a mediated syscall).
+  EXPECT_EQ(ack->params["notifications"],
+            (Json{{"toolsListChanged", true}, {"resourceSubscriptions", {"a+fixture://doc"}}}));
   EXPECT_EQ(ack->params["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen-1");
+  EXPECT_TRUE(Recorded(Log("tool.invoke"), "a.resources/subscribe"));
+  // `changed` makes the server announce a tools change and an update of fixture://doc.
   EXPECT_EQ(Text(Req("tools/call", With2026({{"name", "a.changed"}}))), "tools changed");
   std::optional<Message> change = wait_for("notifications/tools/list_changed");
   ASSERT_TRUE(change.has_value());
   EXPECT_EQ(change->params["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen-1");
-  // Cancelling the listen ends the stream: no response, no more notifications.
+  std::optional<Message> updated = wait_for("notifications/resources/updated");
+  ASSERT_TRUE(updated.has_value());
+  EXPECT_EQ(updated->params["uri"], "a+fixture://doc");
+  EXPECT_EQ(updated->params["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen-1");
+  // Cancelling the listen ends the stream: no response, no more notifications, and the
+  // server subscription is released.
   client_->Notify("notifications/cancelled", {{"requestId", "listen-1"}});
   EXPECT_EQ(Text(Req("tools/call", With2026({{"name", "a.changed"}}))), "tools changed");
   EXPECT_FALSE(wait_for("notifications/tools/list_changed").has_value());
+  EXPECT_TRUE(Recorded(Log("tool.invoke"), "a.resources/unsubscribe"));
+}
+
+TEST_F(GatewayTest, ListenResourceSubscriptionsTakeOnlyWhereTheServerCanSubscribe) {
+  Open({{"a", {}}, {"s", {"--stateless"}}});
+  client_->SendRaw(
+      Message::Request("l2", "subscriptions/listen",
+                       With2026({{"notifications",
+                                  {{"resourceSubscriptions",
+                                    {"s+fixture://doc", "nope+x://y", "a+fixture://doc"}}}}}))
+          .Serialize());
+  std::optional<Message> ack;
+  for (int i = 0; i < 200 && !ack; ++i) {
+    for (Message& n : client_->TakeNotifications()) {
+      if (n.method == "notifications/subscriptions/acknowledged")
+        ack = n;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(ack.has_value());
+  // A stateless server has no stream from the gateway; an unknown server is nobody's.
+  EXPECT_EQ(ack->params["notifications"], (Json{{"resourceSubscriptions", {"a+fixture://doc"}}}));
 }
 
 TEST_F(GatewayTest, StatelessClientToStatelessServer) {
@@ -772,14 +816,6 @@ class ElicitationResponder {
   std::atomic<int> asked_{0};
   std::thread t_;
 };
-
-bool Recorded(const std::vector<Json>& log, const std::string& target) {
-  for (const Json& e : log) {
-    if (e.value("target", "") == target)
-      return true;
-  }
-  return false;
-}
 
 TEST_F(GatewayTest, StatelessServersInputRequiredIsAskedOfA2025ClientAndRetried) {
   Open({{"s", {"--stateless"}, "client_capabilities = [\"elicitation\"]\n"}});
