@@ -260,3 +260,5 @@ let checked = 0;
 
 fs.rmSync(tmp, { recursive: true, force: true });
 console.log(`peers_era: ${checked} tools/resources/prompts gave the same answer directly and across eras through the gateway`);
+// Everything is closed; do not wait for the SDKs' leftover close timers.
+process.exit(0);
