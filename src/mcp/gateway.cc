@@ -1492,9 +1492,25 @@ struct Gateway::Impl {
       e->method = msg.method;
       e->digest = ParamsDigest(msg.params);
       e->open_id = msg.id;
-      std::lock_guard lock(mu);
-      exchange_ids[e->id] = e->original_key;
-      exchanges[e->original_key] = std::move(e);
+      bool in_use = false;
+      {
+        std::lock_guard lock(mu);
+        in_use = exchanges.count(e->original_key) != 0;
+        if (in_use) {
+          stateless_requests.erase(e->original_key);
+        } else {
+          exchange_ids[e->id] = e->original_key;
+          exchanges[e->original_key] = std::move(e);
+        }
+      }
+      if (in_use) {
+        // The id still names a call that awaits input (or its retry): answers must not mix.
+        Send(Message::Error(msg.id, kInvalidRequest,
+                            "request id " + msg.id.dump().substr(0, 64) +
+                                " belongs to a call that is still in progress",
+                            StatusData(Status(Reason::kMcpProtocolError, ""))));
+        return;
+      }
     }
     Dispatch(std::move(msg));
   }

@@ -893,6 +893,9 @@ TEST_F(StatelessInputTest, ServerRequestsReachAStatelessClientAsInputRequired) {
   EXPECT_EQ(asked["method"], "sampling/createMessage");
   EXPECT_EQ(asked["params"]["messages"][0]["content"]["text"], "Say hi");
   ASSERT_TRUE(first.result["requestState"].is_string());
+  // While the call awaits input its id is taken: a new call with it would mix the answers.
+  Message reused = FirstLeg("m1");
+  EXPECT_EQ(reused.error_code, kInvalidRequest);
   // The retry answers it; the waiting server request gets the answer and the call completes.
   Message done = Retry("m2", first.result["requestState"], {{key, Sampled("hello")}});
   ASSERT_EQ(done.type, Message::Type::kResponse) << done.error_message;
