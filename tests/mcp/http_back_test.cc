@@ -234,6 +234,13 @@ TEST_F(StatelessHttpBackTest, ProbedWithDiscoverAndSpokenToWithoutASession) {
       client_->Request("prompts/get", {{"name", "a.greet"}, {"arguments", {{"who", "x"}}}});
   ASSERT_TRUE(prompt.ok());
   EXPECT_EQ(prompt->type, Message::Type::kResponse) << prompt->error_message;
+  // A tool's x-mcp-header argument is mirrored in its Mcp-Param-* header (learned from the
+  // server's tools/list), base64-encoded when it is not plain visible ASCII.
+  Message region = Call("a.region", {{"region", "eu-west"}});
+  ASSERT_EQ(region.type, Message::Type::kResponse) << region.error_message;
+  EXPECT_EQ(region.result["content"][0]["text"], "region eu-west");
+  Message spaced = Call("a.region", {{"region", " caf\xc3\xa9 "}});
+  ASSERT_EQ(spaced.type, Message::Type::kResponse) << spaced.error_message;
   // Methods the era removed are answered by the gateway.
   Result<Message> sub = client_->Request("resources/subscribe", {{"uri", "a+fixture://doc"}});
   ASSERT_TRUE(sub.ok());
