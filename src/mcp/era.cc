@@ -161,6 +161,87 @@ Json StripEnvelope(const Json& params) {
 
 bool IsStatelessMethod(std::string_view method) { return In(kStatelessMethods, method); }
 
+Json WithGatewayEnvelope(const Json& params, const Json& client_capabilities) {
+  Envelope e;
+  e.protocol_version = std::string(kStatelessVersion);
+  e.client_capabilities = client_capabilities.is_object() ? client_capabilities : Json::object();
+  e.client_info = {{"name", "custos-mcp-gateway"}, {"version", "0.1.0"}};
+  Json p = StripEnvelope(params.is_object() ? params : Json::object());
+  Json meta = p.contains("_meta") && p["_meta"].is_object() ? p["_meta"] : Json::object();
+  const Json envelope = EnvelopeMeta(e);
+  for (auto it = envelope.begin(); it != envelope.end(); ++it)
+    meta[it.key()] = it.value();
+  p["_meta"] = std::move(meta);
+  return p;
+}
+
+std::string EncodeMcpHeaderValue(std::string_view value) {
+  bool plain = !value.empty() && value.front() != ' ' && value.front() != '\t' &&
+               value.back() != ' ' && value.back() != '\t' &&
+               !(value.starts_with("=?base64?") && value.ends_with("?="));
+  for (char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    plain = plain && (u == 9 || (u >= 32 && u <= 126));
+  }
+  if (plain)
+    return std::string(value);
+  return "=?base64?" + Base64Encode(AsBytes(value)) + "?=";
+}
+
+bool IsInputRequired(std::string_view method, const Json& result) {
+  return In(kExtendedResultMethods, method) && result.is_object() &&
+         result.value("resultType", Json()) == "input_required";
+}
+
+Result<InputRequired> ParseInputRequired(const Json& result) {
+  auto bad = [](std::string why) {
+    return Status(Reason::kMcpProtocolError, "invalid input_required result: " + std::move(why));
+  };
+  InputRequired out;
+  if (auto st = result.find("requestState"); st != result.end()) {
+    if (!st->is_string())
+      return bad("requestState must be a string");
+    out.request_state = st->get<std::string>();
+  }
+  if (auto reqs = result.find("inputRequests"); reqs != result.end()) {
+    if (!reqs->is_object())
+      return bad("inputRequests must be an object");
+    if (reqs->size() > kMaxInputRequests)
+      return bad("more than " + std::to_string(kMaxInputRequests) + " inputRequests");
+    for (auto it = reqs->begin(); it != reqs->end(); ++it) {
+      const Json& e = it.value();
+      const std::string method =
+          e.is_object() && e.contains("method") && e["method"].is_string() ? e["method"] : "";
+      if (it.key().empty() || it.key().size() > 256)
+        return bad("an inputRequests key is empty or over 256 bytes");
+      if (method != "sampling/createMessage" && method != "elicitation/create" &&
+          method != "roots/list") {
+        return bad("inputRequests " + Quote(it.key()) +
+                   " is not an embedded sampling/createMessage, elicitation/create or roots/list "
+                   "request");
+      }
+      const Json params = e.value("params", Json());
+      if (!params.is_object() && !(params.is_null() && method == "roots/list"))
+        return bad("inputRequests " + Quote(it.key()) + " has no params object");
+      out.requests.push_back({it.key(), method, params.is_object() ? params : Json::object()});
+    }
+  }
+  if (out.requests.empty() && !out.request_state)
+    return bad("it carries neither inputRequests nor requestState");
+  return out;
+}
+
+Json MakeInputRequired(const std::vector<InputRequest>& requests,
+                       const std::string& request_state) {
+  Json reqs = Json::object();
+  for (const InputRequest& r : requests)
+    reqs[r.key] = {{"method", r.method}, {"params", r.params}};
+  Json out = {{"resultType", "input_required"}, {"requestState", request_state}};
+  if (!reqs.empty())
+    out["inputRequests"] = std::move(reqs);
+  return out;
+}
+
 void ToStatelessResult(std::string_view method, const Json& server_info, Json* result) {
   if (!result->is_object())
     *result = Json::object();
@@ -192,13 +273,22 @@ Status FromStatelessResult(std::string_view method, Json* result) {
   if (!result->is_object())
     return Status::Ok();
   Json& r = *result;
+  if (IsInputRequired(method, r)) {
+    // Fulfilled by the gateway (decision 034): the fields the retry needs stay.
+    if (auto m = r.find("_meta"); m != r.end() && m->is_object()) {
+      m->erase(std::string(kMetaServerInfo));
+      if (m->empty())
+        r.erase(m);
+    }
+    return Status::Ok();
+  }
   if (auto t = r.find("resultType"); t != r.end()) {
     if (!t->is_string() || t->get_ref<const std::string&>() != "complete") {
       return Status(Reason::kMcpProtocolError,
                     "the server answered " + std::string(method) + " with resultType " +
                         Quote(t->is_string() ? t->get<std::string>() : t->dump()) +
-                        "; the gateway carries only complete results (multi round-trip "
-                        "input_required is not supported)");
+                        "; the gateway carries complete results, and input_required only for "
+                        "tools/call, prompts/get and resources/read");
     }
     r.erase(t);
   }

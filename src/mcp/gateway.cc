@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "custos/core/encoding.h"
+#include "custos/crypto/keys.h"
 #include "custos/crypto/random.h"
 #include "custos/crypto/sha256.h"
 #include "custos/kernel/token_wallet.h"
@@ -106,6 +107,16 @@ bool LockLife(std::shared_lock<std::shared_mutex>& l) {
   l.lock();
   return true;
 }
+
+// The client request a server → client request (a srv.client/<method> syscall) belongs to: the
+// stateless client's call whose answer carries it as input_required (decision 034).
+thread_local const std::string* tl_related_request = nullptr;
+
+// Multi round-trip requests (decision 034).
+constexpr int kMaxInputRounds = 8;                  // a stateless server's input_required rounds
+constexpr int64_t kClientInputTimeoutMs = 120'000;  // a client's answer to one input request
+constexpr size_t kMaxParkedExchanges = 16;          // stateless calls awaiting the client's retry
+constexpr size_t kMaxListenResources = 64;  // resourceSubscriptions of one subscriptions/listen
 
 std::string PinKey(const std::string& tool) { return "mcp.pin/" + tool; }
 std::string PendingKey(const std::string& tool) { return "mcp.pending/" + tool; }
@@ -208,8 +219,16 @@ struct Shared {
   // Server requests in flight, by client request id (dumped): for notifications/cancelled.
   std::mutex inflight_mu;
   std::map<std::string, std::pair<Backend*, int64_t>> inflight;
-  // Sends a request to the client and waits for its answer (set by the Gateway).
-  std::function<Result<Message>(const std::string& method, const Json& params)> to_client;
+  // Sends a request to the client and waits for its answer (set by the Gateway). `related` is
+  // the client request it belongs to, if known.
+  std::function<Result<Message>(const std::string& method, const Json& params,
+                                const std::string& related)>
+      to_client;
+  // One embedded input request of a stateless server's input_required, as the syscall
+  // srv.client/<method> on its own thread; the client's answer, or *err (set by the Gateway).
+  std::function<Result<Json>(Backend& b, const InputRequest& r, const std::string& related,
+                             Message* err)>
+      ask_client;
 
   Backend* Find(std::string_view name) {
     for (auto& b : backends) {
@@ -373,16 +392,23 @@ class ServerProvider final : public kernel::ToolProvider {
         params["_meta"] = meta;
     }
     const std::string client_key = tl_client_request != nullptr ? *tl_client_request : "";
+    const std::string related = tl_related_request != nullptr ? *tl_related_request : "";
     std::function<void(int64_t)> on_sent;
-    if (!client_key.empty()) {
+    if (!client_key.empty() && !to_client) {
       on_sent = [this, &client_key](int64_t id) {
         std::lock_guard lock(shared_->inflight_mu);
         shared_->inflight[client_key] = {b_, id};
       };
+      // In flight from now on (before the server can ask anything about it); the server's id
+      // follows once the request is written.
+      std::lock_guard lock(shared_->inflight_mu);
+      shared_->inflight[client_key] = {b_, -1};
     }
-    Result<Message> reply =
-        to_client ? shared_->to_client(method, params) : b_->server->Call(method, params, on_sent);
-    if (!client_key.empty()) {
+    Result<Message> reply = to_client ? shared_->to_client(method, params, related)
+                                      : b_->server->Call(method, params, on_sent);
+    if (!to_client)
+      reply = FulfilInputRequired(method, params, client_key, on_sent, std::move(reply));
+    if (!client_key.empty() && !to_client) {
       std::lock_guard lock(shared_->inflight_mu);
       shared_->inflight.erase(client_key);
     }
@@ -422,6 +448,60 @@ class ServerProvider final : public kernel::ToolProvider {
     out.labels = LabelsFor(b_->config, false, FindInjectionMarker(out.content).has_value());
     out.meta = {{"server", b_->config.name}, {"method", std::string(kLogMethod)}};
     return out;
+  }
+
+  // A stateless server's input_required (decision 034): each embedded request is a syscall
+  // srv.client/<method> answered by the client (in its era), then the call is retried with the
+  // inputResponses and the byte-exact requestState, until a complete result or kMaxInputRounds.
+  // A refused or failed input request ends the call with that refusal or error.
+  Result<Message> FulfilInputRequired(const std::string& method, const Json& params,
+                                      const std::string& client_key,
+                                      const std::function<void(int64_t)>& on_sent,
+                                      Result<Message> reply) {
+    for (int round = 0; reply.ok() && reply->type == Message::Type::kResponse &&
+                        IsInputRequired(method, reply->result);
+         ++round) {
+      const Json id = reply->id;
+      if (round >= kMaxInputRounds) {
+        return Message::Error(id, kInternalError,
+                              "server '" + b_->config.name + "' still required input for " +
+                                  method + " after " + std::to_string(kMaxInputRounds) + " rounds");
+      }
+      Result<InputRequired> ir = ParseInputRequired(reply->result);
+      if (!ir.ok()) {
+        return Message::Error(
+            id, kInternalError,
+            "server '" + b_->config.name + "': " + std::string(ir.status().message()),
+            StatusData(ir.status()));
+      }
+      // The requests of one round run in parallel, as the SDK's own client does.
+      std::vector<Result<Json>> answers(ir->requests.size(),
+                                        Status(Reason::kInternal, "not answered"));
+      std::vector<Message> errors(ir->requests.size());
+      std::vector<std::thread> askers;
+      for (size_t i = 0; i < ir->requests.size(); ++i) {
+        askers.emplace_back([&, i] {
+          answers[i] = shared_->ask_client(*b_, ir->requests[i], client_key, &errors[i]);
+        });
+      }
+      for (std::thread& t : askers)
+        t.join();
+      Json responses = Json::object();
+      for (size_t i = 0; i < answers.size(); ++i) {
+        if (!answers[i].ok()) {
+          errors[i].id = id;
+          return errors[i];
+        }
+        responses[ir->requests[i].key] = std::move(answers[i]).value();
+      }
+      Json retry = params;
+      if (!responses.empty())
+        retry["inputResponses"] = std::move(responses);
+      if (ir->request_state)
+        retry["requestState"] = *ir->request_state;
+      reply = b_->server->Call(method, retry, on_sent);
+    }
+    return reply;
   }
 
   // Pins/inspects the listed tools, drops the unusable ones, namespaces the rest.
@@ -557,6 +637,8 @@ struct Gateway::Impl {
     std::vector<std::string> lines;     // responses so far
   };
   std::map<std::string, std::shared_ptr<PendingBatch>> batch_of;  // request id → its batch
+  // Resource URIs (as the client names them) that listen streams subscribed to, and how many.
+  std::map<std::string, int> resource_listeners;
   Json client_capabilities = Json::object();
   int64_t next_client_id = 1;
   std::map<std::string, std::shared_ptr<std::optional<Message>>> client_pending;  // by id
@@ -685,7 +767,7 @@ struct Gateway::Impl {
   // One mediated call: a tool.invoke syscall. Returns the server's answer (result or error) or
   // the kernel's refusal as a JSON-RPC error message for `id`.
   Result<Json> Mediated(const std::string& target, const Json& arguments, const Json& id,
-                        Message* error_out) {
+                        Message* error_out, const std::string& related = "") {
     kernel::Syscall call;
     call.agent = shared->config.agent;
     call.run = run;
@@ -696,9 +778,11 @@ struct Gateway::Impl {
     shared->wallet->Attach(call);
     const std::string key = id.dump();
     tl_client_request = &key;
+    tl_related_request = related.empty() ? nullptr : &related;
     tl_session = shared.get();
     kernel::SyscallResult r = shared->kernel->Execute(call);
     tl_session = nullptr;
+    tl_related_request = nullptr;
     tl_client_request = nullptr;
     // The server's log messages during the call were relayed (on its reader thread) before its
     // answer was read: summarise them with the call, before the client sees the answer.
@@ -839,18 +923,20 @@ struct Gateway::Impl {
                const std::string& what) {
     if (b == nullptr) {
       const int code = method == "resources/read" ? kResourceNotFound : kInvalidParams;
-      Send(Message::Error(req.id, code, "no downstream server offers " + what,
-                          StatusData(Status(Reason::kMcpUnknownTool, ""))));
+      Finish(req.id, Message::Error(req.id, code, "no downstream server offers " + what,
+                                    StatusData(Status(Reason::kMcpUnknownTool, ""))));
       return;
     }
     const bool is_tool = method == "tools/call";
     Message err;
     Result<Json> r =
         Mediated(b->config.name + "." + (is_tool ? what : method), params, req.id, &err);
-    if (TakeCancelled(req.id))
+    if (TakeCancelled(req.id)) {
+      DropExchange(req.id);
       return;  // the client cancelled: no response (MCP cancellation)
+    }
     if (!r.ok()) {
-      Send(err);
+      Finish(req.id, err);
       return;
     }
     Json result = std::move(r).value();
@@ -862,7 +948,269 @@ struct Gateway::Impl {
       }
     }
     DowngradeForClient(ClientVersion(), method, &result);
-    Send(Message::Response(req.id, std::move(result)));
+    Finish(req.id, Message::Response(req.id, std::move(result)));
+  }
+
+  // ---- Multi round-trip requests with a stateless client (decision 034) ----
+  // A stateless client's tools/call, prompts/get or resources/read is an Exchange while it runs.
+  // A server → client request made during it (a srv.client/<method> syscall whose effect is
+  // AskStatelessClient) answers the client's open request with input_required; the client's
+  // retry (inputResponses + requestState) delivers the answers and becomes the open request; the
+  // call's final answer goes to whichever request is open then, or waits for the retry.
+  struct InputWait {
+    std::string method;
+    Json params;
+    std::optional<Json> answer;
+  };
+  struct Exchange {
+    std::string id;            // 128 random bits, sealed into requestState
+    std::string original_key;  // the first request's id (dumped): the mediated call's key
+    std::string method;
+    std::string digest;  // SHA-256 of the call's params without _meta and the retry fields
+    Json open_id;        // the client request awaiting an answer; null: none (parked)
+    bool parked = false;
+    bool gone = false;  // expired or ended: its answer, if it comes, is dropped
+    int64_t expires_ms = 0;
+    int64_t next_key = 1;
+    std::map<std::string, std::shared_ptr<InputWait>> inputs;  // unanswered, by input key
+    std::optional<Message> final;                              // the answer, when none was open
+  };
+  std::map<std::string, std::shared_ptr<Exchange>> exchanges;     // by original_key; guarded by mu
+  std::map<std::string, std::string> exchange_ids;                // id → original_key
+  const crypto::AeadKey state_key = crypto::AeadKey::Generate();  // this session's, never stored
+
+  static bool IsMultiRoundTrip(const std::string& method) {
+    return method == "tools/call" || method == "prompts/get" || method == "resources/read";
+  }
+
+  static std::string ParamsDigest(const Json& params) {
+    Json p = params.is_object() ? params : Json::object();
+    for (const char* k : {"_meta", "inputResponses", "requestState"})
+      p.erase(k);
+    return crypto::Sha256(p.dump(-1, ' ', false, Json::error_handler_t::replace)).Hex();
+  }
+
+  static int64_t WallMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // What a requestState is bound to: this session (run), its agent, the method and the params.
+  std::string StateAd(const Exchange& e) const {
+    return "custos.mcp.requestState.v1\n" + run + "\n" + shared->config.agent + "\n" + e.method +
+           "\n" + e.digest;
+  }
+
+  std::string SealState(const Exchange& e) const {
+    const Json payload = {{"x", e.id}, {"exp", WallMs() + kClientInputTimeoutMs}};
+    return Base64Encode(AsBytes(state_key.Seal(payload.dump(), StateAd(e))));
+  }
+
+  // The exchange a retry's requestState names. REQUIRES: mu held.
+  Result<std::shared_ptr<Exchange>> OpenState(const Json& state, const std::string& method,
+                                              const std::string& digest) {
+    const Status invalid(Reason::kMcpRequestStateInvalid,
+                         "Invalid or expired requestState: it was not issued by this session for "
+                         "this request, or it has expired");
+    if (!state.is_string() || state.get_ref<const std::string&>().size() > 4096)
+      return invalid;
+    Result<std::vector<uint8_t>> raw = Base64Decode(state.get<std::string>());
+    if (!raw.ok())
+      return invalid;
+    // The exchange id is inside the sealed payload, so the additional data is tried against
+    // the method and params the retry names: a state moved to other params does not open.
+    Exchange probe;
+    probe.method = method;
+    probe.digest = digest;
+    Result<std::string> opened =
+        state_key.Open(std::string(raw->begin(), raw->end()), StateAd(probe));
+    if (!opened.ok())
+      return invalid;
+    Result<Json> payload = ParseUntrustedJson(*opened);
+    if (!payload.ok() || !payload->is_object() || !payload->value("x", Json()).is_string() ||
+        !payload->value("exp", Json()).is_number_integer() ||
+        payload->value("exp", int64_t{0}) < WallMs()) {
+      return invalid;
+    }
+    auto id = exchange_ids.find(payload->value("x", ""));
+    if (id == exchange_ids.end())
+      return invalid;
+    auto e = exchanges.find(id->second);
+    if (e == exchanges.end() || e->second->gone)
+      return invalid;
+    return e->second;
+  }
+
+  // Ends parked exchanges past their expiry. REQUIRES: mu held.
+  void SweepExchanges() {
+    const int64_t now = NowMonoMs();
+    for (auto it = exchanges.begin(); it != exchanges.end();) {
+      Exchange& e = *it->second;
+      if (e.parked && e.open_id.is_null() && !e.gone && now > e.expires_ms) {
+        e.gone = true;
+        e.inputs.clear();
+        idle_cv.notify_all();
+      }
+      if (e.gone && e.final.has_value()) {  // ended and its call is over
+        exchange_ids.erase(e.id);
+        it = exchanges.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  static int64_t NowMonoMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  void RemoveExchange(const std::shared_ptr<Exchange>& e) {  // REQUIRES: mu held
+    e->gone = true;
+    exchange_ids.erase(e->id);
+    exchanges.erase(e->original_key);
+    idle_cv.notify_all();
+  }
+
+  void DropExchange(const Json& id) {
+    std::lock_guard lock(mu);
+    auto it = exchanges.find(id.dump());
+    if (it != exchanges.end())
+      RemoveExchange(it->second);
+  }
+
+  // The input_required answer for the exchange's open request, if it has one and input is
+  // wanted; the exchange is then parked until the client retries. REQUIRES: mu held.
+  std::optional<Message> Offer(Exchange& e) {
+    if (e.open_id.is_null() || e.gone)
+      return std::nullopt;
+    std::vector<InputRequest> wanted;
+    for (const auto& [key, w] : e.inputs) {
+      if (!w->answer)
+        wanted.push_back({key, w->method, w->params});
+    }
+    if (wanted.empty())
+      return std::nullopt;
+    Message m = Message::Response(e.open_id, MakeInputRequired(wanted, SealState(e)));
+    e.open_id = Json();
+    e.parked = true;
+    e.expires_ms = NowMonoMs() + kClientInputTimeoutMs;
+    return m;
+  }
+
+  // The answer to a client request: for an exchange, to its open request, or kept for the retry.
+  void Finish(const Json& id, Message m) {
+    std::optional<Message> out;
+    {
+      std::lock_guard lock(mu);
+      auto it = exchanges.find(id.dump());
+      if (it == exchanges.end()) {
+        out = std::move(m);
+      } else {
+        std::shared_ptr<Exchange> e = it->second;
+        if (e->gone) {
+          RemoveExchange(e);  // expired while parked: nobody asks for this answer any more
+        } else if (!e->open_id.is_null()) {
+          m.id = e->open_id;
+          out = std::move(m);
+          RemoveExchange(e);
+        } else {
+          e->final = std::move(m);  // sent when the client retries
+        }
+      }
+    }
+    if (out)
+      Send(std::move(*out));
+  }
+
+  // The effect of a srv.client/<method> syscall toward a stateless client: the input request
+  // rides the answer to the client's call (`related`) as input_required; waits for the retry
+  // that answers it.
+  Result<Message> AskStatelessClient(const std::string& method, const Json& params,
+                                     const std::string& related) {
+    const std::string family = kClientMethods.at(method);
+    std::unique_lock lock(mu);
+    SweepExchanges();
+    if (!client_capabilities.contains(family)) {
+      return Message::Error(nullptr, kMethodNotFound, "the client does not offer '" + family + "'");
+    }
+    auto it = related.empty() ? exchanges.end() : exchanges.find(related);
+    if (it == exchanges.end() || it->second->gone) {
+      return Message::Error(
+          nullptr, kMethodNotFound,
+          "the client speaks " + std::string(kStatelessVersion) +
+              " and this request belongs to none of its tools/call, prompts/get or "
+              "resources/read in flight (it needs exactly one in flight to this server)");
+    }
+    std::shared_ptr<Exchange> e = it->second;
+    if (!e->parked) {
+      size_t parked = 0;
+      for (const auto& [k, x] : exchanges)
+        parked += x->parked && !x->gone ? 1 : 0;
+      if (parked >= kMaxParkedExchanges) {
+        return Message::Error(nullptr, kInternalError,
+                              "too many requests await the client's input (" +
+                                  std::to_string(kMaxParkedExchanges) + ")");
+      }
+    }
+    auto w = std::make_shared<InputWait>();
+    w->method = method;
+    w->params = params.is_object() ? params : Json::object();
+    const std::string key = "custos-" + std::to_string(e->next_key++);
+    e->inputs[key] = w;
+    if (std::optional<Message> m = Offer(*e)) {
+      lock.unlock();
+      Send(std::move(*m));
+      lock.lock();
+    }
+    idle_cv.wait_for(lock, std::chrono::milliseconds(kClientInputTimeoutMs),
+                     [&] { return w->answer.has_value() || client_gone || e->gone; });
+    e->inputs.erase(key);
+    if (!w->answer)
+      return Status(Reason::kEffectTimeout, "the client did not answer " + method);
+    return Message::Response(nullptr, std::move(*w->answer));
+  }
+
+  // A stateless client's retry: its inputResponses go to the waiting server requests, and it
+  // becomes the request the call's answer (or the next input_required) goes to.
+  void Retry(const Message& msg) {
+    std::optional<Message> out;
+    {
+      std::lock_guard lock(mu);
+      SweepExchanges();
+      Result<std::shared_ptr<Exchange>> found =
+          OpenState(msg.params.value("requestState", Json()), msg.method, ParamsDigest(msg.params));
+      if (found.ok() && !(*found)->open_id.is_null()) {
+        found = Status(Reason::kMcpRequestStateInvalid,
+                       "Invalid requestState: another request already continues this call");
+      }
+      if (!found.ok()) {
+        stateless_requests.erase(msg.id.dump());
+        out = Message::Error(msg.id, kInvalidParams, std::string(found.status().message()),
+                             StatusData(found.status()));
+      } else {
+        std::shared_ptr<Exchange> e = *found;
+        const Json responses = msg.params.value("inputResponses", Json::object());
+        for (auto& [key, w] : e->inputs) {
+          if (responses.is_object() && responses.contains(key) && responses[key].is_object())
+            w->answer = responses[key];
+        }
+        idle_cv.notify_all();
+        e->open_id = msg.id;
+        if (e->final) {
+          Message m = std::move(*e->final);
+          m.id = msg.id;
+          out = std::move(m);
+          RemoveExchange(e);
+        } else {
+          out = Offer(*e);  // input still wanted: asked again
+        }
+      }
+    }
+    if (out)
+      Send(std::move(*out));
   }
 
   void Handle(const Message& req) {
@@ -942,6 +1290,7 @@ struct Gateway::Impl {
   void Initialize(const Message& req) {
     const std::string asked = req.params.is_object() ? req.params.value("protocolVersion", "") : "";
     const std::string v = IsSupportedVersion(asked) ? asked : std::string(kLatestVersion);
+    Json caps_for_servers;
     {
       std::lock_guard lock(mu);
       client_version = v;
@@ -950,6 +1299,11 @@ struct Gateway::Impl {
                                 ? req.params["capabilities"]
                                 : Json::object();
     }
+    {
+      std::lock_guard lock(mu);
+      caps_for_servers = client_capabilities;
+    }
+    OfferCapabilities(caps_for_servers);
     Json caps = {{"tools", {{"listChanged", true}}},
                  {"resources", {{"listChanged", true}, {"subscribe", true}}},
                  {"prompts", {{"listChanged", true}}},
@@ -967,12 +1321,31 @@ struct Gateway::Impl {
       client_initialized = true;
     } else if (n.method == "notifications/cancelled") {
       if (n.params.is_object() && n.params.contains("requestId")) {
-        const std::string key = n.params["requestId"].dump();
+        std::string key = n.params["requestId"].dump();
+        std::optional<Json> released;  // a listen stream's resource subscriptions
         {
           std::lock_guard lock(mu);
-          if (listens.erase(key) != 0) {
+          if (auto l = listens.find(key); l != listens.end()) {
+            released = l->second.second.value("resourceSubscriptions", Json::array());
+            listens.erase(l);
             stateless_log_levels.erase(key);
-            return;  // a subscriptions/listen stream ends: no response
+          }
+        }
+        if (released) {
+          // A subscriptions/listen stream ends: no response; its resources are released.
+          for (const Json& u : *released)
+            UnsubscribeResource(u.get<std::string>());
+          return;
+        }
+        {
+          std::lock_guard lock(mu);
+          // A retry of a multi round-trip call cancels the call it continues.
+          for (const auto& [original, e] : exchanges) {
+            if (!e->open_id.is_null() && e->open_id.dump() == key && original != key) {
+              stateless_requests.erase(key);
+              key = original;
+              break;
+            }
           }
         }
         {
@@ -1020,8 +1393,29 @@ struct Gateway::Impl {
                         : m == "notifications/prompts/list_changed"   ? "promptsListChanged"
                         : m == "notifications/resources/list_changed" ? "resourcesListChanged"
                                                                       : nullptr;
+      if (m == "notifications/resources/updated" && n.params.is_object() &&
+          n.params.contains("uri") && n.params["uri"].is_string()) {
+        // To the listen streams that subscribed to this resource.
+        const std::string uri = shared->ClientUri(b, n.params["uri"].get<std::string>());
+        std::vector<Json> ids;
+        {
+          std::lock_guard lock(mu);
+          for (const auto& [key, sub] : listens) {
+            const Json subs = sub.second.value("resourceSubscriptions", Json::array());
+            if (std::find(subs.begin(), subs.end(), Json(uri)) != subs.end())
+              ids.push_back(sub.first);
+          }
+        }
+        for (const Json& id : ids) {
+          Json p = n.params;
+          p["uri"] = uri;
+          p["_meta"] = {{"io.modelcontextprotocol/subscriptionId", id}};
+          Send(Message::Notification(m, std::move(p)));
+        }
+        return;
+      }
       if (bit == nullptr)
-        return;  // resources/updated: resource subscriptions are not honored (docs/mcp.md)
+        return;
       Backend* bp = &b;
       Async([this, bp, m, bit] {
         if (m == "notifications/tools/list_changed")
@@ -1260,11 +1654,25 @@ struct Gateway::Impl {
     }
     // A server asking the client (sampling, elicitation, roots) is a syscall too; not on the
     // server's reader thread, which must keep reading while the client answers.
+    // The client request it belongs to (a stateless client gets it as input_required on that
+    // call): the one call in flight to this server, if there is exactly one.
+    std::string related;
+    {
+      std::lock_guard lock(shared->inflight_mu);
+      int n = 0;
+      for (const auto& [key, target] : shared->inflight) {
+        if (target.first == &b && n++ == 0)
+          related = key;
+      }
+      if (n != 1)
+        related.clear();
+    }
     Backend* bp = &b;
-    Async([this, bp, r] {
+    Async([this, bp, r, related] {
       Message err;
-      Result<Json> res = Mediated(bp->config.name + ".client/" + r.method,
-                                  r.params.is_object() ? r.params : Json::object(), r.id, &err);
+      Result<Json> res =
+          Mediated(bp->config.name + ".client/" + r.method,
+                   r.params.is_object() ? r.params : Json::object(), r.id, &err, related);
       std::shared_lock life(shared->life_mu);
       if (shared->closed || bp->server == nullptr)
         return;
@@ -1273,18 +1681,15 @@ struct Gateway::Impl {
   }
 
   // The gateway's own request to the client (the effect of a server → client syscall).
-  Result<Message> ToClient(const std::string& method, const Json& params) {
+  Result<Message> ToClient(const std::string& method, const Json& params,
+                           const std::string& related) {
+    if (ClientStateless())
+      return AskStatelessClient(method, params, related);
     const std::string family = kClientMethods.at(method);
     auto slot = std::make_shared<std::optional<Message>>();
     Json id;
     {
       std::lock_guard lock(mu);
-      if (client_version == kStatelessVersion) {
-        return Message::Error(nullptr, kMethodNotFound,
-                              "the client speaks " + std::string(kStatelessVersion) +
-                                  ", which has no server-to-client requests (the gateway does not "
-                                  "carry input_required results)");
-      }
       if (!client_capabilities.contains(family)) {
         return Message::Error(nullptr, kMethodNotFound,
                               "the client does not offer '" + family + "'");
@@ -1294,7 +1699,7 @@ struct Gateway::Impl {
     }
     Send(Message::Request(id, method, params));
     std::unique_lock lock(mu);
-    const bool answered = idle_cv.wait_for(lock, std::chrono::seconds(120),
+    const bool answered = idle_cv.wait_for(lock, std::chrono::milliseconds(kClientInputTimeoutMs),
                                            [&] { return slot->has_value() || client_gone; });
     client_pending.erase(id.dump());
     if (!answered || !slot->has_value())
@@ -1423,6 +1828,7 @@ struct Gateway::Impl {
       Send(Message::Error(msg.id, kInvalidParams, std::string(st.message()), StatusData(st)));
       return;
     }
+    bool caps_changed = false;
     {
       std::lock_guard lock(mu);
       if (log_level.is_string() && msg.method != "server/discover")
@@ -1430,20 +1836,23 @@ struct Gateway::Impl {
       if (msg.method != "server/discover") {
         client_version = std::string(kStatelessVersion);  // the era of this connection
         client_initialized = true;
+        caps_changed = client_capabilities != env->client_capabilities;
         client_capabilities = env->client_capabilities;
       }
       stateless_requests[msg.id.dump()] = msg.method;
     }
+    if (caps_changed)
+      OfferCapabilities(env->client_capabilities);
     if (msg.method == "subscriptions/listen") {
       Listen(msg);
       return;
     }
     if (msg.method == "server/discover") {
-      // listChanged rides subscriptions/listen; no subscribe (resource subscriptions are not
-      // honored yet); logging: server log messages are relayed for requests whose _meta asks
-      // (the era deprecates logging but keeps the per-request opt-in).
+      // listChanged and resource subscriptions ride subscriptions/listen; logging: server log
+      // messages are relayed for requests whose _meta asks (the era deprecates logging but keeps
+      // the per-request opt-in).
       const Json caps = {{"tools", {{"listChanged", true}}},
-                         {"resources", {{"listChanged", true}}},
+                         {"resources", {{"listChanged", true}, {"subscribe", true}}},
                          {"prompts", {{"listChanged", true}}},
                          {"completions", Json::object()},
                          {"logging", Json::object()}};
@@ -1452,7 +1861,55 @@ struct Gateway::Impl {
       return;
     }
     msg.params = StripEnvelope(msg.params);
+    if (IsMultiRoundTrip(msg.method) && msg.params.is_object()) {
+      if (msg.params.contains("requestState") || msg.params.contains("inputResponses")) {
+        Retry(msg);  // continues a call that is still running: no new syscall
+        return;
+      }
+      auto e = std::make_shared<Exchange>();
+      e->id = crypto::RandomId("x_");
+      e->original_key = msg.id.dump();
+      e->method = msg.method;
+      e->digest = ParamsDigest(msg.params);
+      e->open_id = msg.id;
+      bool in_use = false;
+      {
+        std::lock_guard lock(mu);
+        in_use = exchanges.count(e->original_key) != 0;
+        if (in_use) {
+          stateless_requests.erase(e->original_key);
+        } else {
+          exchange_ids[e->id] = e->original_key;
+          exchanges[e->original_key] = std::move(e);
+        }
+      }
+      if (in_use) {
+        // The id still names a call that awaits input (or its retry): answers must not mix.
+        Send(Message::Error(msg.id, kInvalidRequest,
+                            "request id " + msg.id.dump().substr(0, 64) +
+                                " belongs to a call that is still in progress",
+                            StatusData(Status(Reason::kMcpProtocolError, ""))));
+        return;
+      }
+    }
     Dispatch(std::move(msg));
+  }
+
+  // Tells every server which client capabilities it may rely on: those its config offers and
+  // the client declared (a stateless server sees them in each request's envelope).
+  void OfferCapabilities(const Json& client_caps) {
+    std::shared_lock life(shared->life_mu);
+    if (shared->closed)
+      return;
+    for (auto& b : shared->backends) {
+      Json offered = Json::object();
+      for (const std::string& c : b->config.client_capabilities) {
+        if (client_caps.is_object() && client_caps.contains(c))
+          offered[c] = client_caps[c].is_object() ? client_caps[c] : Json::object();
+      }
+      if (b->server != nullptr)
+        b->server->OfferClientCapabilities(offered);
+    }
   }
 
   // subscriptions/listen (2026-07-28): acknowledged with the honored subset of the filter, then
@@ -1470,6 +1927,36 @@ struct Gateway::Impl {
       if (filter.value(bit, false) == true)
         honored[bit] = true;
     }
+    const Json uris = filter.value("resourceSubscriptions", Json());
+    if (uris.is_array() && !uris.empty()) {
+      if (uris.size() > kMaxListenResources) {
+        Send(Message::Error(msg.id, kInvalidParams,
+                            "resourceSubscriptions lists more than " +
+                                std::to_string(kMaxListenResources) + " URIs"));
+        return;
+      }
+      // Each URI is subscribed at its server (a mediated srv.resources/subscribe), not on the
+      // reader thread; the acknowledgement lists the ones that took.
+      {
+        std::lock_guard lock(mu);
+        stateless_requests.erase(msg.id.dump());  // answered by notifications, not a result
+      }
+      Async([this, msg, honored, uris]() mutable {
+        Json taken = Json::array();
+        for (const Json& u : uris) {
+          if (u.is_string() && SubscribeResource(u.get<std::string>(), msg.id))
+            taken.push_back(u);
+        }
+        if (!taken.empty())
+          honored["resourceSubscriptions"] = std::move(taken);
+        OpenListen(msg, honored);
+      });
+      return;
+    }
+    OpenListen(msg, honored);
+  }
+
+  void OpenListen(const Message& msg, const Json& honored) {
     bool full = false;
     {
       std::lock_guard lock(mu);
@@ -1480,12 +1967,58 @@ struct Gateway::Impl {
       }
     }
     if (full) {
+      for (const Json& u : honored.value("resourceSubscriptions", Json::array()))
+        UnsubscribeResource(u.get<std::string>());
       Send(Message::Error(msg.id, kInternalError, "Subscription limit reached"));
       return;
     }
     Send(Message::Notification("notifications/subscriptions/acknowledged",
                                {{"notifications", honored},
                                 {"_meta", {{"io.modelcontextprotocol/subscriptionId", msg.id}}}}));
+  }
+
+  // A listen stream's resource subscription: the first listener of a URI subscribes at its
+  // server (a 2025-era server that offers subscribe; a stateless server has no stream from the
+  // gateway). False when it did not take.
+  bool SubscribeResource(const std::string& client_uri, const Json& id) {
+    auto [b, uri] = SplitUri(client_uri);
+    if (b == nullptr || b->server == nullptr || b->server->stateless())
+      return false;
+    const Json caps = b->server->capabilities();
+    if (!caps.is_object() || !caps.value("resources", Json::object()).is_object() ||
+        caps["resources"].value("subscribe", false) != true) {
+      return false;
+    }
+    {
+      std::lock_guard lock(mu);
+      if (auto it = resource_listeners.find(client_uri); it != resource_listeners.end()) {
+        ++it->second;
+        return true;
+      }
+    }
+    Message err;
+    if (!Mediated(b->config.name + ".resources/subscribe", {{"uri", uri}}, id, &err).ok())
+      return false;
+    std::lock_guard lock(mu);
+    ++resource_listeners[client_uri];
+    return true;
+  }
+
+  void UnsubscribeResource(const std::string& client_uri) {
+    {
+      std::lock_guard lock(mu);
+      auto it = resource_listeners.find(client_uri);
+      if (it == resource_listeners.end() || --it->second > 0)
+        return;
+      resource_listeners.erase(it);
+    }
+    Async([this, client_uri] {
+      auto [b, uri] = SplitUri(client_uri);
+      Message err;
+      if (b != nullptr)
+        (void)Mediated(b->config.name + ".resources/unsubscribe", {{"uri", uri}},
+                       Json("custos-unsubscribe"), &err);
+    });
   }
 
   void HandleOne(Message msg) {
@@ -1557,7 +2090,18 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options) {
   impl->send = std::move(options.send);
   Impl* raw = impl.get();
   Shared* shared = impl->shared.get();
-  shared->to_client = [raw](const std::string& m, const Json& p) { return raw->ToClient(m, p); };
+  shared->to_client = [raw](const std::string& m, const Json& p, const std::string& related) {
+    return raw->ToClient(m, p, related);
+  };
+  shared->ask_client = [raw](Backend& b, const InputRequest& r, const std::string& related,
+                             Message* err) -> Result<Json> {
+    Result<Json> res = raw->Mediated(b.config.name + ".client/" + r.method, r.params,
+                                     Json("custos-input-" + r.key), err, related);
+    if (!res.ok() && err->type != Message::Type::kError)
+      *err = Message::Error(nullptr, kInternalError, std::string(res.status().message()),
+                            StatusData(res.status()));
+    return res;
+  };
   for (const ServerConfig& sc : options.config.servers) {
     auto b = std::make_unique<Backend>();
     b->config = sc;

@@ -6,18 +6,28 @@
 // (reconnected with back-off; a 405 means the server has none). A 404 for a known session means
 // it expired: the next call initializes again. Redirects are not followed. Connections are kept
 // alive and reused: idle easy handles are pooled, each with its open connection.
+//
+// The 2026-07-28 era (decision 034): Start() first POSTs server/discover with the gateway's
+// envelope; a server that lists 2026-07-28 is spoken to statelessly — no initialize, no session,
+// no GET stream, the envelope on every request, and the Streamable HTTP header rules of the era
+// on every POST (MCP-Protocol-Version and Mcp-Method always, Mcp-Name for tools/call,
+// prompts/get and resources/read, Mcp-Param-* for the x-mcp-header arguments of a tool seen in
+// the server's tools/list). Any other answer to the probe (an HTTP error such as 400/404/405, or
+// a JSON-RPC error) means the 2025 eras and the initialize handshake.
 
 #include <curl/curl.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
 
 #include "custos/mcp/downstream.h"
+#include "custos/mcp/era.h"
 #include "custos/mcp/stdio_server.h"
 
 namespace custos::mcp {
@@ -163,6 +173,19 @@ class HttpServer final : public Downstream {
                       "MCP server '" + config_.name + "' is backing off after: " + last_error_);
       }
     }
+    {
+      Result<bool> modern = Discover();
+      if (!modern.ok())
+        return Failed(modern.status());
+      if (*modern) {
+        if (cb_.on_event) {
+          cb_.on_event("mcp.server.started", {{"server", config_.name},
+                                              {"protocol_version", std::string(kStatelessVersion)},
+                                              {"transport", "http"}});
+        }
+        return Status::Ok();
+      }
+    }
     Json client_caps = Json::object();
     for (const std::string& c : config_.client_capabilities)
       client_caps[c] = Json::object();
@@ -187,6 +210,7 @@ class HttpServer final : public Downstream {
       std::lock_guard lock(mu_);
       session_ = sid;
       version_ = v;
+      stateless_ = false;
       capabilities_ = r->result.value("capabilities", Json::object());
       server_info_ = r->result.value("serverInfo", Json::object());
       ready_ = true;
@@ -204,6 +228,29 @@ class HttpServer final : public Downstream {
   Result<Message> Call(const std::string& method, const Json& params,
                        const std::function<void(int64_t)>& on_sent) override {
     CUSTOS_RETURN_IF_ERROR(Start());
+    if (!stateless())
+      return CallInEra(method, params, on_sent);
+    // The stateless era: methods it removed are not sent; every request carries the envelope.
+    if (!IsStatelessMethod(method)) {
+      return Message::Error(nullptr, kMethodNotFound,
+                            "'" + method.substr(0, 64) + "' does not exist in protocol revision " +
+                                std::string(kStatelessVersion) + ", which server '" + config_.name +
+                                "' speaks");
+    }
+    Json offered;
+    {
+      std::lock_guard lock(mu_);
+      offered = offered_;
+    }
+    CUSTOS_ASSIGN_OR_RETURN(Message reply,
+                            CallInEra(method, WithGatewayEnvelope(params, offered), on_sent));
+    if (method == "tools/list" && reply.type == Message::Type::kResponse)
+      LearnParamHeaders(reply.result);
+    return FromServerEra(method, true, std::move(reply));
+  }
+
+  Result<Message> CallInEra(const std::string& method, const Json& params,
+                            const std::function<void(int64_t)>& on_sent) {
     const int64_t id = NextId();
     auto cancel = std::make_shared<std::atomic<bool>>(false);
     {
@@ -221,7 +268,8 @@ class HttpServer final : public Downstream {
     if (cancel->load())
       return Status(Reason::kMcpCancelled, "the client cancelled the request");
     if (!r.ok() && r.status().reason() == Reason::kEffectTimeout) {
-      Notify("notifications/cancelled", {{"requestId", id}, {"reason", "timeout"}}).IgnoreError();
+      if (!stateless())  // a stateless server's request ends with its HTTP exchange
+        Notify("notifications/cancelled", {{"requestId", id}, {"reason", "timeout"}}).IgnoreError();
       return Unavailable("did not answer " + method + " within " +
                          std::to_string(config_.timeout_ms) + " ms");
     }
@@ -236,13 +284,25 @@ class HttpServer final : public Downstream {
         return;
       it->second->store(true);
     }
-    Notify("notifications/cancelled", {{"requestId", id}, {"reason", reason}}).IgnoreError();
+    if (!stateless())  // aborting the transfer is a stateless server's cancellation
+      Notify("notifications/cancelled", {{"requestId", id}, {"reason", reason}}).IgnoreError();
   }
 
   Status Notify(const std::string& method, const Json& params) override {
     return Post(Message::Notification(method, params));
   }
-  Status Respond(const Message& response) override { return Post(response); }
+  Status Respond(const Message& response) override {
+    if (stateless()) {
+      return Status(Reason::kMcpProtocolError, "MCP server '" + config_.name + "' speaks " +
+                                                   std::string(kStatelessVersion) +
+                                                   ", which has no server-to-client requests");
+    }
+    return Post(response);
+  }
+  void OfferClientCapabilities(const Json& capabilities) override {
+    std::lock_guard lock(mu_);
+    offered_ = capabilities.is_object() ? capabilities : Json::object();
+  }
 
   void Stop() override {
     std::thread get;
@@ -253,6 +313,7 @@ class HttpServer final : public Downstream {
       get = std::move(get_thread_);
       sid = session_;
       ready_ = false;
+      stateless_ = false;
       session_.clear();
     }
     if (get.joinable())
@@ -270,9 +331,10 @@ class HttpServer final : public Downstream {
     std::lock_guard lock(mu_);
     return version_;
   }
-  // HTTP back servers are spoken to in the 2025 eras only: this transport does not probe
-  // server/discover (docs/mcp.md), so a 2026-07-28-only server fails its initialize cleanly.
-  bool stateless() const override { return false; }
+  bool stateless() const override {
+    std::lock_guard lock(mu_);
+    return stateless_;
+  }
   Json capabilities() const override {
     std::lock_guard lock(mu_);
     return capabilities_;
@@ -286,6 +348,89 @@ class HttpServer final : public Downstream {
   int64_t NextId() {
     std::lock_guard lock(mu_);
     return next_id_++;
+  }
+
+  // POSTs server/discover (REQUIRES: start_mu_ held). True, with the server's state set, when
+  // it lists 2026-07-28; false when it answered anything else over HTTP (a 2025 server: 400,
+  // 404, 405, a JSON-RPC error, a result without the revision); an error when it did not answer.
+  Result<bool> Discover() {
+    const Message probe = Message::Request(Json(NextId()), "server/discover",
+                                           WithGatewayEnvelope(Json::object(), Json::object()));
+    long status = 0;
+    Result<Message> r = Exchange(probe, config_.startup_timeout_ms, nullptr, nullptr, &status);
+    if (!r.ok())
+      return status >= 400 ? Result<bool>(false) : Result<bool>(r.status());
+    if (r->type != Message::Type::kResponse || !r->result.is_object())
+      return false;
+    const Json versions = r->result.value("supportedVersions", Json());
+    bool offered = false;
+    for (const Json& v : versions.is_array() ? versions : Json::array())
+      offered = offered || (v.is_string() && v.get_ref<const std::string&>() == kStatelessVersion);
+    if (!offered)
+      return false;
+    const Json meta = r->result.value("_meta", Json::object());
+    std::lock_guard lock(mu_);
+    session_.clear();
+    version_ = std::string(kStatelessVersion);
+    stateless_ = true;
+    capabilities_ = r->result.value("capabilities", Json::object());
+    server_info_ = meta.is_object() ? meta.value(std::string(kMetaServerInfo), Json::object())
+                                    : Json::object();
+    ready_ = true;
+    backoff_ms_ = 100;
+    return true;
+  }
+
+  // The Mcp-Param-* declarations of every tool in a tools/list page (the server checks them).
+  void LearnParamHeaders(const Json& result) {
+    if (!result.contains("tools") || !result["tools"].is_array())
+      return;
+    std::lock_guard lock(mu_);
+    for (const Json& t : result["tools"]) {
+      if (!t.is_object() || !t.contains("name") || !t["name"].is_string())
+        continue;
+      Result<std::vector<McpParamHeader>> d =
+          ScanMcpParamHeaders(t.value("inputSchema", Json::object()));
+      if (d.ok() && !d->empty() && param_headers_.size() < 4096)
+        param_headers_[t["name"].get<std::string>()] = std::move(d).value();
+      else
+        param_headers_.erase(t["name"].get<std::string>());
+    }
+  }
+
+  // The era's standard headers for a request carrying the envelope (SEP-2243, as SDK 2.4 sends
+  // them): MCP-Protocol-Version and Mcp-Method from the body, Mcp-Name for the three methods
+  // that name something, Mcp-Param-* for a tool's declared arguments.
+  std::vector<std::string> StatelessHeaders(const Message& m) const {
+    std::vector<std::string> h;
+    if (!m.is_request() || !HasEnvelopeClaim(m.params))
+      return h;
+    const Json& v = m.params["_meta"][std::string(kMetaProtocolVersion)];
+    h.push_back("MCP-Protocol-Version: " + (v.is_string() ? v.get<std::string>() : ""));
+    h.push_back("Mcp-Method: " + m.method);
+    const char* field = m.method == "resources/read"                              ? "uri"
+                        : (m.method == "tools/call" || m.method == "prompts/get") ? "name"
+                                                                                  : nullptr;
+    if (field != nullptr && m.params.contains(field) && m.params[field].is_string())
+      h.push_back("Mcp-Name: " + EncodeMcpHeaderValue(m.params[field].get<std::string>()));
+    if (m.method == "tools/call" && m.params.contains("name") && m.params["name"].is_string()) {
+      std::lock_guard lock(mu_);
+      auto it = param_headers_.find(m.params["name"].get<std::string>());
+      const Json args = m.params.value("arguments", Json::object());
+      for (const McpParamHeader& d :
+           it == param_headers_.end() ? std::vector<McpParamHeader>() : it->second) {
+        const Json* a = &args;
+        for (const std::string& k : d.path)
+          a = a != nullptr && a->is_object() && a->contains(k) ? &(*a)[k] : nullptr;
+        if (a == nullptr || a->is_null() || a->is_object() || a->is_array())
+          continue;
+        const std::string value = a->is_string()    ? a->get<std::string>()
+                                  : a->is_boolean() ? (a->get<bool>() ? "true" : "false")
+                                                    : a->dump();
+        h.push_back(d.header + ": " + EncodeMcpHeaderValue(value));
+      }
+    }
+    return h;
   }
 
   Status Unavailable(const std::string& why) const {
@@ -336,7 +481,8 @@ class HttpServer final : public Downstream {
   }
 
   Status Perform(const char* method, const std::string& body, const std::string& sid,
-                 int64_t timeout_ms, Transfer* t, long* status_out = nullptr) {
+                 int64_t timeout_ms, Transfer* t, long* status_out = nullptr,
+                 const std::vector<std::string>& extra = {}) {
     Lease c = Acquire();
     if (c.get() == nullptr)
       return Status(Reason::kInternal, "curl_easy_init failed");
@@ -346,9 +492,15 @@ class HttpServer final : public Downstream {
       raw = curl_slist_append(raw, "Content-Type: application/json");
     if (!sid.empty())
       raw = curl_slist_append(raw, ("Mcp-Session-Id: " + sid).c_str());
-    const std::string v = protocol_version();
-    if (!v.empty())
-      raw = curl_slist_append(raw, ("MCP-Protocol-Version: " + v).c_str());
+    if (extra.empty()) {
+      const std::string v = protocol_version();
+      if (!v.empty() && !stateless())
+        raw = curl_slist_append(raw, ("MCP-Protocol-Version: " + v).c_str());
+    }
+    for (const std::string& h : extra) {
+      if (h.find_first_of("\r\n") == std::string::npos)  // never a header injection
+        raw = curl_slist_append(raw, h.c_str());
+    }
     std::unique_ptr<curl_slist, SlistDeleter> headers(raw);
     CURL* h = c.get();
     curl_easy_setopt(h, CURLOPT_URL, config_.url.c_str());
@@ -417,7 +569,7 @@ class HttpServer final : public Downstream {
 
   // POSTs a request and returns its response; messages before it go to the callbacks.
   Result<Message> Exchange(const Message& req, int64_t timeout_ms, const std::atomic<bool>* cancel,
-                           std::string* session_out) {
+                           std::string* session_out, long* status_out = nullptr) {
     std::string sid;
     {
       std::lock_guard lock(mu_);
@@ -435,7 +587,8 @@ class HttpServer final : public Downstream {
       Dispatch(m);
       return true;
     };
-    CUSTOS_RETURN_IF_ERROR(Perform("POST", req.Serialize(), sid, timeout_ms, &t));
+    CUSTOS_RETURN_IF_ERROR(
+        Perform("POST", req.Serialize(), sid, timeout_ms, &t, status_out, StatelessHeaders(req)));
     if (session_out != nullptr)
       *session_out = t.session_id;
     if (answer)
@@ -503,6 +656,9 @@ class HttpServer final : public Downstream {
   bool ready_ = false;
   std::string session_;
   std::string version_;
+  bool stateless_ = false;  // the server lists 2026-07-28 (Discover)
+  Json offered_ = Json::object();
+  std::map<std::string, std::vector<McpParamHeader>> param_headers_;  // by tool name
   Json capabilities_;
   Json server_info_;
   int64_t next_id_ = 1;

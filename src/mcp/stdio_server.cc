@@ -261,20 +261,18 @@ Status StdioServer::Start() {
   return Status::Ok();
 }
 
-Json StdioServer::WithEnvelope(const Json& params) {
-  Envelope e;
-  e.protocol_version = std::string(kStatelessVersion);
-  // No client capabilities: the gateway does not carry multi round-trip input requests, so a
-  // server that needs one answers -32021 instead of asking (fail closed).
-  e.client_capabilities = Json::object();
-  e.client_info = {{"name", "custos-mcp-gateway"}, {"version", "0.1.0"}};
-  Json p = params.is_object() ? params : Json::object();
-  Json meta = p.contains("_meta") && p["_meta"].is_object() ? p["_meta"] : Json::object();
-  const Json envelope = EnvelopeMeta(e);
-  for (auto it = envelope.begin(); it != envelope.end(); ++it)
-    meta[it.key()] = it.value();
-  p["_meta"] = std::move(meta);
-  return p;
+Json StdioServer::WithEnvelope(const Json& params) const {
+  Json offered;
+  {
+    std::lock_guard lock(mu_);
+    offered = offered_;
+  }
+  return WithGatewayEnvelope(params, offered);
+}
+
+void StdioServer::OfferClientCapabilities(const Json& capabilities) {
+  std::lock_guard lock(mu_);
+  offered_ = capabilities.is_object() ? capabilities : Json::object();
 }
 
 Status StdioServer::Discover(bool* modern) {

@@ -108,7 +108,7 @@ TEST(EraTest, StatelessResultsCarryResultTypeCacheFieldsAndServerInfo) {
   EXPECT_FALSE(c.contains("ttlMs"));
 }
 
-TEST(EraTest, FromStatelessResultStripsEraFieldsAndRefusesInputRequired) {
+TEST(EraTest, FromStatelessResultStripsEraFieldsAndKeepsInputRequiredOfMultiRoundTripMethods) {
   Json r = {{"tools", Json::array()},
             {"resultType", "complete"},
             {"ttlMs", 5},
@@ -116,8 +116,87 @@ TEST(EraTest, FromStatelessResultStripsEraFieldsAndRefusesInputRequired) {
             {"_meta", {{"io.modelcontextprotocol/serverInfo", {{"name", "s"}}}}}};
   ASSERT_TRUE(FromStatelessResult("tools/list", &r).ok());
   EXPECT_EQ(r, (Json{{"tools", Json::array()}}));
-  Json ir = {{"resultType", "input_required"}, {"inputRequests", Json::object()}};
-  EXPECT_THAT(FromStatelessResult("tools/call", &ir), StatusIs(Reason::kMcpProtocolError));
+  // tools/call, prompts/get and resources/read may ask for input: the gateway fulfils it.
+  Json ir = {{"resultType", "input_required"},
+             {"requestState", "s"},
+             {"_meta", {{"io.modelcontextprotocol/serverInfo", {{"name", "s"}}}}}};
+  ASSERT_TRUE(FromStatelessResult("tools/call", &ir).ok());
+  EXPECT_EQ(ir, (Json{{"resultType", "input_required"}, {"requestState", "s"}}));
+  // Other methods may not; an unknown resultType is refused everywhere.
+  Json list_ir = {{"resultType", "input_required"}, {"requestState", "s"}};
+  EXPECT_THAT(FromStatelessResult("tools/list", &list_ir), StatusIs(Reason::kMcpProtocolError));
+  Json odd = {{"resultType", "task"}};
+  EXPECT_THAT(FromStatelessResult("tools/call", &odd), StatusIs(Reason::kMcpProtocolError));
+}
+
+TEST(EraTest, InputRequiredIsParsedAndChecked) {
+  const Json ok = {{"resultType", "input_required"},
+                   {"requestState", "opaque"},
+                   {"inputRequests",
+                    {{"e", {{"method", "elicitation/create"}, {"params", {{"message", "m"}}}}},
+                     {"r", {{"method", "roots/list"}}}}}};
+  EXPECT_TRUE(IsInputRequired("prompts/get", ok));
+  EXPECT_FALSE(IsInputRequired("tools/list", ok));
+  Result<InputRequired> ir = ParseInputRequired(ok);
+  ASSERT_TRUE(ir.ok()) << ir.status().ToString();
+  ASSERT_EQ(ir->requests.size(), 2u);
+  EXPECT_EQ(ir->requests[0].key, "e");
+  EXPECT_EQ(ir->requests[0].method, "elicitation/create");
+  EXPECT_EQ(ir->requests[1].params, Json::object());  // roots/list may omit its params
+  EXPECT_EQ(ir->request_state, "opaque");
+  auto refused = [](Json j) {
+    Result<InputRequired> r = ParseInputRequired(j);
+    return r.ok() ? std::string("ok") : std::string(r.status().message());
+  };
+  EXPECT_THAT(refused({{"resultType", "input_required"}}), HasSubstr("neither"));
+  EXPECT_THAT(refused({{"requestState", 5}}), HasSubstr("requestState must be a string"));
+  EXPECT_THAT(refused({{"inputRequests", {{"x", {{"method", "tools/call"}, {"params", {}}}}}}}),
+              HasSubstr("is not an embedded"));
+  EXPECT_THAT(refused({{"inputRequests", {{"x", {{"method", "sampling/createMessage"}}}}}}),
+              HasSubstr("no params object"));
+  Json many = Json::object();
+  for (int i = 0; i <= static_cast<int>(kMaxInputRequests); ++i)
+    many["k" + std::to_string(i)] = {{"method", "roots/list"}};
+  EXPECT_THAT(refused({{"inputRequests", many}}), HasSubstr("more than"));
+  // And the shape the gateway sends a stateless client.
+  const Json made = MakeInputRequired({{"custos-1", "roots/list", Json::object()}}, "st");
+  EXPECT_EQ(made["resultType"], "input_required");
+  EXPECT_EQ(made["requestState"], "st");
+  EXPECT_EQ(made["inputRequests"]["custos-1"]["method"], "roots/list");
+  EXPECT_TRUE(ParseInputRequired(made).ok());
+}
+
+TEST(EraTest, GatewayEnvelopeReplacesAnyEnvelopeAndKeepsOtherMeta) {
+  const Json p = WithGatewayEnvelope(
+      {{"name", "t"},
+       {"_meta",
+        {{"progressToken", 7}, {"io.modelcontextprotocol/clientCapabilities", {{"x", 1}}}}}},
+      {{"elicitation", Json::object()}});
+  EXPECT_EQ(p["name"], "t");
+  EXPECT_EQ(p["_meta"]["progressToken"], 7);
+  EXPECT_EQ(p["_meta"]["io.modelcontextprotocol/protocolVersion"], "2026-07-28");
+  EXPECT_EQ(p["_meta"]["io.modelcontextprotocol/clientCapabilities"],
+            (Json{{"elicitation", Json::object()}}));
+  EXPECT_EQ(p["_meta"]["io.modelcontextprotocol/clientInfo"]["name"], "custos-mcp-gateway");
+  EXPECT_EQ(WithGatewayEnvelope(Json::object(),
+                                nullptr)["_meta"]["io.modelcontextprotocol/clientCapabilities"],
+            Json::object());
+}
+
+TEST(EraTest, HeaderValuesAreEncodedAsTheSdkDoes) {
+  EXPECT_EQ(EncodeMcpHeaderValue("fs.read_file"), "fs.read_file");
+  EXPECT_EQ(EncodeMcpHeaderValue("file:///a b"), "file:///a b");
+  EXPECT_EQ(EncodeMcpHeaderValue(""),
+            "=?base64?"
+            "?=");
+  EXPECT_EQ(EncodeMcpHeaderValue(" x"), "=?base64?IHg=?=");
+  EXPECT_EQ(EncodeMcpHeaderValue("caf\xc3\xa9"), "=?base64?Y2Fmw6k=?=");
+  EXPECT_EQ(EncodeMcpHeaderValue("=?base64?x?="), "=?base64?PT9iYXNlNjQ/eD89?=");
+  // What it encodes, the header check decodes back to the body's value.
+  const Message m = Req("tools/call", {{"name", "caf\xc3\xa9"}, {"_meta", Meta()}});
+  EXPECT_TRUE(
+      ValidateMcpHttpHeaders({"2026-07-28", "tools/call", EncodeMcpHeaderValue("caf\xc3\xa9")}, m)
+          .ok());
 }
 
 TEST(EraTest, ResourceNotFoundIsInvalidParamsInTheStatelessEra) {

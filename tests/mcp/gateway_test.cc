@@ -229,6 +229,14 @@ Json With2026(Json params) {
   return params;
 }
 
+bool Recorded(const std::vector<Json>& log, const std::string& target) {
+  for (const Json& e : log) {
+    if (e.value("target", "") == target)
+      return true;
+  }
+  return false;
+}
+
 TEST_F(GatewayTest, StatelessClientNeedsNoInitializeAndGetsEraShapedResults) {
   Open({{"a", {}}});
   Message d = Req("server/discover", With2026(Json::object()));
@@ -308,10 +316,10 @@ TEST_F(GatewayTest, StatelessServerIsSpokenToInItsEra) {
   EXPECT_FALSE(list.result.contains("cacheScope"));
   EXPECT_FALSE(list.result.contains("_meta"));
   EXPECT_EQ(list.result["resources"][0]["uri"], "s+fixture://doc");
-  // input_required (multi round-trip) is not carried: a precise error, not a bogus result.
+  // The server was offered no client capabilities (none configured): it refuses to ask for
+  // input with its own -32021 instead of sending an input_required the gateway cannot serve.
   Message input = Call("s.needs_input");
-  EXPECT_EQ(input.type, Message::Type::kError);
-  EXPECT_THAT(input.error_message, HasSubstr("input_required"));
+  EXPECT_EQ(input.error_code, -32021);
   // A method the era removed is answered by the gateway, not sent.
   Message sub = Req("resources/subscribe", {{"uri", "s+fixture://doc"}});
   EXPECT_EQ(sub.error_code, kMethodNotFound);
@@ -326,11 +334,17 @@ TEST_F(GatewayTest, StatelessClientGetsListChangesOnItsListenStream) {
                                                {{"toolsListChanged", true},
                                                 {"resourceSubscriptions", {"a+fixture://doc"}}}}}))
                        .Serialize());
+  std::vector<Message> seen;  // taken but not yet asked for
   auto wait_for = [&](const std::string& method) -> std::optional<Message> {
     for (int i = 0; i < 200; ++i) {
-      for (Message& n : client_->TakeNotifications()) {
-        if (n.method == method)
-          return n;
+      for (Message& n : client_->TakeNotifications())
+        seen.push_back(std::move(n));
+      for (auto it = seen.begin(); it != seen.end(); ++it) {
+        if (it->method == method) {
+          Message m = std::move(*it);
+          seen.erase(it);
+          return m;
+        }
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
@@ -338,17 +352,47 @@ TEST_F(GatewayTest, StatelessClientGetsListChangesOnItsListenStream) {
   };
   std::optional<Message> ack = wait_for("notifications/subscriptions/acknowledged");
   ASSERT_TRUE(ack.has_value());
-  // Resource subscriptions are not honored: only the list change is acknowledged.
-  EXPECT_EQ(ack->params["notifications"], (Json{{"toolsListChanged", true}}));
+  // The resource subscription took: the gateway subscribed at the server (a mediated syscall).
+  EXPECT_EQ(ack->params["notifications"],
+            (Json{{"toolsListChanged", true}, {"resourceSubscriptions", {"a+fixture://doc"}}}));
   EXPECT_EQ(ack->params["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen-1");
+  EXPECT_TRUE(Recorded(Log("tool.invoke"), "a.resources/subscribe"));
+  // `changed` makes the server announce a tools change and an update of fixture://doc.
   EXPECT_EQ(Text(Req("tools/call", With2026({{"name", "a.changed"}}))), "tools changed");
   std::optional<Message> change = wait_for("notifications/tools/list_changed");
   ASSERT_TRUE(change.has_value());
   EXPECT_EQ(change->params["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen-1");
-  // Cancelling the listen ends the stream: no response, no more notifications.
+  std::optional<Message> updated = wait_for("notifications/resources/updated");
+  ASSERT_TRUE(updated.has_value());
+  EXPECT_EQ(updated->params["uri"], "a+fixture://doc");
+  EXPECT_EQ(updated->params["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen-1");
+  // Cancelling the listen ends the stream: no response, no more notifications, and the
+  // server subscription is released.
   client_->Notify("notifications/cancelled", {{"requestId", "listen-1"}});
   EXPECT_EQ(Text(Req("tools/call", With2026({{"name", "a.changed"}}))), "tools changed");
   EXPECT_FALSE(wait_for("notifications/tools/list_changed").has_value());
+  EXPECT_TRUE(Recorded(Log("tool.invoke"), "a.resources/unsubscribe"));
+}
+
+TEST_F(GatewayTest, ListenResourceSubscriptionsTakeOnlyWhereTheServerCanSubscribe) {
+  Open({{"a", {}}, {"s", {"--stateless"}}});
+  client_->SendRaw(
+      Message::Request("l2", "subscriptions/listen",
+                       With2026({{"notifications",
+                                  {{"resourceSubscriptions",
+                                    {"s+fixture://doc", "nope+x://y", "a+fixture://doc"}}}}}))
+          .Serialize());
+  std::optional<Message> ack;
+  for (int i = 0; i < 200 && !ack; ++i) {
+    for (Message& n : client_->TakeNotifications()) {
+      if (n.method == "notifications/subscriptions/acknowledged")
+        ack = n;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(ack.has_value());
+  // A stateless server has no stream from the gateway; an unknown server is nobody's.
+  EXPECT_EQ(ack->params["notifications"], (Json{{"resourceSubscriptions", {"a+fixture://doc"}}}));
 }
 
 TEST_F(GatewayTest, StatelessClientToStatelessServer) {
@@ -890,6 +934,193 @@ TEST_F(GatewayTest, ServerRequestsForCapabilitiesNotOfferedAreRefused) {
   InitWithSampling(*client_);
   SamplingResponder responder(client_.get());
   EXPECT_THAT(Text(Call("a.ask_client")), HasSubstr("refused: mcp_unknown_method"));
+}
+
+// ---- Multi round-trip requests (decision 034) ----
+
+Json With2026Caps(Json params, const Json& caps) {
+  params = With2026(std::move(params));
+  params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = caps;
+  return params;
+}
+
+// Answers the gateway's elicitation requests (a 2025 client) until stopped.
+class ElicitationResponder {
+ public:
+  explicit ElicitationResponder(InProcessClient* c) : c_(c), t_([this] { Run(); }) {}
+  ~ElicitationResponder() {
+    stop_ = true;
+    t_.join();
+  }
+  int asked() const { return asked_; }
+
+ private:
+  void Run() {
+    while (!stop_) {
+      for (const Message& m : c_->TakeNotifications()) {
+        if (m.is_request() && m.method == "elicitation/create") {
+          ++asked_;
+          c_->SendRaw(Message::Response(m.id, {{"action", "accept"}, {"content", {{"ok", true}}}})
+                          .Serialize());
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  InProcessClient* c_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> asked_{0};
+  std::thread t_;
+};
+
+TEST_F(GatewayTest, StatelessServersInputRequiredIsAskedOfA2025ClientAndRetried) {
+  Open({{"s", {"--stateless"}, "client_capabilities = [\"elicitation\"]\n"}});
+  Result<Message> init =
+      client_->Request("initialize", {{"protocolVersion", "2025-11-25"},
+                                      {"capabilities", {{"elicitation", Json::object()}}},
+                                      {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
+  ASSERT_TRUE(init.ok());
+  ElicitationResponder responder(client_.get());
+  // The server sees the capability (config ∩ client) in its envelope, asks with input_required;
+  // the gateway asks the client with elicitation/create and retries with the answer and the
+  // server's requestState (the fixture checks both).
+  Message m = Call("s.needs_input");
+  ASSERT_EQ(m.type, Message::Type::kResponse) << m.error_message;
+  EXPECT_EQ(Text(m), R"(answered: {"action":"accept","content":{"ok":true}})");
+  EXPECT_FALSE(m.result.contains("resultType"));
+  EXPECT_EQ(responder.asked(), 1);
+  // The question was its own recorded syscall.
+  EXPECT_TRUE(Recorded(Log("tool.invoke"), "s.client/elicitation/create"));
+}
+
+TEST_F(GatewayTest, StatelessServersInputRequestThePolicyDeniesEndsTheCallWithTheRefusal) {
+  tools_extra_ = "deny = [\"s.client/elicitation/create\"]\n";
+  Open({{"s", {"--stateless"}, "client_capabilities = [\"elicitation\"]\n"}});
+  Result<Message> init =
+      client_->Request("initialize", {{"protocolVersion", "2025-11-25"},
+                                      {"capabilities", {{"elicitation", Json::object()}}},
+                                      {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
+  ASSERT_TRUE(init.ok());
+  ElicitationResponder responder(client_.get());
+  Message m = Call("s.needs_input");
+  ASSERT_EQ(m.type, Message::Type::kError);
+  EXPECT_EQ(m.error_code, kDenied);
+  EXPECT_EQ(ReasonOf(m), "tool_not_allowed");
+  EXPECT_EQ(responder.asked(), 0);
+}
+
+class StatelessInputTest : public GatewayTest {
+ protected:
+  // tools/call of a.ask_client (a 2025 server that asks for sampling) from a stateless client:
+  // the first answer is input_required.
+  Message FirstLeg(const std::string& id, const Json& args = Json::object()) {
+    client_->SendRaw(Message::Request(id, "tools/call",
+                                      With2026Caps({{"name", "a.ask_client"}, {"arguments", args}},
+                                                   {{"sampling", Json::object()}}))
+                         .Serialize());
+    Result<Message> m = client_->WaitFor(id);
+    EXPECT_TRUE(m.ok());
+    return m.ok() ? *m : Message();
+  }
+  Message Retry(const std::string& id, const Json& state, const Json& responses,
+                const Json& args = Json::object()) {
+    Json p = With2026Caps({{"name", "a.ask_client"}, {"arguments", args}},
+                          {{"sampling", Json::object()}});
+    p["inputResponses"] = responses;
+    p["requestState"] = state;
+    client_->SendRaw(Message::Request(id, "tools/call", p).Serialize());
+    Result<Message> m = client_->WaitFor(id);
+    EXPECT_TRUE(m.ok());
+    return m.ok() ? *m : Message();
+  }
+  static Json Sampled(const std::string& text) {
+    return {{"role", "assistant"}, {"content", {{"type", "text"}, {"text", text}}}, {"model", "m"}};
+  }
+};
+
+TEST_F(StatelessInputTest, ServerRequestsReachAStatelessClientAsInputRequired) {
+  Open({{"a", {}, "client_capabilities = [\"sampling\"]\n"}});
+  Message first = FirstLeg("m1");
+  ASSERT_EQ(first.type, Message::Type::kResponse) << first.error_message;
+  EXPECT_EQ(first.result["resultType"], "input_required");
+  ASSERT_EQ(first.result["inputRequests"].size(), 1u);
+  const std::string key = first.result["inputRequests"].begin().key();
+  const Json& asked = first.result["inputRequests"][key];
+  EXPECT_EQ(asked["method"], "sampling/createMessage");
+  EXPECT_EQ(asked["params"]["messages"][0]["content"]["text"], "Say hi");
+  ASSERT_TRUE(first.result["requestState"].is_string());
+  // While the call awaits input its id is taken: a new call with it would mix the answers.
+  Message reused = FirstLeg("m1");
+  EXPECT_EQ(reused.error_code, kInvalidRequest);
+  // The retry answers it; the waiting server request gets the answer and the call completes.
+  Message done = Retry("m2", first.result["requestState"], {{key, Sampled("hello")}});
+  ASSERT_EQ(done.type, Message::Type::kResponse) << done.error_message;
+  EXPECT_EQ(Text(done), "hello");
+  EXPECT_EQ(done.result["resultType"], "complete");
+  EXPECT_TRUE(Recorded(Log("tool.invoke"), "a.client/sampling/createMessage"));
+  // The state is spent: the same retry again is refused.
+  Message again = Retry("m3", first.result["requestState"], {{key, Sampled("x")}});
+  EXPECT_EQ(again.error_code, kInvalidParams);
+  EXPECT_EQ(ReasonOf(again), "mcp_request_state_invalid");
+}
+
+TEST_F(StatelessInputTest, RequestStateIsUnforgeableAndBoundToTheRequest) {
+  Open({{"a", {}, "client_capabilities = [\"sampling\"]\n"}});
+  Message first = FirstLeg("f1", {{"n", 1}});
+  ASSERT_EQ(first.result.value("resultType", ""), "input_required") << first.error_message;
+  const std::string state = first.result["requestState"];
+  const std::string key = first.result["inputRequests"].begin().key();
+  std::string forged = state;
+  forged[forged.size() / 2] = forged[forged.size() / 2] == 'A' ? 'B' : 'A';
+  EXPECT_EQ(ReasonOf(Retry("f2", forged, {{key, Sampled("x")}}, {{"n", 1}})),
+            "mcp_request_state_invalid");
+  EXPECT_EQ(ReasonOf(Retry("f3", "bm90IGEgc3RhdGU=", {{key, Sampled("x")}}, {{"n", 1}})),
+            "mcp_request_state_invalid");
+  // Moved to other arguments, the state does not open.
+  EXPECT_EQ(ReasonOf(Retry("f4", state, {{key, Sampled("x")}}, {{"n", 2}})),
+            "mcp_request_state_invalid");
+  // The real retry still works.
+  EXPECT_EQ(Text(Retry("f5", state, {{key, Sampled("real")}}, {{"n", 1}})), "real");
+  // Another session (its own key and run) does not accept this session's state.
+  Message other = FirstLeg("o1", {{"n", 1}});
+  ASSERT_EQ(other.result.value("resultType", ""), "input_required");
+  Open({{"a", {}, "client_capabilities = [\"sampling\"]\n"}}, "", "t2");
+  EXPECT_EQ(ReasonOf(Retry("o2", other.result["requestState"], {{key, Sampled("x")}}, {{"n", 1}})),
+            "mcp_request_state_invalid");
+}
+
+TEST_F(StatelessInputTest, AClientWithoutTheCapabilityIsNotAsked) {
+  Open({{"a", {}, "client_capabilities = [\"sampling\"]\n"}});
+  client_->SendRaw(
+      Message::Request("n1", "tools/call", With2026({{"name", "a.ask_client"}})).Serialize());
+  Result<Message> m = client_->WaitFor("n1");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->result.value("resultType", ""), "complete");
+  EXPECT_THAT(Text(*m), HasSubstr("refused: the client does not offer 'sampling'"));
+}
+
+TEST_F(StatelessInputTest, StatelessClientToStatelessServerCarriesInputRequiredThroughTheGateway) {
+  Open({{"s", {"--stateless"}, "client_capabilities = [\"elicitation\"]\n"}});
+  const Json caps = {{"elicitation", Json::object()}};
+  client_->SendRaw(
+      Message::Request("x1", "tools/call", With2026Caps({{"name", "s.needs_input"}}, caps))
+          .Serialize());
+  Result<Message> first = client_->WaitFor("x1");
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->result.value("resultType", ""), "input_required") << first->error_message;
+  const std::string key = first->result["inputRequests"].begin().key();
+  EXPECT_EQ(first->result["inputRequests"][key]["method"], "elicitation/create");
+  EXPECT_EQ(first->result["inputRequests"][key]["params"]["message"], "Proceed?");
+  // The server's own requestState never reaches the client: the gateway's is sealed.
+  EXPECT_NE(first->result["requestState"], "st-1");
+  Json retry = With2026Caps({{"name", "s.needs_input"}}, caps);
+  retry["inputResponses"] = {{key, {{"action", "decline"}}}};
+  retry["requestState"] = first->result["requestState"];
+  client_->SendRaw(Message::Request("x2", "tools/call", retry).Serialize());
+  Result<Message> done = client_->WaitFor("x2");
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(Text(*done), R"(answered: {"action":"decline"})");
+  EXPECT_EQ(done->result["resultType"], "complete");
 }
 
 TEST(StdioServerTest, RefusesAServerSpeakingAnUnknownVersion) {

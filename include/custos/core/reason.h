@@ -235,7 +235,10 @@ enum class ReasonClass : uint8_t {
     "no \"*\" entry), so it acts as no policy agent.")                                            \
   X(kMcpResumeUnavailable, 261, "mcp_resume_unavailable", kFailedPrecondition, 409,               \
     "MCP over HTTP: the Last-Event-ID names no event stream of this session, or the events "      \
-    "after it are no longer buffered; nothing was replayed.")
+    "after it are no longer buffered; nothing was replayed.")                                     \
+  X(kMcpRequestStateInvalid, 270, "mcp_request_state_invalid", kInvalidArgument, 400,             \
+    "An MCP 2026-07-28 retry's requestState was not issued by this gateway session, has "         \
+    "expired, or belongs to another request (JSON-RPC -32602).")
 
 enum class Reason : uint16_t {
 #define CUSTOS_REASON_ENUM(e, n, name, cls, http, doc) e = n,

@@ -40,6 +40,11 @@ class Downstream {
   // Answers a server → client request.
   virtual Status Respond(const Message& response) = 0;
   virtual void Stop() = 0;
+  // The client capabilities declared to a stateless (2026-07-28) server in every later request's
+  // envelope ({} until set): the gateway sets the config's client_capabilities that its client
+  // declared too, so a server asks (input_required) only for input the gateway can obtain. A 2025
+  // server is told config.client_capabilities at initialize instead.
+  virtual void OfferClientCapabilities(const Json& capabilities) = 0;
 
   virtual const ServerConfig& config() const = 0;
   virtual std::string protocol_version() const = 0;

@@ -75,6 +75,41 @@ Json StripEnvelope(const Json& params);
 // resources/subscribe, …) does not exist in the era.
 bool IsStatelessMethod(std::string_view method);
 
+// `params` with the gateway's own 2026-07-28 envelope in _meta (protocolVersion, clientInfo
+// custos-mcp-gateway, and `client_capabilities` — an object, else {}), replacing any envelope
+// keys already there; other _meta keys (progressToken, …) stay.
+Json WithGatewayEnvelope(const Json& params, const Json& client_capabilities);
+
+// The value of an Mcp-Name / Mcp-Param-* header for `value`, as SDK 2.4 encodes it: plain when
+// it is non-empty visible ASCII (or tab) without surrounding whitespace, else
+// "=?base64?<base64 of the UTF-8 bytes>?=".
+std::string EncodeMcpHeaderValue(std::string_view value);
+
+// Multi round-trip requests (2026-07-28): a tools/call, prompts/get or resources/read result
+// with resultType "input_required" asks the client for input. Each entry of inputRequests is an
+// embedded server -> client request (sampling/createMessage, elicitation/create, roots/list);
+// the client retries the original request with inputResponses (the bare results, by the same
+// keys) and a byte-exact echo of requestState.
+inline constexpr size_t kMaxInputRequests = 16;  // per input_required result
+struct InputRequest {
+  std::string key;
+  std::string method;
+  Json params = Json::object();
+};
+struct InputRequired {
+  std::vector<InputRequest> requests;
+  std::optional<std::string> request_state;
+};
+// Whether `result` (answering `method`) is an input_required result.
+bool IsInputRequired(std::string_view method, const Json& result);
+// Parses and checks an input_required result: kMcpProtocolError naming the problem if it has
+// neither inputRequests nor requestState, an entry is not one of the three embedded requests
+// (params an object; only roots/list may omit them), a key is empty, there are more than
+// kMaxInputRequests, or requestState is not a string.
+Result<InputRequired> ParseInputRequired(const Json& result);
+// The input_required result for a 2026-07-28 client.
+Json MakeInputRequired(const std::vector<InputRequest>& requests, const std::string& request_state);
+
 // Result translation for `method` (the JSON-RPC method the result answers).
 //   ToStatelessResult: a result for a 2026-07-28 client: resultType "complete" (unless a
 //     tools/call, prompts/get or resources/read result already names one), the cache fields of
@@ -83,15 +118,16 @@ bool IsStatelessMethod(std::string_view method);
 //     the policy and the session —, and _meta serverInfo; tools lose `execution` (the era deleted
 //     tasks).
 //   FromStatelessResult: a 2026-07-28 server's result for a 2025-era consumer: resultType, ttlMs,
-//     cacheScope and _meta serverInfo removed. A resultType other than "complete"
-//     ("input_required": multi round-trip requests) is kMcpProtocolError: the gateway does not
-//     carry it (docs/mcp.md).
+//     cacheScope and _meta serverInfo removed. An input_required result of tools/call,
+//     prompts/get or resources/read keeps its resultType, inputRequests and requestState (the
+//     gateway fulfils it, decision 034); any other resultType is kMcpProtocolError.
 void ToStatelessResult(std::string_view method, const Json& server_info, Json* result);
 Status FromStatelessResult(std::string_view method, Json* result);
 
 // A server's answer to `method` in the gateway's internal (2025-11-25) shapes: for a 2026-07-28
 // server (`stateless`), a result goes through FromStatelessResult and becomes a JSON-RPC error
-// (-32603, kMcpProtocolError's message) if that refuses it. Anything else is returned as is.
+// (-32603, kMcpProtocolError's message) if that refuses it (an input_required result of the three
+// multi round-trip methods is kept). Anything else is returned as is.
 Message FromServerEra(std::string_view method, bool stateless, Message reply);
 
 // JSON-RPC error code translation: a 2025-era -32002 (resource not found) is -32602 in the

@@ -13,8 +13,13 @@
 //
 // Protocol eras (decisions 019, 025; era.h): the client's era is chosen by its first initialize
 // (2025-03-26 / 2025-06-18 / 2025-11-25) or its first request carrying the 2026-07-28 _meta
-// envelope, and kept for the connection; each server's era is its own (StdioServer). Internally
-// the gateway works in 2025-11-25 shapes and translates at the edges.
+// envelope, and kept for the connection; each server's era is its own (StdioServer,
+// HttpServer). Internally the gateway works in 2025-11-25 shapes and translates at the edges.
+// Multi round-trip requests are translated both ways (decision 034): a stateless server's
+// input_required is asked of the client (each embedded request a srv.client/<method> syscall)
+// and the call retried; a server request during a stateless client's call answers that call
+// with input_required and a requestState sealed with a per-session key, bound to the run,
+// agent, method and params (kMcpRequestStateInvalid otherwise).
 //
 // Security behaviour:
 //   * every syscall carries a capability token: the gateway holds a kernel::TokenWallet and

@@ -76,6 +76,7 @@ class StdioServer final : public Downstream {
   Status Respond(const Message& response) override;
   // Stops the process (SIGKILL to its group) and fails pending calls.
   void Stop() override;
+  void OfferClientCapabilities(const Json& capabilities) override;
 
   const ServerConfig& config() const override { return config_; }
   // What the last successful initialize (or server/discover) returned.
@@ -97,8 +98,8 @@ class StdioServer final : public Downstream {
   // server/discover on the freshly spawned process. Sets *modern; on failure the process is gone.
   Status Discover(bool* modern);  // REQUIRES: start_mu_ held
   Status Initialize();            // REQUIRES: start_mu_ held
-  // `params` with the gateway's 2026-07-28 envelope in _meta.
-  static Json WithEnvelope(const Json& params);
+  // `params` with the gateway's 2026-07-28 envelope in _meta (offered_ as its capabilities).
+  Json WithEnvelope(const Json& params) const;
   Result<Message> CallLocked(const std::string& method, const Json& params, int64_t timeout_ms,
                              const std::function<void(int64_t)>& on_sent = nullptr);
   Status WriteLine(const std::string& line, int64_t deadline_ms);
@@ -125,6 +126,7 @@ class StdioServer final : public Downstream {
   bool skip_discover_ = false;  // the server failed the probe once: initialize it directly
   Json capabilities_;
   Json server_info_;
+  Json offered_ = Json::object();  // guarded by mu_; see OfferClientCapabilities()
   std::mutex write_mu_;
   std::vector<std::shared_ptr<Proc>> old_procs_;  // joined on restart/destruction
 };

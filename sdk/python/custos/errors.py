@@ -28,7 +28,8 @@ REASONS = (
     "mcp_tool_unclassified mcp_server_unavailable mcp_protocol_error mcp_version_unsupported "
     "mcp_unknown_tool mcp_config_error mcp_cancelled mcp_session_not_found mcp_session_required "
     "mcp_origin_refused mcp_not_acceptable mcp_token_invalid mcp_session_forbidden "
-    "mcp_header_mismatch mcp_envelope_invalid mcp_subject_unmapped mcp_resume_unavailable"
+    "mcp_header_mismatch mcp_envelope_invalid mcp_subject_unmapped mcp_resume_unavailable "
+    "mcp_request_state_invalid"
 ).split()
 
 

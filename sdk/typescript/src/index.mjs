@@ -113,6 +113,7 @@ export const REASONS = [
   "mcp_envelope_invalid",
   "mcp_subject_unmapped",
   "mcp_resume_unavailable",
+  "mcp_request_state_invalid",
 ];
 
 export class CustosError extends Error {

@@ -4,9 +4,13 @@
 //                                      an initialize is refused (serveStdio legacy: 'reject')
 //   node era_server.mjs --era=legacy   serves only the 2025 eras (initialize; StdioServerTransport)
 //   node era_server.mjs --era=both     serves whichever era the client opens with (serveStdio)
-// Tools: echo, add (with structured output), fail, grow (adds a tool: list_changed); one
-// resource; one prompt.
-import { McpServer } from '@modelcontextprotocol/server';
+//   node era_server.mjs --http         serves only 2026-07-28 over Streamable HTTP
+//                                      (createMcpHandler, legacy: 'reject') on 127.0.0.1, port 0;
+//                                      prints "listening on http://127.0.0.1:PORT/mcp"
+// Tools: echo, add (with structured output), fail, grow (adds a tool: list_changed), confirm (asks
+// the user with an elicitation: input_required in 2026-07-28, a server → client request through
+// the SDK's shim in the 2025 eras); one resource; one prompt.
+import { McpServer, acceptedContent, createMcpHandler, inputRequired } from '@modelcontextprotocol/server';
 import { StdioServerTransport, serveStdio } from '@modelcontextprotocol/server/stdio';
 import * as z from 'zod/v4';
 
@@ -47,6 +51,18 @@ function build() {
     }
     return { content: [{ type: 'text', text: 'grew' }] };
   });
+  server.registerTool('confirm', {
+    description: 'Asks the user to confirm something',
+    inputSchema: z.object({ what: z.string() }),
+    annotations: { readOnlyHint: true },
+  }, async ({ what }, ctx) => {
+    const schema = z.object({ confirm: z.boolean() });
+    const answer = acceptedContent(ctx.mcpReq.inputResponses, 'confirm', schema);
+    if (answer === undefined) {
+      return inputRequired({ inputRequests: { confirm: inputRequired.elicit({ message: `Confirm ${what}?`, requestedSchema: schema }) } });
+    }
+    return { content: [{ type: 'text', text: `confirmed ${what}: ${answer.confirm}` }] };
+  });
   server.registerResource('readme', 'fixture://readme', { mimeType: 'text/plain', description: 'A fixed text' },
     async (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'era fixture readme' }] }));
   server.registerPrompt('greet', {
@@ -56,7 +72,33 @@ function build() {
   return server;
 }
 
-if (era === 'legacy') {
+if (process.argv.includes('--http')) {
+  // A node:http face for the web-standard handler (what @modelcontextprotocol/node's
+  // toNodeHandler does), loopback only.
+  const { createServer } = await import('node:http');
+  const handler = createMcpHandler(() => build(), { legacy: 'reject' });
+  const http = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(req.headers)) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+    try {
+      const response = await handler.fetch(new Request(`http://${req.headers.host}${req.url}`, {
+        method: req.method, headers, body: hasBody ? Buffer.concat(chunks) : undefined, signal: abort.signal,
+      }));
+      res.writeHead(response.status, Object.fromEntries(response.headers));
+      if (response.body) for await (const chunk of response.body) res.write(chunk);
+      res.end();
+    } catch (e) {
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+    }
+  });
+  http.listen(0, '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${http.address().port}/mcp`));
+} else if (era === 'legacy') {
   await build().connect(new StdioServerTransport());
 } else {
   serveStdio(() => build(), { legacy: era === 'modern' ? 'reject' : 'serve' });

@@ -7,11 +7,21 @@
 //   B. @modelcontextprotocol/sdk 1.32 (a 2025-11-25 client) → `custos mcp stdio` →
 //      era_server.mjs --era=modern (@modelcontextprotocol/server 2.4 serving 2026-07-28 only: it
 //      refuses initialize). Compared with the 2.4 client pinned to 2026-07-28 straight to it.
+//   C. Multi round-trip (decision 034): the era_server `confirm` tool asks for an elicitation.
+//      2.4 client pinned to 2026-07-28 (it auto-fulfils input_required with its elicitation
+//      handler) → gateway → era_server --era=legacy (the SDK's shim sends elicitation/create);
+//      and the 1.32 client (answers elicitation/create) → gateway → era_server --era=modern
+//      (input_required). Each compared with the same client era straight to the same server.
+//   D. The 2026-07-28 era toward an HTTP back server: the 1.32 client → gateway → era_server
+//      --http (createMcpHandler, modern only: it checks the envelope and SEP-2243 headers), compared
+//      with the 2.4 client pinned to 2026-07-28 straight to era_server --era=modern.
 // Usage: node peers_era_test.mjs CUSTOS_BIN NODE_MODULES_DIR
 import { Client as Client2 } from '@modelcontextprotocol/client';
 import { StdioClientTransport as Stdio2 } from '@modelcontextprotocol/client/stdio';
 import { Client as Client1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport as Stdio1 } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -73,8 +83,10 @@ function gatewayConfig(name, servers) {
   const gw = path.join(tmp, `${name}-gateway.toml`);
   let text = `[gateway]\npolicy = "${policy}"\ndata_dir = "${path.join(tmp, name + '-data')}"\n`;
   for (const s of servers) {
-    text += `[[servers]]\nname = "${s.name}"\ncommand = "${process.execPath}"\nargs = ${JSON.stringify(s.args)}\n` +
-      `read_only = ${JSON.stringify(s.tools)}\ntimeout_ms = 20000\n`;
+    text += `[[servers]]\nname = "${s.name}"\n` +
+      (s.url ? `url = "${s.url}"\n` : `command = "${process.execPath}"\nargs = ${JSON.stringify(s.args)}\n`) +
+      `read_only = ${JSON.stringify(s.tools)}\ntimeout_ms = 20000\n` +
+      (s.clientCapabilities ? `client_capabilities = ${JSON.stringify(s.clientCapabilities)}\n` : '');
   }
   fs.writeFileSync(gw, text);
   return gw;
@@ -86,9 +98,19 @@ async function connect2(command, args, options = {}) {
   await client.connect(new Stdio2({ command, args, stderr: 'ignore' }));
   return client;
 }
-async function connect1(command, args) {
-  const client = new Client1({ name: 'era-test', version: '1.0.0' });
+async function connect1(command, args, options = {}) {
+  const client = new Client1({ name: 'era-test', version: '1.0.0' }, options);
+  if (options.capabilities?.elicitation) client.setRequestHandler(ElicitRequestSchema, async () => confirmAnswer);
   await client.connect(new Stdio1({ command, args, stderr: 'ignore' }));
+  return client;
+}
+// What the user answers every elicitation with.
+const confirmAnswer = { action: 'accept', content: { confirm: true } };
+const elicits = { capabilities: { elicitation: {} } };
+async function connect2Eliciting(command, args, options = {}) {
+  const client = new Client2({ name: 'era-test', version: '1.0.0' }, { ...options, ...elicits });
+  client.setRequestHandler('elicitation/create', async () => confirmAnswer);
+  await client.connect(new Stdio2({ command, args, stderr: 'ignore' }));
   return client;
 }
 
@@ -163,7 +185,7 @@ let checked = 0;
   assert.equal(via.getNegotiatedProtocolVersion(), '2026-07-28', 'the client speaks 2026-07-28 with the gateway');
   assert.equal(evDirect.getNegotiatedProtocolVersion(), '2025-11-25');
   checked += await compare('A/everything', 'ev', evDirect, via, nondeterministic);
-  checked += await compare('A/era-legacy', 'lg', lgDirect, via);
+  checked += await compare('A/era-legacy', 'lg', lgDirect, via, new Set(['confirm']));
   // compare() called lg.grow through the gateway: the server announced the new tool.
   const after = await Promise.race([grown, new Promise((_, rej) => setTimeout(() => rej(new Error('no tools list change reached the 2026-07-28 client')), 10000))]);
   assert.ok(after.some((t) => t.name === 'lg.grown'), 'the new tool is listed after the change');
@@ -180,11 +202,63 @@ let checked = 0;
   const gw = gatewayConfig('b', [{ name: 'md', args: mdArgs, tools: mdTools }]);
   const via = await connect1(custos, ['mcp', 'stdio', '--config', gw]);
   assert.equal(via.getServerVersion().name, 'custos-mcp-gateway');
-  checked += await compare('B/era-modern', 'md', direct, via);
+  checked += await compare('B/era-modern', 'md', direct, via, new Set(['confirm']));
   // A 2025 client refused by the server itself: the gateway is what makes it usable.
   await assert.rejects(connect1(process.execPath, mdArgs), 'a 2025 client cannot talk to the modern-only server directly');
   await Promise.all([direct.close(), via.close()]);
 }
 
+// ---- C: multi round-trip requests across the eras ----
+{
+  const confirm = { name: 'confirm', arguments: { what: 'deploy' } };
+  const expected = [{ type: 'text', text: 'confirmed deploy: true' }];
+  // C1: a 2026-07-28 client; the 2025 server's elicitation/create reaches it as input_required.
+  const lgArgs = [eraServer, '--era=legacy'];
+  const lgDirect = await connect2Eliciting(process.execPath, lgArgs);
+  const lgTools = (await lgDirect.listTools()).tools.map((t) => t.name);
+  const gw1 = gatewayConfig('c1', [{ name: 'lg', args: lgArgs, tools: lgTools, clientCapabilities: ['elicitation'] }]);
+  const via1 = await connect2Eliciting(custos, ['mcp', 'stdio', '--config', gw1], modern);
+  assert.equal(via1.getNegotiatedProtocolVersion(), '2026-07-28');
+  const d1 = dropServerInfo(await lgDirect.callTool(confirm));
+  const g1 = dropServerInfo(await via1.callTool({ ...confirm, name: 'lg.confirm' }));
+  assert.deepEqual(d1.content, expected, 'C1: direct');
+  assert.deepEqual(g1.content, d1.content, 'C1: a 2025 server\'s elicitation through input_required');
+  checked++;
+  // C2: a 2025-11-25 client; the 2026-07-28 server's input_required reaches it as elicitation/create.
+  const mdArgs = [eraServer, '--era=modern'];
+  const mdDirect = await connect2Eliciting(process.execPath, mdArgs, modern);
+  const mdTools = (await mdDirect.listTools()).tools.map((t) => t.name);
+  const gw2 = gatewayConfig('c2', [{ name: 'md', args: mdArgs, tools: mdTools, clientCapabilities: ['elicitation'] }]);
+  const via2 = await connect1(custos, ['mcp', 'stdio', '--config', gw2], elicits);
+  const d2 = dropServerInfo(await mdDirect.callTool(confirm));
+  const g2 = await via2.callTool({ ...confirm, name: 'md.confirm' });
+  assert.deepEqual(d2.content, expected, 'C2: direct');
+  assert.deepEqual(g2.content, d2.content, 'C2: a 2026-07-28 server\'s input_required through elicitation/create');
+  checked++;
+  await Promise.all([lgDirect.close(), via1.close(), mdDirect.close(), via2.close()]);
+}
+
+// ---- D: a 2026-07-28 server over Streamable HTTP ----
+{
+  const http = spawn(process.execPath, [eraServer, '--http'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const url = await new Promise((resolve, reject) => {
+    http.stdout.on('data', (d) => { const m = /http:\/\/\S+/.exec(String(d)); if (m) resolve(m[0]); });
+    http.on('exit', () => reject(new Error('era_server --http exited')));
+  });
+  try {
+    const mdArgs = [eraServer, '--era=modern'];
+    const direct = await connect2Eliciting(process.execPath, mdArgs, modern);
+    const mdTools = (await direct.listTools()).tools.map((t) => t.name);
+    const gw = gatewayConfig('d', [{ name: 'hm', url, tools: mdTools, clientCapabilities: ['elicitation'] }]);
+    const via = await connect1(custos, ['mcp', 'stdio', '--config', gw], elicits);
+    checked += await compare('D/http-modern', 'hm', direct, via);
+    await Promise.all([direct.close(), via.close()]);
+  } finally {
+    http.kill();
+  }
+}
+
 fs.rmSync(tmp, { recursive: true, force: true });
 console.log(`peers_era: ${checked} tools/resources/prompts gave the same answer directly and across eras through the gateway`);
+// Everything is closed; do not wait for the SDKs' leftover close timers.
+process.exit(0);
