@@ -329,7 +329,19 @@ export class Client {
 
   async *_stream(path, payload) {
     const body = JSON.stringify(payload);
-    const o = this._options("POST", path, body);
+    for await (const { name, data } of this._events("POST", path, body)) {
+      if (!name) continue;
+      const event = streamEvent(name, JSON.parse(data));
+      if (!event) continue;
+      yield event;
+      if (event.type === "result" || event.type === "error") return;
+    }
+  }
+
+  /** Opens a server-sent event stream on its own connection and yields {name, data} per event
+   * (keep-alive comments are skipped); a non-stream answer throws its error. */
+  async *_events(method, path, body) {
+    const o = this._options(method, path, body);
     o.headers.Accept = "text/event-stream";
     o.agent = false; // its own connection: the stream ends with a close
     o.timeout = 0;
@@ -366,12 +378,7 @@ export class Client {
             if (line.startsWith("event: ")) name = line.slice(7);
             else if (line.startsWith("data: ")) data.push(line.slice(6));
           }
-          if (!name || !data.length) continue; // a comment (keep-alive)
-          const j = JSON.parse(data.join("\n"));
-          const event = streamEvent(name, j);
-          if (!event) continue;
-          yield event;
-          if (event.type === "result" || event.type === "error") return;
+          if (data.length) yield { name, data: data.join("\n") };
         }
       }
     } finally {
@@ -414,38 +421,7 @@ export class Client {
   /** Live log entries (server-sent events) as an async iterator; call return() to stop. */
   async *auditTail({ fromSeq } = {}) {
     const path = `/v1/audit/tail${fromSeq !== undefined ? `?from_seq=${fromSeq}` : ""}`;
-    const o = this._options("GET", path);
-    o.agent = false;
-    o.timeout = 0;
-    const res = await new Promise((resolve, reject) => {
-      const req = this.http.request(o, resolve);
-      req.on("error", reject);
-      req.end();
-    });
-    if (res.statusCode !== 200) {
-      const text = await new Promise((r) => {
-        const c = [];
-        res.on("data", (d) => c.push(d));
-        res.on("end", () => r(Buffer.concat(c).toString()));
-      });
-      const err = JSON.parse(text).error ?? {};
-      throw errorFor(err.reason, err.message, err.at, res.statusCode);
-    }
-    let buf = "";
-    try {
-      for await (const chunk of res) {
-        buf += chunk.toString("utf8");
-        let i;
-        while ((i = buf.indexOf("\n\n")) >= 0) {
-          const event = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const data = event.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6));
-          if (data.length) yield JSON.parse(data.join("\n"));
-        }
-      }
-    } finally {
-      res.destroy();
-    }
+    for await (const { data } of this._events("GET", path)) yield JSON.parse(data);
   }
 
   checkpoint(run) {
