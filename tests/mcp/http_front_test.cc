@@ -504,32 +504,34 @@ TEST_F(HttpFrontTest, AResumedGetStreamReplaysWhatTheClientMissedThenGoesOn) {
   const std::vector<std::string> primed = EventIds(first->body());
   ASSERT_EQ(primed.size(), 1u) << first->body();
   EXPECT_THAT(primed[0], ::testing::EndsWith("-0"));
-  Call(sid, 2, "a.changed", Json::object());  // the server announces a tools change
+  // The fixture's `changed` announces two things, each an event: resources/updated, then
+  // tools/list_changed.
+  Call(sid, 2, "a.changed", Json::object());
   ASSERT_TRUE(first->WaitBody("list_changed")) << first->body();
   const std::vector<std::string> seen = EventIds(first->body());
-  ASSERT_EQ(seen.size(), 2u);
-  // The client loses the connection; two more announcements are sent meanwhile.
+  ASSERT_EQ(seen.size(), 3u) << first->body();
+  // The client loses the connection; two more calls announce four events meanwhile.
   first->Close();
   Call(sid, 3, "a.changed", Json::object());
   Call(sid, 4, "a.changed", Json::object());
-  // Resume from the last event it saw: the two it missed, in order, then the stream goes on.
+  // Resume from the last event it saw: the four it missed, in order, then the stream goes on.
   auto second = std::make_shared<FakeExchange>();
   for (int i = 0; i < 100 && Count(second->body(), "list_changed") < 2; ++i) {
     second = std::make_shared<FakeExchange>();
-    front_->Handle(Get(sid, seen[1]), second);
+    front_->Handle(Get(sid, seen.back()), second);
     ASSERT_TRUE(second->began()) << second->WaitDone().body;
     if (Count(second->body(), "list_changed") < 2)  // relayed after the call's answer: wait
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(Count(second->body(), "list_changed"), 2u) << second->body();
   const std::vector<std::string> replayed = EventIds(second->body());
-  ASSERT_EQ(replayed.size(), 2u);
-  const std::string stream = seen[1].substr(0, seen[1].rfind('-'));
-  EXPECT_EQ(replayed[0], stream + "-2");
-  EXPECT_EQ(replayed[1], stream + "-3");
+  ASSERT_EQ(replayed.size(), 4u) << second->body();
+  const std::string stream = seen.back().substr(0, seen.back().rfind('-'));
+  for (size_t i = 0; i < replayed.size(); ++i)
+    EXPECT_EQ(replayed[i], stream + "-" + std::to_string(3 + i));
   EXPECT_FALSE(second->ended());
   Call(sid, 5, "a.changed", Json::object());
-  ASSERT_TRUE(second->WaitBody(stream + "-4")) << second->body();
+  ASSERT_TRUE(second->WaitBody(stream + "-8")) << second->body();
   // The resumed stream is the session's GET stream: a fresh GET is still 409.
   auto [dup, e3] = Send(Get(sid));
   EXPECT_EQ(dup.status, 409);
