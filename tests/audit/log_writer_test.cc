@@ -250,20 +250,23 @@ TEST_F(LogWriterTest, GroupModeSharesOneFsyncedTransactionAmongQueuedEntries) {
 TEST_F(LogWriterTest, DeferredEntryCommitsWithTheNextWaitingAppendInOneTransaction) {
   FaultStore counting(store_.get());
   auto w = OpenWriter(Durability::kGroup, &counting);
+  // A waited append first: when it returns, the writer thread is idle (it holds the lock from
+  // its commit until it waits again), so nothing but a wake-up can start another batch.
+  ASSERT_THAT(w->Append(Event("first")), IsOk());
   auto deferred = w->AppendDeferred(Event("decision"));
   ASSERT_THAT(deferred, IsOk());
-  EXPECT_EQ(deferred->seq, 1);
+  EXPECT_EQ(deferred->seq, 2);
   EXPECT_EQ(deferred->hash.size(), 64u);
   // Queued, not written: a deferred entry does not wake the writer.
-  EXPECT_EQ(*store_->LogCount(), 0);
+  EXPECT_EQ(*store_->LogCount(), 1);
   auto waited = w->Append(Event("outcome"));
   ASSERT_THAT(waited, IsOk());
-  EXPECT_EQ(waited->seq, 2);
+  EXPECT_EQ(waited->seq, 3);
   // Released only once both are durable, by one fsync'd transaction.
-  EXPECT_EQ(*store_->LogCount(), 2);
-  EXPECT_EQ(counting.batch_sizes(), std::vector<size_t>{2});
+  EXPECT_EQ(*store_->LogCount(), 3);
+  EXPECT_EQ(counting.batch_sizes(), (std::vector<size_t>{1, 2}));
   EXPECT_THAT(counting.syncs(), Each(store::Sync::kFull));
-  ExpectVerifies(2);
+  ExpectVerifies(3);
 }
 
 TEST_F(LogWriterTest, DeferredEntryIsDurableAfterFlush) {
@@ -281,13 +284,14 @@ TEST_F(LogWriterTest, DeferredEntryIsDurableAfterFlush) {
 TEST_F(LogWriterTest, DeferredEntryLostToAStoreFailureFailsTheNextWaitingAppend) {
   FaultStore faulty(store_.get());
   auto w = OpenWriter(Durability::kGroup, &faulty);
+  ASSERT_THAT(w->Append(Event("first")), IsOk());  // the writer is idle from here on
   ASSERT_THAT(w->AppendDeferred(Event("decision")), IsOk());
   faulty.fail_append = true;
   // The waiting append shares the failed batch: its caller learns the deferred entry is lost.
   EXPECT_THAT(w->Append(Event("outcome")), StatusIs(Reason::kStoreError));
   faulty.fail_append = false;
   EXPECT_THAT(w->AppendDeferred(Event("later")), StatusIs(Reason::kUnavailable));
-  EXPECT_EQ(*store_->LogCount(), 0);
+  EXPECT_EQ(*store_->LogCount(), 1);
 }
 
 TEST_F(LogWriterTest, FsyncModeCommitsEveryEntryAloneWithFullSync) {
