@@ -886,6 +886,7 @@ class HttpFrontSubjectsTest : public HttpFrontAuthTest {
   }
   // The tool.invoke decisions of `agent` in the flight log, as "verdict/reason" strings.
   std::vector<std::string> Decisions(const std::string& agent) {
+    EXPECT_TRUE(kernel_->Commit().ok());  // the kernel runs with durability none: write the tail
     store::LogQuery q;
     q.agent = agent;
     Result<std::vector<store::LogRow>> rows = kernel_->store().ReadLog(q);
