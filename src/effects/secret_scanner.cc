@@ -342,6 +342,24 @@ std::vector<std::pair<size_t, size_t>> SecretScanner::Spans(std::string_view tex
   return out;
 }
 
+Json SecretScanner::RedactJson(const Json& j) const {
+  if (j.is_string())
+    return Redact(j.get_ref<const std::string&>());
+  if (j.is_array()) {
+    Json out = Json::array();
+    for (const Json& v : j)
+      out.push_back(RedactJson(v));
+    return out;
+  }
+  if (j.is_object()) {
+    Json out = Json::object();
+    for (auto it = j.begin(); it != j.end(); ++it)
+      out[Redact(it.key())] = RedactJson(*it);
+    return out;
+  }
+  return j;
+}
+
 std::string SecretScanner::Redact(std::string_view text) const {
   std::vector<Match> matches;
   ScanAll(text, false, &matches);

@@ -160,27 +160,6 @@ Status Kernel::UnregisterToolProvider(const std::string& prefix) {
   return impl_->services->RemoveToolProvider(prefix);
 }
 
-namespace {
-// Every string of `j` redacted, keys included.
-Json RedactStrings(const effects::SecretScanner& scan, const Json& j) {
-  if (j.is_string())
-    return scan.Redact(j.get_ref<const std::string&>());
-  if (j.is_array()) {
-    Json out = Json::array();
-    for (const Json& v : j)
-      out.push_back(RedactStrings(scan, v));
-    return out;
-  }
-  if (j.is_object()) {
-    Json out = Json::object();
-    for (auto it = j.begin(); it != j.end(); ++it)
-      out[scan.Redact(it.key())] = RedactStrings(scan, *it);
-    return out;
-  }
-  return j;
-}
-}  // namespace
-
 Status Kernel::RecordEvent(const std::string& name, const Json& details) {
   Services& s = *impl_->services;
   const CallPin pin(s);
@@ -191,14 +170,14 @@ Status Kernel::RecordEvent(const std::string& name, const Json& details) {
   e.syscall = scan.Redact(name);
   e.policy_hash = std::string(s.policy()->hash());
   // Redact every string, keys included: an event describes what untrusted peers sent.
-  e.extra = RedactStrings(scan, details);
+  e.extra = scan.RedactJson(details);
   return s.log().Append(std::move(e)).status();
 }
 
 Json Kernel::RedactSecrets(const Json& value) {
   Services& s = *impl_->services;
   const CallPin pin(s);
-  return RedactStrings(s.vault()->scanner(), value);
+  return s.vault()->scanner().RedactJson(value);
 }
 
 Result<audit::Appended> Kernel::Commit() { return impl_->services->log().Flush(); }

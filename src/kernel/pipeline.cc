@@ -38,23 +38,7 @@ void RedactDecision(const Services& s, Decision* d) {
 
 // A frame carries bytes the effect produced (a file, a response, a heap value, a message): any
 // secret value in it, in keys or values, is redacted before the caller sees it (INV-6).
-Json RedactJson(const Services& s, const Json& j) {
-  if (j.is_string())
-    return Redact(s, j.get_ref<const std::string&>());
-  if (j.is_array()) {
-    Json out = Json::array();
-    for (const Json& v : j)
-      out.push_back(RedactJson(s, v));
-    return out;
-  }
-  if (j.is_object()) {
-    Json out = Json::object();
-    for (auto it = j.begin(); it != j.end(); ++it)
-      out[Redact(s, it.key())] = RedactJson(s, *it);
-    return out;
-  }
-  return j;
-}
+Json RedactJson(const Services& s, const Json& j) { return s.vault()->scanner().RedactJson(j); }
 
 // Every caller-supplied string of an entry (names, ids, target, labels, details) is redacted at
 // the one place entries are written, so no path into the log can skip it (INV-6).

@@ -263,5 +263,17 @@ TEST(SecretScannerTest, MovedScannerStillWorks) {
   EXPECT_EQ(c.FindIn(std::string(kToken)), "openai_key");
 }
 
+TEST(SecretScannerTest, RedactJsonRedactsEveryStringKeysIncludedAndKeepsOtherValues) {
+  SecretScanner s = Make();
+  const std::string t(kToken);
+  const Json in = {{"a", t}, {t, 1}, {"list", Json::array({t, 2, true, nullptr})}, {"n", 3.5}};
+  const Json out = s.RedactJson(in);
+  EXPECT_EQ(out.dump().find(t), std::string::npos) << out.dump();
+  EXPECT_EQ(out["a"], "[redacted:openai_key]");
+  EXPECT_EQ(out["[redacted:openai_key]"], 1);
+  EXPECT_EQ(out["list"], Json::array({"[redacted:openai_key]", 2, true, nullptr}));
+  EXPECT_EQ(out["n"], 3.5);
+}
+
 }  // namespace
 }  // namespace custos::effects

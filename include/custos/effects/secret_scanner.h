@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "custos/core/json.h"
 #include "custos/core/result.h"
 
 namespace custos::effects {
@@ -58,6 +59,8 @@ class SecretScanner {
   // "[redacted:<name>]". Overlapping occurrences merge into one replacement (named after the one
   // that starts first).
   std::string Redact(std::string_view text) const;
+  // `j` with Redact() applied to every string in it, object keys included; other values as is.
+  Json RedactJson(const Json& j) const;
 
   // The [begin, end) byte ranges of `text` that Redact() replaces, merged, in order.
   std::vector<std::pair<size_t, size_t>> Spans(std::string_view text) const;
