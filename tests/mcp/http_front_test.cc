@@ -225,6 +225,19 @@ class HttpFrontTest : public ::testing::Test {
     return j.ok() ? *j : Json();
   }
 
+  // Starts a tools/call (id 7) of the fixture's ask_client, which asks the client for sampling,
+  // and returns its exchange without waiting for the answer.
+  std::shared_ptr<FakeExchange> StartAskClient(const std::string& sid) {
+    auto ex = std::make_shared<FakeExchange>();
+    front_->Handle(Post({{"jsonrpc", "2.0"},
+                         {"id", 7},
+                         {"method", "tools/call"},
+                         {"params", {{"name", "a.ask_client"}, {"arguments", Json::object()}}}},
+                        sid),
+                   ex);
+    return ex;
+  }
+
   custos::testing::TempDir dir_;
   std::unique_ptr<kernel::Kernel> kernel_;
   std::unique_ptr<HttpFront> front_;
@@ -342,13 +355,7 @@ TEST_F(HttpFrontTest, ProtocolVersionHeaderMustBeARevisionTheGatewaySpeaks) {
 
 TEST_F(HttpFrontTest, ServerRequestDuringACallTurnsThePostIntoAnEventStream) {
   const std::string sid = Open({{"sampling", Json::object()}});
-  auto ex = std::make_shared<FakeExchange>();
-  front_->Handle(Post({{"jsonrpc", "2.0"},
-                       {"id", 7},
-                       {"method", "tools/call"},
-                       {"params", {{"name", "a.ask_client"}, {"arguments", Json::object()}}}},
-                      sid),
-                 ex);
+  auto ex = StartAskClient(sid);
   // The gateway's sampling request arrives on this POST's stream...
   ASSERT_TRUE(ex->WaitBody("sampling/createMessage")) << ex->body();
   EXPECT_TRUE(ex->began());
@@ -539,13 +546,7 @@ TEST_F(HttpFrontTest, AResumedGetStreamReplaysWhatTheClientMissedThenGoesOn) {
 
 TEST_F(HttpFrontTest, AResumedPostStreamDeliversTheCallsResponse) {
   const std::string sid = Open({{"sampling", Json::object()}});
-  auto post = std::make_shared<FakeExchange>();
-  front_->Handle(Post({{"jsonrpc", "2.0"},
-                       {"id", 7},
-                       {"method", "tools/call"},
-                       {"params", {{"name", "a.ask_client"}, {"arguments", Json::object()}}}},
-                      sid),
-                 post);
+  auto post = StartAskClient(sid);
   ASSERT_TRUE(post->WaitBody("sampling/createMessage")) << post->body();
   const std::string body = post->body();
   const std::vector<std::string> ids = EventIds(body);
