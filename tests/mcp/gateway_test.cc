@@ -120,10 +120,11 @@ class GatewayTest : public ::testing::Test {
     client_->Attach(gateway_.get());
   }
 
-  Message Init(const std::string& version = "2025-11-25") {
+  Message Init(const std::string& version = "2025-11-25",
+               const Json& capabilities = Json::object()) {
     Result<Message> m =
         client_->Request("initialize", {{"protocolVersion", version},
-                                        {"capabilities", Json::object()},
+                                        {"capabilities", capabilities},
                                         {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
     EXPECT_TRUE(m.ok());
     client_->Notify("notifications/initialized", nullptr);
@@ -975,11 +976,7 @@ class ElicitationResponder {
 
 TEST_F(GatewayTest, StatelessServersInputRequiredIsAskedOfA2025ClientAndRetried) {
   Open({{"s", {"--stateless"}, "client_capabilities = [\"elicitation\"]\n"}});
-  Result<Message> init =
-      client_->Request("initialize", {{"protocolVersion", "2025-11-25"},
-                                      {"capabilities", {{"elicitation", Json::object()}}},
-                                      {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
-  ASSERT_TRUE(init.ok());
+  ASSERT_EQ(Init("2025-11-25", {{"elicitation", Json::object()}}).type, Message::Type::kResponse);
   ElicitationResponder responder(client_.get());
   // The server sees the capability (config ∩ client) in its envelope, asks with input_required;
   // the gateway asks the client with elicitation/create and retries with the answer and the
@@ -996,11 +993,7 @@ TEST_F(GatewayTest, StatelessServersInputRequiredIsAskedOfA2025ClientAndRetried)
 TEST_F(GatewayTest, StatelessServersInputRequestThePolicyDeniesEndsTheCallWithTheRefusal) {
   tools_extra_ = "deny = [\"s.client/elicitation/create\"]\n";
   Open({{"s", {"--stateless"}, "client_capabilities = [\"elicitation\"]\n"}});
-  Result<Message> init =
-      client_->Request("initialize", {{"protocolVersion", "2025-11-25"},
-                                      {"capabilities", {{"elicitation", Json::object()}}},
-                                      {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
-  ASSERT_TRUE(init.ok());
+  ASSERT_EQ(Init("2025-11-25", {{"elicitation", Json::object()}}).type, Message::Type::kResponse);
   ElicitationResponder responder(client_.get());
   Message m = Call("s.needs_input");
   ASSERT_EQ(m.type, Message::Type::kError);
