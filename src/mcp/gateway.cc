@@ -219,6 +219,9 @@ struct Shared {
   // Server requests in flight, by client request id (dumped): for notifications/cancelled.
   std::mutex inflight_mu;
   std::map<std::string, std::pair<Backend*, int64_t>> inflight;
+  // Client requests cancelled before their server request was written (the call was still being
+  // decided, or was being sent): the effect then ends at once, or cancels right after sending.
+  std::set<std::string> cancel_pending;  // guarded by inflight_mu
   // Sends a request to the client and waits for its answer (set by the Gateway). `related` is
   // the client request it belongs to, if known.
   std::function<Result<Message>(const std::string& method, const Json& params,
@@ -396,12 +399,22 @@ class ServerProvider final : public kernel::ToolProvider {
     std::function<void(int64_t)> on_sent;
     if (!client_key.empty() && !to_client) {
       on_sent = [this, &client_key](int64_t id) {
-        std::lock_guard lock(shared_->inflight_mu);
-        shared_->inflight[client_key] = {b_, id};
+        bool cancel = false;
+        {
+          std::lock_guard lock(shared_->inflight_mu);
+          shared_->inflight[client_key] = {b_, id};
+          cancel = shared_->cancel_pending.erase(client_key) != 0;
+        }
+        if (cancel)  // the client's cancellation came while the request was being written
+          b_->server->Cancel(id, "cancelled by the client");
       };
       // In flight from now on (before the server can ask anything about it); the server's id
       // follows once the request is written.
       std::lock_guard lock(shared_->inflight_mu);
+      if (shared_->cancel_pending.erase(client_key) != 0) {
+        return Status(Reason::kMcpCancelled,
+                      "the client cancelled the request before it reached the server");
+      }
       shared_->inflight[client_key] = {b_, -1};
     }
     Result<Message> reply = to_client ? shared_->to_client(method, params, related)
@@ -646,6 +659,7 @@ struct Gateway::Impl {
   bool client_initialized = false;
   std::map<std::string, std::string> taint;  // label-set key → handle id
   std::set<std::string> cancelled;           // client request ids (dumped)
+  std::multiset<std::string> active;         // client requests being handled (dumped ids)
   std::set<std::string> progress_tokens;     // active, dumped
   struct Worker {
     std::thread thread;
@@ -666,7 +680,9 @@ struct Gateway::Impl {
       std::lock_guard lock(mu);
       if (cancelled.erase(id.dump()) == 0)
         return false;
-      stateless_requests.erase(id.dump());  // no response will be sent
+      std::lock_guard pending(shared->inflight_mu);
+      shared->cancel_pending.erase(id.dump());  // if it never reached the server
+      stateless_requests.erase(id.dump());      // no response will be sent
       stateless_log_levels.erase(id.dump());
       done = SettleInBatch(id.dump(), nullptr);
     }
@@ -1350,6 +1366,8 @@ struct Gateway::Impl {
         }
         {
           std::lock_guard lock(mu);
+          if (active.count(key) == 0)
+            return;  // answered already, or never asked: nothing to cancel
           if (cancelled.size() < 4096)
             cancelled.insert(key);
         }
@@ -1359,8 +1377,11 @@ struct Gateway::Impl {
         {
           std::lock_guard lock(shared->inflight_mu);
           auto it = shared->inflight.find(key);
-          if (it != shared->inflight.end())
+          if (it != shared->inflight.end() && it->second.second >= 0) {
             target = it->second;
+          } else if (shared->cancel_pending.size() < 4096) {
+            shared->cancel_pending.insert(key);  // not written yet: the effect cancels it
+          }
         }
         if (!shared->closed && target.first != nullptr && target.first->server != nullptr) {
           const std::string reason = n.params.contains("reason") && n.params["reason"].is_string()
@@ -1713,17 +1734,19 @@ struct Gateway::Impl {
         req.params["_meta"].contains("progressToken")) {
       token = req.params["_meta"]["progressToken"].dump();
     }
+    const std::string key = req.id.dump();
     {
       std::lock_guard lock(mu);
       if (!token.empty())
         progress_tokens.insert(token);
+      active.insert(key);
     }
-    Async([this, req = std::move(req), token] {
+    Async([this, req = std::move(req), token, key] {
       Handle(req);
-      if (!token.empty()) {
-        std::lock_guard l(mu);
+      std::lock_guard l(mu);
+      if (!token.empty())
         progress_tokens.erase(token);
-      }
+      active.erase(active.find(key));
     });
   }
 
@@ -2077,6 +2100,17 @@ Gateway::Gateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Gateway::~Gateway() { Shutdown(); }
 
 const std::string& Gateway::run() const { return impl_->run; }
+
+std::optional<Json> Gateway::ToolInputSchema(std::string_view name) const {
+  auto [b, tool] = impl_->SplitName(Json(std::string(name)));
+  if (b == nullptr)
+    return std::nullopt;
+  std::shared_lock lock(b->tools_mu);
+  auto it = b->tools.find(tool);
+  if (it == b->tools.end() || !it->second.usable.ok())
+    return std::nullopt;
+  return it->second.descriptor.value("inputSchema", Json::object());
+}
 
 Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options) {
   if (options.kernel == nullptr || !options.send)

@@ -13,6 +13,7 @@
 
 #include "custos/crypto/random.h"
 #include "custos/mcp/access_token.h"
+#include "custos/mcp/era.h"
 #include "custos/mcp/gateway.h"
 #include "custos/mcp/jsonrpc.h"
 #include "custos/mcp/stdio_server.h"
@@ -279,6 +280,9 @@ struct Post {
   bool was_array = false;
   bool streaming = false;
   bool done = false;
+  // A stateless context's POST (one request): the id the front gave it toward the gateway.
+  Json internal_id;
+  std::string key;  // internal_id dumped; "" for a session's POST
 
   HttpAnswer Head() const {
     HttpAnswer h;
@@ -344,6 +348,17 @@ struct Post {
     return true;
   }
 
+  // Answers as an event stream from now on, before anything is sent (a stateless request: the
+  // era cancels by closing the request's stream, which the transport notices only once it began).
+  void StreamNow() {
+    std::lock_guard lock(mu);
+    if (done || streaming || ex == nullptr)
+      return;
+    streaming = true;
+    stream = replay->Open(ex, Head(), prime);
+    ex.reset();
+  }
+
   void Abort() {
     std::lock_guard lock(mu);
     if (done)
@@ -360,6 +375,16 @@ struct Post {
 
 struct Session {
   explicit Session(size_t replay_bytes) : replay(replay_bytes) {}
+
+  // A 2026-07-28 context (decision 038) rather than a session: it has no id a client could
+  // name, and serves every stateless request of one principal (token subject), each on its own
+  // POST. Its requests reach the gateway under ids (and progress tokens) the front assigns, since
+  // the clients' own may collide; the maps give the clients' back.
+  bool stateless = false;
+  std::map<std::string, Json> client_ids;     // internal request id (dumped) → client's id
+  std::map<std::string, Json> client_tokens;  // internal progress token (dumped) → client's
+  std::set<std::string> log_keys;             // internal ids of requests whose _meta asked for logs
+  uint64_t next_internal = 1;
 
   std::string id;
   std::unique_ptr<Gateway> gateway;
@@ -378,7 +403,16 @@ struct Session {
 
   void ForgetPost(const std::shared_ptr<Post>& p) {  // REQUIRES: mu held
     for (auto it = progress.begin(); it != progress.end();) {
-      it = it->second == p ? progress.erase(it) : std::next(it);
+      if (it->second == p) {
+        client_tokens.erase(it->first);
+        it = progress.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (!p->key.empty()) {
+      client_ids.erase(p->key);
+      log_keys.erase(p->key);
     }
   }
 
@@ -410,6 +444,10 @@ struct Session {
     if (!m.ok())
       return;
     std::lock_guard lock(mu);
+    if (stateless) {
+      OnStatelessMessage(std::move(m).value());
+      return;
+    }
     if (m->is_response()) {
       const std::string key = m->id.dump();
       if (version.empty() && m->type == Message::Type::kResponse && m->result.is_object() &&
@@ -454,6 +492,61 @@ struct Session {
       }
     }
     ToStream(line);
+  }
+
+  // A message for a stateless context's clients. Each belongs to one POST — by its request's
+  // internal id, its progress token, or the listen stream's subscription id — and goes out with
+  // the client's own id or token; one that belongs to no open POST is dropped (the era has no
+  // standalone stream). Log messages go to a connected POST whose request asked for logs.
+  // Stateless clients are sent no requests (a server's becomes input_required, decision 034).
+  // REQUIRES: mu held.
+  void OnStatelessMessage(Message m) {
+    auto restore = [this](const std::string& key, Json* id) -> std::shared_ptr<Post> {
+      auto it = posts.find(key);
+      auto c = client_ids.find(key);
+      if (it == posts.end() || c == client_ids.end())
+        return nullptr;
+      *id = c->second;
+      return it->second;
+    };
+    if (m.is_response()) {
+      const std::string key = m.id.dump();
+      std::shared_ptr<Post> p = restore(key, &m.id);
+      if (p == nullptr)
+        return;
+      posts.erase(key);
+      if (p->Deliver(key, m.Serialize()))
+        ForgetPost(p);
+      return;
+    }
+    if (!m.is_notification() || !m.params.is_object())
+      return;
+    if (m.method == "notifications/progress" && m.params.contains("progressToken")) {
+      const std::string token = m.params["progressToken"].dump();
+      auto it = progress.find(token);
+      auto c = client_tokens.find(token);
+      if (it == progress.end() || c == client_tokens.end())
+        return;
+      m.params["progressToken"] = c->second;
+      it->second->Push(m.Serialize(), false);
+      return;
+    }
+    static constexpr const char* kSubscriptionId = "io.modelcontextprotocol/subscriptionId";
+    if (m.params.contains("_meta") && m.params["_meta"].is_object() &&
+        m.params["_meta"].contains(kSubscriptionId)) {
+      Json& sub = m.params["_meta"][kSubscriptionId];
+      if (std::shared_ptr<Post> p = restore(sub.dump(), &sub))
+        p->Push(m.Serialize(), false);
+      return;
+    }
+    if (m.method == "notifications/message") {
+      const std::string line = m.Serialize();
+      for (const std::string& key : log_keys) {
+        auto it = posts.find(key);
+        if (it != posts.end() && it->second->Push(line, true))
+          return;
+      }
+    }
   }
 
   void End() {
@@ -549,6 +642,8 @@ struct HttpFront::Impl {
   }
   mutable std::mutex mu;
   std::map<std::string, std::shared_ptr<Session>> sessions;  // guarded by mu
+  std::map<std::string, std::shared_ptr<Session>> contexts;  // stateless, by subject; mu
+  std::mutex context_mu;                                     // held while a context starts
   size_t starting = 0;                                       // sessions being created
   bool closed = false;
   std::condition_variable cv;
@@ -630,6 +725,12 @@ struct HttpFront::Impl {
       ex->Respond(ErrorAnswer(st, id, ErrorCodeFor(st)));
       return;
     }
+    if (req.Header("mcp-session-id").empty() && !batch->was_array && batch->messages.size() == 1 &&
+        (HasEnvelopeClaim(batch->messages[0].params) ||
+         IsStatelessEra(req.Header("mcp-protocol-version")))) {
+      Stateless(req, subject, std::move(batch->messages[0]), ex);
+      return;
+    }
     const bool init = std::any_of(batch->messages.begin(), batch->messages.end(),
                                   [](const Message& m) { return m.method == "initialize"; });
     if (init) {
@@ -686,42 +787,29 @@ struct HttpFront::Impl {
     }
   }
 
-  void Initialize(const HttpRequest& req, const std::string& subject, Batch batch,
-                  const std::shared_ptr<HttpExchange>& ex) {
-    if (batch.was_array || batch.messages.size() != 1) {
-      ex->Respond(ErrorAnswer(
-          Status(Reason::kMcpProtocolError, "initialize must be the only message of its request"),
-          nullptr, kInvalidRequest));
-      return;
-    }
-    if (!req.Header("mcp-session-id").empty()) {
-      ex->Respond(ErrorAnswer(
-          Status(Reason::kMcpProtocolError, "initialize opens a session; send it without one"),
-          batch.messages[0].id, kInvalidRequest));
-      return;
-    }
+  // Starts a session, or with `stateless` the context of `subject` (decision 038): its agent,
+  // its gateway and servers; both count against max_sessions. Registered once started.
+  Result<std::shared_ptr<Session>> StartSession(const std::string& subject, bool stateless) {
     {
       std::lock_guard lock(mu);
-      if (closed || sessions.size() + starting >= options.config.http.max_sessions) {
-        ex->Respond(ErrorAnswer(
-            Status(Reason::kUnavailable, "too many MCP sessions (max " +
-                                             std::to_string(options.config.http.max_sessions) +
-                                             "); end one with DELETE")));
-        return;
+      const size_t open = sessions.size() + contexts.size() + starting;
+      if (closed || open >= options.config.http.max_sessions) {
+        return Status(Reason::kUnavailable,
+                      "too many MCP sessions (max " +
+                          std::to_string(options.config.http.max_sessions) +
+                          ", stateless contexts included); end one with DELETE");
       }
       ++starting;
     }
     Result<std::string> agent = AgentFor(subject);
     if (!agent.ok()) {
-      {
-        std::lock_guard lock(mu);
-        --starting;
-      }
-      ex->Respond(ErrorAnswer(agent.status(), batch.messages[0].id));
-      return;
+      std::lock_guard lock(mu);
+      --starting;
+      return agent.status();
     }
-    auto session = std::make_shared<Session>(options.replay_bytes);
-    session->id = crypto::RandomId("mcps_");
+    auto session = std::make_shared<Session>(stateless ? 0 : options.replay_bytes);
+    session->stateless = stateless;
+    session->id = crypto::RandomId(stateless ? "mcpx_" : "mcps_");
     session->subject = subject;
     std::weak_ptr<Session> weak = session;
     GatewayOptions go;
@@ -741,24 +829,165 @@ struct HttpFront::Impl {
       --starting;
       shutting = closed;
       if (g.ok() && !closed)
-        sessions[session->id] = session;
+        (stateless ? contexts[subject] : sessions[session->id]) = session;
     }
-    if (!g.ok()) {
-      ex->Respond(ErrorAnswer(g.status()));
-      return;
-    }
+    if (!g.ok())
+      return g.status();
     if (verifier) {  // who opened it, as whom (the session id itself is a credential: not logged)
-      options.kernel
-          ->RecordEvent("mcp.session.opened", {{"subject", subject.substr(0, 256)},
-                                               {"agent", *agent},
-                                               {"run", session->gateway->run()}})
-          .IgnoreError();
+      Json details = {
+          {"subject", subject.substr(0, 256)}, {"agent", *agent}, {"run", session->gateway->run()}};
+      if (stateless)
+        details["stateless"] = true;
+      options.kernel->RecordEvent("mcp.session.opened", details).IgnoreError();
     }
     if (shutting) {
       session->End();
-      ex->Respond(ErrorAnswer(Status(Reason::kUnavailable, "the gateway is shutting down")));
+      return Status(Reason::kUnavailable, "the gateway is shutting down");
+    }
+    return session;
+  }
+
+  // The stateless context of `subject`, started on its first request.
+  Result<std::shared_ptr<Session>> Context(const std::string& subject) {
+    auto find = [&]() -> std::shared_ptr<Session> {
+      std::lock_guard lock(mu);
+      auto it = contexts.find(subject);
+      return it == contexts.end() ? nullptr : it->second;
+    };
+    std::shared_ptr<Session> c = find();
+    if (c == nullptr) {
+      std::lock_guard create(context_mu);  // one start per subject, not one per request
+      c = find();
+      if (c == nullptr) {
+        CUSTOS_ASSIGN_OR_RETURN(c, StartSession(subject, true));
+      }
+    }
+    return c;
+  }
+
+  // A POST without Mcp-Session-Id whose one request claims 2026-07-28 (decision 038): the
+  // headers must agree with the body (SEP-2243, Mcp-Param-* included), then the request runs in
+  // its principal's context under an id of the front's, and its answer streams at once.
+  void Stateless(const HttpRequest& req, const std::string& subject, Message m,
+                 const std::shared_ptr<HttpExchange>& ex) {
+    auto header = [&req](std::string_view name) -> std::optional<std::string> {
+      const std::string_view v = req.Header(Lower(name));
+      return v.empty() ? std::nullopt : std::optional<std::string>(std::string(v));
+    };
+    Status st = ValidateMcpHttpHeaders(
+        {header("mcp-protocol-version"), header("mcp-method"), header("mcp-name")}, m);
+    if (!st.ok()) {
+      ex->Respond(ErrorAnswer(st, m.id, ErrorCodeFor(st)));
       return;
     }
+    if (!m.is_request()) {
+      // Without a session a notification has nothing to act on (the era cancels by closing the
+      // request's stream), and stateless clients are sent no requests to answer.
+      HttpAnswer a;
+      a.status = 202;
+      ex->Respond(std::move(a));
+      return;
+    }
+    Result<std::shared_ptr<Session>> c = Context(subject);
+    if (!c.ok()) {
+      ex->Respond(ErrorAnswer(c.status(), m.id));
+      return;
+    }
+    std::shared_ptr<Session> session = std::move(c).value();
+    if (m.method == "tools/call" && m.params.is_object() && m.params.contains("name") &&
+        m.params["name"].is_string()) {
+      const std::optional<Json> schema =
+          session->gateway->ToolInputSchema(m.params["name"].get<std::string>());
+      Result<std::vector<McpParamHeader>> declared = std::vector<McpParamHeader>();
+      if (schema)
+        declared = ScanMcpParamHeaders(*schema);
+      if (declared.ok() && !declared->empty()) {
+        st =
+            ValidateMcpParamHeaders(*declared, m.params.value("arguments", Json::object()), header);
+        if (!st.ok()) {
+          ex->Respond(ErrorAnswer(st, m.id, ErrorCodeFor(st)));
+          return;
+        }
+      }
+    }
+    auto post = std::make_shared<Post>();
+    post->ex = ex;
+    post->replay = &session->replay;
+    {
+      std::lock_guard lock(session->mu);
+      if (session->ended) {
+        ex->Respond(ErrorAnswer(Status(Reason::kUnavailable, "the gateway is shutting down")));
+        return;
+      }
+      session->last_used = Clock::now();
+      const std::string n = std::to_string(session->next_internal++);
+      post->internal_id = Json("custos-h" + n);
+      post->key = post->internal_id.dump();
+      post->outstanding.insert(post->key);
+      session->client_ids[post->key] = m.id;
+      session->posts[post->key] = post;
+      m.id = post->internal_id;
+      if (m.params.is_object() && m.params.contains("_meta") && m.params["_meta"].is_object()) {
+        Json& meta = m.params["_meta"];
+        if (meta.contains("progressToken")) {
+          const Json token = Json("custos-p" + n);
+          session->client_tokens[token.dump()] = meta["progressToken"];
+          session->progress[token.dump()] = post;
+          meta["progressToken"] = token;
+        }
+        if (meta.contains(std::string(kMetaLogLevel)))
+          session->log_keys.insert(post->key);
+      }
+      if (m.method != "server/discover")
+        post->StreamNow();
+    }
+    session->gateway->HandleLine(m.Serialize());
+    std::weak_ptr<Session> weak_session = session;
+    std::weak_ptr<Post> weak_post = post;
+    // After the request reached the gateway, so a cancellation always finds it there.
+    ex->OnClose([weak_session, weak_post] {
+      // The client closed the request's stream: in this era, its cancellation.
+      std::shared_ptr<Session> s = weak_session.lock();
+      std::shared_ptr<Post> p = weak_post.lock();
+      if (s == nullptr || p == nullptr)
+        return;
+      {
+        std::lock_guard lock(s->mu);
+        auto it = s->posts.find(p->key);
+        if (it == s->posts.end() || it->second != p)
+          return;  // answered (or the context ended)
+        s->posts.erase(it);
+        s->ForgetPost(p);
+      }
+      p->Abort();
+      s->gateway->HandleLine(
+          Message::Notification(
+              "notifications/cancelled",
+              {{"requestId", p->internal_id}, {"reason", "the client closed the request's stream"}})
+              .Serialize());
+    });
+  }
+
+  void Initialize(const HttpRequest& req, const std::string& subject, Batch batch,
+                  const std::shared_ptr<HttpExchange>& ex) {
+    if (batch.was_array || batch.messages.size() != 1) {
+      ex->Respond(ErrorAnswer(
+          Status(Reason::kMcpProtocolError, "initialize must be the only message of its request"),
+          nullptr, kInvalidRequest));
+      return;
+    }
+    if (!req.Header("mcp-session-id").empty()) {
+      ex->Respond(ErrorAnswer(
+          Status(Reason::kMcpProtocolError, "initialize opens a session; send it without one"),
+          batch.messages[0].id, kInvalidRequest));
+      return;
+    }
+    Result<std::shared_ptr<Session>> started = StartSession(subject, false);
+    if (!started.ok()) {
+      ex->Respond(ErrorAnswer(started.status(), batch.messages[0].id));
+      return;
+    }
+    std::shared_ptr<Session> session = std::move(started).value();
     auto post = std::make_shared<Post>();
     post->ex = ex;
     post->replay = &session->replay;
@@ -844,18 +1073,20 @@ struct HttpFront::Impl {
         break;
       std::vector<std::shared_ptr<Session>> idle;
       const auto now = Clock::now();
-      for (auto it = sessions.begin(); it != sessions.end();) {
-        Session& s = *it->second;
-        std::lock_guard sl(s.mu);
-        const bool streaming =
-            s.get_stream != nullptr && s.replay.Comment(*s.get_stream, ": keep-alive\n\n");
-        const bool busy = !s.posts.empty() || streaming;
-        if (!busy &&
-            now - s.last_used > std::chrono::milliseconds(options.config.http.session_idle_ms)) {
-          idle.push_back(it->second);
-          it = sessions.erase(it);
-        } else {
-          ++it;
+      for (auto* all : {&sessions, &contexts}) {
+        for (auto it = all->begin(); it != all->end();) {
+          Session& s = *it->second;
+          std::lock_guard sl(s.mu);
+          const bool streaming =
+              s.get_stream != nullptr && s.replay.Comment(*s.get_stream, ": keep-alive\n\n");
+          const bool busy = !s.posts.empty() || streaming;
+          if (!busy &&
+              now - s.last_used > std::chrono::milliseconds(options.config.http.session_idle_ms)) {
+            idle.push_back(it->second);
+            it = all->erase(it);
+          } else {
+            ++it;
+          }
         }
       }
       lock.unlock();
@@ -949,6 +1180,9 @@ void HttpFront::Shutdown() {
       return;
     f.closed = true;
     sessions.swap(f.sessions);
+    for (auto& [subject, c] : f.contexts)
+      sessions[c->id] = c;
+    f.contexts.clear();
     f.cv.notify_all();
   }
   if (f.reaper.joinable())
@@ -966,7 +1200,7 @@ std::vector<std::string> HttpFront::paths() const {
 
 size_t HttpFront::session_count() const {
   std::lock_guard lock(impl_->mu);
-  return impl_->sessions.size();
+  return impl_->sessions.size() + impl_->contexts.size();
 }
 
 }  // namespace custos::mcp

@@ -78,7 +78,21 @@ class FakeExchange final : public HttpExchange {
   bool closed() const override { return closed_.load(); }
   // The client went away: later writes are not seen by it (the front must notice via closed()).
   void Close() { closed_.store(true); }
-  void OnClose(std::function<void()> fn) override { on_close_ = std::move(fn); }
+  // The client went away and the transport noticed (as it does once a stream began).
+  void Hangup() {
+    Close();
+    std::function<void()> fn;
+    {
+      std::lock_guard lock(mu_);
+      fn = std::move(on_close_);
+    }
+    if (fn)
+      fn();
+  }
+  void OnClose(std::function<void()> fn) override {
+    std::lock_guard lock(mu_);
+    on_close_ = std::move(fn);
+  }
 
   // The whole answer (JSON) or, for a stream, its head once it ended.
   HttpAnswer WaitDone(int ms = 10'000) {
@@ -142,8 +156,8 @@ class HttpFrontTest : public ::testing::Test {
     std::ofstream(dir_.path() / "gateway.toml")
         << "[gateway]\npolicy = \"policy.toml\"\n[http]\nallowed_origins = "
            "[\"http://localhost:5173\"]\nmax_sessions = 3\n[[servers]]\nname = \"a\"\ncommand = \""
-        << Node() << "\"\nargs = [\"" << Fixture()
-        << "\"]\ntimeout_ms = 5000\nclient_capabilities = [\"sampling\"]\n";
+        << Node() << "\"\nargs = [\"" << Fixture() << "\"" << server_args_
+        << "]\ntimeout_ms = 5000\nclient_capabilities = [\"sampling\"]\n";
     Result<GatewayConfig> cfg = LoadGatewayConfig(dir_.path() / "gateway.toml");
     ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
     Result<std::shared_ptr<const policy::Policy>> p = policy::Policy::LoadFile(cfg->policy_file);
@@ -238,6 +252,54 @@ class HttpFrontTest : public ::testing::Test {
     return ex;
   }
 
+  // A 2026-07-28 request: no session, the envelope in params._meta, and the era's headers
+  // (MCP-Protocol-Version, Mcp-Method, Mcp-Name) agreeing with the body.
+  HttpRequest StatelessPost(const Json& id, const std::string& method, Json params = Json::object(),
+                            const Json& caps = Json::object()) {
+    params["_meta"]["io.modelcontextprotocol/protocolVersion"] = "2026-07-28";
+    params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = caps;
+    HttpRequest r = Post({{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}},
+                         "", "2026-07-28");
+    r.headers.emplace_back("mcp-method", method);
+    if (params.contains("name"))
+      r.headers.emplace_back("mcp-name", params["name"].get<std::string>());
+    return r;
+  }
+
+  // Starts a request without waiting for its answer.
+  std::shared_ptr<FakeExchange> Start(HttpRequest r) {
+    auto ex = std::make_shared<FakeExchange>();
+    front_->Handle(std::move(r), ex);
+    return ex;
+  }
+
+  // The JSON-RPC messages of an event-stream body, in order.
+  static std::vector<Json> Events(const std::string& body) {
+    std::vector<Json> out;
+    for (size_t at = body.find("data: "); at != std::string::npos;
+         at = body.find("data: ", at + 1)) {
+      const size_t end = body.find('\n', at);
+      Result<Json> j = ParseUntrustedJson(body.substr(at + 6, end - at - 6));
+      if (j.ok())
+        out.push_back(*j);
+    }
+    return out;
+  }
+
+  // A stateless call's response (the last message of its stream).
+  Json StatelessCall(const Json& id, const std::string& tool, const Json& args,
+                     const Json& extra = Json::object()) {
+    Json params = extra;
+    params["name"] = tool;
+    params["arguments"] = args;
+    auto [a, ex] = Send(StatelessPost(id, "tools/call", params, {{"sampling", Json::object()}}));
+    EXPECT_EQ(a.status, 200) << a.body;
+    EXPECT_EQ(a.content_type, "text/event-stream");
+    std::vector<Json> events = Events(ex->body());
+    return events.empty() ? Json() : events.back();
+  }
+
+  std::string server_args_;  // more arguments of the fixture server, set by a derived fixture
   custos::testing::TempDir dir_;
   std::unique_ptr<kernel::Kernel> kernel_;
   std::unique_ptr<HttpFront> front_;
@@ -646,6 +708,153 @@ TEST_F(HttpFrontTest, TheReplayBufferIsBoundedAndAGapIsRefusedNotSkipped) {
   EXPECT_THAT(gap.body, HasSubstr("no longer buffered"));
 }
 
+// ---- The 2026-07-28 era on the HTTP front (decision 038) ----------------------------------------
+
+TEST_F(HttpFrontTest, StatelessRequestsNeedNoSessionAndKeepTheirOwnIds) {
+  auto [d, e1] = Send(StatelessPost(1, "server/discover"));
+  EXPECT_EQ(d.status, 200) << d.body;
+  EXPECT_EQ(Header(d, "Mcp-Session-Id"), "") << "the era has no sessions";
+  Result<Json> disc = ParseUntrustedJson(d.body);
+  ASSERT_TRUE(disc.ok()) << d.body;
+  EXPECT_EQ((*disc)["id"], 1);
+  EXPECT_EQ((*disc)["result"]["supportedVersions"], Json::array({"2026-07-28"}));
+
+  // Two clients of one principal use the same id at once: each gets its own answer.
+  auto hanging =
+      Start(StatelessPost(5, "tools/call", {{"name", "a.hang"}, {"arguments", Json::object()}}));
+  Json echo = StatelessCall(5, "a.echo", {{"x", 1}});
+  EXPECT_EQ(echo["id"], 5) << echo;
+  EXPECT_EQ(echo["result"]["content"][0]["text"], R"({"x":1})") << echo;
+  EXPECT_EQ(echo["result"]["resultType"], "complete") << echo;
+  EXPECT_TRUE(hanging->began()) << "a stateless request streams at once (its cancellation)";
+  EXPECT_FALSE(hanging->ended());
+  EXPECT_EQ(front_->session_count(), 1u) << "one context for the principal";
+
+  // Closing the request's stream is the era's cancellation: the call ends, and is recorded so.
+  hanging->Hangup();
+  bool cancelled = false;
+  for (int i = 0; i < 250 && !cancelled; ++i) {
+    ASSERT_TRUE(kernel_->Commit().ok());
+    Result<std::vector<store::LogRow>> rows = kernel_->store().ReadLog(store::LogQuery{});
+    ASSERT_TRUE(rows.ok());
+    for (const store::LogRow& row : *rows)
+      cancelled = cancelled || row.reason == "mcp_cancelled";
+    if (!cancelled)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(cancelled) << "the hung call's outcome records its cancellation";
+}
+
+TEST_F(HttpFrontTest, StatelessHeadersMustAgreeWithTheBody) {
+  HttpRequest wrong = StatelessPost(2, "tools/call", {{"name", "a.echo"}});
+  for (auto& [k, v] : wrong.headers) {
+    if (k == "mcp-method")
+      v = "tools/list";
+  }
+  auto [a, e1] = Send(wrong);
+  EXPECT_EQ(a.status, 400) << a.body;
+  EXPECT_EQ(ReasonOf(a), "mcp_header_mismatch");
+  Result<Json> j = ParseUntrustedJson(a.body);
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ((*j)["error"]["code"], -32020);
+  EXPECT_EQ((*j)["id"], 2);
+  EXPECT_THAT(a.body, HasSubstr("Mcp-Method"));
+
+  HttpRequest unnamed = StatelessPost(3, "tools/call", {{"name", "a.echo"}});
+  std::erase_if(unnamed.headers, [](const auto& h) { return h.first == "mcp-name"; });
+  auto [b, e2] = Send(unnamed);
+  EXPECT_EQ(b.status, 400);
+  EXPECT_EQ(ReasonOf(b), "mcp_header_mismatch");
+  EXPECT_THAT(b.body, HasSubstr("Mcp-Name"));
+
+  // The era's header without its envelope.
+  auto [c, e3] =
+      Send(Post({{"jsonrpc", "2.0"}, {"id", 4}, {"method", "tools/list"}}, "", "2026-07-28"));
+  EXPECT_EQ(c.status, 400) << c.body;
+  EXPECT_EQ(ReasonOf(c), "mcp_envelope_invalid");
+  EXPECT_EQ(front_->session_count(), 0u) << "refused before any context started";
+}
+
+TEST_F(HttpFrontTest, AStatelessPrincipalsRequestsShareOneTaint) {
+  // External content reaches the context on one POST; a write on another POST is refused...
+  Json page = StatelessCall(1, "a.fetch_page", {{"url", "https://example.com"}});
+  EXPECT_TRUE(page.contains("result")) << page;
+  Json refused = StatelessCall(2, "a.write_file", {{"path", "x"}, {"content", "y"}});
+  ASSERT_TRUE(refused.contains("error")) << refused;
+  EXPECT_EQ(refused["error"]["data"]["reason"], "flow_violation") << refused;
+  // ...while a 2025 session, which has its own taint, may still write.
+  const std::string sid = Open();
+  Json ok = Call(sid, 2, "a.write_file", {{"path", "x"}, {"content", "y"}});
+  EXPECT_TRUE(ok.contains("result")) << ok;
+  EXPECT_EQ(front_->session_count(), 2u);
+}
+
+TEST_F(HttpFrontTest, AServersRequestReachesAStatelessHttpClientAsInputRequired) {
+  Json first = StatelessCall(11, "a.ask_client", Json::object());
+  ASSERT_EQ(first["result"]["resultType"], "input_required") << first;
+  EXPECT_EQ(first["id"], 11);
+  const Json& requests = first["result"]["inputRequests"];
+  ASSERT_EQ(requests.size(), 1u) << first;
+  const std::string key = requests.begin().key();
+  EXPECT_EQ(requests[key]["method"], "sampling/createMessage");
+  const Json state = first["result"]["requestState"];
+  ASSERT_TRUE(state.is_string());
+
+  // The retry is another POST with another id, carrying the answer and the gateway's state.
+  Json answer = {
+      {"role", "assistant"}, {"content", {{"type", "text"}, {"text", "hi"}}}, {"model", "m"}};
+  Json done = StatelessCall(12, "a.ask_client", Json::object(),
+                            {{"inputResponses", {{key, answer}}}, {"requestState", state}});
+  EXPECT_EQ(done["id"], 12) << done;
+  EXPECT_EQ(done["result"]["content"][0]["text"], "hi") << done;
+
+  // The state is spent: replaying it is refused.
+  Json again = StatelessCall(13, "a.ask_client", Json::object(),
+                             {{"inputResponses", {{key, answer}}}, {"requestState", state}});
+  EXPECT_EQ(again["error"]["data"]["reason"], "mcp_request_state_invalid") << again;
+}
+
+TEST_F(HttpFrontTest, AListenStreamOverHttpCarriesChangesUnderTheClientsId) {
+  auto listen = Start(StatelessPost("L1", "subscriptions/listen",
+                                    {{"notifications", {{"toolsListChanged", true}}}}));
+  ASSERT_TRUE(listen->WaitBody("notifications/subscriptions/acknowledged")) << listen->body();
+  EXPECT_THAT(listen->body(), HasSubstr(R"("io.modelcontextprotocol/subscriptionId":"L1")"));
+  Json changed = StatelessCall(2, "a.changed", Json::object());
+  EXPECT_TRUE(changed.contains("result")) << changed;
+  ASSERT_TRUE(listen->WaitBody("notifications/tools/list_changed")) << listen->body();
+  for (const Json& e : Events(listen->body()))
+    EXPECT_EQ(e["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "L1") << e;
+  EXPECT_FALSE(listen->ended()) << "a listen stream lasts until the client closes it";
+  listen->Hangup();
+}
+
+class HttpFrontStatelessServerTest : public HttpFrontTest {
+ protected:
+  HttpFrontStatelessServerTest() { server_args_ = ", \"--stateless\""; }
+};
+
+TEST_F(HttpFrontStatelessServerTest, McpParamHeadersMustMirrorTheToolsDeclaredArguments) {
+  auto [list, e1] = Send(StatelessPost(1, "tools/list"));
+  ASSERT_EQ(list.status, 200) << list.body;
+  ASSERT_THAT(Events(e1->body()).back().dump(), HasSubstr("x-mcp-header"));
+  auto call = [&](int id, const std::string& header) {
+    HttpRequest r = StatelessPost(id, "tools/call",
+                                  {{"name", "a.region"}, {"arguments", {{"region", "eu-west"}}}});
+    if (!header.empty())
+      r.headers.emplace_back("mcp-param-region", header);
+    return Send(std::move(r));
+  };
+  auto [wrong, e2] = call(2, "us-east");
+  EXPECT_EQ(wrong.status, 400) << wrong.body;
+  EXPECT_EQ(ReasonOf(wrong), "mcp_header_mismatch");
+  EXPECT_THAT(wrong.body, HasSubstr("Mcp-Param-Region"));
+  auto [missing, e3] = call(3, "");
+  EXPECT_EQ(missing.status, 400) << missing.body;
+  auto [right, e4] = call(4, "eu-west");
+  EXPECT_EQ(right.status, 200) << right.body;
+  EXPECT_EQ(Events(e4->body()).back()["result"]["content"][0]["text"], "region eu-west");
+}
+
 }  // namespace
 }  // namespace custos::mcp
 
@@ -922,6 +1131,27 @@ TEST_F(HttpFrontSubjectsTest, AnUnmappedSubjectIsRefusedWithoutASession) {
   EXPECT_EQ(ReasonOf(a), "mcp_subject_unmapped");
   EXPECT_THAT(a.body, HasSubstr("mallory"));
   EXPECT_EQ(front_->session_count(), 0u);
+}
+
+TEST_F(HttpFrontSubjectsTest, StatelessRequestsRunInTheirSubjectsOwnContext) {
+  auto as = [&](const std::string& subject, int id) {
+    HttpRequest r =
+        StatelessPost(id, "tools/call", {{"name", "a.echo"}, {"arguments", {{"who", subject}}}});
+    r.headers.emplace_back("authorization", "Bearer " + Sign("EdDSA", Claims(subject), "ed"));
+    return Send(std::move(r));
+  };
+  auto [a, e1] = as("alice", 1);
+  EXPECT_EQ(a.status, 200) << a.body;
+  EXPECT_THAT(e1->body(), HasSubstr(R"(\"who\":\"alice\")"));
+  auto [b, e2] = as("bob", 1);
+  EXPECT_EQ(b.status, 200) << b.body;
+  EXPECT_THAT(e2->body(), HasSubstr("capability_missing"));
+  EXPECT_EQ(front_->session_count(), 2u) << "one context per subject";
+  auto [m, e3] = as("mallory", 1);
+  EXPECT_EQ(m.status, 403) << m.body;
+  EXPECT_EQ(ReasonOf(m), "mcp_subject_unmapped");
+  EXPECT_THAT(Decisions("researcher"), ::testing::ElementsAre("allow/ok"));
+  EXPECT_THAT(Decisions("reviewer"), ::testing::ElementsAre("deny/capability_missing"));
 }
 
 class HttpFrontSubjectsFallbackTest : public HttpFrontSubjectsTest {

@@ -43,6 +43,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -75,6 +76,10 @@ class Gateway {
   void Shutdown();
 
   const std::string& run() const;
+  // The inputSchema of the tool the client knows as `name` ("srv.tool"), as last listed and
+  // usable (pinned, classified); nullopt when the gateway has not seen such a usable tool yet.
+  // For the HTTP front's Mcp-Param-* header checks (SEP-2243).
+  std::optional<Json> ToolInputSchema(std::string_view name) const;
 
   struct Impl;
 

@@ -23,6 +23,14 @@
 // carries `Mcp-Session-Id`; every later request must carry it (400 mcp_session_required without,
 // 404 mcp_session_not_found for an unknown or ended one). Each session is its own Gateway: its own
 // run, capability token, taint and server processes, as one `custos mcp stdio` process would be.
+// Stateless requests (2026-07-28, decision 038): a POST without Mcp-Session-Id whose one request
+// carries the `_meta` envelope (or whose MCP-Protocol-Version is 2026-07-28) needs no session.
+// Its MCP-Protocol-Version / Mcp-Method / Mcp-Name headers must agree with the body, and a
+// tools/call's Mcp-Param-* headers with the arguments the pinned schema marks x-mcp-header (else
+// 400 mcp_header_mismatch, -32020). It runs in its principal's context — one Gateway per token
+// subject (one in all without [http.auth]), so taint spans the principal's requests — under an
+// id the front assigns (clients may reuse theirs), and is answered as an event stream at once
+// (server/discover: JSON); the client closing that stream cancels the request.
 // Headers: `MCP-Protocol-Version`, when present, must be a supported revision and the one the
 // session negotiated (400 mcp_version_unsupported; absent means 2025-03-26, as the spec says);
 // POST needs `Accept` listing application/json and text/event-stream, GET text/event-stream (406

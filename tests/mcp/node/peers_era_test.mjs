@@ -15,13 +15,18 @@
 //   D. The 2026-07-28 era toward an HTTP back server: the 1.32 client → gateway → era_server
 //      --http (createMcpHandler, modern only: it checks the envelope and SEP-2243 headers), compared
 //      with the 2.4 client pinned to 2026-07-28 straight to era_server --era=modern.
+//   E. The 2026-07-28 era on the HTTP front (decision 038): A and C1 again, with the 2.4 client's
+//      StreamableHTTPClientTransport pinned to 2026-07-28 → `custos mcp serve` (no session: one
+//      POST per request, the listen stream a long POST).
 // Usage: node peers_era_test.mjs CUSTOS_BIN NODE_MODULES_DIR
 import { Client as Client2 } from '@modelcontextprotocol/client';
 import { StdioClientTransport as Stdio2 } from '@modelcontextprotocol/client/stdio';
+import { StreamableHTTPClientTransport as Http2 } from '@modelcontextprotocol/client';
 import { Client as Client1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport as Stdio1 } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { spawn } from 'node:child_process';
+import { serveGateway } from './serve_gateway.mjs';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -104,6 +109,21 @@ async function connect1(command, args, options = {}) {
   await client.connect(new Stdio1({ command, args, stderr: 'ignore' }));
   return client;
 }
+async function connect2Http(url, options = {}, eliciting = false) {
+  const client = new Client2({ name: 'era-test', version: '1.0.0' }, eliciting ? { ...options, ...elicits } : options);
+  if (eliciting) client.setRequestHandler('elicitation/create', async () => confirmAnswer);
+  await client.connect(new Http2(new URL(url)));
+  return client;
+}
+// Client options asking for tools list changes, and seen(): resolves once the tool era_server's
+// `grow` adds (lg.grown) is listed after a change, fails after 10 s.
+function watchGrowth(label) {
+  let changed;
+  const grown = new Promise((resolve) => { changed = resolve; });
+  const options = { listChanged: { tools: { onChanged: (err, tools) => { if (!err && tools?.some((t) => t.name === 'lg.grown')) changed(tools); } } } };
+  const seen = () => Promise.race([grown, new Promise((_, rej) => setTimeout(() => rej(new Error(`${label}: no tools list change reached the 2026-07-28 client`)), 10000))]);
+  return { options, seen };
+}
 // What the user answers every elicitation with.
 const confirmAnswer = { action: 'accept', content: { confirm: true } };
 const elicits = { capabilities: { elicitation: {} } };
@@ -176,19 +196,14 @@ let checked = 0;
   const gw = gatewayConfig('a', [{ name: 'ev', args: evArgs, tools: evTools }, { name: 'lg', args: lgArgs, tools: lgTools }]);
   // The client asks for tools list changes: the 2.4 client opens subscriptions/listen at connect
   // (stateless era), and the gateway relays the servers' list_changed on that stream.
-  let changed;
-  const grown = new Promise((resolve) => { changed = resolve; });
-  const via = await connect2(custos, ['mcp', 'stdio', '--config', gw], {
-    ...modern,
-    listChanged: { tools: { onChanged: (err, tools) => { if (!err && tools?.some((t) => t.name === 'lg.grown')) changed(tools); } } },
-  });
+  const growth = watchGrowth('A');
+  const via = await connect2(custos, ['mcp', 'stdio', '--config', gw], { ...modern, ...growth.options });
   assert.equal(via.getNegotiatedProtocolVersion(), '2026-07-28', 'the client speaks 2026-07-28 with the gateway');
   assert.equal(evDirect.getNegotiatedProtocolVersion(), '2025-11-25');
   checked += await compare('A/everything', 'ev', evDirect, via, nondeterministic);
   checked += await compare('A/era-legacy', 'lg', lgDirect, via, new Set(['confirm']));
   // compare() called lg.grow through the gateway: the server announced the new tool.
-  const after = await Promise.race([grown, new Promise((_, rej) => setTimeout(() => rej(new Error('no tools list change reached the 2026-07-28 client')), 10000))]);
-  assert.ok(after.some((t) => t.name === 'lg.grown'), 'the new tool is listed after the change');
+  await growth.seen();
   checked++;
   await Promise.all([evDirect.close(), lgDirect.close(), via.close()]);
 }
@@ -256,6 +271,33 @@ let checked = 0;
   } finally {
     http.kill();
   }
+}
+
+// ---- E: a 2026-07-28 client over Streamable HTTP (stateless: no Mcp-Session-Id) ----
+{
+  const evArgs = [everything, 'stdio'];
+  const lgArgs = [eraServer, '--era=legacy'];
+  const evDirect = await connect2(process.execPath, evArgs);
+  const lgDirect = await connect2Eliciting(process.execPath, lgArgs);
+  const evTools = (await evDirect.listTools()).tools.map((t) => t.name);
+  const lgTools = (await lgDirect.listTools()).tools.map((t) => t.name);
+  const gw = gatewayConfig('e', [{ name: 'ev', args: evArgs, tools: evTools },
+    { name: 'lg', args: lgArgs, tools: lgTools, clientCapabilities: ['elicitation'] }]);
+  const url = await serveGateway(custos, gw);
+  const growth = watchGrowth('E');
+  const via = await connect2Http(url, { ...modern, ...growth.options }, true);
+  assert.equal(via.getNegotiatedProtocolVersion(), '2026-07-28', 'E: the HTTP client speaks 2026-07-28 with the gateway');
+  assert.equal(via.transport?.sessionId, undefined, 'E: no session');
+  checked += await compare('E/everything', 'ev', evDirect, via, nondeterministic);
+  checked += await compare('E/era-legacy', 'lg', lgDirect, via, new Set(['confirm']));
+  await growth.seen();
+  checked++;
+  const confirm = { name: 'confirm', arguments: { what: 'deploy' } };
+  const d = dropServerInfo(await lgDirect.callTool(confirm));
+  const g = dropServerInfo(await via.callTool({ ...confirm, name: 'lg.confirm' }));
+  assert.deepEqual(g.content, d.content, 'E: a 2025 server\'s elicitation through input_required over HTTP');
+  checked++;
+  await Promise.all([evDirect.close(), lgDirect.close(), via.close()]);
 }
 
 fs.rmSync(tmp, { recursive: true, force: true });

@@ -6,15 +6,13 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { spawn } from 'node:child_process';
+import { serveGateway, stopGateways } from './serve_gateway.mjs';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 
 const [custos, modules, mode = 'stdio'] = process.argv.slice(2);
-const children = [];
-process.on('exit', () => { for (const c of children) c.kill('SIGTERM'); });
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'custos-peers-'));
 const root = fs.realpathSync(fs.mkdtempSync(path.join(tmp, 'root-')));
 fs.writeFileSync(path.join(root, 'a.txt'), 'hello\n');
@@ -60,18 +58,7 @@ async function connect(command, args) {
 // Through the gateway: stdio, or `custos mcp serve` on a free loopback port over Streamable HTTP.
 async function connectVia(gw) {
   if (mode !== 'http') return connect(custos, ['mcp', 'stdio', '--config', gw]);
-  const child = spawn(custos, ['mcp', 'serve', '--config', gw, '--listen', '127.0.0.1:0'],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/\S+)/);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', (code) => reject(new Error(`custos mcp serve exited ${code}`)));
-  });
+  const url = await serveGateway(custos, gw);
   const client = new Client({ name: 'peers-test', version: '1.0.0' });
   await client.connect(new StreamableHTTPClientTransport(new URL(url)));
   return client;
@@ -154,6 +141,6 @@ for (const s of servers) {
   await direct.close();
   await via.close();
 }
-for (const c of children) c.kill('SIGTERM');
+stopGateways();
 fs.rmSync(tmp, { recursive: true, force: true });
 console.log(`peers (${mode}): ${checked} tools/resources/prompts gave the same answer directly and through the gateway`);
