@@ -7,6 +7,10 @@
 #include <openssl/param_build.h>
 #include <sodium.h>
 
+#include <algorithm>
+#include <limits>
+#include <mutex>
+
 namespace custos::mcp {
 
 struct AccessTokenVerifier::Key {
@@ -15,6 +19,15 @@ struct AccessTokenVerifier::Key {
   std::string ed25519;  // 32 bytes
   EVP_PKEY* ec = nullptr;
   ~Key() { EVP_PKEY_free(ec); }
+};
+
+struct AccessTokenVerifier::KeySet {
+  std::mutex fetch_mu;  // one fetch at a time
+  std::mutex mu;        // guards the rest
+  Keys keys;
+  int64_t loaded_at = 0;
+  int64_t tried_at = std::numeric_limits<int64_t>::min() / 2;
+  std::string error;  // why the last fetch failed, "" once one worked
 };
 
 namespace {
@@ -116,25 +129,38 @@ Result<std::string> Base64UrlDecode(std::string_view text) {
   return out;
 }
 
-Result<AccessTokenVerifier> AccessTokenVerifier::Create(AccessTokenConfig config) {
-  if (sodium_init() < 0)
-    return Status(Reason::kInternal, "libsodium failed to initialise");
-  AccessTokenVerifier v;
-  if (!config.jwks.is_object() || !config.jwks.contains("keys") || !config.jwks["keys"].is_array())
+namespace {
+
+// The usable keys of a JWKS. A key of a type the verifier does not support is an error in an
+// operator's file, and skipped in a document fetched from the issuer (which may publish RSA keys
+// for other clients).
+Result<std::vector<std::shared_ptr<const AccessTokenVerifier::Key>>> ParseKeys(
+    const Json& jwks, bool skip_unsupported) {
+  if (!jwks.is_object() || !jwks.contains("keys") || !jwks["keys"].is_array())
     return Status(Reason::kMcpConfigError, "the JWKS has no \"keys\" array");
-  for (const Json& j : config.jwks["keys"]) {
+  std::vector<std::shared_ptr<const AccessTokenVerifier::Key>> keys;
+  for (const Json& j : jwks["keys"]) {
     if (!j.is_object())
       return Status(Reason::kMcpConfigError, "a JWKS key is not an object");
-    auto key = std::make_shared<Key>();
+    auto key = std::make_shared<AccessTokenVerifier::Key>();
     key->kid = j.value("kid", "");
     const std::string kty = j.value("kty", ""), crv = j.value("crv", "");
+    const bool ed = kty == "OKP" && crv == "Ed25519", ec = kty == "EC" && crv == "P-256";
+    if (!ed && !ec) {
+      if (skip_unsupported)
+        continue;
+      return Status(Reason::kMcpConfigError,
+                    "JWKS key '" + key->kid + "': only OKP/Ed25519 and EC/P-256 are supported");
+    }
     Result<std::string> x = Base64UrlDecode(j.value("x", ""));
     if (!x.ok())
       return Status(Reason::kMcpConfigError, "JWKS key '" + key->kid + "': bad x");
-    if (kty == "OKP" && crv == "Ed25519" && x->size() == crypto_sign_PUBLICKEYBYTES) {
+    if (ed) {
+      if (x->size() != crypto_sign_PUBLICKEYBYTES)
+        return Status(Reason::kMcpConfigError, "JWKS key '" + key->kid + "': bad Ed25519 key");
       key->alg = "EdDSA";
       key->ed25519 = *x;
-    } else if (kty == "EC" && crv == "P-256") {
+    } else {
       Result<std::string> y = Base64UrlDecode(j.value("y", ""));
       if (!y.ok() || x->size() != 32 || y->size() != 32)
         return Status(Reason::kMcpConfigError, "JWKS key '" + key->kid + "': bad P-256 point");
@@ -142,18 +168,54 @@ Result<AccessTokenVerifier> AccessTokenVerifier::Create(AccessTokenConfig config
       key->ec = EcKey(*x, *y);
       if (key->ec == nullptr)
         return Status(Reason::kMcpConfigError, "JWKS key '" + key->kid + "': not on P-256");
-    } else {
-      return Status(Reason::kMcpConfigError,
-                    "JWKS key '" + key->kid + "': only OKP/Ed25519 and EC/P-256 are supported");
     }
-    v.keys_.push_back(std::move(key));
+    keys.push_back(std::move(key));
   }
-  if (v.keys_.empty())
-    return Status(Reason::kMcpConfigError, "the JWKS has no keys");
+  if (keys.empty())
+    return Status(Reason::kMcpConfigError, "the JWKS has no usable keys");
+  return keys;
+}
+
+}  // namespace
+
+Result<AccessTokenVerifier> AccessTokenVerifier::Create(AccessTokenConfig config, int64_t now_s) {
+  if (sodium_init() < 0)
+    return Status(Reason::kInternal, "libsodium failed to initialise");
   if (config.resource.empty() || config.issuer.empty())
     return Status(Reason::kMcpConfigError, "[http.auth] needs resource and issuer");
+  AccessTokenVerifier v;
+  v.keys_ = std::make_shared<KeySet>();
+  if (!config.fetch_jwks) {
+    CUSTOS_ASSIGN_OR_RETURN(v.keys_->keys, ParseKeys(config.jwks, false));
+  }
   v.config_ = std::move(config);
+  if (v.config_.fetch_jwks)
+    v.Reload(now_s);
   return v;
+}
+
+bool AccessTokenVerifier::Reload(int64_t now_s) const {
+  if (!config_.fetch_jwks)
+    return false;
+  std::lock_guard fetching(keys_->fetch_mu);
+  {
+    std::lock_guard lock(keys_->mu);
+    if (now_s - keys_->tried_at < config_.retry_s)
+      return false;  // tried (or is being tried) recently
+    keys_->tried_at = now_s;
+  }
+  Result<std::string> doc = config_.fetch_jwks();
+  Result<Json> jwks = doc.ok() ? ParseUntrustedJson(*doc) : Result<Json>(doc.status());
+  Result<Keys> keys = jwks.ok() ? ParseKeys(*jwks, true) : Result<Keys>(jwks.status());
+  std::lock_guard lock(keys_->mu);
+  if (!keys.ok()) {
+    keys_->error = "the issuer's JWKS could not be loaded: " + std::string(keys.status().message());
+    return false;
+  }
+  keys_->keys = std::move(keys).value();
+  keys_->loaded_at = now_s;
+  keys_->error.clear();
+  return true;
 }
 
 Result<AccessToken> AccessTokenVerifier::Verify(std::string_view token, int64_t now_s) const {
@@ -177,9 +239,24 @@ Result<AccessToken> AccessTokenVerifier::Verify(std::string_view token, int64_t 
                               ? (*header)["kid"].get<std::string>()
                               : "";
   const std::string_view signed_part = token.substr(0, d2);
+  auto current = [this] {
+    std::lock_guard lock(keys_->mu);
+    return std::make_pair(keys_->keys, keys_->loaded_at);
+  };
+  auto [keys, loaded_at] = current();
+  auto matches = [&](const Keys& ks) {
+    return std::any_of(ks.begin(), ks.end(), [&](const std::shared_ptr<const Key>& k) {
+      return k->alg == alg && (kid.empty() || k->kid == kid);
+    });
+  };
+  // Stale keys are refreshed, and a key the set lacks may be a rotation: fetch (rate-limited).
+  if (config_.fetch_jwks && (now_s - loaded_at >= config_.refresh_s || !matches(keys)) &&
+      Reload(now_s)) {
+    keys = current().first;
+  }
   bool verified = false;
   bool found = false;
-  for (const auto& k : keys_) {
+  for (const auto& k : keys) {
     if (k->alg != alg || (!kid.empty() && k->kid != kid))
       continue;
     found = true;
@@ -195,8 +272,13 @@ Result<AccessToken> AccessTokenVerifier::Verify(std::string_view token, int64_t 
     if (verified)
       break;
   }
-  if (!found)
-    return Invalid("no configured key matches the token's kid/alg");
+  if (!found) {
+    std::string why = "no key of the issuer's JWKS matches the token's kid/alg";
+    std::lock_guard lock(keys_->mu);
+    if (!keys_->error.empty())
+      why += " (" + keys_->error + ")";
+    return Invalid(why);
+  }
   if (!verified)
     return Invalid("token signature does not verify");
   Result<Json> claims = ParseUntrustedJson(payload_text);

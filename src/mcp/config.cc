@@ -143,6 +143,14 @@ Status ParseAuth(std::string_view origin, const toml::node& n,
         return Err(origin, v, path + ": not JSON: " + std::string(j.status().message()));
       a->jwks = *j;
       has_jwks = true;
+    } else if (key == "jwks_url") {
+      CUSTOS_ASSIGN_OR_RETURN(a->jwks_url, Str(origin, v, path));
+      if (Status st = CheckServerUrl(a->jwks_url); !st.ok())
+        return Err(origin, v, path + ": " + std::string(st.message()));
+    } else if (key == "jwks_refresh_s") {
+      CUSTOS_ASSIGN_OR_RETURN(a->jwks_refresh_s, PosInt(origin, v, path));
+      if (a->jwks_refresh_s < 60 || a->jwks_refresh_s > 86'400)
+        return Err(origin, v, path + ": must be between 60 and 86400");
     } else if (key == "subjects") {
       const toml::table* st = v.as_table();
       if (st == nullptr)
@@ -166,8 +174,10 @@ Status ParseAuth(std::string_view origin, const toml::node& n,
       return Err(origin, v, path + ": unknown key");
     }
   }
-  if (a->resource.empty() || a->issuer.empty() || !has_jwks)
-    return Err(origin, n, "http.auth: needs resource, issuer and jwks_file");
+  if (has_jwks && !a->jwks_url.empty())
+    return Err(origin, n, "http.auth: jwks_file and jwks_url are alternatives; give one");
+  if (a->resource.empty() || a->issuer.empty() || (!has_jwks && a->jwks_url.empty()))
+    return Err(origin, n, "http.auth: needs resource, issuer and jwks_file or jwks_url");
   return Status::Ok();
 }
 

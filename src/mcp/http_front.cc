@@ -15,6 +15,7 @@
 #include "custos/mcp/access_token.h"
 #include "custos/mcp/era.h"
 #include "custos/mcp/gateway.h"
+#include "custos/mcp/http_get.h"
 #include "custos/mcp/jsonrpc.h"
 #include "custos/mcp/stdio_server.h"
 
@@ -22,6 +23,12 @@ namespace custos::mcp {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+int64_t Now() {  // Unix seconds, for token times
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -601,10 +608,7 @@ struct HttpFront::Impl {
     std::string challenge = "Bearer resource_metadata=\"" + metadata_url + "\"";
     Status st = Status(Reason::kMcpTokenInvalid, "an access token is required");
     if (h.size() > 7 && Lower(h.substr(0, 7)) == "bearer ") {
-      const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                              std::chrono::system_clock::now().time_since_epoch())
-                              .count();
-      Result<AccessToken> t = verifier->Verify(h.substr(7), now);
+      Result<AccessToken> t = verifier->Verify(h.substr(7), Now());
       if (t.ok())
         return t->subject;
       st = t.status();
@@ -1114,7 +1118,12 @@ Result<std::unique_ptr<HttpFront>> HttpFront::Create(HttpFrontOptions options) {
     ac.issuer = auth.issuer;
     ac.jwks = auth.jwks;
     ac.leeway_s = auth.leeway_s;
-    CUSTOS_ASSIGN_OR_RETURN(AccessTokenVerifier v, AccessTokenVerifier::Create(std::move(ac)));
+    if (!auth.jwks_url.empty()) {
+      ac.fetch_jwks = [url = auth.jwks_url] { return HttpGet(url, 1 << 20, 10'000); };
+      ac.refresh_s = auth.jwks_refresh_s;
+    }
+    CUSTOS_ASSIGN_OR_RETURN(AccessTokenVerifier v,
+                            AccessTokenVerifier::Create(std::move(ac), Now()));
     impl->verifier.emplace(std::move(v));
     // RFC 9728 §3.1: the well-known suffix goes between the host and the resource's path.
     const size_t host_end = auth.resource.find('/', auth.resource.find("://") + 3);

@@ -132,6 +132,31 @@ TEST(GatewayConfigTest, AuthSubjectsMapTokenSubjectsToAgents) {
   EXPECT_THAT(not_string, StatusIs(Reason::kMcpConfigError));
 }
 
+TEST(GatewayConfigTest, AuthKeysComeFromAFileOrAnIssuerUrl) {
+  const std::string head =
+      "[gateway]\npolicy = \"p\"\n[http.auth]\nresource = \"http://127.0.0.1:1/mcp\"\n"
+      "issuer = \"https://i\"\n";
+  Result<GatewayConfig> c =
+      Parse(head + "jwks_url = \"https://i/.well-known/jwks.json\"\njwks_refresh_s = 600\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->http.auth.jwks_url, "https://i/.well-known/jwks.json");
+  EXPECT_EQ(c->http.auth.jwks_refresh_s, 600);
+  EXPECT_TRUE(Parse(head + "jwks_url = \"http://127.0.0.1:9/jwks\"\n").ok());
+  Result<GatewayConfig> plain = Parse(head + "jwks_url = \"http://issuer.example/jwks\"\n");
+  ASSERT_THAT(plain, StatusIs(Reason::kMcpConfigError));
+  EXPECT_THAT(std::string(plain.status().message()), ::testing::HasSubstr("loopback"));
+  EXPECT_THAT(std::string(plain.status().at()), ::testing::StartsWith("gw.toml:6:"));
+  custos::testing::TempDir dir;
+  std::ofstream(dir.path() / "jwks.json") << R"({"keys":[]})";
+  Result<GatewayConfig> both = Parse(head + "jwks_url = \"https://i/jwks\"\njwks_file = \"" +
+                                     (dir.path() / "jwks.json").string() + "\"\n");
+  ASSERT_THAT(both, StatusIs(Reason::kMcpConfigError));
+  EXPECT_THAT(std::string(both.status().message()), ::testing::HasSubstr("alternatives"));
+  EXPECT_THAT(Parse(head), StatusIs(Reason::kMcpConfigError));
+  EXPECT_THAT(Parse(head + "jwks_url = \"https://i/jwks\"\njwks_refresh_s = 5\n"),
+              StatusIs(Reason::kMcpConfigError));
+}
+
 TEST(GatewayConfigTest, MissingFileIsNotFound) {
   EXPECT_THAT(LoadGatewayConfig("/nonexistent/gw.toml"), StatusIs(Reason::kNotFound));
 }

@@ -28,6 +28,7 @@
 #include "custos/mcp/access_token.h"
 #include "custos/mcp/jsonrpc.h"
 #include "custos/store/store.h"
+#include "testing/fake_http_server.h"
 #include "testing/temp_dir.h"
 
 namespace custos::mcp {
@@ -898,7 +899,9 @@ class HttpFrontAuthTest : public HttpFrontTest {
         << policy_extra_ << "[tools]\nallow = [\"a.*\"]\n";
     std::ofstream(dir_.path() / "gateway.toml")
         << "[gateway]\npolicy = \"policy.toml\"\n[http.auth]\nresource = \"" << kResource
-        << "\"\nissuer = \"" << kIssuer << "\"\njwks_file = \"jwks.json\"\n"
+        << "\"\nissuer = \"" << kIssuer << "\"\n"
+        << (jwks_url_.empty() ? "jwks_file = \"jwks.json\"" : "jwks_url = \"" + jwks_url_ + "\"")
+        << "\n"
         << auth_extra_ << "[[servers]]\nname = "
         << "\"a\"\ncommand = \"" << Node() << "\"\nargs = [\"" << Fixture() << "\"]\n";
     Result<GatewayConfig> cfg = LoadGatewayConfig(dir_.path() / "gateway.toml");
@@ -976,8 +979,9 @@ class HttpFrontAuthTest : public HttpFrontTest {
     return r;
   }
 
-  // Set by a derived fixture's constructor: TOML after [http.auth]'s keys, and more agents.
-  std::string auth_extra_, policy_extra_;
+  // Set by a derived fixture's constructor: TOML after [http.auth]'s keys, and more agents; the
+  // issuer's JWKS URL (instead of jwks_file).
+  std::string auth_extra_, policy_extra_, jwks_url_;
   unsigned char ed_pk_[crypto_sign_PUBLICKEYBYTES];
   unsigned char ed_sk_[crypto_sign_SECRETKEYBYTES];
   EVP_PKEY* ec_ = nullptr;
@@ -1063,6 +1067,35 @@ TEST_F(HttpFrontAuthTest, ASessionIsBoundToItsTokensSubject) {
   same.headers.emplace_back("authorization", "Bearer " + Sign("ES256", Claims("alice"), "ec"));
   auto [c, e3] = Send(same);
   EXPECT_EQ(c.status, 200) << c.body;
+}
+
+// The issuer's keys fetched from its JWKS URL (here a loopback server serving jwks.json).
+class HttpFrontJwksUrlTest : public HttpFrontAuthTest {
+ protected:
+  HttpFrontJwksUrlTest()
+      : issuer_([this](const custos::testing::HttpExchange& req) {
+          ++fetches_;
+          custos::testing::CannedResponse r;
+          std::ifstream in(dir_.path() / "jwks.json");
+          r.body.assign(std::istreambuf_iterator<char>(in), {});
+          r.status = req.target == "/jwks.json" ? 200 : 404;
+          return r;
+        }) {
+    jwks_url_ = issuer_.url("/jwks.json");
+  }
+  custos::testing::FakeHttpServer issuer_;
+  std::atomic<int> fetches_{0};
+};
+
+TEST_F(HttpFrontJwksUrlTest, TokensVerifyWithKeysFetchedFromTheIssuer) {
+  EXPECT_EQ(fetches_.load(), 1) << "fetched when the front starts";
+  auto [a, e1] = Send(Init(Sign("EdDSA", Claims(), "ed")));
+  EXPECT_EQ(a.status, 200) << a.body;
+  auto [b, e2] = Send(Init(Sign("ES256", Claims(), "ec")));
+  EXPECT_EQ(b.status, 200) << b.body;
+  auto [c, e3] = Send(Init(Sign("EdDSA", Claims(), "unknown-kid")));
+  EXPECT_EQ(c.status, 401);
+  EXPECT_EQ(fetches_.load(), 1) << "an unknown kid right after a fetch does not fetch again";
 }
 
 // ---- [http.auth.subjects]: each token subject acts as its own policy agent (decision 033) -------

@@ -86,9 +86,11 @@ struct ServerConfig {
 
 struct HttpAuthConfig {  // [http.auth]: OAuth 2.1 resource server (decision 023)
   bool enabled = false;
-  std::string resource;  // this endpoint's URI; tokens' `aud` must contain it
-  std::string issuer;    // tokens' `iss`; named in the protected resource metadata
-  Json jwks;             // the issuer's keys (jwks_file = "jwks.json", read at load)
+  std::string resource;           // this endpoint's URI; tokens' `aud` must contain it
+  std::string issuer;             // tokens' `iss`; named in the protected resource metadata
+  Json jwks;                      // the issuer's keys (jwks_file = "jwks.json", read at load), or
+  std::string jwks_url;           // where to fetch them (jwks_url; http:// only to a loopback host)
+  int64_t jwks_refresh_s = 3600;  // refetched after this long, or for an unknown kid
   int64_t leeway_s = 60;
   // [http.auth.subjects] "sub" = "agent" (decision 033): each mapped token subject acts as its own
   // policy agent; "*" maps every other subject. Empty: every subject acts as GatewayConfig::agent.
