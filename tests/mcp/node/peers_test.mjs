@@ -6,6 +6,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { serveGateway, stopGateways } from './serve_gateway.mjs';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,12 +23,12 @@ const servers = [
   { name: 'ev', args: [path.join(modules, '@modelcontextprotocol/server-everything/dist/index.js'), 'stdio'] },
   { name: 'fs', args: [path.join(modules, '@modelcontextprotocol/server-filesystem/dist/index.js'), root] },
 ];
-// Tools whose answers differ by design: the server's environment (the gateway clears it), timers
-// and toggles that outlive the call, and tools that need a client capability the gateway does not
-// offer servers (sampling, elicitation, roots).
+// Tools whose answers differ by design: the server's environment (the gateway clears it), and
+// timers and toggles that outlive the call. Tools that ask the client for sampling, elicitation
+// or roots are compared too: the client answers them (below), directly or through the gateway,
+// which offers the servers those capabilities and mediates each request.
 const nondeterministic = new Set(['get-env', 'printEnv', 'trigger-long-running-operation',
-  'longRunningOperation', 'trigger-sampling-request', 'sampleLLM', 'trigger-elicitation-request',
-  'startElicitation', 'get-roots-list', 'toggle-simulated-logging', 'toggle-subscriber-updates',
+  'longRunningOperation', 'toggle-simulated-logging', 'toggle-subscriber-updates',
   'simulate-research-query']);
 
 function argsFor(tool, server) {
@@ -49,8 +50,19 @@ function argsFor(tool, server) {
   return out;
 }
 
+// A client that answers the servers' requests the same way every time.
+function newClient() {
+  const client = new Client({ name: 'peers-test', version: '1.0.0' },
+    { capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } } });
+  client.setRequestHandler(CreateMessageRequestSchema, async () =>
+    ({ model: 'test-model', role: 'assistant', content: { type: 'text', text: 'sampled answer' } }));
+  client.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'decline' }));
+  client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: `file://${root}`, name: 'root' }] }));
+  return client;
+}
+
 async function connect(command, args) {
-  const client = new Client({ name: 'peers-test', version: '1.0.0' });
+  const client = newClient();
   await client.connect(new StdioClientTransport({ command, args, stderr: 'ignore' }));
   return client;
 }
@@ -59,7 +71,7 @@ async function connect(command, args) {
 async function connectVia(gw) {
   if (mode !== 'http') return connect(custos, ['mcp', 'stdio', '--config', gw]);
   const url = await serveGateway(custos, gw);
-  const client = new Client({ name: 'peers-test', version: '1.0.0' });
+  const client = newClient();
   await client.connect(new StreamableHTTPClientTransport(new URL(url)));
   return client;
 }
@@ -84,7 +96,8 @@ for (const s of servers) {
   // The owner classifies every tool (the servers annotate only some).
   fs.writeFileSync(gw, `[gateway]\npolicy = "${policy}"\ndata_dir = "${path.join(tmp, s.name + '-data')}"\n` +
     `[[servers]]\nname = "${s.name}"\ncommand = "${process.execPath}"\nargs = ${JSON.stringify(s.args)}\n` +
-    `read_only = ${JSON.stringify(tools.map((t) => t.name))}\ntimeout_ms = 20000\n`);
+    `read_only = ${JSON.stringify(tools.map((t) => t.name))}\ntimeout_ms = 20000\n` +
+    `client_capabilities = ["sampling", "elicitation", "roots"]\n`);
   const via = await connectVia(gw);
 
   // Tools: same descriptors under the namespace.
@@ -107,6 +120,10 @@ for (const s of servers) {
     if (writes) fs.writeFileSync(path.join(root, 'a.txt'), 'hello\n');
     if (writes) fs.rmSync(path.join(root, 'b.txt'), { force: true });
     assert.deepEqual(g, d, `tools/call ${t.name}`);
+    // The server's request reached the client (through the gateway: a mediated syscall).
+    const answered = { 'trigger-sampling-request': 'sampled answer', 'get-roots-list': root,
+      'trigger-elicitation-request': 'decline' }[t.name];
+    if (answered) assert.ok(JSON.stringify(g).includes(answered), `${t.name} got the client's answer: ${JSON.stringify(g)}`);
     checked++;
   }
   // Resources and prompts, when the server has them.
