@@ -376,6 +376,14 @@ class ServerProvider final : public kernel::ToolProvider {
     return it->second.usable;
   }
 
+  // A secret handle in a call's arguments goes to this server: the policy names it "mcp:<srv>"
+  // in the secret's destinations. Only tool calls carry the client's values; the other methods,
+  // server log relays and requests to the client take none.
+  std::string SecretDestination(const std::string& target) const override {
+    const std::string rest = target.substr(b_->config.name.size() + 1);
+    return rest.find('/') == std::string::npos ? "mcp:" + b_->config.name : "";
+  }
+
   Result<kernel::ToolOutput> Invoke(const kernel::ToolCall& call) override {
     std::shared_lock life(shared_->life_mu, std::defer_lock);
     if (!LockLife(life) || shared_->closed)
@@ -566,6 +574,10 @@ class RoutingProvider final : public kernel::ToolProvider {
     if (p == nullptr)
       return NoSession();
     return p->Invoke(call);
+  }
+  std::string SecretDestination(const std::string& target) const override {
+    std::shared_ptr<kernel::ToolProvider> p = Pick();
+    return p == nullptr ? "" : p->SecretDestination(target);
   }
   void Add(const void* session, std::shared_ptr<kernel::ToolProvider> p) {
     std::lock_guard lock(mu_);

@@ -1067,8 +1067,18 @@ class Loader {
         return Status::Ok();
       }));
       std::vector<Endpoint> dests;
+      std::vector<Glob> mcp_servers;
       CUSTOS_RETURN_IF_ERROR(
           ForEachString(s, "destinations", [&](const Node& e, const std::string& d) -> Status {
+            if (d.starts_with("mcp:")) {
+              Result<Glob> g = Glob::Compile(d.substr(4), '.');
+              if (!g.ok())
+                return Fail(Reason::kPolicyBadPattern, e,
+                            "mcp: " + std::string(g.status().message()));
+              spec.destinations.push_back(d);
+              mcp_servers.push_back(std::move(g).value());
+              return Status::Ok();
+            }
             Result<Endpoint> ep = Endpoint::Parse(d, /*port_required=*/true);
             if (!ep.ok()) {
               return Fail(Reason::kPolicyBadPattern, e, ep.status().message());
@@ -1080,6 +1090,7 @@ class Loader {
       p_->secret_index.emplace(spec.name, p_->secrets.size());
       p_->secret_rule_ids.push_back("secrets." + spec.name);
       p_->secret_destinations.push_back(std::move(dests));
+      p_->secret_mcp_servers.push_back(std::move(mcp_servers));
       p_->secrets.push_back(std::move(spec));
     }
     return Status::Ok();

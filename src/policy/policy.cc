@@ -286,6 +286,18 @@ Decision SecretCheck(const Policy::Impl& p, const Request& req) {
                 "agent " + Quote(req.agent) + " is not in secrets." + s.name + ".agents",
                 "[secrets." + s.name + "]\nagents = [" + Toml(req.agent) + "]");
   }
+  if (req.destination.starts_with("mcp:")) {
+    // An MCP server behind the gateway (a secret handle in a tool's arguments).
+    const std::string_view server = std::string_view(req.destination).substr(4);
+    for (const Glob& g : p.secret_mcp_servers[it->second]) {
+      if (g.Matches(server))
+        return Allow(rule);
+    }
+    return Deny(Reason::kSecretNotAllowed, rule,
+                "MCP server " + Quote(std::string(server)) + " matches no secrets." + s.name +
+                    ".destinations \"mcp:...\" entry",
+                "[secrets." + s.name + "]\ndestinations = [" + Toml(req.destination) + "]");
+  }
   if (!req.destination.empty()) {
     std::string_view host;
     uint16_t port = 0;

@@ -156,6 +156,8 @@ struct Policy::Impl {
   std::vector<SecretSpec> secrets;
   std::vector<std::string> secret_rule_ids;  // "secrets.<name>"
   std::vector<std::vector<internal::Endpoint>> secret_destinations;
+  // "mcp:<server glob>" destinations: the MCP servers (behind the gateway) a secret may reach.
+  std::vector<std::vector<Glob>> secret_mcp_servers;
   internal::StringMap<size_t> secret_index;
 
   // [[rules]], indexed per syscall kind; ids in the indexes are positions in `rules`.

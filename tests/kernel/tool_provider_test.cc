@@ -35,22 +35,28 @@ class CountingProvider final : public ToolProvider {
     out.labels.AddTag("external");
     return out;
   }
+  std::string SecretDestination(const std::string&) const override { return destination; }
   mutable std::atomic<int> checks{0};
   std::atomic<int> invokes{0};
   Json last_args;
+  std::string destination = "mcp:remote";
 };
 
 constexpr const char* kPolicy = R"(
 [policy]
 name = "provider-test"
 [agents.a]
-syscalls = ["tool.invoke"]
+syscalls = ["tool.invoke", "secret.open"]
 [tools]
 allow = ["remote.*"]
 deny = ["remote.banned"]
 [secrets.TOKEN]
 source = "env:CUSTOS_TEST_TOKEN"
 agents = ["a"]
+[secrets.DEPLOY]
+source = "env:CUSTOS_TEST_DEPLOY"
+agents = ["a"]
+destinations = ["mcp:remote", "mcp:ci-*"]
 [[flows]]
 id = "no-external-to-write"
 from = ["external"]
@@ -61,6 +67,7 @@ class ToolProviderTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ::setenv("CUSTOS_TEST_TOKEN", "sk_test_4f9a8b7c6d5e", 1);
+    ::setenv("CUSTOS_TEST_DEPLOY", "dk_live_77aa88bb99cc", 1);
     ASSERT_TRUE(h_.Open(kPolicy));
     ASSERT_THAT(h_.kernel().RegisterToolProvider("remote.", provider_), StatusIs(Reason::kOk));
   }
@@ -95,6 +102,45 @@ TEST_F(ToolProviderTest, RefusalsNeverReachTheProvider) {
   EXPECT_EQ(Call("remote.x", {{"k", "sk_test_4f9a8b7c6d5e"}}).decision.reason,
             Reason::kSecretInEgress);
   EXPECT_EQ(provider_->invokes, 0);
+}
+
+// A secret handle reference ({{h_...}}) in the arguments: substituted at the effect boundary
+// toward the provider's destination ("mcp:remote") when the secret's policy lists it; the log
+// keeps the reference, never the value.
+TEST_F(ToolProviderTest, SecretHandlesAreSubstitutedOnlyTowardAllowedDestinations) {
+  SyscallResult open = h_.Exec(
+      ::custos::testing::CallJson("a", "secret.open", "DEPLOY", {{"destination", "mcp:remote"}}));
+  ASSERT_TRUE(open.decision.allowed()) << open.ToJson().dump();
+  const std::string ref = "{{" + open.handle->id + "}}";
+  SyscallResult r = Call("remote.deploy", {{"auth", "Bearer " + ref}, {"n", {ref}}});
+  ASSERT_TRUE(r.decision.allowed()) << r.ToJson().dump();
+  EXPECT_EQ(provider_->last_args["auth"], "Bearer dk_live_77aa88bb99cc");
+  EXPECT_EQ(provider_->last_args["n"][0], "dk_live_77aa88bb99cc");
+  for (const store::LogRow& row : h_.Rows())
+    EXPECT_EQ(row.canonical.find("dk_live_77aa88bb99cc"), std::string::npos) << row.canonical;
+
+  // Another server: a recorded deny before anything runs.
+  provider_->destination = "mcp:elsewhere";
+  SyscallResult other = Call("remote.deploy", {{"auth", ref}});
+  EXPECT_EQ(other.decision.reason, Reason::kSecretNotAllowed) << other.ToJson().dump();
+  EXPECT_EQ(other.decision.stage, "resolve");
+  provider_->destination = "mcp:ci-runner";  // matches the "mcp:ci-*" glob
+  EXPECT_TRUE(Call("remote.deploy", {{"auth", ref}}).decision.allowed());
+  // A provider naming no destination takes no secrets.
+  provider_->destination = "";
+  EXPECT_EQ(Call("remote.deploy", {{"auth", ref}}).decision.reason, Reason::kSecretNotAllowed);
+  EXPECT_EQ(provider_->invokes, 2);
+
+  // A secret whose policy lists no MCP destination, and a handle of another run.
+  provider_->destination = "mcp:remote";
+  SyscallResult token = h_.Exec(::custos::testing::CallJson("a", "secret.open", "TOKEN"));
+  ASSERT_TRUE(token.decision.allowed()) << token.ToJson().dump();
+  EXPECT_EQ(Call("remote.deploy", {{"auth", "{{" + token.handle->id + "}}"}}).decision.reason,
+            Reason::kSecretNotAllowed);
+  SyscallResult foreign = h_.Exec(::custos::testing::CallJson(
+      "a", "tool.invoke", "remote.deploy", {{"arguments", {{"auth", ref}}}}, {}, "run-2"));
+  EXPECT_EQ(foreign.decision.reason, Reason::kForeignHandle);
+  EXPECT_EQ(provider_->invokes, 2);
 }
 
 TEST_F(ToolProviderTest, OutputLabelsFlowIntoLaterCallsThroughInputs) {

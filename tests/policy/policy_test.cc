@@ -520,6 +520,41 @@ when = { syscall = ["secret.open"] }
   EXPECT_EQ(p->Decide(r).reason, Reason::kSecretNotAllowed);
 }
 
+TEST(PolicySecretTest, McpDestinationsNameGatewayServersByGlob) {
+  auto p = Load(R"(
+[policy]
+name = "s"
+[agents.a]
+syscalls = ["secret.open"]
+[secrets.k]
+source = "env:K"
+agents = ["a"]
+destinations = ["api.x.com:443", "mcp:gh-*"]
+)");
+  Request r = Req("a", SyscallKind::kSecretOpen, "k");
+  r.destination = "mcp:gh-prod";
+  EXPECT_TRUE(p->Decide(r).allowed());
+  r.destination = "mcp:other";
+  Decision d = p->Decide(r);
+  EXPECT_EQ(d.reason, Reason::kSecretNotAllowed);
+  EXPECT_THAT(d.explanation, HasSubstr("MCP server other matches no"));
+  EXPECT_EQ(d.suggestion, "[secrets.k]\ndestinations = [\"mcp:other\"]");
+  r.destination = "api.x.com:443";
+  EXPECT_TRUE(p->Decide(r).allowed()) << "endpoints still match as before";
+  EXPECT_THAT(Policy::LoadString(R"(
+[policy]
+name = "s"
+[agents.a]
+syscalls = ["secret.open"]
+[secrets.k]
+source = "env:K"
+agents = ["a"]
+destinations = ["mcp:gh[1]"]
+)",
+                                 "test.toml"),
+              StatusIs(Reason::kPolicyBadPattern));
+}
+
 // ---- rules -----------------------------------------------------------------------------------
 
 constexpr std::string_view kRulesHeader = R"(

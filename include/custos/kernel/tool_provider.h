@@ -10,7 +10,8 @@
 // Invoke() returns the bytes the kernel seals behind the output handle, the frame the caller sees
 // (the kernel redacts secret values from it, INV-6) and the labels the source adds (joined with
 // the inputs' labels, INV-5). A provider receives the call's arguments only: input handles are
-// labels for the decision, their contents are never handed to a provider.
+// labels for the decision, their contents are never handed to a provider. Secret handle
+// references in the arguments reach it substituted, toward SecretDestination() only.
 //
 // Thread-safe: the kernel calls Check() and Invoke() from any caller thread, concurrently.
 
@@ -43,6 +44,14 @@ class ToolProvider {
   virtual Status Check(const std::string& target) const = 0;
   // Performs the call. Failures are reported as a Status (recorded as the outcome).
   virtual Result<ToolOutput> Invoke(const ToolCall& call) = 0;
+  // Where the call sends its arguments, as a secret destination ("mcp:<server>"): a secret
+  // handle reference ("{{h_...}}") in the arguments is substituted, at the effect boundary, only
+  // if the secret's policy allows this destination (else the call is a recorded deny,
+  // secret_not_allowed). "" (the default): references are refused.
+  virtual std::string SecretDestination(const std::string& target) const {
+    (void)target;
+    return "";
+  }
 };
 
 }  // namespace custos::kernel

@@ -55,9 +55,11 @@ struct AgentSpec {
 
 struct SecretSpec {
   std::string name;
-  std::string source;                     // "env:NAME" | "file:/path"
-  std::vector<std::string> agents;        // who may open it
-  std::vector<std::string> destinations;  // host patterns it may be sent to ("api.x.com:443")
+  std::string source;               // "env:NAME" | "file:/path"
+  std::vector<std::string> agents;  // who may open it
+  // Where it may be sent: endpoints ("api.x.com:443") and MCP servers ("mcp:github", a name
+  // glob), the latter for secret handles in MCP tool arguments (the gateway's servers).
+  std::vector<std::string> destinations;
 };
 
 struct ModelEndpoint {

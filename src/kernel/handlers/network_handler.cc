@@ -11,6 +11,7 @@
 #include "custos/effects/url.h"
 #include "kernel/environment.h"
 #include "kernel/handlers/handlers.h"
+#include "kernel/handlers/secret_refs.h"
 
 namespace custos::kernel {
 
@@ -18,48 +19,7 @@ policy::Request MakePolicyRequest(const SyscallContext& ctx);
 
 namespace {
 
-constexpr std::string_view kRefOpen = "{{h_";
-constexpr size_t kHandleIdLen = 28;  // "h_" + 26
-
-struct SecretRef {
-  size_t pos;
-  std::string id;
-};
-
-// Finds {{h_...}} references in a header value.
-std::vector<SecretRef> FindRefs(std::string_view v) {
-  std::vector<SecretRef> refs;
-  for (size_t p = v.find(kRefOpen); p != std::string_view::npos; p = v.find(kRefOpen, p + 1)) {
-    if (p + 2 + kHandleIdLen + 2 <= v.size() && v.substr(p + 2 + kHandleIdLen, 2) == "}}") {
-      refs.push_back({p, std::string(v.substr(p + 2, kHandleIdLen))});
-    }
-  }
-  return refs;
-}
-
 std::string HostPort(const effects::Url& u) { return u.host + ":" + std::to_string(u.port); }
-
-// Checks that secret handle `h` may be sent to `url` by this agent (the secret's own policy).
-Status CheckSecretDestination(const SyscallContext& ctx, const store::HandleRecord& h,
-                              const effects::Url& url) {
-  Result<Json> meta = ParseUntrustedJson(h.meta);
-  if (h.kind != "secret" || !meta.ok() || !meta->contains("secret")) {
-    return Status(Reason::kInvalidArgument, "handle " + h.id + " is not a secret handle");
-  }
-  const std::string name = (*meta)["secret"].get<std::string>();
-  const std::string dest = HostPort(url);
-  policy::Request r;
-  r.agent = ctx.principal;
-  r.kind = SyscallKind::kSecretOpen;
-  r.target = name;
-  r.destination = dest;
-  Decision d = ctx.policy->Decide(r);
-  if (!d.allowed()) {
-    return Status(Reason::kSecretNotAllowed,
-                  "secret '" + name + "' may not be sent to " + dest + ": " + d.explanation);
-  }
-  return Status::Ok();
-}
 
 class NetworkSendHandler final : public EffectHandler {
  public:
@@ -87,11 +47,7 @@ class NetworkSendHandler final : public EffectHandler {
           return Status(Reason::kSchemaViolation, "header values are strings",
                         "/args/headers/" + JsonPointerToken(it.key()));
         }
-        for (const SecretRef& ref : FindRefs(it->get_ref<const std::string&>())) {
-          CUSTOS_ASSIGN_OR_RETURN(store::HandleRecord h,
-                                  s.LoadHandle(ref.id, ctx.call.agent, ctx.call.run));
-          CUSTOS_RETURN_IF_ERROR(CheckSecretDestination(ctx, h, url));
-        }
+        CUSTOS_RETURN_IF_ERROR(CheckSecretRefs(*it, ctx, s, HostPort(url)));
       }
     }
     return Status::Ok();
@@ -142,17 +98,10 @@ class NetworkSendHandler final : public EffectHandler {
     req.pinned_ip = ctx.address;
     if (ctx.call.args.contains("headers")) {
       for (auto it = ctx.call.args["headers"].begin(); it != ctx.call.args["headers"].end(); ++it) {
-        std::string v = it->get<std::string>();
-        const std::vector<SecretRef> refs = FindRefs(v);
-        // Substitute right to left so positions stay valid.
-        for (auto r = refs.rbegin(); r != refs.rend(); ++r) {
-          CUSTOS_ASSIGN_OR_RETURN(store::HandleRecord h,
-                                  s.LoadHandle(r->id, ctx.call.agent, ctx.call.run));
-          CUSTOS_RETURN_IF_ERROR(CheckSecretDestination(ctx, h, req.url));
-          CUSTOS_ASSIGN_OR_RETURN(std::string secret, s.Unseal(h));
-          v.replace(r->pos, kHandleIdLen + 4, secret);
-        }
-        req.headers.push_back({it.key(), std::move(v), !refs.empty()});
+        bool secret = false;
+        CUSTOS_ASSIGN_OR_RETURN(std::string v, SubstituteSecretRefs(it->get<std::string>(), ctx, s,
+                                                                    HostPort(req.url), &secret));
+        req.headers.push_back({it.key(), std::move(v), secret});
       }
     }
     if (ctx.call.args.contains("body")) {

@@ -8,6 +8,7 @@
 
 #include "custos/effects/command.h"
 #include "kernel/handlers/handlers.h"
+#include "kernel/handlers/secret_refs.h"
 #include "kernel/stream_redactor.h"
 
 namespace custos::kernel {
@@ -31,8 +32,12 @@ class ToolInvokeHandler final : public EffectHandler {
  public:
   Status Resolve(SyscallContext& ctx, Services& s) const override {
     ctx.target = ctx.call.target;
-    if (std::shared_ptr<ToolProvider> p = s.FindToolProvider(ctx.target))
-      return p->Check(ctx.target);
+    if (std::shared_ptr<ToolProvider> p = s.FindToolProvider(ctx.target)) {
+      CUSTOS_RETURN_IF_ERROR(p->Check(ctx.target));
+      // Secret handle references are checked before anything is decided allowed.
+      return CheckSecretRefs(ctx.call.args.value("arguments", Json::object()), ctx, s,
+                             p->SecretDestination(ctx.target));
+    }
     return Status::Ok();
   }
 
@@ -126,8 +131,10 @@ class ToolInvokeHandler final : public EffectHandler {
 
  private:
   static Result<EffectOutput> PerformByProvider(ToolProvider& p, SyscallContext& ctx, Services& s) {
-    ToolCall call{ctx.target, ctx.call.args.value("arguments", Json::object()), ctx.call.agent,
-                  ctx.call.run};
+    CUSTOS_ASSIGN_OR_RETURN(
+        Json arguments, SubstituteSecretRefsInJson(ctx.call.args.value("arguments", Json::object()),
+                                                   ctx, s, p.SecretDestination(ctx.target)));
+    ToolCall call{ctx.target, std::move(arguments), ctx.call.agent, ctx.call.run};
     CUSTOS_ASSIGN_OR_RETURN(ToolOutput r, p.Invoke(call));
     if (r.content.size() > s.options().max_effect_bytes) {
       return Status(Reason::kPayloadTooLarge,
