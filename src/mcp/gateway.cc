@@ -31,9 +31,9 @@ constexpr int kMaxListPages = 100;  // internal descriptor refresh: pages per se
 
 // Server-bound methods other than tools/call, each its own kernel target "srv.<method>".
 const std::set<std::string, std::less<>> kServerMethods = {
-    "tools/list",      "resources/list",      "resources/templates/list",
-    "resources/read",  "resources/subscribe", "resources/unsubscribe",
-    "prompts/list",    "prompts/get",         "completion/complete",
+    "tools/list",       "resources/list",      "resources/templates/list",
+    "resources/read",   "resources/subscribe", "resources/unsubscribe",
+    "prompts/list",     "prompts/get",         "completion/complete",
     "logging/setLevel", "subscriptions/listen"};
 
 // Server → client requests, each its own kernel target "srv.client/<method>", and the client
@@ -206,10 +206,10 @@ struct Backend {
   // serialises opening it; the rest is guarded by the session's Impl::mu.
   struct Listen {
     std::mutex open_mu;
-    bool started = false;    // the server started once: a later start is a restart
-    bool scheduled = false;  // an open is queued (or waits out its back-off)
-    bool opening = false;    // an open is running
-    bool again = false;      // the stream ended while it was opening: open it again
+    bool started = false;           // the server started once: a later start is a restart
+    bool scheduled = false;         // an open is queued (or waits out its back-off)
+    bool opening = false;           // an open is running
+    bool again = false;             // the stream ended while it was opening: open it again
     Json honored = Json::object();  // what the open stream's acknowledgement honored
     int64_t opened_ms = 0;
     int64_t backoff_ms = 100;
@@ -812,8 +812,7 @@ struct Gateway::Impl {
   // the kernel's refusal as a JSON-RPC error message for `id`. `shown`: the client sees the
   // answer, so its labels join the session's taint (not for the gateway's own listen stream).
   Result<Json> Mediated(const std::string& target, const Json& arguments, const Json& id,
-                        Message* error_out, const std::string& related = "",
-                        bool shown = true) {
+                        Message* error_out, const std::string& related = "", bool shown = true) {
     kernel::Syscall call;
     call.agent = shared->config.agent;
     call.run = run;
@@ -1286,8 +1285,7 @@ struct Gateway::Impl {
     } else if (m == "resources/read" || m == "resources/subscribe" ||
                m == "resources/unsubscribe") {
       auto [b, uri] = SplitUri(p.value("uri", Json()));
-      if (m != "resources/read" && b != nullptr && b->server != nullptr &&
-          b->server->stateless()) {
+      if (m != "resources/read" && b != nullptr && b->server != nullptr && b->server->stateless()) {
         // A stateless server has no resources/subscribe: the gateway's listen stream to it
         // asks for the URI (a mediated srv.subscriptions/listen naming it).
         const bool subscribe = m == "resources/subscribe";
@@ -2236,8 +2234,9 @@ struct Gateway::Impl {
       b.server->StopListening();
     } else {
       Message err;
-      Result<Json> r = Mediated(b.config.name + ".subscriptions/listen", {{"notifications", filter}},
-                                Json("custos-listen"), &err, "", /*shown=*/false);
+      Result<Json> r =
+          Mediated(b.config.name + ".subscriptions/listen", {{"notifications", filter}},
+                   Json("custos-listen"), &err, "", /*shown=*/false);
       if (r.ok())
         honored = r->value("notifications", Json::object());
       // The server is down or did not answer: try again later; a refusal is final.

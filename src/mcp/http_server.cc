@@ -657,7 +657,7 @@ class HttpServer final : public Downstream {
     std::atomic<bool> stop{false};
     std::mutex mu;
     std::condition_variable cv;
-    bool acked = false;                      // guarded by mu
+    bool acked = false;                     // guarded by mu
     std::optional<Result<Message>> answer;  // guarded by mu: what Listen() returns
     std::thread thread;
   };
@@ -780,7 +780,7 @@ class HttpServer final : public Downstream {
   std::map<int64_t, std::shared_ptr<std::atomic<bool>>> cancels_;
   std::atomic<bool> stopping_{false};
   std::thread get_thread_;
-  std::mutex listen_call_mu_;              // serialises Listen()/StopListening()
+  std::mutex listen_call_mu_;             // serialises Listen()/StopListening()
   std::shared_ptr<ListenStream> listen_;  // guarded by listen_call_mu_
   static constexpr size_t kMaxIdleHandles = 64;
   std::mutex idle_mu_;

@@ -470,8 +470,7 @@ TEST_F(GatewayTest, StatelessServersChangesArriveOnTheGatewaysListenStream) {
   EXPECT_EQ(open[0]["resourceSubscriptions"], Json::array({"fixture://doc"}));
   client_->TakeNotifications();
   EXPECT_EQ(Text(Call("s.changed")), "tools changed");
-  std::optional<Message> updated =
-      WaitForNotification(*client_, "notifications/resources/updated");
+  std::optional<Message> updated = WaitForNotification(*client_, "notifications/resources/updated");
   ASSERT_TRUE(updated.has_value());
   EXPECT_EQ(updated->params["uri"], "s+fixture://doc");
   EXPECT_EQ(CountRecorded(Log("tool.invoke"), "s.subscriptions/listen"), 2);
@@ -533,7 +532,7 @@ TEST_F(GatewayTest, AggregatesToolsUnderNamespacesAcrossPagesAndServers) {
   // Unannotated, unclassified tools are hidden.
   EXPECT_THAT(names, Not(::testing::Contains("a.unannotated")));
   EXPECT_EQ(std::count(names.begin(), names.end(), "a.echo"), 1);
-  EXPECT_EQ(names.size(), 2 * 13u);
+  EXPECT_EQ(names.size(), 2 * 15u);
   EXPECT_EQ(Req("tools/list", {{"cursor", "garbage!"}}).error_code, kInvalidParams);
 }
 

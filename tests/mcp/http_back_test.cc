@@ -131,7 +131,7 @@ class HttpBackTest : public ::testing::Test {
     o.kernel = kernel_.get();
     o.send = client_->Sink();
     o.send_related = [this, sink = client_->Sink()](const std::string& line,
-                                                     const std::string& related) {
+                                                    const std::string& related) {
       {
         std::lock_guard lock(related_mu_);
         related_[Json::parse(line).value("method", "")].push_back(related);
@@ -339,10 +339,9 @@ TEST_F(StatelessHttpBackTest, TheGatewaysListenStreamCarriesTheServersChanges) {
   auto open_listens = [this] {
     for (int i = 0; i < 200; ++i) {
       Message m = Call("a.listens", Json::object());
-      const Json open =
-          m.type == Message::Type::kResponse
-              ? Json::parse(m.result["content"][0].value("text", ""), nullptr, false)
-              : Json();
+      const Json open = m.type == Message::Type::kResponse
+                            ? Json::parse(m.result["content"][0].value("text", ""), nullptr, false)
+                            : Json();
       if (open.is_array() && !open.empty())
         return open;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -408,9 +407,8 @@ TEST_F(StatelessClientHttpBackTest, ServerRequestsOfConcurrentCallsBecomeTheirIn
 TEST_F(StatelessClientHttpBackTest, ALogOnACallsStreamFollowsThatCallsLevel) {
   // Only the first call asks for logs: the second's messages are not relayed.
   std::vector<Message> done = CallPair(
-      "a.log_pair",
-      {With2026(Json::object(), {{"io.modelcontextprotocol/logLevel", "debug"}}),
-       With2026(Json::object())});
+      "a.log_pair", {With2026(Json::object(), {{"io.modelcontextprotocol/logLevel", "debug"}}),
+                     With2026(Json::object())});
   for (const Message& m : done)
     ASSERT_EQ(m.type, Message::Type::kResponse) << m.error_message;
   std::vector<std::string> data;

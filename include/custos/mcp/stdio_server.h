@@ -138,7 +138,7 @@ class StdioServer final : public Downstream {
   Json capabilities_;
   Json server_info_;
   Json offered_ = Json::object();  // guarded by mu_; see OfferClientCapabilities()
-  std::mutex listen_call_mu_;  // serialises Listen()/StopListening()
+  std::mutex listen_call_mu_;      // serialises Listen()/StopListening()
   // The listen stream (guarded by mu_): its request id (0: none), whether it was acknowledged,
   // and the answer Listen() waits for.
   int64_t listen_id_ = 0;
