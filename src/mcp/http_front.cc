@@ -488,9 +488,9 @@ struct Session {
     // A request to the client (sampling, elicitation, roots) or a server's log message: it
     // happens during a call, so on a POST the client is connected to when there is one (the SDK
     // reads every stream), else on the GET stream if connected, else kept on a POST stream for
-    // the client's resume. One that belongs to a call goes on that call's POST.
+    // the client's resume. One that belongs to a call goes on that call's POST first.
     if (auto it = posts.find(related); !related.empty() && it != posts.end()) {
-      if (it->second->Push(line, false))
+      if (it->second->Push(line, true))
         return;
     }
     for (auto& [k, p] : posts) {

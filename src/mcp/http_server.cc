@@ -14,6 +14,10 @@
 // prompts/get and resources/read, Mcp-Param-* for the x-mcp-header arguments of a tool seen in
 // the server's tools/list). Any other answer to the probe (an HTTP error such as 400/404/405, or
 // a JSON-RPC error) means the 2025 eras and the initialize handshake.
+//
+// Decision 042: what a POST's event stream carries before its response is handed on with that
+// request's id (the call it belongs to); a stateless server's subscriptions/listen stream is one
+// long-lived POST on its own thread.
 
 #include <curl/curl.h>
 
