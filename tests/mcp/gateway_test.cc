@@ -230,6 +230,17 @@ Json With2026(Json params) {
   return params;
 }
 
+std::optional<Message> WaitForNotification(InProcessClient& client, const std::string& method) {
+  for (int i = 0; i < 200; ++i) {
+    for (Message& n : client.TakeNotifications()) {
+      if (n.method == method)
+        return n;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return std::nullopt;
+}
+
 bool Recorded(const std::vector<Json>& log, const std::string& target) {
   for (const Json& e : log) {
     if (e.value("target", "") == target)
@@ -396,14 +407,7 @@ TEST_F(GatewayTest, ListenResourceSubscriptionsTakeOnlyWhereTheServerCanSubscrib
   EXPECT_TRUE(Recorded(Log("tool.invoke"), "a.resources/subscribe"));
   // The stateless server's update reaches the stream that listed its URI.
   EXPECT_EQ(Text(Req("tools/call", With2026({{"name", "s.changed"}}))), "tools changed");
-  std::optional<Message> updated;
-  for (int i = 0; i < 200 && !updated; ++i) {
-    for (Message& n : client_->TakeNotifications()) {
-      if (n.method == "notifications/resources/updated")
-        updated = n;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  std::optional<Message> updated = WaitForNotification(*client_, "notifications/resources/updated");
   ASSERT_TRUE(updated.has_value());
   EXPECT_EQ(updated->params["uri"], "s+fixture://doc");
   EXPECT_EQ(updated->params["_meta"]["io.modelcontextprotocol/subscriptionId"], "l2");
@@ -426,17 +430,6 @@ Json OpenListens(const std::function<Message()>& call) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return Json::array();
-}
-
-std::optional<Message> WaitForNotification(InProcessClient& client, const std::string& method) {
-  for (int i = 0; i < 200; ++i) {
-    for (Message& n : client.TakeNotifications()) {
-      if (n.method == method)
-        return n;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return std::nullopt;
 }
 
 int CountRecorded(const std::vector<Json>& log, const std::string& target) {
