@@ -161,6 +161,20 @@ Json StripEnvelope(const Json& params) {
 
 bool IsStatelessMethod(std::string_view method) { return In(kStatelessMethods, method); }
 
+Json TakeSubscriptionId(Message* n) {
+  if (!n->params.is_object() || !n->params.contains("_meta") || !n->params["_meta"].is_object())
+    return Json();
+  Json& meta = n->params["_meta"];
+  const std::string key(kMetaSubscriptionId);
+  if (!meta.contains(key))
+    return Json();
+  Json id = std::move(meta[key]);
+  meta.erase(key);
+  if (meta.empty())
+    n->params.erase("_meta");
+  return id;
+}
+
 Json WithGatewayEnvelope(const Json& params, const Json& client_capabilities) {
   Envelope e;
   e.protocol_version = std::string(kStatelessVersion);

@@ -31,10 +31,10 @@ constexpr int kMaxListPages = 100;  // internal descriptor refresh: pages per se
 
 // Server-bound methods other than tools/call, each its own kernel target "srv.<method>".
 const std::set<std::string, std::less<>> kServerMethods = {
-    "tools/list",      "resources/list",      "resources/templates/list",
-    "resources/read",  "resources/subscribe", "resources/unsubscribe",
-    "prompts/list",    "prompts/get",         "completion/complete",
-    "logging/setLevel"};
+    "tools/list",       "resources/list",      "resources/templates/list",
+    "resources/read",   "resources/subscribe", "resources/unsubscribe",
+    "prompts/list",     "prompts/get",         "completion/complete",
+    "logging/setLevel", "subscriptions/listen"};
 
 // Server → client requests, each its own kernel target "srv.client/<method>", and the client
 // capability each needs.
@@ -202,6 +202,19 @@ struct Backend {
   std::mutex log_mu;
   LogTally log;                          // guarded by log_mu
   std::set<std::string> log_label_sets;  // label sets a recorded log syscall has shown
+  // The gateway's subscriptions/listen stream to a stateless server (decision 042). open_mu
+  // serialises opening it; the rest is guarded by the session's Impl::mu.
+  struct Listen {
+    std::mutex open_mu;
+    bool started = false;           // the server started once: a later start is a restart
+    bool scheduled = false;         // an open is queued (or waits out its back-off)
+    bool opening = false;           // an open is running
+    bool again = false;             // the stream ended while it was opening: open it again
+    Json honored = Json::object();  // what the open stream's acknowledgement honored
+    int64_t opened_ms = 0;
+    int64_t backoff_ms = 100;
+    std::set<std::string> uris;  // the server's URIs a client subscribed to
+  } listen;
 };
 
 struct Shared {
@@ -402,7 +415,9 @@ class ServerProvider final : public kernel::ToolProvider {
       if (!meta.is_null())
         params["_meta"] = meta;
     }
-    const std::string client_key = tl_client_request != nullptr ? *tl_client_request : "";
+    const bool listen = method == "subscriptions/listen";  // the gateway's own stream
+    const std::string client_key =
+        tl_client_request != nullptr && !listen ? *tl_client_request : "";
     const std::string related = tl_related_request != nullptr ? *tl_related_request : "";
     std::function<void(int64_t)> on_sent;
     if (!client_key.empty() && !to_client) {
@@ -426,6 +441,7 @@ class ServerProvider final : public kernel::ToolProvider {
       shared_->inflight[client_key] = {b_, -1};
     }
     Result<Message> reply = to_client ? shared_->to_client(method, params, related)
+                            : listen  ? b_->server->Listen(params)
                                       : b_->server->Call(method, params, on_sent);
     if (!to_client)
       reply = FulfilInputRequired(method, params, client_key, on_sent, std::move(reply));
@@ -641,6 +657,7 @@ struct Gateway::Impl {
   std::shared_ptr<Shared> shared;
   std::string run;
   std::function<void(const std::string&)> send;
+  std::function<void(const std::string&, const std::string&)> send_related;
   std::mutex send_mu;
 
   std::mutex mu;
@@ -775,6 +792,17 @@ struct Gateway::Impl {
     send(line);
   }
 
+  // A request or notification that belongs to client request `related` (if known).
+  void SendRelated(Message m, const std::string& related) {
+    if (related.empty() || !send_related) {
+      Send(std::move(m));
+      return;
+    }
+    const std::string line = m.Serialize();
+    std::lock_guard lock(send_mu);
+    send_related(line, related);
+  }
+
   std::vector<std::string> TaintInputs() {
     std::lock_guard lock(mu);
     std::vector<std::string> v;
@@ -793,9 +821,10 @@ struct Gateway::Impl {
   }
 
   // One mediated call: a tool.invoke syscall. Returns the server's answer (result or error) or
-  // the kernel's refusal as a JSON-RPC error message for `id`.
+  // the kernel's refusal as a JSON-RPC error message for `id`. `shown`: the client sees the
+  // answer, so its labels join the session's taint (not for the gateway's own listen stream).
   Result<Json> Mediated(const std::string& target, const Json& arguments, const Json& id,
-                        Message* error_out, const std::string& related = "") {
+                        Message* error_out, const std::string& related = "", bool shown = true) {
     kernel::Syscall call;
     call.agent = shared->config.agent;
     call.run = run;
@@ -815,7 +844,7 @@ struct Gateway::Impl {
     // The server's log messages during the call were relayed (on its reader thread) before its
     // answer was read: summarise them with the call, before the client sees the answer.
     FlushAllLogs();
-    if (r.handle)
+    if (r.handle && shown)
       AddTaint(*r.handle);
     if (!r.decision.allowed()) {
       const Decision& d = r.decision;
@@ -1268,6 +1297,18 @@ struct Gateway::Impl {
     } else if (m == "resources/read" || m == "resources/subscribe" ||
                m == "resources/unsubscribe") {
       auto [b, uri] = SplitUri(p.value("uri", Json()));
+      if (m != "resources/read" && b != nullptr && b->server != nullptr && b->server->stateless()) {
+        // A stateless server has no resources/subscribe: the gateway's listen stream to it
+        // asks for the URI (a mediated srv.subscriptions/listen naming it).
+        const bool subscribe = m == "resources/subscribe";
+        if (ListenForUri(*b, uri, subscribe) || !subscribe) {
+          Send(Message::Response(req.id, Json::object()));
+        } else {
+          Send(Message::Error(req.id, kMethodNotFound,
+                              "server '" + b->config.name + "' did not take the subscription"));
+        }
+        return;
+      }
       Json params = p;
       params["uri"] = uri;
       Forward(req, b, m, std::move(params), "this resource");
@@ -1407,7 +1448,7 @@ struct Gateway::Impl {
     // capability we never offer servers) are dropped, never forwarded.
   }
 
-  void OnServerNotification(Backend& b, const Message& n) {
+  void OnServerNotification(Backend& b, const Message& n, int64_t call) {
     bool stateless;
     {
       std::lock_guard lock(mu);
@@ -1417,7 +1458,8 @@ struct Gateway::Impl {
     }
     const std::string& m = n.method;
     if (m == kLogMethod) {
-      RelayLog(b, n);
+      // A log message on a call's stream belongs to that call; otherwise nothing says.
+      RelayLog(b, n, call != 0 ? CallOf(b, call) : "");
       return;
     }
     if (stateless && m != "notifications/progress") {
@@ -1528,16 +1570,23 @@ struct Gateway::Impl {
 
   // A server's log message (decision 030). On the server's reader thread, so messages keep their
   // order and go out before the response that follows them.
-  void RelayLog(Backend& b, const Message& n) {
+  // `related`: the client request the message belongs to, if known.
+  void RelayLog(Backend& b, const Message& n, const std::string& related) {
     std::string min_level;
     bool requested = true;
     {
       std::lock_guard lock(mu);
       if (client_version.empty())
         return;
-      if (client_version == kStatelessVersion) {
-        // The era sends logs only for a request that asked (its _meta logLevel); the lowest
-        // level asked by a request still in flight applies.
+      if (client_version == kStatelessVersion && !related.empty()) {
+        // The era sends logs only for a request that asked (its _meta logLevel): this one.
+        auto it = stateless_log_levels.find(related);
+        requested = it != stateless_log_levels.end();
+        if (requested)
+          min_level = it->second;
+      } else if (client_version == kStatelessVersion) {
+        // Not known which request it belongs to: the lowest level asked by a request still in
+        // flight applies.
         requested = !stateless_log_levels.empty();
         for (const auto& [id, level] : stateless_log_levels) {
           if (min_level.empty() || LogSeverity(level) < LogSeverity(min_level))
@@ -1620,7 +1669,7 @@ struct Gateway::Impl {
     }
     Message note = Message::Notification(std::string(kLogMethod), relay);
     const std::string line = note.Serialize();
-    Send(std::move(note));
+    SendRelated(std::move(note), related);
     {
       std::lock_guard lock(b.log_mu);
       LogTally& t = b.log;
@@ -1670,7 +1719,25 @@ struct Gateway::Impl {
       FlushLogs(*b, true);
   }
 
-  void OnServerRequest(Backend& b, const Message& r) {
+  // The client request (id dumped) a server's message belongs to: the call whose stream carried
+  // it (`call`, the server-bound request's id), else the one call in flight to this server if
+  // there is exactly one; "" otherwise.
+  std::string CallOf(const Backend& b, int64_t call) {
+    std::lock_guard lock(shared->inflight_mu);
+    std::string only;
+    int n = 0;
+    for (const auto& [key, target] : shared->inflight) {
+      if (target.first != &b)
+        continue;
+      if (call != 0 && target.second == call)
+        return key;
+      if (n++ == 0)
+        only = key;
+    }
+    return call == 0 && n == 1 ? only : "";
+  }
+
+  void OnServerRequest(Backend& b, const Message& r, int64_t call) {
     if (r.method == "ping") {
       b.server->Respond(Message::Response(r.id, Json::object())).IgnoreError();
       return;
@@ -1688,18 +1755,8 @@ struct Gateway::Impl {
     // A server asking the client (sampling, elicitation, roots) is a syscall too; not on the
     // server's reader thread, which must keep reading while the client answers.
     // The client request it belongs to (a stateless client gets it as input_required on that
-    // call): the one call in flight to this server, if there is exactly one.
-    std::string related;
-    {
-      std::lock_guard lock(shared->inflight_mu);
-      int n = 0;
-      for (const auto& [key, target] : shared->inflight) {
-        if (target.first == &b && n++ == 0)
-          related = key;
-      }
-      if (n != 1)
-        related.clear();
-    }
+    // call): the call whose stream carried it, else the one call in flight to this server.
+    const std::string related = CallOf(b, call);
     Backend* bp = &b;
     Async([this, bp, r, related] {
       Message err;
@@ -1730,7 +1787,7 @@ struct Gateway::Impl {
       id = "custos-" + std::to_string(next_client_id++);
       client_pending[id.dump()] = slot;
     }
-    Send(Message::Request(id, method, params));
+    SendRelated(Message::Request(id, method, params), related);
     std::unique_lock lock(mu);
     const bool answered = idle_cv.wait_for(lock, std::chrono::milliseconds(kClientInputTimeoutMs),
                                            [&] { return slot->has_value() || client_gone; });
@@ -2013,11 +2070,11 @@ struct Gateway::Impl {
   }
 
   // A listen stream's resource subscription: the first listener of a URI subscribes at its
-  // server (a 2025-era server that offers subscribe; a stateless server has no stream from the
-  // gateway). False when it did not take.
+  // server (a 2025-era server that offers subscribe: srv.resources/subscribe; a stateless one:
+  // the gateway's listen stream to it is reopened with the URI). False when it did not take.
   bool SubscribeResource(const std::string& client_uri, const Json& id) {
     auto [b, uri] = SplitUri(client_uri);
-    if (b == nullptr || b->server == nullptr || b->server->stateless())
+    if (b == nullptr || b->server == nullptr)
       return false;
     const Json caps = b->server->capabilities();
     if (!caps.is_object() || !caps.value("resources", Json::object()).is_object() ||
@@ -2031,9 +2088,14 @@ struct Gateway::Impl {
         return true;
       }
     }
-    Message err;
-    if (!Mediated(b->config.name + ".resources/subscribe", {{"uri", uri}}, id, &err).ok())
-      return false;
+    if (b->server->stateless()) {
+      if (!ListenForUri(*b, uri, true))
+        return false;
+    } else {
+      Message err;
+      if (!Mediated(b->config.name + ".resources/subscribe", {{"uri", uri}}, id, &err).ok())
+        return false;
+    }
     std::lock_guard lock(mu);
     ++resource_listeners[client_uri];
     return true;
@@ -2050,10 +2112,182 @@ struct Gateway::Impl {
     Async([this, client_uri] {
       auto [b, uri] = SplitUri(client_uri);
       Message err;
-      if (b != nullptr)
+      if (b != nullptr && b->server != nullptr && b->server->stateless())
+        ListenForUri(*b, uri, false);
+      else if (b != nullptr)
         (void)Mediated(b->config.name + ".resources/unsubscribe", {{"uri", uri}},
                        Json("custos-unsubscribe"), &err);
     });
+  }
+
+  // ---- The gateway's listen stream to each stateless server (decision 042) ----
+  // Opened when the server starts (and after every restart), reopened with back-off when it
+  // ends, reopened with the new filter when a client (un)subscribes one of its resources; each
+  // open is the mediated syscall srv.subscriptions/listen. Its notifications arrive through
+  // on_notification like a 2025 server's unsolicited ones.
+
+  void OnServerEvent(Backend& b, const std::string& event) {
+    if (event == "mcp.server.started") {
+      bool restart = false;
+      bool open = false;
+      {
+        std::lock_guard lock(mu);
+        if (client_gone)
+          return;
+        restart = b.listen.started;
+        b.listen.started = true;
+        // An open running now reaches the new process anyway (its Listen() started it).
+        open = b.server->stateless() && !b.listen.opening;
+      }
+      if (open)
+        ScheduleServerListen(b, false);
+      else if (restart && !b.server->stateless())
+        ResendLogLevel(b);
+    } else if (event == "mcp.server.listen_ended") {
+      bool reopen = false;
+      {
+        std::lock_guard lock(mu);
+        if (client_gone)
+          return;
+        if (b.listen.opening) {
+          b.listen.again = true;
+        } else {
+          if (SteadyMs() - b.listen.opened_ms >= 10'000)
+            b.listen.backoff_ms = 100;  // it was healthy
+          reopen = !b.listen.honored.empty();
+        }
+      }
+      if (reopen)
+        ScheduleServerListen(b, true);
+    }
+  }
+
+  // A restarted 2025 server is told the level the client set (the same mediated syscall).
+  void ResendLogLevel(Backend& b) {
+    std::string level;
+    {
+      std::lock_guard lock(mu);
+      level = client_log_level;
+    }
+    if (level.empty() || !ServerSupports(b, "logging/setLevel"))
+      return;
+    Backend* bp = &b;
+    Async([this, bp, level] {
+      Message err;
+      (void)Mediated(bp->config.name + ".logging/setLevel", {{"level", level}},
+                     Json("custos-set-level"), &err);
+    });
+  }
+
+  void ScheduleServerListen(Backend& b, bool backoff) {
+    int64_t delay = 0;
+    {
+      std::lock_guard lock(mu);
+      if (client_gone || b.listen.scheduled)
+        return;
+      b.listen.scheduled = true;
+      if (backoff) {
+        delay = b.listen.backoff_ms;
+        b.listen.backoff_ms = std::min<int64_t>(b.listen.backoff_ms * 2, 10'000);
+      }
+    }
+    Backend* bp = &b;
+    Async([this, bp, delay] {
+      {
+        std::unique_lock lock(mu);
+        idle_cv.wait_for(lock, std::chrono::milliseconds(delay), [&] { return client_gone; });
+        bp->listen.scheduled = false;
+        if (client_gone)
+          return;
+      }
+      OpenServerListen(*bp);
+    });
+  }
+
+  // What the gateway asks a stateless server to listen for: every change its capabilities
+  // announce, and the resources clients subscribed to there.
+  static Json ServerListenFilter(const Backend& b, const std::set<std::string>& uris) {
+    const Json caps = b.server->capabilities();
+    Json filter = Json::object();
+    if (!caps.is_object())
+      return filter;
+    auto has = [&](const char* family, const char* flag) {
+      return caps.contains(family) && caps[family].is_object() &&
+             caps[family].value(flag, false) == true;
+    };
+    if (has("tools", "listChanged"))
+      filter["toolsListChanged"] = true;
+    if (has("prompts", "listChanged"))
+      filter["promptsListChanged"] = true;
+    if (has("resources", "listChanged"))
+      filter["resourcesListChanged"] = true;
+    if (has("resources", "subscribe") && !uris.empty())
+      filter["resourceSubscriptions"] = uris;
+    return filter;
+  }
+
+  // Opens the listen stream with the current filter (ending the previous one); what the server
+  // acknowledged, {} if nothing was (or nothing is asked for).
+  Json OpenServerListen(Backend& b) {
+    std::lock_guard open(b.listen.open_mu);
+    std::set<std::string> uris;
+    {
+      std::lock_guard lock(mu);
+      if (client_gone)
+        return Json::object();
+      b.listen.opening = true;
+      b.listen.again = false;
+      uris = b.listen.uris;
+    }
+    Json honored = Json::object();
+    bool retry = false;
+    const Json filter = b.server->stateless() ? ServerListenFilter(b, uris) : Json::object();
+    if (filter.empty()) {
+      b.server->StopListening();
+    } else {
+      Message err;
+      Result<Json> r =
+          Mediated(b.config.name + ".subscriptions/listen", {{"notifications", filter}},
+                   Json("custos-listen"), &err, "", /*shown=*/false);
+      if (r.ok())
+        honored = r->value("notifications", Json::object());
+      // The server is down or did not answer: try again later; a refusal is final.
+      retry = !r.ok() && err.error_code == kServerUnavailable;
+    }
+    {
+      std::lock_guard lock(mu);
+      b.listen.opening = false;
+      b.listen.honored = honored.is_object() ? honored : Json::object();
+      b.listen.opened_ms = SteadyMs();
+      retry = retry || (b.listen.again && !b.listen.honored.empty());
+    }
+    if (retry)
+      ScheduleServerListen(b, true);
+    return honored;
+  }
+
+  // Adds (removes) one of a stateless server's URIs to the resources its listen stream asks
+  // for, and reopens it; whether the server acknowledged the subscription.
+  bool ListenForUri(Backend& b, const std::string& uri, bool add) {
+    auto took_in = [&](const Json& honored) {
+      const Json taken = honored.value("resourceSubscriptions", Json::array());
+      return std::find(taken.begin(), taken.end(), Json(uri)) != taken.end();
+    };
+    {
+      std::lock_guard lock(mu);
+      if ((b.listen.uris.count(uri) != 0) == add)  // nothing changes
+        return add && took_in(b.listen.honored);
+      if (add)
+        b.listen.uris.insert(uri);
+      else
+        b.listen.uris.erase(uri);
+    }
+    const bool took = took_in(OpenServerListen(b));
+    if (add && !took) {
+      std::lock_guard lock(mu);
+      b.listen.uris.erase(uri);
+    }
+    return took;
   }
 
   void HandleOne(Message msg) {
@@ -2134,6 +2368,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options) {
   impl->shared->wallet = std::make_unique<kernel::TokenWallet>(*options.kernel);
   impl->run = options.run.empty() ? crypto::RandomId("mcp_") : options.run;
   impl->send = std::move(options.send);
+  impl->send_related = std::move(options.send_related);
   Impl* raw = impl.get();
   Shared* shared = impl->shared.get();
   shared->to_client = [raw](const std::string& m, const Json& p, const std::string& related) {
@@ -2153,9 +2388,16 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options) {
     b->config = sc;
     Backend* bp = b.get();
     Downstream::Callbacks cb;
-    cb.on_notification = [raw, bp](const Message& m) { raw->OnServerNotification(*bp, m); };
-    cb.on_request = [raw, bp](const Message& m) { raw->OnServerRequest(*bp, m); };
-    cb.on_event = [shared](const std::string& e, const Json& d) { shared->Event(e, d); };
+    cb.on_notification = [raw, bp](const Message& m, int64_t call) {
+      raw->OnServerNotification(*bp, m, call);
+    };
+    cb.on_request = [raw, bp](const Message& m, int64_t call) {
+      raw->OnServerRequest(*bp, m, call);
+    };
+    cb.on_event = [raw, shared, bp](const std::string& e, const Json& d) {
+      shared->Event(e, d);
+      raw->OnServerEvent(*bp, e);
+    };
     b->server = MakeDownstream(sc, std::move(cb));
     impl->shared->backends.push_back(std::move(b));
   }

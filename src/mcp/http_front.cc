@@ -436,7 +436,8 @@ struct Session {
   }
 
   // Everything the gateway sends this session's client (one line per message, serialised).
-  void OnLine(const std::string& line) {
+  // `related`: the client request (id dumped) the message belongs to, if the gateway knows.
+  void OnLine(const std::string& line, const std::string& related = "") {
     if (!line.empty() && line.front() == '[') {
       // A 2025-03-26 batch's responses in one array: each goes to its POST, which assembles
       // its own array (or stream).
@@ -487,7 +488,11 @@ struct Session {
     // A request to the client (sampling, elicitation, roots) or a server's log message: it
     // happens during a call, so on a POST the client is connected to when there is one (the SDK
     // reads every stream), else on the GET stream if connected, else kept on a POST stream for
-    // the client's resume.
+    // the client's resume. One that belongs to a call goes on that call's POST first.
+    if (auto it = posts.find(related); !related.empty() && it != posts.end()) {
+      if (it->second->Push(line, true))
+        return;
+    }
     for (auto& [k, p] : posts) {
       if (p->Push(line, true))
         return;
@@ -823,6 +828,10 @@ struct HttpFront::Impl {
     go.send = [weak](const std::string& line) {
       if (std::shared_ptr<Session> s = weak.lock())
         s->OnLine(line);
+    };
+    go.send_related = [weak](const std::string& line, const std::string& related) {
+      if (std::shared_ptr<Session> s = weak.lock())
+        s->OnLine(line, related);
     };
     Result<std::unique_ptr<Gateway>> g = Gateway::Create(std::move(go));
     if (g.ok())

@@ -14,6 +14,10 @@
 // prompts/get and resources/read, Mcp-Param-* for the x-mcp-header arguments of a tool seen in
 // the server's tools/list). Any other answer to the probe (an HTTP error such as 400/404/405, or
 // a JSON-RPC error) means the 2025 eras and the initialize handshake.
+//
+// Decision 042: what a POST's event stream carries before its response is handed on with that
+// request's id (the call it belongs to); a stateless server's subscriptions/listen stream is one
+// long-lived POST on its own thread.
 
 #include <curl/curl.h>
 
@@ -304,7 +308,43 @@ class HttpServer final : public Downstream {
     offered_ = capabilities.is_object() ? capabilities : Json::object();
   }
 
+  Result<Message> Listen(const Json& params) override {
+    CUSTOS_RETURN_IF_ERROR(Start());
+    if (!stateless()) {
+      return Message::Error(nullptr, kMethodNotFound,
+                            "MCP server '" + config_.name + "' speaks " + protocol_version() +
+                                ", which has no subscriptions/listen");
+    }
+    std::lock_guard call(listen_call_mu_);
+    EndListen();
+    Json offered;
+    {
+      std::lock_guard lock(mu_);
+      offered = offered_;
+    }
+    auto ls = std::make_shared<ListenStream>();
+    const Message req = Message::Request(Json(NextId()), "subscriptions/listen",
+                                         WithGatewayEnvelope(params, offered));
+    listen_ = ls;
+    ls->thread = std::thread([this, ls, req] { RunListen(*ls, req); });
+    std::unique_lock lock(ls->mu);
+    if (ls->cv.wait_for(lock, std::chrono::milliseconds(config_.timeout_ms),
+                        [&] { return ls->answer.has_value(); })) {
+      return *ls->answer;
+    }
+    lock.unlock();
+    EndListen();
+    return Unavailable("did not acknowledge subscriptions/listen within " +
+                       std::to_string(config_.timeout_ms) + " ms");
+  }
+
+  void StopListening() override {
+    std::lock_guard call(listen_call_mu_);
+    EndListen();
+  }
+
   void Stop() override {
+    StopListening();
     std::thread get;
     std::string sid;
     {
@@ -577,6 +617,8 @@ class HttpServer final : public Downstream {
     }
     std::optional<Message> answer;
     const std::string key = req.id.dump();
+    // What the server sends on this POST's stream belongs to this call.
+    const int64_t call = req.id.is_number_integer() ? req.id.get<int64_t>() : 0;
     Transfer t;
     t.stop = cancel;
     t.on_message = [&](const Message& m) {
@@ -584,7 +626,7 @@ class HttpServer final : public Downstream {
         answer = m;
         return false;
       }
-      Dispatch(m);
+      Dispatch(m, call);
       return true;
     };
     CUSTOS_RETURN_IF_ERROR(
@@ -605,12 +647,86 @@ class HttpServer final : public Downstream {
     return Unavailable("closed the event stream before answering");
   }
 
-  void Dispatch(const Message& m) {
+  void Dispatch(const Message& m, int64_t call) {
     if (m.is_notification() && cb_.on_notification) {
-      cb_.on_notification(m);
+      cb_.on_notification(m, call);
     } else if (m.is_request() && cb_.on_request) {
-      cb_.on_request(m);
+      cb_.on_request(m, call);
     }
+  }
+
+  // The listen stream: one long-lived POST on its own thread, whose event stream carries the
+  // acknowledgement and then the stamped change notifications.
+  struct ListenStream {
+    std::atomic<bool> stop{false};
+    std::mutex mu;
+    std::condition_variable cv;
+    bool acked = false;                     // guarded by mu
+    std::optional<Result<Message>> answer;  // guarded by mu: what Listen() returns
+    std::thread thread;
+  };
+
+  void RunListen(ListenStream& ls, const Message& req) {
+    const std::string key = req.id.dump();
+    Transfer t;
+    t.stop = &ls.stop;
+    t.on_message = [&](const Message& received) {
+      if (received.is_response()) {
+        if (received.id.dump() != key)
+          return true;
+        std::lock_guard lock(ls.mu);
+        if (!ls.acked) {  // a refusal; after the acknowledgement, the server ending the stream
+          ls.answer = received;
+          ls.cv.notify_all();
+        }
+        return false;
+      }
+      Message m = received;
+      const Json sub = m.is_notification() ? TakeSubscriptionId(&m) : Json();
+      if (m.method == "notifications/subscriptions/acknowledged") {
+        std::lock_guard lock(ls.mu);
+        if (sub.dump() == key && !ls.acked) {
+          ls.acked = true;
+          ls.answer = Message::Response(req.id, m.params);
+          ls.cv.notify_all();
+        }
+        return true;
+      }
+      if (sub.is_null() || sub.dump() == key)
+        Dispatch(m, 0);
+      return true;
+    };
+    Status st = Perform("POST", req.Serialize(), "", 0, &t, nullptr, StatelessHeaders(req));
+    bool ended = false;
+    {
+      std::lock_guard lock(ls.mu);
+      if (!ls.answer.has_value()) {
+        Result<Message> body = ParseMessage(t.body, config_.max_message_bytes);
+        if (!st.ok())
+          ls.answer = st;
+        else if (!t.sse && body.ok() && body->is_response() && body->id.dump() == key)
+          ls.answer = std::move(body).value();  // a refusal as a JSON body
+        else
+          ls.answer = Unavailable("ended subscriptions/listen without acknowledging it");
+        ls.cv.notify_all();
+      }
+      ended = ls.acked && !ls.stop.load();
+    }
+    if (ended && cb_.on_event) {
+      cb_.on_event("mcp.server.listen_ended",
+                   {{"server", config_.name},
+                    {"why", st.ok() ? "the server ended the stream" : std::string(st.message())}});
+    }
+  }
+
+  void EndListen() {  // REQUIRES: listen_call_mu_ held
+    std::shared_ptr<ListenStream> ls = std::move(listen_);
+    listen_.reset();
+    if (ls == nullptr)
+      return;
+    ls->stop.store(true);  // aborts the transfer (within libcurl's progress interval)
+    if (ls->thread.joinable())
+      ls->thread.join();
   }
 
   // The server → client stream: reconnected with back-off until Stop(); a 405 means none.
@@ -631,7 +747,7 @@ class HttpServer final : public Downstream {
         Transfer t;
         t.stop = &stopping_;
         t.on_message = [this](const Message& m) {
-          Dispatch(m);
+          Dispatch(m, 0);
           return true;
         };
         long status = 0;
@@ -668,6 +784,8 @@ class HttpServer final : public Downstream {
   std::map<int64_t, std::shared_ptr<std::atomic<bool>>> cancels_;
   std::atomic<bool> stopping_{false};
   std::thread get_thread_;
+  std::mutex listen_call_mu_;             // serialises Listen()/StopListening()
+  std::shared_ptr<ListenStream> listen_;  // guarded by listen_call_mu_
   static constexpr size_t kMaxIdleHandles = 64;
   std::mutex idle_mu_;
   std::vector<CURL*> idle_;  // guarded by idle_mu_

@@ -350,8 +350,96 @@ void StdioServer::Stop() {
     std::lock_guard lock(mu_);
     p = proc_;
     version_.clear();
+    if (listen_id_ != 0 && !listen_acked_)
+      listen_answer_ = Unavailable(config_, "was stopped");
+    listen_id_ = 0;  // ended by us: not reported
+    listen_acked_ = false;
+    cv_.notify_all();
   }
   KillProc(p);
+}
+
+Result<Message> StdioServer::Listen(const Json& params) {
+  CUSTOS_RETURN_IF_ERROR(Start());
+  if (!stateless()) {
+    return Message::Error(nullptr, kMethodNotFound,
+                          "MCP server '" + config_.name + "' speaks " + protocol_version() +
+                              ", which has no subscriptions/listen");
+  }
+  std::lock_guard call_lock(listen_call_mu_);
+  CancelListen();
+  int64_t id = 0;
+  {
+    std::lock_guard lock(mu_);
+    id = next_id_++;
+    listen_id_ = id;
+    listen_acked_ = false;
+    listen_answer_.reset();
+  }
+  const int64_t deadline = NowMs() + config_.timeout_ms;
+  Status w = WriteLine(
+      Message::Request(id, "subscriptions/listen", WithEnvelope(params)).Serialize(), deadline);
+  std::unique_lock lock(mu_);
+  if (!w.ok()) {
+    if (listen_id_ == id)
+      listen_id_ = 0;
+    return w;
+  }
+  cv_.wait_until(lock, std::chrono::steady_clock::time_point(std::chrono::milliseconds(deadline)),
+                 [&] { return listen_answer_.has_value(); });
+  if (listen_answer_.has_value()) {
+    Result<Message> answer = std::move(*listen_answer_);
+    listen_answer_.reset();
+    return answer;
+  }
+  lock.unlock();
+  CancelListen();
+  return Unavailable(config_, "did not acknowledge subscriptions/listen within " +
+                                  std::to_string(config_.timeout_ms) + " ms");
+}
+
+void StdioServer::StopListening() {
+  std::lock_guard call_lock(listen_call_mu_);
+  CancelListen();
+}
+
+void StdioServer::CancelListen() {
+  int64_t id = 0;
+  {
+    std::lock_guard lock(mu_);
+    id = listen_id_;
+    listen_id_ = 0;
+    listen_acked_ = false;
+  }
+  if (id != 0) {
+    (void)WriteLine(Message::Notification("notifications/cancelled",
+                                          {{"requestId", id}, {"reason", "closed by the gateway"}})
+                        .Serialize(),
+                    NowMs() + 100);
+  }
+}
+
+bool StdioServer::TakeListenNotification(Message* n) {
+  const bool ack = n->method == "notifications/subscriptions/acknowledged";
+  const Json id = TakeSubscriptionId(n);
+  if (id.is_null())
+    return !ack;  // an unstamped notification passes; an unstamped acknowledgement is nobody's
+  if (listen_id_ == 0 || id != Json(listen_id_))
+    return false;  // stamped by a stream that ended
+  if (ack) {
+    if (!listen_acked_) {
+      listen_acked_ = true;
+      listen_answer_ = Message::Response(id, n->params);
+      cv_.notify_all();
+    }
+    return false;
+  }
+  return listen_acked_;
+}
+
+void StdioServer::ListenEnded(const std::string& why) {
+  if (cb_.on_event)
+    cb_.on_event("mcp.server.listen_ended", {{"server", config_.name}, {"why", why}});
 }
 
 Status StdioServer::WriteLine(const std::string& line, int64_t deadline_ms) {
@@ -496,14 +584,33 @@ void StdioServer::ReadLoop(std::shared_ptr<Proc> p) {
       if (m->is_response()) {
         if (!m->id.is_number_integer())
           continue;  // not one of ours
-        std::lock_guard lock(mu_);
-        auto it = pending_.find(m->id.get<int64_t>());
-        if (it == pending_.end())
-          continue;  // late answer to a call that timed out
-        it->second->done = true;
-        it->second->result = std::move(m).value();
-        cv_.notify_all();
+        const int64_t id = m->id.get<int64_t>();
+        bool listen_ended = false;
+        {
+          std::lock_guard lock(mu_);
+          auto it = pending_.find(id);
+          if (id == listen_id_) {
+            // The listen stream's only response: a refusal, or the server ending the stream.
+            listen_ended = listen_acked_;
+            if (!listen_acked_)
+              listen_answer_ = std::move(m).value();
+            listen_id_ = 0;
+            listen_acked_ = false;
+            cv_.notify_all();
+          } else if (it != pending_.end()) {  // else a late answer to a call that timed out
+            it->second->done = true;
+            it->second->result = std::move(m).value();
+            cv_.notify_all();
+          }
+        }
+        if (listen_ended)
+          ListenEnded("the server ended the stream");
       } else if (m->is_notification()) {
+        {
+          std::lock_guard lock(mu_);
+          if (!TakeListenNotification(&*m))
+            continue;
+        }
         const int64_t now = NowMs();
         if (now - p->notif_window_ms >= 1000) {
           if (p->notif_dropped > 0 && cb_.on_event) {
@@ -519,9 +626,9 @@ void StdioServer::ReadLoop(std::shared_ptr<Proc> p) {
           continue;
         }
         if (cb_.on_notification)
-          cb_.on_notification(*m);
+          cb_.on_notification(*m, 0);
       } else if (cb_.on_request) {
-        cb_.on_request(*m);
+        cb_.on_request(*m, 0);
       }
     }
     if (!why.empty())
@@ -568,11 +675,19 @@ void StdioServer::OnExit(const std::shared_ptr<Proc>& p, const std::string& why)
   if (!why.empty())
     exit_text = why + "; " + exit_text;
   const int64_t lived = NowMs() - p->started_ms;
+  bool listen_ended = false;
   {
     std::lock_guard lock(mu_);
     p->exited = true;  // fds close with the last reference (a writer may still hold one)
     if (proc_ == p) {
       version_.clear();
+      if (listen_id_ != 0) {
+        listen_ended = listen_acked_;
+        if (!listen_acked_)
+          listen_answer_ = Unavailable(config_, exit_text);
+        listen_id_ = 0;
+        listen_acked_ = false;
+      }
       last_exit_ = exit_text;
       backoff_ms_ = lived >= kHealthyAfterMs ? 100 : std::min(backoff_ms_ * 2, kMaxBackoffMs);
       next_start_ms_ = NowMs() + backoff_ms_;
@@ -585,6 +700,8 @@ void StdioServer::OnExit(const std::shared_ptr<Proc>& p, const std::string& why)
       cv_.notify_all();
     }
   }
+  if (listen_ended)
+    ListenEnded(exit_text);
   if (cb_.on_event) {
     // Give the stderr reader a moment to drain, then report its digest and an excerpt.
     for (int i = 0; i < 50; ++i) {

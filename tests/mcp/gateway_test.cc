@@ -230,6 +230,17 @@ Json With2026(Json params) {
   return params;
 }
 
+std::optional<Message> WaitForNotification(InProcessClient& client, const std::string& method) {
+  for (int i = 0; i < 200; ++i) {
+    for (Message& n : client.TakeNotifications()) {
+      if (n.method == method)
+        return n;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return std::nullopt;
+}
+
 bool Recorded(const std::vector<Json>& log, const std::string& target) {
   for (const Json& e : log) {
     if (e.value("target", "") == target)
@@ -321,9 +332,6 @@ TEST_F(GatewayTest, StatelessServerIsSpokenToInItsEra) {
   // input with its own -32021 instead of sending an input_required the gateway cannot serve.
   Message input = Call("s.needs_input");
   EXPECT_EQ(input.error_code, -32021);
-  // A method the era removed is answered by the gateway, not sent.
-  Message sub = Req("resources/subscribe", {{"uri", "s+fixture://doc"}});
-  EXPECT_EQ(sub.error_code, kMethodNotFound);
 }
 
 TEST_F(GatewayTest, StatelessClientGetsListChangesOnItsListenStream) {
@@ -392,8 +400,100 @@ TEST_F(GatewayTest, ListenResourceSubscriptionsTakeOnlyWhereTheServerCanSubscrib
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_TRUE(ack.has_value());
-  // A stateless server has no stream from the gateway; an unknown server is nobody's.
-  EXPECT_EQ(ack->params["notifications"], (Json{{"resourceSubscriptions", {"a+fixture://doc"}}}));
+  // A stateless server's URI is asked for on the gateway's listen stream to it (decision 042);
+  // an unknown server is nobody's.
+  EXPECT_EQ(ack->params["notifications"],
+            (Json{{"resourceSubscriptions", {"s+fixture://doc", "a+fixture://doc"}}}));
+  EXPECT_TRUE(Recorded(Log("tool.invoke"), "a.resources/subscribe"));
+  // The stateless server's update reaches the stream that listed its URI.
+  EXPECT_EQ(Text(Req("tools/call", With2026({{"name", "s.changed"}}))), "tools changed");
+  std::optional<Message> updated = WaitForNotification(*client_, "notifications/resources/updated");
+  ASSERT_TRUE(updated.has_value());
+  EXPECT_EQ(updated->params["uri"], "s+fixture://doc");
+  EXPECT_EQ(updated->params["_meta"]["io.modelcontextprotocol/subscriptionId"], "l2");
+}
+
+// ---- The gateway's listen stream to stateless servers (decision 042) ----
+
+// The filters of the fixture's open listen streams (its `listens` tool), once there is one.
+Json OpenListens(const std::function<Message()>& call) {
+  for (int i = 0; i < 200; ++i) {
+    Message m = call();
+    if (m.type == Message::Type::kResponse) {
+      std::string text;
+      for (const Json& c : m.result.value("content", Json::array()))
+        text += c.value("text", "");
+      Json open = Json::parse(text, nullptr, false);
+      if (open.is_array() && !open.empty())
+        return open;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return Json::array();
+}
+
+int CountRecorded(const std::vector<Json>& log, const std::string& target) {
+  int n = 0;
+  for (const Json& e : log)
+    n += e.value("type", "") == "decision" && e.value("target", "") == target;
+  return n;
+}
+
+TEST_F(GatewayTest, StatelessServersChangesArriveOnTheGatewaysListenStream) {
+  Open({{"s", {"--stateless"}}});
+  Init();
+  // Opened when the server started, asking for every change its capabilities announce.
+  Json open = OpenListens([&] { return Call("s.listens"); });
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0], (Json{{"toolsListChanged", true},
+                           {"promptsListChanged", true},
+                           {"resourcesListChanged", true}}));
+  // A mediated syscall, whose answer does not taint the session (the client never sees it).
+  EXPECT_EQ(CountRecorded(Log("tool.invoke"), "s.subscriptions/listen"), 1);
+  // The 2025 client gets the change unsolicited, without the stream's stamp.
+  client_->TakeNotifications();
+  EXPECT_EQ(Text(Call("s.changed")), "tools changed");
+  std::optional<Message> change = WaitForNotification(*client_, "notifications/tools/list_changed");
+  ASSERT_TRUE(change.has_value());
+  EXPECT_FALSE(change->params.is_object() && change->params.contains("_meta"));
+  // Its resources/subscribe reopens the stream with the URI (the server has no such method).
+  ASSERT_EQ(ReasonOf(Req("resources/subscribe", {{"uri", "s+fixture://doc"}})), "ok");
+  open = OpenListens([&] { return Call("s.listens"); });
+  ASSERT_EQ(open.size(), 1u);  // the first stream ended when the second opened
+  EXPECT_EQ(open[0]["resourceSubscriptions"], Json::array({"fixture://doc"}));
+  client_->TakeNotifications();
+  EXPECT_EQ(Text(Call("s.changed")), "tools changed");
+  std::optional<Message> updated = WaitForNotification(*client_, "notifications/resources/updated");
+  ASSERT_TRUE(updated.has_value());
+  EXPECT_EQ(updated->params["uri"], "s+fixture://doc");
+  EXPECT_EQ(CountRecorded(Log("tool.invoke"), "s.subscriptions/listen"), 2);
+}
+
+TEST_F(GatewayTest, TheListenStreamIsReopenedWhenItEndsAndAfterARestart) {
+  Open({{"s", {"--stateless"}}});
+  Init();
+  ASSERT_EQ(OpenListens([&] { return Call("s.listens"); }).size(), 1u);
+  // The server ends it: reopened after the back-off.
+  EXPECT_EQ(Text(Call("s.end_listens")), "ended");
+  ASSERT_EQ(OpenListens([&] { return Call("s.listens"); }).size(), 1u);
+  EXPECT_EQ(CountRecorded(Log("tool.invoke"), "s.subscriptions/listen"), 2);
+  // The server exits: its restart gets a stream again.
+  EXPECT_EQ(ReasonOf(Call("s.crash")), "mcp_server_unavailable");
+  ASSERT_EQ(OpenListens([&] { return Call("s.listens"); }).size(), 1u);
+  client_->TakeNotifications();
+  EXPECT_EQ(Text(Call("s.changed")), "tools changed");
+  EXPECT_TRUE(WaitForNotification(*client_, "notifications/tools/list_changed").has_value());
+}
+
+TEST_F(GatewayTest, AListenThePolicyDeniesIsNotOpened) {
+  tools_extra_ = "deny = [\"s.subscriptions/listen\"]\n";
+  Open({{"s", {"--stateless"}}});
+  Init();
+  EXPECT_EQ(Text(Call("s.listens")), "[]");
+  EXPECT_EQ(CountRecorded(Log("tool.invoke"), "s.subscriptions/listen"), 1);  // the refusal
+  client_->TakeNotifications();
+  EXPECT_EQ(Text(Call("s.changed")), "tools changed");
+  EXPECT_FALSE(WaitForNotification(*client_, "notifications/tools/list_changed").has_value());
 }
 
 TEST_F(GatewayTest, StatelessClientToStatelessServer) {
@@ -425,7 +525,7 @@ TEST_F(GatewayTest, AggregatesToolsUnderNamespacesAcrossPagesAndServers) {
   // Unannotated, unclassified tools are hidden.
   EXPECT_THAT(names, Not(::testing::Contains("a.unannotated")));
   EXPECT_EQ(std::count(names.begin(), names.end(), "a.echo"), 1);
-  EXPECT_EQ(names.size(), 2 * 13u);
+  EXPECT_EQ(names.size(), 2 * 15u);
   EXPECT_EQ(Req("tools/list", {{"cursor", "garbage!"}}).error_code, kInvalidParams);
 }
 
@@ -719,6 +819,23 @@ TEST_F(GatewayTest, SetLevelReachesTheServersAndFiltersRelayedLogs) {
   for (const Json& e : Log("mcp.server.log"))
     below += e.value("below_level", 0);
   EXPECT_EQ(below, 4);
+}
+
+TEST_F(GatewayTest, TheLevelIsSentAgainToARestartedServer) {
+  Open({{"a", {}}});
+  Init();
+  ASSERT_EQ(ReasonOf(Req("logging/setLevel", {{"level", "error"}})), "ok");
+  EXPECT_EQ(Text(Call("a.log")), "level error");
+  EXPECT_EQ(ReasonOf(Call("a.crash")), "mcp_server_unavailable");
+  // The restarted server is told the level after its handshake, by the same mediated syscall
+  // (on its own thread, so the first call after the restart may get there first).
+  std::string level;
+  for (int i = 0; i < 100 && level != "level error"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    level = Text(Call("a.log"));
+  }
+  EXPECT_EQ(level, "level error");
+  EXPECT_EQ(CountRecorded(Log("tool.invoke"), "a.logging/setLevel"), 2);
 }
 
 TEST_F(GatewayTest, LogsThePolicyDeniesAreNotRelayedButRecorded) {
@@ -1167,6 +1284,58 @@ TEST(StdioServerTest, AStatelessServerIsNotInitialized) {
   Result<Message> ping = s.Call("ping", Json::object());
   ASSERT_TRUE(ping.ok());
   EXPECT_EQ(ping->error_code, kMethodNotFound);
+}
+
+TEST(StdioServerTest, ListenOpensTheStreamAndItsNotificationsLoseTheStamp) {
+  if (Node().empty())
+    GTEST_SKIP() << "node is not installed";
+  ServerConfig c;
+  c.name = "modern";
+  c.argv = {Node(), Fixture(), "--stateless"};
+  std::mutex mu;
+  std::vector<Message> notes;
+  std::vector<std::string> events;
+  StdioServer s(c, {.on_notification =
+                        [&](const Message& m, int64_t call) {
+                          std::lock_guard lock(mu);
+                          EXPECT_EQ(call, 0);
+                          notes.push_back(m);
+                        },
+                    .on_event =
+                        [&](const std::string& e, const Json&) {
+                          std::lock_guard lock(mu);
+                          events.push_back(e);
+                        }});
+  Result<Message> ack = s.Listen({{"notifications", {{"toolsListChanged", true}}}});
+  ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  ASSERT_EQ(ack->type, Message::Type::kResponse);
+  EXPECT_EQ(ack->result["notifications"], (Json{{"toolsListChanged", true}}));
+  ASSERT_TRUE(s.Call("tools/call", {{"name", "changed"}}).ok());
+  // A reopened stream replaces the first: one stream, so one copy of each change.
+  ASSERT_TRUE(s.Listen({{"notifications", {{"toolsListChanged", true}}}}).ok());
+  ASSERT_TRUE(s.Call("tools/call", {{"name", "changed"}}).ok());
+  ASSERT_TRUE(s.Call("tools/call", {{"name", "end_listens"}}).ok());  // ends it
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(notes.size(), 2u);  // the update of fixture://doc was not asked for
+    EXPECT_EQ(notes[0].method, "notifications/tools/list_changed");
+    EXPECT_FALSE(notes[0].params.contains("_meta"));
+  }
+  // The server ended the stream (its reader reported that before end_listens' answer).
+  std::lock_guard lock(mu);
+  EXPECT_EQ(std::count(events.begin(), events.end(), "mcp.server.listen_ended"), 1);
+}
+
+TEST(StdioServerTest, A2025ServerHasNoListen) {
+  if (Node().empty())
+    GTEST_SKIP() << "node is not installed";
+  ServerConfig c;
+  c.name = "old";
+  c.argv = {Node(), Fixture()};
+  StdioServer s(c, {});
+  Result<Message> r = s.Listen({{"notifications", {{"toolsListChanged", true}}}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->error_code, kMethodNotFound);
 }
 
 TEST(StdioServerTest, AMissingProgramIsUnavailable) {

@@ -8,9 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "custos/mcp/front.h"
 #include "custos/mcp/gateway.h"
@@ -92,6 +97,8 @@ class HttpBackTest : public ::testing::Test {
   virtual std::vector<std::string> FixtureArgs() const { return {}; }
   virtual std::string ServerExtra() const { return "client_capabilities = [\"sampling\"]\n"; }
   virtual Json ClientCapabilities() const { return {{"sampling", Json::object()}}; }
+  // "" : the client speaks 2026-07-28 (no initialize).
+  virtual std::string ClientVersion() const { return "2025-11-25"; }
 
   void SetUp() override {
     if (Node().empty())
@@ -123,12 +130,22 @@ class HttpBackTest : public ::testing::Test {
     o.config = *cfg;
     o.kernel = kernel_.get();
     o.send = client_->Sink();
+    o.send_related = [this, sink = client_->Sink()](const std::string& line,
+                                                    const std::string& related) {
+      {
+        std::lock_guard lock(related_mu_);
+        related_[Json::parse(line).value("method", "")].push_back(related);
+      }
+      sink(line);
+    };
     Result<std::unique_ptr<Gateway>> g = Gateway::Create(std::move(o));
     ASSERT_TRUE(g.ok()) << g.status().ToString();
     gateway_ = std::move(g).value();
     client_->Attach(gateway_.get());
+    if (ClientVersion().empty())
+      return;
     Result<Message> init =
-        client_->Request("initialize", {{"protocolVersion", "2025-11-25"},
+        client_->Request("initialize", {{"protocolVersion", ClientVersion()},
                                         {"capabilities", ClientCapabilities()},
                                         {"clientInfo", {{"name", "t"}, {"version", "1"}}}});
     ASSERT_TRUE(init.ok());
@@ -146,7 +163,34 @@ class HttpBackTest : public ::testing::Test {
     return m.ok() ? *m : Message::Error(nullptr, 0, "no response");
   }
 
+  // The client requests (ids dumped) the gateway said messages belong to, by method.
+  std::vector<std::string> Related(const std::string& method) {
+    std::lock_guard lock(related_mu_);
+    return related_[method];
+  }
+
+  // Two calls of `tool` at once (the fixture's *_pair tools answer once both are in), with
+  // `params` added; their responses.
+  std::vector<Message> CallPair(const std::string& tool, const std::vector<Json>& params) {
+    std::vector<Json> ids = {"pair-1", "pair-2"};
+    for (size_t i = 0; i < 2; ++i) {
+      Json p = params[i];
+      p["name"] = tool;
+      p["arguments"] = Json::object();
+      client_->SendRaw(Message::Request(ids[i], "tools/call", p).Serialize());
+    }
+    std::vector<Message> out;
+    for (const Json& id : ids) {
+      Result<Message> m = client_->WaitFor(id);
+      EXPECT_TRUE(m.ok());
+      out.push_back(m.ok() ? *m : Message::Error(nullptr, 0, "no response"));
+    }
+    return out;
+  }
+
   HttpFixture fixture_;
+  std::mutex related_mu_;
+  std::map<std::string, std::vector<std::string>> related_;
   custos::testing::TempDir dir_;
   std::unique_ptr<kernel::Kernel> kernel_;
   std::unique_ptr<InProcessClient> client_;
@@ -192,6 +236,33 @@ TEST_F(HttpBackTest, ServerRequestOnTheEventStreamReachesTheClient) {
   answer.join();
   ASSERT_EQ(m.type, Message::Type::kResponse) << m.error_message;
   EXPECT_THAT(m.result.dump(), ::testing::HasSubstr("hi"));
+}
+
+TEST_F(HttpBackTest, AServerRequestOnACallsStreamBelongsToThatCall) {
+  // Both calls are in flight when the server asks: each request came on its call's POST, so the
+  // gateway says which call it belongs to (a front puts it on that call's stream).
+  std::thread answer([this] {
+    int answered = 0;
+    for (int i = 0; i < 300 && answered < 2; ++i) {
+      for (const Message& n : client_->TakeNotifications()) {
+        if (n.is_request() && n.method == "sampling/createMessage") {
+          client_->SendRaw(Message::Response(n.id, {{"role", "assistant"},
+                                                    {"content", {{"type", "text"}, {"text", "hi"}}},
+                                                    {"model", "m"}})
+                               .Serialize());
+          ++answered;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  std::vector<Message> done = CallPair("a.ask_pair", {Json::object(), Json::object()});
+  answer.join();
+  for (const Message& m : done)
+    EXPECT_THAT(m.result.dump(), ::testing::HasSubstr("hi"));
+  std::vector<std::string> related = Related("sampling/createMessage");
+  std::sort(related.begin(), related.end());
+  EXPECT_EQ(related, (std::vector<std::string>{R"("pair-1")", R"("pair-2")"}));
 }
 
 TEST_F(HttpBackTest, AServerThatIsGoneFailsTheCallWithServerUnavailable) {
@@ -241,10 +312,6 @@ TEST_F(StatelessHttpBackTest, ProbedWithDiscoverAndSpokenToWithoutASession) {
   EXPECT_EQ(region.result["content"][0]["text"], "region eu-west");
   Message spaced = Call("a.region", {{"region", " caf\xc3\xa9 "}});
   ASSERT_EQ(spaced.type, Message::Type::kResponse) << spaced.error_message;
-  // Methods the era removed are answered by the gateway.
-  Result<Message> sub = client_->Request("resources/subscribe", {{"uri", "a+fixture://doc"}});
-  ASSERT_TRUE(sub.ok());
-  EXPECT_EQ(sub->error_code, kMethodNotFound);
 }
 
 TEST_F(StatelessHttpBackTest, InputRequiredIsFulfilledOverHttpToo) {
@@ -264,6 +331,95 @@ TEST_F(StatelessHttpBackTest, InputRequiredIsFulfilledOverHttpToo) {
   answer.join();
   ASSERT_EQ(m.type, Message::Type::kResponse) << m.error_message;
   EXPECT_EQ(m.result["content"][0]["text"], R"(answered: {"action":"accept","content":{"ok":1}})");
+}
+
+TEST_F(StatelessHttpBackTest, TheGatewaysListenStreamCarriesTheServersChanges) {
+  // The stream is opened when the server starts (a long-lived POST); the fixture's `listens`
+  // shows it.
+  auto open_listens = [this] {
+    for (int i = 0; i < 200; ++i) {
+      Message m = Call("a.listens", Json::object());
+      const Json open = m.type == Message::Type::kResponse
+                            ? Json::parse(m.result["content"][0].value("text", ""), nullptr, false)
+                            : Json();
+      if (open.is_array() && !open.empty())
+        return open;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return Json::array();
+  };
+  auto wait_for = [this](const std::string& method) -> std::optional<Message> {
+    for (int i = 0; i < 200; ++i) {
+      for (Message& n : client_->TakeNotifications()) {
+        if (n.method == method)
+          return n;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return std::nullopt;
+  };
+  ASSERT_EQ(open_listens().size(), 1u);
+  Message changed = Call("a.changed", Json::object());
+  ASSERT_EQ(changed.type, Message::Type::kResponse) << changed.error_message;
+  std::optional<Message> change = wait_for("notifications/tools/list_changed");
+  ASSERT_TRUE(change.has_value());
+  EXPECT_FALSE(change->params.is_object() && change->params.contains("_meta"));
+  // A resource subscription reopens it with the URI; the server's update reaches the client.
+  Result<Message> sub = client_->Request("resources/subscribe", {{"uri", "a+fixture://doc"}});
+  ASSERT_TRUE(sub.ok());
+  EXPECT_EQ(sub->type, Message::Type::kResponse) << sub->error_message;
+  Json open = open_listens();
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0]["resourceSubscriptions"], Json::array({"fixture://doc"}));
+  ASSERT_EQ(Call("a.changed", Json::object()).type, Message::Type::kResponse);
+  std::optional<Message> updated = wait_for("notifications/resources/updated");
+  ASSERT_TRUE(updated.has_value());
+  EXPECT_EQ(updated->params["uri"], "a+fixture://doc");
+  // The server ends the stream: the gateway reopens it.
+  ASSERT_EQ(Call("a.end_listens", Json::object()).type, Message::Type::kResponse);
+  EXPECT_EQ(open_listens().size(), 1u);
+}
+
+// A 2026-07-28 client through a 2025 server over HTTP: a server request or log message on a
+// call's stream belongs to that call, even with several calls in flight (decision 034's
+// "exactly one in flight" rule is for stdio and the GET stream).
+class StatelessClientHttpBackTest : public HttpBackTest {
+ protected:
+  std::string ClientVersion() const override { return ""; }
+  static Json With2026(Json params, Json meta = Json::object()) {
+    meta["io.modelcontextprotocol/protocolVersion"] = "2026-07-28";
+    meta["io.modelcontextprotocol/clientCapabilities"] = {{"sampling", Json::object()}};
+    meta["io.modelcontextprotocol/clientInfo"] = {{"name", "t"}, {"version", "1"}};
+    params["_meta"] = std::move(meta);
+    return params;
+  }
+};
+
+TEST_F(StatelessClientHttpBackTest, ServerRequestsOfConcurrentCallsBecomeTheirInputRequired) {
+  std::vector<Message> done =
+      CallPair("a.ask_pair", {With2026(Json::object()), With2026(Json::object())});
+  for (const Message& m : done) {
+    ASSERT_EQ(m.type, Message::Type::kResponse) << m.error_message;
+    EXPECT_EQ(m.result["resultType"], "input_required") << m.result.dump();
+  }
+}
+
+TEST_F(StatelessClientHttpBackTest, ALogOnACallsStreamFollowsThatCallsLevel) {
+  // Only the first call asks for logs: the second's messages are not relayed.
+  std::vector<Message> done = CallPair(
+      "a.log_pair", {With2026(Json::object(), {{"io.modelcontextprotocol/logLevel", "debug"}}),
+                     With2026(Json::object())});
+  for (const Message& m : done)
+    ASSERT_EQ(m.type, Message::Type::kResponse) << m.error_message;
+  std::vector<std::string> data;
+  for (const Message& n : client_->TakeNotifications()) {
+    if (n.method == "notifications/message")
+      data.push_back(n.params.value("data", ""));
+  }
+  ASSERT_EQ(data.size(), 3u);
+  EXPECT_EQ(data[0], data[1]);
+  EXPECT_EQ(data[1], data[2]);
+  EXPECT_EQ(Related("notifications/message"), std::vector<std::string>(3, R"("pair-1")"));
 }
 
 }  // namespace

@@ -151,14 +151,15 @@ class HttpFrontTest : public ::testing::Test {
       GTEST_SKIP() << "node is not installed";
     std::ofstream(dir_.path() / "policy.toml")
         << "[policy]\nname = \"http-test\"\n[agents.mcp-client]\nsyscalls = [\"tool.invoke\"]\n"
-           "[tools]\nallow = [\"a.*\"]\n"
+           "[tools]\nallow = [\"a.*\", \"b.*\"]\n"
            "[[flows]]\nid = \"no-external-to-writes\"\nfrom = [\"external\"]\n"
            "to = [\"tool:a.write_file\"]\n";
     std::ofstream(dir_.path() / "gateway.toml")
         << "[gateway]\npolicy = \"policy.toml\"\n[http]\nallowed_origins = "
            "[\"http://localhost:5173\"]\nmax_sessions = 3\n[[servers]]\nname = \"a\"\ncommand = \""
         << Node() << "\"\nargs = [\"" << Fixture() << "\"" << server_args_
-        << "]\ntimeout_ms = 5000\nclient_capabilities = [\"sampling\"]\n";
+        << "]\ntimeout_ms = 5000\nclient_capabilities = [\"sampling\"]\n"
+        << extra_servers_;
     Result<GatewayConfig> cfg = LoadGatewayConfig(dir_.path() / "gateway.toml");
     ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
     Result<std::shared_ptr<const policy::Policy>> p = policy::Policy::LoadFile(cfg->policy_file);
@@ -300,7 +301,8 @@ class HttpFrontTest : public ::testing::Test {
     return events.empty() ? Json() : events.back();
   }
 
-  std::string server_args_;  // more arguments of the fixture server, set by a derived fixture
+  std::string server_args_;    // more arguments of the fixture server, set by a derived fixture
+  std::string extra_servers_;  // more [[servers]] tables (named "b"), set by a derived fixture
   custos::testing::TempDir dir_;
   std::unique_ptr<kernel::Kernel> kernel_;
   std::unique_ptr<HttpFront> front_;
@@ -827,6 +829,47 @@ TEST_F(HttpFrontTest, AListenStreamOverHttpCarriesChangesUnderTheClientsId) {
     EXPECT_EQ(e["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "L1") << e;
   EXPECT_FALSE(listen->ended()) << "a listen stream lasts until the client closes it";
   listen->Hangup();
+}
+
+// A second fixture server, "b".
+class HttpFrontTwoServersTest : public HttpFrontTest {
+ protected:
+  HttpFrontTwoServersTest() {
+    extra_servers_ = "[[servers]]\nname = \"b\"\ncommand = \"" + Node() + "\"\nargs = [\"" +
+                     Fixture() + "\"]\ntimeout_ms = 5000\n";
+  }
+};
+
+TEST_F(HttpFrontTwoServersTest, AServerRequestGoesOnThePostOfTheCallItBelongsTo) {
+  const std::string sid = Open({{"sampling", Json::object()}});
+  // POST 1 waits for server b; POST 7's call is the only one in flight to server a, so a's
+  // sampling request belongs to it (decision 042), though POST 1 opened first.
+  auto hang = std::make_shared<FakeExchange>();
+  front_->Handle(Post({{"jsonrpc", "2.0"},
+                       {"id", 1},
+                       {"method", "tools/call"},
+                       {"params", {{"name", "b.hang"}, {"arguments", Json::object()}}}},
+                      sid),
+                 hang);
+  auto ask = StartAskClient(sid);
+  ASSERT_TRUE(ask->WaitBody("sampling/createMessage")) << ask->body();
+  EXPECT_THAT(hang->body(), ::testing::Not(HasSubstr("sampling/createMessage")));
+  const std::string body = ask->body();
+  const size_t data = body.find("data: {");
+  ASSERT_NE(data, std::string::npos);
+  Result<Message> req = ParseMessage(body.substr(data + 6, body.find('\n', data) - data - 6));
+  ASSERT_TRUE(req.ok());
+  auto [a, e2] =
+      Send(Post(Message::Response(req->id, {{"role", "assistant"},
+                                            {"content", {{"type", "text"}, {"text", "hi"}}},
+                                            {"model", "m"}})
+                    .ToJson(),
+                sid));
+  EXPECT_EQ(a.status, 202);
+  EXPECT_TRUE(ask->WaitBody("\"id\":7"));
+  auto [c, e3] = Send(
+      Post(Message::Notification("notifications/cancelled", {{"requestId", 1}}).ToJson(), sid));
+  EXPECT_EQ(c.status, 202);
 }
 
 class HttpFrontStatelessServerTest : public HttpFrontTest {

@@ -22,9 +22,16 @@ namespace custos::mcp {
 
 class Downstream {
  public:
+  // `call` is the id of the gateway's request whose answer carried the message (a Streamable
+  // HTTP POST's event stream), or 0 when nothing says which call it belongs to (stdio, the GET
+  // stream, a listen stream).
   struct Callbacks {
-    std::function<void(const Message&)> on_notification;
-    std::function<void(const Message&)> on_request;  // server → client request
+    std::function<void(const Message&, int64_t call)> on_notification;
+    std::function<void(const Message&, int64_t call)> on_request;  // server → client request
+    // Also "mcp.server.started" after every (re)start's handshake, and
+    // "mcp.server.listen_ended" when the server's listen stream ends other than by
+    // StopListening(), Listen() or Stop() (the server closed it, exited, or the connection
+    // dropped).
     std::function<void(const std::string& event, const Json& details)> on_event;
   };
 
@@ -40,6 +47,15 @@ class Downstream {
   // Answers a server → client request.
   virtual Status Respond(const Message& response) = 0;
   virtual void Stop() = 0;
+  // The server's subscriptions/listen stream (2026-07-28 servers only): sends the request with
+  // `params` (the envelope added) and returns the server's first answer, its
+  // notifications/subscriptions/acknowledged as a kResponse whose result is the
+  // acknowledgement's params, or its error. The stream then stays open: the change
+  // notifications on it go to on_notification without the subscriptionId stamp. One stream per
+  // server: a Listen() ends the previous one. A 2025 server gets no request (-32601).
+  virtual Result<Message> Listen(const Json& params) = 0;
+  // Ends the listen stream, if one is open (notifications/cancelled, or the POST aborted).
+  virtual void StopListening() = 0;
   // The client capabilities declared to a stateless (2026-07-28) server in every later request's
   // envelope ({} until set): the gateway sets the config's client_capabilities that its client
   // declared too, so a server asks (input_required) only for input the gateway can obtain. A 2025

@@ -38,6 +38,7 @@ inline constexpr std::string_view kMetaClientCapabilities =
     "io.modelcontextprotocol/clientCapabilities";
 inline constexpr std::string_view kMetaLogLevel = "io.modelcontextprotocol/logLevel";
 inline constexpr std::string_view kMetaServerInfo = "io.modelcontextprotocol/serverInfo";
+inline constexpr std::string_view kMetaSubscriptionId = "io.modelcontextprotocol/subscriptionId";
 
 // 2026-07-28 JSON-RPC error codes.
 inline constexpr int kHeaderMismatch = -32020;
@@ -74,6 +75,10 @@ Json StripEnvelope(const Json& params);
 // The methods a 2026-07-28 peer serves; anything else (initialize, ping, logging/setLevel,
 // resources/subscribe, …) does not exist in the era.
 bool IsStatelessMethod(std::string_view method);
+
+// A notification's _meta subscriptionId (null if it has none), removed from *n (and _meta with
+// it when nothing else is left): what a listen stream stamps on the notifications it carries.
+Json TakeSubscriptionId(Message* n);
 
 // `params` with the gateway's own 2026-07-28 envelope in _meta (protocolVersion, clientInfo
 // custos-mcp-gateway, and `client_capabilities` — an object, else {}), replacing any envelope

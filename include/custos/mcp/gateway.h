@@ -58,6 +58,10 @@ struct GatewayOptions {
   kernel::Kernel* kernel = nullptr;  // REQUIRES: outlives the gateway
   std::string run;                   // the client session's run id (generated if empty)
   std::function<void(const std::string& line)> send;  // to the client, one line per message
+  // Optional: a message that belongs to one client request in flight (a server's request or log
+  // message that arrived on the stream of that call, an HTTP back's POST), with that request's
+  // id (JSON, dumped), so a front can send it where that request is answered. Unset: `send`.
+  std::function<void(const std::string& line, const std::string& related)> send_related;
 };
 
 class Gateway {

@@ -76,6 +76,11 @@ class StdioServer final : public Downstream {
   Status Respond(const Message& response) override;
   // Stops the process (SIGKILL to its group) and fails pending calls.
   void Stop() override;
+  // subscriptions/listen rides stdin/stdout: the acknowledgement and the stamped notifications
+  // arrive among the server's other messages; the stream ends with the server's response to it,
+  // the process's exit, or notifications/cancelled from StopListening().
+  Result<Message> Listen(const Json& params) override;
+  void StopListening() override;
   void OfferClientCapabilities(const Json& capabilities) override;
 
   const ServerConfig& config() const override { return config_; }
@@ -107,6 +112,12 @@ class StdioServer final : public Downstream {
   void StderrLoop(std::shared_ptr<Proc> p);
   void OnExit(const std::shared_ptr<Proc>& p, const std::string& why);
   void KillProc(const std::shared_ptr<Proc>& p);
+  // A notification on the listen stream: the acknowledgement is taken for Listen(), the others
+  // lose their stamp; false for one stamped by another (an ended) stream. REQUIRES: mu_ held.
+  bool TakeListenNotification(Message* n);
+  // Ends the listen stream as the server's doing (its response, its exit): on_event is told.
+  void ListenEnded(const std::string& why);
+  void CancelListen();  // REQUIRES: listen_call_mu_ held
 
   const ServerConfig config_;
   const Callbacks cb_;
@@ -127,6 +138,12 @@ class StdioServer final : public Downstream {
   Json capabilities_;
   Json server_info_;
   Json offered_ = Json::object();  // guarded by mu_; see OfferClientCapabilities()
+  std::mutex listen_call_mu_;      // serialises Listen()/StopListening()
+  // The listen stream (guarded by mu_): its request id (0: none), whether it was acknowledged,
+  // and the answer Listen() waits for.
+  int64_t listen_id_ = 0;
+  bool listen_acked_ = false;
+  std::optional<Result<Message>> listen_answer_;
   std::mutex write_mu_;
   std::vector<std::shared_ptr<Proc>> old_procs_;  // joined on restart/destruction
 };

@@ -7,6 +7,8 @@
 //   B. @modelcontextprotocol/sdk 1.32 (a 2025-11-25 client) → `custos mcp stdio` →
 //      era_server.mjs --era=modern (@modelcontextprotocol/server 2.4 serving 2026-07-28 only: it
 //      refuses initialize). Compared with the 2.4 client pinned to 2026-07-28 straight to it.
+//      The server's tools list change reaches the client through the gateway's
+//      subscriptions/listen stream to it (decision 042).
 //   C. Multi round-trip (decision 034): the era_server `confirm` tool asks for an elicitation.
 //      2.4 client pinned to 2026-07-28 (it auto-fulfils input_required with its elicitation
 //      handler) → gateway → era_server --era=legacy (the SDK's shim sends elicitation/create);
@@ -24,7 +26,7 @@ import { StdioClientTransport as Stdio2 } from '@modelcontextprotocol/client/std
 import { StreamableHTTPClientTransport as Http2 } from '@modelcontextprotocol/client';
 import { Client as Client1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport as Stdio1 } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { ElicitRequestSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { spawn } from 'node:child_process';
 import { serveGateway } from './serve_gateway.mjs';
 import fs from 'node:fs';
@@ -217,7 +219,11 @@ let checked = 0;
   const gw = gatewayConfig('b', [{ name: 'md', args: mdArgs, tools: mdTools }]);
   const via = await connect1(custos, ['mcp', 'stdio', '--config', gw]);
   assert.equal(via.getServerVersion().name, 'custos-mcp-gateway');
+  const changed = new Promise((resolve) => via.setNotificationHandler(ToolListChangedNotificationSchema, resolve));
   checked += await compare('B/era-modern', 'md', direct, via, new Set(['confirm']));
+  // compare() called md.grow: the change came on the gateway's listen stream to the server.
+  await Promise.race([changed, new Promise((_, rej) => setTimeout(() => rej(new Error('no tools list change reached the 2025 client from the 2026-07-28 server')), 10000))]);
+  checked++;
   // A 2025 client refused by the server itself: the gateway is what makes it usable.
   await assert.rejects(connect1(process.execPath, mdArgs), 'a 2025 client cannot talk to the modern-only server directly');
   await Promise.all([direct.close(), via.close()]);
