@@ -312,6 +312,7 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, std::string_view
   GatewayConfig c;
   bool has_policy = false;
   std::string namespaces_at;  // where `namespaces` was set, for the error below
+  std::string secrets_at;     // likewise `secrets`
   for (const auto& [k, v] : doc) {
     const std::string key(k.str());
     if (key == "gateway") {
@@ -349,6 +350,18 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, std::string_view
             return Err(origin, gv, path + ": must be true or false");
           c.namespaces = b->get();
           namespaces_at = At(origin, gv.source());
+        } else if (gkey == "secrets") {
+          CUSTOS_ASSIGN_OR_RETURN(c.secrets, StrList(origin, gv, path));
+          for (const std::string& name : c.secrets) {
+            const bool valid =
+                !name.empty() && name.size() <= 64 &&
+                std::all_of(name.begin(), name.end(), [](char ch) {
+                  return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
+                });
+            if (!valid)
+              return Err(origin, gv, path + ": secret names are 1-64 characters of [A-Za-z0-9_-]");
+          }
+          secrets_at = At(origin, gv.source());
         } else {
           return Err(origin, gv, path + ": unknown key");
         }
@@ -413,6 +426,17 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, std::string_view
                   "gateway.namespaces: false needs exactly one [[servers]] entry (there are " +
                       std::to_string(c.servers.size()) + ")",
                   namespaces_at);
+  }
+  // The secrets tool is "custos.open_secret": no server may own the "custos." namespace then.
+  if (!c.secrets.empty()) {
+    for (const ServerConfig& sc : c.servers) {
+      if (sc.name == "custos") {
+        return Status(Reason::kMcpConfigError,
+                      "gateway.secrets: a server named \"custos\" would share the namespace of "
+                      "the gateway's custos.open_secret tool; rename it",
+                      secrets_at);
+      }
+    }
   }
   return c;
 }

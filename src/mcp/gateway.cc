@@ -118,6 +118,8 @@ constexpr int64_t kClientInputTimeoutMs = 120'000;  // a client's answer to one 
 constexpr size_t kMaxParkedExchanges = 16;          // stateless calls awaiting the client's retry
 constexpr size_t kMaxListenResources = 64;  // resourceSubscriptions of one subscriptions/listen
 
+constexpr std::string_view kOpenSecretTool = "custos.open_secret";
+
 std::string PinKey(const std::string& tool) { return "mcp.pin/" + tool; }
 std::string PendingKey(const std::string& tool) { return "mcp.pending/" + tool; }
 
@@ -847,23 +849,8 @@ struct Gateway::Impl {
     if (r.handle && shown)
       AddTaint(*r.handle);
     if (!r.decision.allowed()) {
-      const Decision& d = r.decision;
-      const Status st(d.reason, d.explanation);
-      Json data = {{"reason", std::string(ReasonName(d.reason))},
-                   {"stage", d.stage},
-                   {"rule", d.rule},
-                   {"decision_seq", r.receipt.decision_seq}};
-      if (!d.suggestion.empty())
-        data["suggestion"] = d.suggestion;
-      const int code =
-          d.reason == Reason::kMcpUnknownMethod ? kMethodNotFound
-          : d.reason == Reason::kMcpServerUnavailable || d.reason == Reason::kEffectTimeout
-              ? kServerUnavailable
-          : d.reason == Reason::kMcpUnknownTool ? kInvalidParams
-                                                : kDenied;
-      *error_out = Message::Error(
-          id, code, std::string(ReasonName(d.reason)) + ": " + d.explanation, std::move(data));
-      return Status(d.reason, d.explanation);
+      *error_out = RefusalError(id, r);
+      return Status(r.decision.reason, r.decision.explanation);
     }
     const Json& f = r.frame;
     if (f.is_object() && f.contains("error")) {
@@ -873,6 +860,78 @@ struct Gateway::Impl {
       return Status(Reason::kEffectFailed, "server error");
     }
     return f.is_object() && f.contains("result") ? f["result"] : Json::object();
+  }
+
+  // A kernel refusal as the JSON-RPC error the client gets (docs/mcp.md "Errors to the client").
+  static Message RefusalError(const Json& id, const kernel::SyscallResult& r) {
+    const Decision& d = r.decision;
+    Json data = {{"reason", std::string(ReasonName(d.reason))},
+                 {"stage", d.stage},
+                 {"rule", d.rule},
+                 {"decision_seq", r.receipt.decision_seq}};
+    if (!d.suggestion.empty())
+      data["suggestion"] = d.suggestion;
+    const int code =
+        d.reason == Reason::kMcpUnknownMethod ? kMethodNotFound
+        : d.reason == Reason::kMcpServerUnavailable || d.reason == Reason::kEffectTimeout
+            ? kServerUnavailable
+        : d.reason == Reason::kMcpUnknownTool ? kInvalidParams
+                                              : kDenied;
+    return Message::Error(id, code, std::string(ReasonName(d.reason)) + ": " + d.explanation,
+                          std::move(data));
+  }
+
+  // The gateway's own tool (gateway.toml [gateway] secrets): a handle to one of those secrets,
+  // for the client to put in a server tool's arguments as {{h_...}}. It is a recorded secret.open
+  // bound to "mcp:<server>" (the policy's agents and destinations decide); the value never
+  // reaches the client, and the kernel substitutes it only in a call to a server the secret's
+  // destinations list. The handle is not the session's taint: the client saw no content.
+  Json OpenSecretTool() const {
+    return {
+        {"name", std::string(kOpenSecretTool)},
+        {"title", "Open a secret handle"},
+        {"description",
+         "Returns a handle such as {{h_...}} to one of the user's secrets. Put the handle, "
+         "never a secret value, in an argument of a tool of `server`; Custos substitutes "
+         "the secret only in calls to the servers the user's policy allows."},
+        {"inputSchema",
+         {{"type", "object"},
+          {"properties",
+           {{"name", {{"type", "string"}, {"enum", shared->config.secrets}}},
+            {"server", {{"type", "string"}, {"description", "the MCP server the handle is for"}}}}},
+          {"required", Json::array({"name", "server"})}}},
+        {"annotations", {{"readOnlyHint", true}, {"openWorldHint", false}}}};
+  }
+
+  void OpenSecret(const Message& req, const Json& args) {
+    const std::string name = args.is_object() ? args.value("name", "") : "";
+    const std::string server = args.is_object() ? args.value("server", "") : "";
+    const auto& allowed = shared->config.secrets;
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end() ||
+        shared->Find(server) == nullptr) {
+      Finish(req.id, Message::Error(req.id, kInvalidParams,
+                                    "custos.open_secret needs `name`, one of gateway.toml's "
+                                    "[gateway] secrets, and `server`, a configured server",
+                                    StatusData(Status(Reason::kInvalidArgument, ""))));
+      return;
+    }
+    kernel::Syscall call;
+    call.agent = shared->config.agent;
+    call.run = run;
+    call.kind = SyscallKind::kSecretOpen;
+    call.target = name;
+    call.args = {{"destination", "mcp:" + server}};
+    shared->wallet->Attach(call);
+    kernel::SyscallResult r = shared->kernel->Execute(call);
+    if (!r.decision.allowed() || !r.handle) {
+      Finish(req.id, RefusalError(req.id, r));
+      return;
+    }
+    const std::string ref = "{{" + r.handle->id + "}}";
+    Json result = {{"content", {{{"type", "text"}, {"text", ref}}}},
+                   {"structuredContent", {{"handle", ref}, {"server", server}}}};
+    DowngradeForClient(ClientVersion(), "tools/call", &result);
+    Finish(req.id, Message::Response(req.id, std::move(result)));
   }
 
   // A paginated list across servers: one server page per client page.
@@ -918,6 +977,8 @@ struct Gateway::Impl {
       }
       break;
     }
+    if (next.is_null() && method == "tools/list" && !shared->config.secrets.empty())
+      items.push_back(OpenSecretTool());  // on the last page
     Json result = {{key, std::move(items)}};
     if (!next.is_null())
       result["nextCursor"] = next;
@@ -1283,6 +1344,9 @@ struct Gateway::Impl {
       List(req, m, "resourceTemplates");
     } else if (m == "prompts/list") {
       List(req, m, "prompts");
+    } else if (m == "tools/call" && !shared->config.secrets.empty() &&
+               p.value("name", Json()) == kOpenSecretTool) {
+      OpenSecret(req, p.value("arguments", Json::object()));
     } else if (m == "tools/call") {
       auto [b, name] = SplitName(p.value("name", Json()));
       Json args = p.value("arguments", Json::object());
@@ -1484,7 +1548,7 @@ struct Gateway::Impl {
         for (const Json& id : ids) {
           Json p = n.params;
           p["uri"] = uri;
-          p["_meta"] = {{"io.modelcontextprotocol/subscriptionId", id}};
+          p["_meta"] = {{std::string(kMetaSubscriptionId), id}};
           Send(Message::Notification(m, std::move(p)));
         }
         return;
@@ -1504,8 +1568,7 @@ struct Gateway::Impl {
           }
         }
         for (const Json& id : ids) {
-          Send(Message::Notification(
-              m, {{"_meta", {{"io.modelcontextprotocol/subscriptionId", id}}}}));
+          Send(Message::Notification(m, {{"_meta", {{std::string(kMetaSubscriptionId), id}}}}));
         }
       });
       return;
@@ -2064,9 +2127,9 @@ struct Gateway::Impl {
       Send(Message::Error(msg.id, kInternalError, "Subscription limit reached"));
       return;
     }
-    Send(Message::Notification("notifications/subscriptions/acknowledged",
-                               {{"notifications", honored},
-                                {"_meta", {{"io.modelcontextprotocol/subscriptionId", msg.id}}}}));
+    Send(Message::Notification(
+        "notifications/subscriptions/acknowledged",
+        {{"notifications", honored}, {"_meta", {{std::string(kMetaSubscriptionId), msg.id}}}}));
   }
 
   // A listen stream's resource subscription: the first listener of a URI subscribes at its

@@ -543,10 +543,10 @@ struct Session {
       it->second->Push(m.Serialize(), false);
       return;
     }
-    static constexpr const char* kSubscriptionId = "io.modelcontextprotocol/subscriptionId";
+    const std::string sub_key(kMetaSubscriptionId);
     if (m.params.contains("_meta") && m.params["_meta"].is_object() &&
-        m.params["_meta"].contains(kSubscriptionId)) {
-      Json& sub = m.params["_meta"][kSubscriptionId];
+        m.params["_meta"].contains(sub_key)) {
+      Json& sub = m.params["_meta"][sub_key];
       if (std::shared_ptr<Post> p = restore(sub.dump(), &sub))
         p->Push(m.Serialize(), false);
       return;

@@ -157,6 +157,20 @@ TEST(GatewayConfigTest, AuthKeysComeFromAFileOrAnIssuerUrl) {
               StatusIs(Reason::kMcpConfigError));
 }
 
+TEST(GatewayConfigTest, SecretsTheClientMayAskHandlesOf) {
+  const std::string head = "[gateway]\npolicy = \"p\"\n";
+  const std::string server = "[[servers]]\nname = \"custos\"\nurl = \"http://127.0.0.1:9/mcp\"\n";
+  Result<GatewayConfig> c = Parse(head + "secrets = [\"deploy_token\", \"gh-pat\"]\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->secrets, (std::vector<std::string>{"deploy_token", "gh-pat"}));
+  EXPECT_THAT(Parse(head + "secrets = [\"a b\"]\n"), StatusIs(Reason::kMcpConfigError));
+  Result<GatewayConfig> clash = Parse(head + "secrets = [\"t\"]\n" + server);
+  ASSERT_THAT(clash, StatusIs(Reason::kMcpConfigError));
+  EXPECT_THAT(std::string(clash.status().message()), ::testing::HasSubstr("custos.open_secret"));
+  EXPECT_THAT(std::string(clash.status().at()), ::testing::StartsWith("gw.toml:3:"));
+  EXPECT_TRUE(Parse(head + server).ok()) << "a server may be called custos without secrets";
+}
+
 TEST(GatewayConfigTest, MissingFileIsNotFound) {
   EXPECT_THAT(LoadGatewayConfig("/nonexistent/gw.toml"), StatusIs(Reason::kNotFound));
 }

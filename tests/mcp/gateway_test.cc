@@ -76,12 +76,12 @@ class GatewayTest : public ::testing::Test {
       to += "\"tool:" + s.name + ".write_file\",";
     }
     std::ofstream(dir_.path() / "policy.toml")
-        << "[policy]\nname = \"gw-test\"\n[agents.mcp-client]\nsyscalls = [\"tool.invoke\"]\n"
-           "[tools]\nallow = [" +
+        << "[policy]\nname = \"gw-test\"\n[agents.mcp-client]\nsyscalls = [\"tool.invoke\", "
+           "\"secret.open\"]\n[tools]\nallow = [" +
                allow + "]\n" + tools_extra_ + "[secrets.token]\nsource = \"env:" + kSecretEnv +
-               "\"\nagents = [\"mcp-client\"]\n"
-               "[[flows]]\nid = \"no-external-to-writes\"\nfrom = [\"external\"]\nto = [" +
-               to + "]\n";
+               "\"\nagents = [\"mcp-client\"]\n" + secret_extra_ +
+               "[[flows]]\nid = \"no-external-to-writes\"\nfrom = [\"external\"]\nto = [" + to +
+               "]\n";
     std::string gw = "[gateway]\npolicy = \"policy.toml\"\n" + gateway_extra;
     for (const ServerOpt& s : servers) {
       gw += "[[servers]]\nname = \"" + s.name + "\"\ncommand = \"" + Node() + "\"\nargs = [\"" +
@@ -194,7 +194,8 @@ class GatewayTest : public ::testing::Test {
     return names;
   }
 
-  std::string tools_extra_;  // TOML lines inside [tools]
+  std::string tools_extra_;   // TOML lines inside [tools]
+  std::string secret_extra_;  // TOML lines inside [secrets.token]
   testing::TempDir dir_;
   std::unique_ptr<kernel::Kernel> kernel_;
   std::unique_ptr<InProcessClient> client_;
@@ -991,6 +992,47 @@ TEST_F(GatewayTest, CancelledRequestsGetNoResponseAndTheServerIsToldNotKilled) {
   for (const Json& e : Log("tool.invoke"))
     cancelled = cancelled || e.value("reason", "") == "mcp_cancelled";
   EXPECT_TRUE(cancelled);
+}
+
+// custos.open_secret (gateway.toml [gateway] secrets): the client gets a handle, never the value;
+// the kernel substitutes it only in calls to a server the secret's destinations list.
+TEST_F(GatewayTest, SecretHandlesReachOnlyTheServersThePolicyLists) {
+  secret_extra_ = "destinations = [\"mcp:a\"]\n";
+  Open({{"a", {}}, {"b", {}}}, "secrets = [\"token\"]\n");
+  Init();
+  std::vector<std::string> names = ToolNames();
+  EXPECT_EQ(names.back(), "custos.open_secret");
+  Message opened = Call("custos.open_secret", {{"name", "token"}, {"server", "a"}});
+  ASSERT_EQ(ReasonOf(opened), "ok") << opened.Serialize();
+  const std::string ref = Text(opened);
+  ASSERT_THAT(ref, ::testing::MatchesRegex("\\{\\{h_[A-Za-z0-9]+\\}\\}"));
+  EXPECT_EQ(opened.Serialize().find(kSecret), std::string::npos);
+
+  // Server a received the value (its echo comes back redacted, not as the reference)...
+  Message echoed = Call("a.echo", {{"auth", "Bearer " + ref}});
+  ASSERT_EQ(ReasonOf(echoed), "ok") << echoed.Serialize();
+  EXPECT_THAT(Text(echoed), ::testing::HasSubstr("Bearer [redacted:token]"));
+  EXPECT_EQ(echoed.Serialize().find(kSecret), std::string::npos);
+  // ...server b may not: a recorded refusal before the call, and no handle for it either.
+  Message refused = Call("b.echo", {{"auth", ref}});
+  EXPECT_EQ(ReasonOf(refused), "secret_not_allowed") << refused.Serialize();
+  EXPECT_EQ(refused.error_code, -32010);
+  EXPECT_EQ(ReasonOf(Call("custos.open_secret", {{"name", "token"}, {"server", "b"}})),
+            "secret_not_allowed");
+  EXPECT_EQ(Call("custos.open_secret", {{"name", "other"}, {"server", "a"}}).error_code,
+            kInvalidParams);
+  // The log has the references, never the value.
+  for (const Json& e : Log())
+    EXPECT_EQ(e.dump().find(kSecret), std::string::npos) << e.dump();
+}
+
+TEST_F(GatewayTest, WithoutConfiguredSecretsThereIsNoSecretTool) {
+  Open({{"a", {}}});
+  Init();
+  for (const std::string& n : ToolNames())
+    EXPECT_NE(n, "custos.open_secret");
+  EXPECT_EQ(Call("custos.open_secret", {{"name", "token"}, {"server", "a"}}).error_code,
+            kInvalidParams);
 }
 
 // Answers the gateway's sampling requests (as a client would) until stopped.

@@ -13,6 +13,7 @@
 //   namespaces = true             # false: the client sees the server's own names ("tool", not
 //                                 #   "fs.tool"); only with exactly one server. The kernel target
 //                                 #   and the policy keep the server prefix either way.
+//   secrets = ["deploy_token"]    # the client may ask handles of these (custos.open_secret)
 //
 //   [[servers]]
 //   name = "fs"                   # [a-z][a-z0-9-]{0,31}: tools become "fs.<tool>"
@@ -111,6 +112,10 @@ struct GatewayConfig {
   std::string agent = "mcp-client";
   PinMode pin = PinMode::kFirstUse;
   bool namespaces = true;
+  // Secrets the client may ask a handle of with the gateway's own tool custos.open_secret: a
+  // recorded secret.open bound to "mcp:<server>"; the handle is substituted only toward servers
+  // the secret's policy lists. Empty: no such tool.
+  std::vector<std::string> secrets;
   std::vector<ServerConfig> servers;
   HttpFrontConfig http;
 };
