@@ -109,6 +109,13 @@ Status CheckServerUrl(const std::string& url) {
                     host.substr(0, 64) + "'");
 }
 
+// An agent or secret name as gateway.toml may name it: 1-64 characters of [A-Za-z0-9_-].
+bool PolicyName(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
 Status ParseAuth(std::string_view origin, const toml::node& n,
                  const std::filesystem::path& base_dir, HttpAuthConfig* a) {
   const toml::table* t = n.as_table();
@@ -159,12 +166,7 @@ Status ParseAuth(std::string_view origin, const toml::node& n,
         const std::string subject(sk.str());
         const std::string spath = path + ".\"" + subject + "\"";
         CUSTOS_ASSIGN_OR_RETURN(std::string agent, Str(origin, sv, spath));
-        const bool valid =
-            !agent.empty() && agent.size() <= 64 &&
-            std::all_of(agent.begin(), agent.end(), [](char c) {
-              return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-            });
-        if (!valid)
+        if (!PolicyName(agent))
           return Err(origin, sv, spath + ": agent names are 1-64 characters of [A-Za-z0-9_-]");
         if (subject.empty())
           return Err(origin, sv, path + ": a subject must not be empty");
@@ -353,12 +355,7 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, std::string_view
         } else if (gkey == "secrets") {
           CUSTOS_ASSIGN_OR_RETURN(c.secrets, StrList(origin, gv, path));
           for (const std::string& name : c.secrets) {
-            const bool valid =
-                !name.empty() && name.size() <= 64 &&
-                std::all_of(name.begin(), name.end(), [](char ch) {
-                  return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
-                });
-            if (!valid)
+            if (!PolicyName(name))
               return Err(origin, gv, path + ": secret names are 1-64 characters of [A-Za-z0-9_-]");
           }
           secrets_at = At(origin, gv.source());

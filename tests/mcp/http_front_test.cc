@@ -241,6 +241,16 @@ class HttpFrontTest : public ::testing::Test {
     return j.ok() ? *j : Json();
   }
 
+  // The client's answer "hi" to the gateway's sampling request `id`, POSTed; its HTTP status.
+  int AnswerSampling(const std::string& sid, const Json& id) {
+    return Send(Post(Message::Response(id, {{"role", "assistant"},
+                                            {"content", {{"type", "text"}, {"text", "hi"}}},
+                                            {"model", "m"}})
+                         .ToJson(),
+                     sid))
+        .first.status;
+  }
+
   // Starts a tools/call (id 7) of the fixture's ask_client, which asks the client for sampling,
   // and returns its exchange without waiting for the answer.
   std::shared_ptr<FakeExchange> StartAskClient(const std::string& sid) {
@@ -432,13 +442,7 @@ TEST_F(HttpFrontTest, ServerRequestDuringACallTurnsThePostIntoAnEventStream) {
   ASSERT_TRUE(req.ok());
   EXPECT_TRUE(req->is_request());
   // ...the client answers with a POST of its own (202), and the call's result ends the stream.
-  auto [a, e2] =
-      Send(Post(Message::Response(req->id, {{"role", "assistant"},
-                                            {"content", {{"type", "text"}, {"text", "hi"}}},
-                                            {"model", "m"}})
-                    .ToJson(),
-                sid));
-  EXPECT_EQ(a.status, 202);
+  EXPECT_EQ(AnswerSampling(sid, req->id), 202);
   ASSERT_TRUE(ex->WaitBody("\"id\":7"));
   HttpAnswer head = ex->WaitDone();
   EXPECT_TRUE(ex->ended());
@@ -622,13 +626,7 @@ TEST_F(HttpFrontTest, AResumedPostStreamDeliversTheCallsResponse) {
   const size_t data = body.find("data: {");
   Result<Message> req = ParseMessage(body.substr(data + 6, body.find('\n', data) - data - 6));
   ASSERT_TRUE(req.ok());
-  auto [a, e2] =
-      Send(Post(Message::Response(req->id, {{"role", "assistant"},
-                                            {"content", {{"type", "text"}, {"text", "hi"}}},
-                                            {"model", "m"}})
-                    .ToJson(),
-                sid));
-  EXPECT_EQ(a.status, 202);
+  EXPECT_EQ(AnswerSampling(sid, req->id), 202);
   // GET + Last-Event-ID resumes the POST's stream (not the session's GET stream): the response
   // arrives there and the stream ends, as the POST's would have.
   std::shared_ptr<FakeExchange> resumed;
@@ -859,13 +857,7 @@ TEST_F(HttpFrontTwoServersTest, AServerRequestGoesOnThePostOfTheCallItBelongsTo)
   ASSERT_NE(data, std::string::npos);
   Result<Message> req = ParseMessage(body.substr(data + 6, body.find('\n', data) - data - 6));
   ASSERT_TRUE(req.ok());
-  auto [a, e2] =
-      Send(Post(Message::Response(req->id, {{"role", "assistant"},
-                                            {"content", {{"type", "text"}, {"text", "hi"}}},
-                                            {"model", "m"}})
-                    .ToJson(),
-                sid));
-  EXPECT_EQ(a.status, 202);
+  EXPECT_EQ(AnswerSampling(sid, req->id), 202);
   EXPECT_TRUE(ask->WaitBody("\"id\":7"));
   auto [c, e3] = Send(
       Post(Message::Notification("notifications/cancelled", {{"requestId", 1}}).ToJson(), sid));
